@@ -1,0 +1,1 @@
+"""Adapters implementing :mod:`beatsync.ports` (local and Google Cloud)."""

@@ -1,0 +1,127 @@
+"""Audio analysis: ``analyze(source, method, fps) -> BeatMap``.
+
+Deterministic for a given file, method and fps. Silence gives an empty beat list and tempo 0;
+unusable files raise :class:`beatsync.errors.MediaError` with a code.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..errors import InvalidRequest
+
+if TYPE_CHECKING:  # keep `import beatsync.analysis` cheap until analyze() runs
+    from ..contracts import BeatMap
+    from ..ports import BlobStore
+    from .decode import Source
+
+METHODS = ("librosa", "madmom", "hybrid")
+DEFAULT_MAX_DURATION = 15 * 60.0
+SILENCE_DBFS = -60.0
+
+__all__ = ["METHODS", "analyze"]
+
+
+def analyze(
+    source: "Source",
+    method: str = "hybrid",
+    fps: float = 30,
+    *,
+    max_duration: float = DEFAULT_MAX_DURATION,
+    cache: "BlobStore | None" = None,
+) -> "BeatMap":
+    """Analyse a song (or a video's soundtrack) and return its beat map.
+
+    ``cache``: a blob store; a second analysis of the same bytes with the same method, fps and
+    library versions returns the stored map.
+    """
+    if method not in METHODS:
+        raise InvalidRequest(f"unknown analysis method {method!r}; use one of {', '.join(METHODS)}",
+                             code="invalid_method")
+    if not (0 < float(fps) <= 240):
+        raise InvalidRequest(f"fps must be in (0, 240], got {fps}", code="invalid_fps")
+    started = time.perf_counter()
+    from ._libs import library_versions
+    from .cache import BeatMapCache, variant_key
+    from .decode import content_hash, read_source_bytes
+
+    data = read_source_bytes(source)
+    audio_hash = content_hash(data)
+    analyzer = library_versions()
+    variant = variant_key(method, float(fps), analyzer, {"max_duration": max_duration})
+    store = BeatMapCache(cache) if cache is not None else None
+    if store is not None:
+        hit = store.get(audio_hash, variant)
+        if hit is not None:
+            return hit.model_copy(update={"processing_time_ms": round((time.perf_counter() - started) * 1000, 3)})
+    beat_map = _analyze_bytes(source, data, audio_hash, method, float(fps), max_duration, analyzer, started)
+    if store is not None:
+        store.put(beat_map, variant)
+    return beat_map
+
+
+def _analyze_bytes(source, data, audio_hash, method, fps, max_duration, analyzer, started) -> "BeatMap":
+    import numpy as np
+
+    from ..contracts import Bar, Beat, BeatMap, Section
+    from . import trackers
+    from .decode import ANALYSIS_SR, decode_audio
+    from .features import FEATURE_SR, beat_strengths, compute_features, resample
+    from .sections import detect_sections
+
+    audio = decode_audio(source, sample_rate=ANALYSIS_SR, max_duration=max_duration, data=data)
+    duration = audio.duration
+    peak = float(np.max(np.abs(audio.samples))) if audio.samples.size else 0.0
+    silent = peak <= 10 ** (SILENCE_DBFS / 20) or duration < 1.0
+
+    def finish(track: "trackers.Tracking | None", sections) -> BeatMap:
+        beats, bars = [], []
+        tempo = confidence = 0.0
+        meter = 0
+        if track is not None and len(track.times) >= 2:
+            times = track.times
+            strengths = beat_strengths(features, times)
+            meter = track.beats_per_bar
+            bar = -1
+            for i, (t, pos) in enumerate(zip(times, track.positions)):
+                if pos == 1:
+                    bar += 1
+                    bars.append([bar, float(t), i])
+                beats.append(
+                    Beat(
+                        index=i, time=round(float(t), 4), frame=int(round(float(t) * fps)),
+                        strength=float(strengths[i]), is_downbeat=bool(pos == 1), bar=bar,
+                        beat_in_bar=int(pos),
+                    )
+                )
+            tempo = round(60.0 / float(np.median(np.diff(times))), 2)
+            confidence = round(0.5 * track.salience + 0.5 * trackers.regularity(times), 4)
+            bar_objs = []
+            for k, (index, start, beat_index) in enumerate(bars):
+                end_index = bars[k + 1][2] if k + 1 < len(bars) else len(times)
+                end = bars[k + 1][1] if k + 1 < len(bars) else min(duration, float(times[-1]) + 60.0 / tempo)
+                bar_objs.append(Bar(index=index, start_time=round(start, 4), end_time=round(end, 4),
+                                    beat_index=beat_index, num_beats=end_index - beat_index))
+            bars = bar_objs
+        return BeatMap(
+            tempo=tempo, duration=round(duration, 4), fps=fps, total_beats=len(beats), beats_per_bar=meter,
+            time_signature=f"{meter}/4" if meter else "none", confidence=confidence, beats=beats, bars=bars,
+            sections=[Section(**vars(s)) for s in sections], detection_method=method,
+            processing_time_ms=round((time.perf_counter() - started) * 1000, 3), audio_hash=audio_hash,
+            analyzer=analyzer,
+        )
+
+    if silent:
+        features = None
+        return finish(None, [])
+    features = compute_features(resample(audio.samples, audio.sample_rate, FEATURE_SR))
+    if method == "librosa":
+        track = trackers.track_librosa(features)
+    elif method == "madmom":
+        track = trackers.track_madmom(audio.samples, audio.sample_rate)
+    else:
+        track = trackers.track_hybrid(features, audio.samples, audio.sample_rate)
+    downbeats = track.times[track.positions == 1] if len(track.times) else np.zeros(0)
+    sections = detect_sections(features, track.times, downbeats, duration)
+    return finish(track, sections)

@@ -1,0 +1,178 @@
+"""Beat trackers: each returns beat times, their bar positions and the meter.
+
+* ``librosa``: dynamic-programming beat tracker over the onset envelope, with a log-normal
+  tempo prior centred on 120 BPM; bar phase and meter from accents (:mod:`.meter`).
+* ``madmom``: one pass of the RNN downbeat network (beats and downbeats together) decoded
+  by a DBN that considers 3 and 4 beats per bar.
+* ``hybrid``: the same network activations, fused with librosa's onset envelope, decoded by
+  the DBN inside a tempo window both libraries agree on (this resolves octave errors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._libs import librosa, madmom_downbeat_rnn
+from .features import FEATURE_SR, FRAME_RATE, HOP, Features
+from .meter import infer_bar_positions
+
+MADMOM_FPS = 100
+MIN_BPM, MAX_BPM = 55.0, 215.0
+PRIOR_BPM = 120.0
+
+
+@dataclass(frozen=True)
+class Tracking:
+    times: np.ndarray  # beat times in seconds, increasing
+    positions: np.ndarray  # 1 = downbeat
+    beats_per_bar: int
+    salience: float  # 0..1, how clearly the tracker heard a pulse (for the confidence)
+
+
+def _empty() -> Tracking:
+    return Tracking(np.zeros(0), np.zeros(0, int), 0, 0.0)
+
+
+def librosa_tempo(features: Features) -> float:
+    lr = librosa()
+    tempo = lr.feature.tempo(
+        onset_envelope=features.onset, sr=FEATURE_SR, hop_length=HOP, start_bpm=PRIOR_BPM, std_bpm=1.0,
+        max_tempo=MAX_BPM,
+    )
+    return float(np.atleast_1d(tempo)[0])
+
+
+def track_librosa(features: Features) -> Tracking:
+    lr = librosa()
+    if not np.any(features.onset > 0):
+        return _empty()
+    bpm = librosa_tempo(features)
+    _, frames = lr.beat.beat_track(
+        onset_envelope=features.onset, sr=FEATURE_SR, hop_length=HOP, bpm=bpm, tightness=100, trim=True,
+        units="frames",
+    )
+    times = np.asarray(frames, dtype=float) / FRAME_RATE
+    if len(times) < 2:
+        return _empty()
+    positions, meter = infer_bar_positions(features, times)
+    return Tracking(times, positions, meter, _pulse_clarity(features, times))
+
+
+def madmom_activations(y44: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(frames, 2) beat and downbeat activations at 100 fps from the RNN ensemble."""
+    from madmom.audio.signal import Signal
+
+    signal = Signal(y44, sample_rate=sample_rate, num_channels=1)
+    return np.asarray(madmom_downbeat_rnn()(signal), dtype=np.float32)
+
+
+def _dbn(activations: np.ndarray, min_bpm: float = MIN_BPM, max_bpm: float = MAX_BPM) -> tuple[np.ndarray, np.ndarray]:
+    from madmom.features.downbeats import DBNDownBeatTrackingProcessor
+
+    if activations.shape[0] < MADMOM_FPS or float(activations.max(initial=0.0)) < 0.05:
+        return np.zeros(0), np.zeros(0, int)
+    dbn = DBNDownBeatTrackingProcessor(
+        beats_per_bar=[3, 4], min_bpm=min_bpm, max_bpm=max_bpm, fps=MADMOM_FPS, num_tempi=60
+    )
+    result = np.asarray(dbn(activations))
+    if result.ndim != 2 or result.shape[0] == 0:
+        return np.zeros(0), np.zeros(0, int)
+    return result[:, 0].astype(float), result[:, 1].astype(int)
+
+
+def _from_dbn(times: np.ndarray, positions: np.ndarray, activations: np.ndarray) -> Tracking:
+    if len(times) < 2:
+        return _empty()
+    meter = int(np.bincount(positions).argmax()) if len(positions) else 4
+    meter = int(positions.max()) if positions.max() in (3, 4) else meter
+    idx = np.clip(np.round(times * MADMOM_FPS).astype(int), 0, activations.shape[0] - 1)
+    salience = float(np.clip(activations[idx].sum(axis=1).mean(), 0.0, 1.0))
+    return Tracking(times, positions, meter, salience)
+
+
+def track_madmom(y44: np.ndarray, sample_rate: int, activations: np.ndarray | None = None) -> Tracking:
+    act = madmom_activations(y44, sample_rate) if activations is None else activations
+    times, positions = _dbn(act)
+    return _from_dbn(times, positions, act)
+
+
+def _onset_at_madmom_rate(features: Features, n: int) -> np.ndarray:
+    src_t = np.arange(features.n_frames) / FRAME_RATE
+    dst_t = np.arange(n) / MADMOM_FPS
+    env = np.interp(dst_t, src_t, features.onset)
+    ref = np.percentile(env, 99) if env.size else 0.0
+    return np.clip(env / ref, 0.0, 1.0) if ref > 0 else np.zeros(n)
+
+
+def _activation_tempo(beat_act: np.ndarray) -> float:
+    """Dominant tempo of the beat activation by autocorrelation (55..215 BPM)."""
+    x = beat_act - beat_act.mean()
+    if not np.any(x):
+        return 0.0
+    ac = np.correlate(x, x, mode="full")[len(x) - 1 :]
+    lags = np.arange(int(MADMOM_FPS * 60 / MAX_BPM), int(MADMOM_FPS * 60 / MIN_BPM) + 1)
+    lags = lags[lags < len(ac)]
+    if len(lags) == 0:
+        return 0.0
+    return 60.0 * MADMOM_FPS / lags[np.argmax(ac[lags])]
+
+
+def agreed_tempo(tempo_a: float, tempo_b: float, tolerance: float = 0.08) -> float | None:
+    """Tempo both estimates support, resolving double/half (and 2/3, 3/2) octave errors.
+
+    Returns ``None`` when they do not agree in any octave. Where they agree only up to an
+    octave, the estimate nearer the 120 BPM prior wins.
+    """
+    if tempo_a <= 0 or tempo_b <= 0:
+        return None
+    if abs(tempo_a / tempo_b - 1.0) <= tolerance:
+        return (tempo_a + tempo_b) / 2.0
+    for ratio in (2.0, 0.5, 1.5, 2.0 / 3.0, 3.0, 1.0 / 3.0):
+        if abs(tempo_a / (tempo_b * ratio) - 1.0) <= tolerance:
+            return min((tempo_a, tempo_b), key=lambda t: abs(np.log2(t / PRIOR_BPM)))
+    return None
+
+
+#: weight of librosa's onset envelope in the fused beat activation
+HYBRID_ONSET_WEIGHT = 0.2
+#: half-width of the DBN's tempo window around the agreed tempo
+HYBRID_TEMPO_WINDOW = 1.2
+
+
+def track_hybrid(features: Features, y44: np.ndarray, sample_rate: int) -> Tracking:
+    act = madmom_activations(y44, sample_rate)
+    if act.shape[0] == 0:
+        return _empty()
+    onset = _onset_at_madmom_rate(features, act.shape[0])
+    fused = act.copy()
+    fused[:, 0] = (1.0 - HYBRID_ONSET_WEIGHT) * act[:, 0] + HYBRID_ONSET_WEIGHT * onset * (1.0 - act[:, 1])
+    tempo_rnn = _activation_tempo(act.sum(axis=1))
+    tempo_lr = librosa_tempo(features) if np.any(features.onset > 0) else 0.0
+    tempo = agreed_tempo(tempo_rnn, tempo_lr)
+    if tempo is None:
+        times, positions = _dbn(fused)
+    else:
+        lo = max(MIN_BPM * 0.8, tempo / HYBRID_TEMPO_WINDOW)
+        hi = min(MAX_BPM * 1.2, tempo * HYBRID_TEMPO_WINDOW)
+        times, positions = _dbn(fused, lo, hi)
+    return _from_dbn(times, positions, act)
+
+
+def _pulse_clarity(features: Features, times: np.ndarray) -> float:
+    """Onset strength on the beats against half-way between them, 0..1."""
+    if len(times) < 2:
+        return 0.0
+    mids = (times[:-1] + times[1:]) / 2.0
+    on = features.onset[features.frames(times)].mean()
+    off = features.onset[features.frames(mids)].mean()
+    return float(np.clip((on - off) / (on + 1e-9), 0.0, 1.0))
+
+
+def regularity(times: np.ndarray) -> float:
+    if len(times) < 3:
+        return 0.0
+    ibi = np.diff(times)
+    cv = ibi.std() / max(ibi.mean(), 1e-9)
+    return float(np.clip(1.0 - 4.0 * cv, 0.0, 1.0))

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SectionName = Literal["intro", "verse", "chorus", "bridge", "build", "drop", "outro"]
+Method = Literal["librosa", "madmom", "hybrid"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Beat(_Model):
+    index: int = Field(ge=0)
+    time: float = Field(ge=0)
+    frame: int = Field(ge=0)
+    strength: float = Field(ge=0, le=1)
+    is_downbeat: bool
+    bar: int = Field(ge=-1)
+    beat_in_bar: int = Field(ge=1, le=12)
+
+
+class Bar(_Model):
+    index: int = Field(ge=0)
+    start_time: float = Field(ge=0)
+    end_time: float = Field(ge=0)
+    beat_index: int = Field(ge=0)
+    num_beats: int = Field(ge=1)
+
+
+class Section(_Model):
+    name: SectionName
+    start_time: float = Field(ge=0)
+    end_time: float = Field(ge=0)
+    energy: float = Field(ge=0, le=1)
+    label: str = Field(pattern=r"^[A-Z]$")
+
+    @property
+    def duration(self) -> float:
+        return self.end_time - self.start_time
+
+
+class BeatMap(_Model):
+    schema_version: Literal[1] = 1
+    tempo: float = Field(ge=0)
+    duration: float = Field(ge=0)
+    fps: float = Field(gt=0)
+    total_beats: int = Field(ge=0)
+    beats_per_bar: int = Field(ge=0, le=12)
+    time_signature: str = Field(pattern=r"^([0-9]{1,2}/4|none)$")
+    confidence: float = Field(ge=0, le=1)
+    beats: list[Beat]
+    bars: list[Bar]
+    sections: list[Section]
+    detection_method: Method
+    processing_time_ms: float = Field(ge=0)
+    audio_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    analyzer: str
+
+    @property
+    def downbeats(self) -> list[Beat]:
+        return [b for b in self.beats if b.is_downbeat]
+
+    def section_at(self, t: float) -> Section | None:
+        for s in self.sections:
+            if s.start_time <= t < s.end_time:
+                return s
+        return self.sections[-1] if self.sections and t >= self.sections[-1].start_time else None
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)

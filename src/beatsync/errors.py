@@ -1,0 +1,75 @@
+"""One root error type; every error carries a machine-readable ``code``.
+
+Adapters (HTTP, CLI, jobs) map these to responses: ``http_status`` is the status an HTTP
+layer should answer with, ``code`` is what clients switch on.
+"""
+
+from __future__ import annotations
+
+
+class BeatsyncError(Exception):
+    """Root of every error beatsync raises on purpose."""
+
+    code: str = "internal_error"
+    http_status: int = 500
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = dict(details or {})
+
+    def to_dict(self) -> dict:
+        out = {"code": self.code, "message": self.message}
+        if self.details:
+            out["details"] = self.details
+        return out
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+
+class MediaError(BeatsyncError):
+    """A media file cannot be used. Codes (stable, documented in the README):
+
+    - ``unsupported_media``: not a media file FFmpeg recognises (empty file, text, image as audio...)
+    - ``corrupt_media``: recognised, but truncated or undecodable
+    - ``no_audio_stream``: a media file without any audio track (where audio is needed)
+    - ``no_video_stream``: a media file without a decodable video track (where a clip is needed)
+    - ``too_long``: longer than the configured maximum duration
+    - ``too_large``: bigger than a configured size/resolution limit
+    """
+
+    code = "corrupt_media"
+    http_status = 422
+
+    CODES = (
+        "unsupported_media",
+        "corrupt_media",
+        "no_audio_stream",
+        "no_video_stream",
+        "too_long",
+        "too_large",
+    )
+
+    def __init__(self, code: str, message: str, *, source: str | None = None, details: dict | None = None):
+        if code not in self.CODES:
+            raise ValueError(f"unknown media error code {code!r}")
+        details = dict(details or {})
+        if source is not None:
+            details.setdefault("source", source)
+        super().__init__(message, code=code, details=details)
+        self.source = source
+
+
+class InvalidRequest(BeatsyncError):
+    """A request or configuration is invalid (bad value, unknown preset...)."""
+
+    code = "invalid_request"
+    http_status = 400
+
+
+class NotFound(BeatsyncError):
+    code = "not_found"
+    http_status = 404
