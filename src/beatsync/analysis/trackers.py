@@ -123,7 +123,7 @@ def agreed_tempo(tempo_a: float, tempo_b: float, tolerance: float = 0.08) -> flo
     """Tempo both estimates support, resolving double/half (and 2/3, 3/2) octave errors.
 
     Returns ``None`` when they do not agree in any octave. Where they agree only up to an
-    octave, the estimate nearer the 120 BPM prior wins.
+    octave, the first estimate (the network's, the more reliable one) sets the tempo.
     """
     if tempo_a <= 0 or tempo_b <= 0:
         return None
@@ -131,7 +131,7 @@ def agreed_tempo(tempo_a: float, tempo_b: float, tolerance: float = 0.08) -> flo
         return (tempo_a + tempo_b) / 2.0
     for ratio in (2.0, 0.5, 1.5, 2.0 / 3.0, 3.0, 1.0 / 3.0):
         if abs(tempo_a / (tempo_b * ratio) - 1.0) <= tolerance:
-            return min((tempo_a, tempo_b), key=lambda t: abs(np.log2(t / PRIOR_BPM)))
+            return tempo_a
     return None
 
 
@@ -142,21 +142,32 @@ HYBRID_TEMPO_WINDOW = 1.2
 
 
 def track_hybrid(features: Features, y44: np.ndarray, sample_rate: int) -> Tracking:
+    """Network activations fused with librosa's onset envelope, decoded by the DBN.
+
+    The tempo octave is resolved by agreement: the DBN runs over the full tempo range; when
+    librosa's tempo (with its 120 BPM prior) and the DBN's agree up to an octave but not at
+    the same tempo, and the network's own activation periodicity sides with librosa, the
+    DBN is re-run inside a window around the agreed tempo.
+    """
     act = madmom_activations(y44, sample_rate)
     if act.shape[0] == 0:
         return _empty()
     onset = _onset_at_madmom_rate(features, act.shape[0])
     fused = act.copy()
     fused[:, 0] = (1.0 - HYBRID_ONSET_WEIGHT) * act[:, 0] + HYBRID_ONSET_WEIGHT * onset * (1.0 - act[:, 1])
-    tempo_rnn = _activation_tempo(act.sum(axis=1))
-    tempo_lr = librosa_tempo(features) if np.any(features.onset > 0) else 0.0
-    tempo = agreed_tempo(tempo_rnn, tempo_lr)
-    if tempo is None:
-        times, positions = _dbn(fused)
-    else:
-        lo = max(MIN_BPM * 0.8, tempo / HYBRID_TEMPO_WINDOW)
-        hi = min(MAX_BPM * 1.2, tempo * HYBRID_TEMPO_WINDOW)
-        times, positions = _dbn(fused, lo, hi)
+    times, positions = _dbn(fused)
+    if len(times) >= 4:
+        tempo_dbn = 60.0 / float(np.median(np.diff(times)))
+        tempo_lr = librosa_tempo(features) if np.any(features.onset > 0) else 0.0
+        tempo_rnn = _activation_tempo(act[:, 0])
+        if (
+            agreed_tempo(tempo_dbn, tempo_lr) is not None
+            and abs(tempo_dbn / tempo_lr - 1.0) > 0.08
+            and abs(tempo_rnn / tempo_lr - 1.0) <= 0.08
+        ):
+            retimes, repositions = _dbn(fused, tempo_lr / HYBRID_TEMPO_WINDOW, tempo_lr * HYBRID_TEMPO_WINDOW)
+            if len(retimes) >= 4:
+                times, positions = retimes, repositions
     return _from_dbn(times, positions, act)
 
 
