@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # keep `import beatsync.analysis` cheap until analyze() runs
 METHODS = ("librosa", "madmom", "hybrid")
 DEFAULT_MAX_DURATION = 15 * 60.0
 SILENCE_DBFS = -60.0
+#: bump when an algorithm changes its output, so cached beat maps are recomputed
+ALGORITHM_REVISION = 1
 
 __all__ = ["METHODS", "analyze"]
 
@@ -48,7 +50,7 @@ def analyze(
 
     data = read_source_bytes(source)
     audio_hash = content_hash(data)
-    analyzer = library_versions()
+    analyzer = f"{library_versions()} algorithm={ALGORITHM_REVISION}"
     variant = variant_key(method, float(fps), analyzer, {"max_duration": max_duration})
     store = BeatMapCache(cache) if cache is not None else None
     if store is not None:
@@ -85,17 +87,18 @@ def _analyze_bytes(source, data, audio_hash, method, fps, max_duration, analyzer
             meter = track.beats_per_bar
             bar = -1
             for i, (t, pos) in enumerate(zip(times, track.positions)):
+                t = round(float(t), 4)
                 if pos == 1:
                     bar += 1
                     bars.append([bar, float(t), i])
                 beats.append(
                     Beat(
-                        index=i, time=round(float(t), 4), frame=int(round(float(t) * fps)),
+                        index=i, time=t, frame=int(round(t * fps)),
                         strength=float(strengths[i]), is_downbeat=bool(pos == 1), bar=bar,
                         beat_in_bar=int(pos),
                     )
                 )
-            tempo = round(60.0 / float(np.median(np.diff(times))), 2)
+            tempo = round(trackers.tempo_from_beats(times), 2)
             confidence = round(0.5 * track.salience + 0.5 * trackers.regularity(times), 4)
             bar_objs = []
             for k, (index, start, beat_index) in enumerate(bars):

@@ -21,7 +21,7 @@ from .features import FRAME_RATE, Features, beat_sync
 
 MIN_SECTION = 6.0  # seconds
 KERNEL_SECONDS = 6.0  # half-width of the novelty kernel
-SAME_GROUP = 0.80  # cosine similarity of section profiles to share a label
+SAME_GROUP = 0.60  # cosine similarity of section profiles to share a label
 DROP_RISE = 0.30  # energy jump into a drop (energies are 0..1)
 
 
@@ -37,7 +37,7 @@ class SectionSpec:
 def _checkerboard(half: int) -> np.ndarray:
     sign = np.ones(2 * half)
     sign[:half] = -1
-    kernel = -np.outer(sign, sign)
+    kernel = np.outer(sign, sign)  # +1 within each side, -1 across
     g = np.exp(-0.5 * (np.linspace(-2, 2, 2 * half)) ** 2)
     return kernel * np.outer(g, g)
 
@@ -207,6 +207,7 @@ def _name(features: Features, cuts: list[float], sync: np.ndarray, edges: np.nda
     for i in range(1, m - 1):
         if names[i] == "verse" and len(groups[labels[i]]) == 1 and segs[i][0] >= half_time and m >= 4:
             names[i] = "bridge"
+            break  # one bridge: a song has at most one departure before its last chorus
     return [
         SectionSpec(names[i], round(s, 3), round(e, 3), round(float(energy[i]), 4), labels[i])
         for i, (s, e) in enumerate(segs)

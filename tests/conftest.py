@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BEATSYNC_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The folder a test lives in is its tier (tests/unit, tests/integration, tests/e2e)."""
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+        tier = parts[0] if parts and parts[0] in TIERS else "unit"
+        item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED / "beats" / "audio").is_dir():
+        pytest.skip(f"shared data not found at {SHARED} (set BEATSYNC_SHARED_DATA)")
+    return SHARED
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test writes its beat-map cache into a temporary folder, never the user's; the
+    numba JIT cache stays shared (it only holds compiled kernels)."""
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "beatsync" / "numba"))
+    monkeypatch.setenv("BEATSYNC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
