@@ -9,7 +9,7 @@ Method = Literal["librosa", "madmom", "hybrid"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
 
 
 class Beat(_Model):

@@ -1,0 +1,42 @@
+"""schemas/ is the source of truth: the pydantic models must accept the same documents."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from beatsync.contracts import BeatMap
+from tests.conftest import ROOT
+from tests.schema_compare import differences
+
+MODELS = {"beat_map.schema.json": BeatMap}
+
+
+@pytest.mark.parametrize("filename", sorted(MODELS))
+def test_model_matches_schema_file(filename):
+    schema = json.loads((ROOT / "schemas" / filename).read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    diff = differences(schema, MODELS[filename].model_json_schema(mode="serialization"))
+    assert diff == [], "\n".join(diff)
+
+
+def test_drift_is_detected():
+    schema = json.loads((ROOT / "schemas" / "beat_map.schema.json").read_text())
+    schema["$defs"]["Beat"]["properties"]["strength"]["maximum"] = 2
+    assert any("strength" in d for d in differences(schema, BeatMap.model_json_schema(mode="serialization")))
+    del schema["properties"]["tempo"]
+    assert any("tempo" in d for d in differences(schema, BeatMap.model_json_schema(mode="serialization")))
+
+
+def test_analysis_output_validates_against_schema():
+    import io
+
+    from beatsync.analysis import analyze
+    from beatsync.analysis.synth import click_track, encode_wav
+
+    y, _ = click_track(120.0, 8.0, 44100)
+    bm = analyze(io.BytesIO(encode_wav(y, 44100)), "librosa")
+    schema = json.loads((ROOT / "schemas" / "beat_map.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(json.loads(bm.to_json()))
