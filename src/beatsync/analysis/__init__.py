@@ -118,13 +118,25 @@ def _analyze_bytes(source, data, audio_hash, method, fps, max_duration, analyzer
     if silent:
         features = None
         return finish(None, [])
+    activations = None
+    if method in ("madmom", "hybrid"):
+        # The network runs in onnxruntime (no GIL): import librosa on the other core meanwhile,
+        # which hides most of its start-up cost in a fresh process.
+        import threading
+
+        from ._libs import librosa
+
+        prefetch = threading.Thread(target=librosa, name="import-librosa", daemon=True)
+        prefetch.start()
+        activations = trackers.madmom_activations(audio.samples, audio.sample_rate)
+        prefetch.join()
     features = compute_features(resample(audio.samples, audio.sample_rate, FEATURE_SR))
     if method == "librosa":
         track = trackers.track_librosa(features)
     elif method == "madmom":
-        track = trackers.track_madmom(audio.samples, audio.sample_rate)
+        track = trackers.track_madmom(audio.samples, audio.sample_rate, activations)
     else:
-        track = trackers.track_hybrid(features, audio.samples, audio.sample_rate)
+        track = trackers.track_hybrid(features, activations)
     downbeats = track.times[track.positions == 1] if len(track.times) else np.zeros(0)
     sections = detect_sections(features, track.times, downbeats, duration)
     return finish(track, sections)

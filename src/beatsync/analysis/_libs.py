@@ -64,6 +64,9 @@ def madmom_downbeat_rnn():
         pass
     from madmom.features.downbeats import RNNDownBeatProcessor
 
+    from . import _madmom_fast
+
+    _madmom_fast.install()
     return RNNDownBeatProcessor()
 
 

@@ -177,7 +177,7 @@ HYBRID_ONSET_WEIGHT = 0.2
 HYBRID_TEMPO_WINDOW = 1.2
 
 
-def track_hybrid(features: Features, y44: np.ndarray, sample_rate: int) -> Tracking:
+def track_hybrid(features: Features, act: np.ndarray) -> Tracking:
     """Network activations fused with librosa's onset envelope, decoded by the DBN.
 
     The tempo octave is resolved by agreement: the DBN runs over the full tempo range; when
@@ -185,7 +185,6 @@ def track_hybrid(features: Features, y44: np.ndarray, sample_rate: int) -> Track
     the same tempo, and the network's own activation periodicity sides with librosa, the
     DBN is re-run inside a window around the agreed tempo.
     """
-    act = madmom_activations(y44, sample_rate)
     if act.shape[0] == 0:
         return _empty()
     onset = _onset_at_madmom_rate(features, act.shape[0])
