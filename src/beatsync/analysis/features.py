@@ -44,13 +44,14 @@ def resample(y: np.ndarray, sr_in: int, sr_out: int = FEATURE_SR) -> np.ndarray:
 
 def compute_features(y: np.ndarray) -> Features:
     lr = librosa()
-    mel = lr.feature.melspectrogram(y=y, sr=FEATURE_SR, n_fft=2048, hop_length=HOP, n_mels=128, fmax=11025)
+    stft = np.abs(lr.stft(y, n_fft=2048, hop_length=HOP))  # one STFT feeds every feature
+    power = stft**2
+    mel = lr.feature.melspectrogram(S=power, sr=FEATURE_SR, n_mels=128, fmax=11025)
     log_mel = lr.power_to_db(mel, ref=np.max if np.any(mel > 0) else 1.0)
     onset = lr.onset.onset_strength(S=log_mel, sr=FEATURE_SR, hop_length=HOP)
     bass_onset = lr.onset.onset_strength(S=log_mel[:12], sr=FEATURE_SR, hop_length=HOP)
-    stft = np.abs(lr.stft(y, n_fft=2048, hop_length=HOP))
     rms = lr.feature.rms(S=stft, frame_length=2048, hop_length=HOP)[0]
-    chroma = lr.feature.chroma_stft(S=stft**2, sr=FEATURE_SR, hop_length=HOP)
+    chroma = lr.feature.chroma_stft(S=power, sr=FEATURE_SR, hop_length=HOP)
     mfcc = lr.feature.mfcc(S=log_mel, n_mfcc=13)
     n = min(onset.shape[0], rms.shape[0], chroma.shape[1], mfcc.shape[1])
     return Features(
