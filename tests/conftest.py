@@ -6,7 +6,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("BEATSYNC_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+def _find_shared() -> Path:
+    """The team's shared media: $BEATSYNC_SHARED_DATA, else ../shared/data beside the checkout,
+    else the workspace's /work/shared/data (where CI clones elsewhere)."""
+    if os.environ.get("BEATSYNC_SHARED_DATA"):
+        return Path(os.environ["BEATSYNC_SHARED_DATA"])
+    for candidate in (ROOT.parent / "shared" / "data", Path("/work/shared/data")):
+        if (candidate / "beats" / "audio").is_dir():
+            return candidate
+    return ROOT.parent / "shared" / "data"
+
+
+SHARED = _find_shared()
 
 TIERS = ("unit", "integration", "e2e")
 
