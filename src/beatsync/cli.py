@@ -42,7 +42,8 @@ def cmd_analyze(args) -> int:
     from .settings import Settings
 
     settings = Settings.from_env()
-    bm = analyze(args.audio, args.method, args.fps, max_duration=settings.max_audio_duration, cache=_cache_store(args))
+    method = args.method or settings.analysis_method
+    bm = analyze(args.audio, method, args.fps, max_duration=settings.max_audio_duration, cache=_cache_store(args))
     print(_summary(bm))
     if args.json:
         Path(args.json).write_text(bm.to_json())
@@ -83,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("analyze", help="analyse a song: tempo, beats, downbeats, sections")
     a.add_argument("audio", help="audio file (wav, mp3, m4a, ogg, opus, flac) or a video with sound")
-    a.add_argument("--method", choices=("librosa", "madmom", "hybrid"), default="hybrid")
+    a.add_argument("--method", choices=("librosa", "madmom", "hybrid"), default=None,
+                   help="default: BEATSYNC_ANALYSIS_METHOD, else hybrid")
     a.add_argument("--fps", type=float, default=30.0, help="video frame rate for beat frame numbers")
     a.add_argument("--json", metavar="OUT.json", help="write the beat map JSON here")
     a.add_argument("--plot", metavar="OUT.png", help="draw waveform, onsets, beats and sections")

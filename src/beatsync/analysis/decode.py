@@ -144,10 +144,7 @@ def decode_audio(
         for packet in container.demux(stream):
             try:
                 frames = packet.decode()
-            except (av.error.InvalidDataError, av.error.ValueError, ValueError):
-                bad_packets += 1
-                continue
-            except av.error.FFmpegError:
+            except (av.error.FFmpegError, ValueError):  # a corrupt packet: skip it, count it
                 bad_packets += 1
                 continue
             for frame in frames:

@@ -78,7 +78,7 @@ def detect_sections(features: Features, beat_times: np.ndarray, downbeat_times: 
     n = sync.shape[1]
     edges = np.concatenate([[0.0], grid[grid > 0], [duration]])[: n + 1]
     if n < 4 or duration < 2 * MIN_SECTION:
-        return [_single(features, duration)]
+        return [_single(duration)]
 
     x = _standardize(sync)
     unit = x / (np.linalg.norm(x, axis=0, keepdims=True) + 1e-9)
@@ -141,7 +141,7 @@ def _segment_energy(features: Features, start: float, end: float) -> tuple[float
     return float(rms.mean()) if len(rms) else 0.0, float(onset.mean()) if len(onset) else 0.0, slope
 
 
-def _single(features: Features, duration: float) -> SectionSpec:
+def _single(duration: float) -> SectionSpec:
     return SectionSpec("verse", 0.0, round(duration, 3), 1.0, "A")
 
 

@@ -121,8 +121,7 @@ def _dbn(activations: np.ndarray, min_bpm: float = MIN_BPM, max_bpm: float = MAX
 def _from_dbn(times: np.ndarray, positions: np.ndarray, activations: np.ndarray) -> Tracking:
     if len(times) < 2:
         return _empty()
-    meter = int(np.bincount(positions).argmax()) if len(positions) else 4
-    meter = int(positions.max()) if positions.max() in (3, 4) else meter
+    meter = int(positions.max())  # the DBN numbers beats 1..beats_per_bar
     idx = np.clip(np.round(times * MADMOM_FPS).astype(int), 0, activations.shape[0] - 1)
     salience = float(np.clip(activations[idx].sum(axis=1).mean(), 0.0, 1.0))
     return Tracking(times, positions, meter, salience)
