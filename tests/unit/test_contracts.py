@@ -7,11 +7,15 @@ import json
 import jsonschema
 import pytest
 
-from beatsync.contracts import BeatMap
+from beatsync.contracts import BeatMap, EditConfig, EditDecisionList
 from tests.conftest import ROOT
 from tests.schema_compare import differences
 
-MODELS = {"beat_map.schema.json": BeatMap}
+MODELS = {
+    "beat_map.schema.json": BeatMap,
+    "edit_config.schema.json": EditConfig,
+    "edl.schema.json": EditDecisionList,
+}
 
 
 @pytest.mark.parametrize("filename", sorted(MODELS))

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SyncMode = Literal["every_beat", "every_other", "strong_beats", "downbeats"]
+TransitionStyle = Literal["cut", "fade", "zoom", "flash", "glitch", "slide"]
+TRANSITIONS: tuple[str, ...] = ("cut", "fade", "zoom", "flash", "glitch", "slide")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
+
+
+class EditConfig(_Model):
+    sync_mode: SyncMode = "every_beat"
+    strength_threshold: float = Field(0.5, ge=0, le=1)
+    transition_style: TransitionStyle = "cut"
+    transition_duration: float = Field(0.0, ge=0, le=2)
+    output_resolution: str = Field("1920x1080", pattern=r"^[1-9][0-9]{1,3}x[1-9][0-9]{1,3}$")
+    output_fps: int = Field(30, ge=15, le=60)
+    output_format: Literal["mp4", "webm"] = "mp4"
+    fit: Literal["fill", "letterbox"] = "fill"
+    preview_only: bool = False
+    preview_duration: float = Field(30.0, ge=5, le=120)
+    min_shot_duration: float = Field(0.4, ge=0.1, le=10)
+    section_aware: bool = True
+
+    @property
+    def size(self) -> tuple[int, int]:
+        w, h = (int(v) for v in self.output_resolution.split("x"))
+        return w - w % 2, h - h % 2
+
+
+class SongWindow(_Model):
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    audio_hash: str
+
+
+class ClipRef(_Model):
+    index: int = Field(ge=0)
+    name: str
+    duration: float = Field(ge=0)
+
+
+class Transition(_Model):
+    style: TransitionStyle
+    duration: float = Field(ge=0, le=2)
+
+
+class Shot(_Model):
+    index: int = Field(ge=0)
+    clip: int = Field(ge=0)
+    source_in: float = Field(ge=0)
+    start_frame: int = Field(ge=0)
+    end_frame: int = Field(ge=1)
+    transition: Transition
+    section: str
+    motion: float = Field(ge=0, le=1)
+
+    @property
+    def frames(self) -> int:
+        return self.end_frame - self.start_frame
+
+
+class EditDecisionList(_Model):
+    schema_version: Literal[1] = 1
+    fps: int = Field(ge=15, le=60)
+    width: int = Field(ge=16, le=7680)
+    height: int = Field(ge=16, le=7680)
+    fit: Literal["fill", "letterbox"]
+    output_format: Literal["mp4", "webm"]
+    song: SongWindow
+    total_frames: int = Field(ge=1)
+    clips: list[ClipRef] = Field(min_length=1)
+    shots: list[Shot] = Field(min_length=1)
+
+    @property
+    def cut_frames(self) -> list[int]:
+        return [s.start_frame for s in self.shots[1:]]
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)
