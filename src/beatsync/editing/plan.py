@@ -7,8 +7,8 @@
    cut on every beat.
 3. A minimum shot length: a candidate closer than ``min_shot_duration`` to the previous cut
    is skipped (no flicker). Cut frames are ``round((t - window_start) * fps)``.
-4. Clips spread fairly: each shot takes the least-used clip that can hold it, at a source
-   range not used before (ranges are only reused once every clip is used up); the range is
+4. Clips spread fairly: each shot takes a clip used at most once more than the least-used one
+   (among those, the best motion match), at a source range not used before (ranges are only reused once every clip is used up); the range is
    chosen by its motion score to match the section's energy (high-motion footage in choruses).
    A clip is never stretched: a shot longer than every clip is split.
 """
@@ -24,6 +24,8 @@ from ..errors import InvalidRequest
 #: seconds per motion score
 MOTION_STEP = 0.5
 CALM_ENERGY = 0.5
+#: a clip may be used this many times more than the least-used one, to match motion to energy
+FAIR_SLACK = 1
 LIVELY = ("chorus", "drop")
 
 
@@ -149,13 +151,16 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
         need = (b - a) / fps + (trans if i + 1 < len(split) else 0.0)
         choice = None
         for attempt in range(2):
-            order = sorted(usable, key=lambda c: (usage[c.index].count, c.index))
-            for clip in order:
-                picked = _pick_range(clip, usage[clip.index], need, energy)
-                if picked is not None:
-                    choice = (clip, *picked)
-                    break
-            if choice is not None:
+            fits = [(clip, picked) for clip in usable
+                    if (picked := _pick_range(clip, usage[clip.index], need, energy)) is not None]
+            if fits:
+                floor = min(usage[c.index].count for c, _ in fits)
+                slack = FAIR_SLACK if floor > 0 else 0  # every clip is shown once before any repeats
+                # fairness first (at most `slack` uses ahead of the least-used clip that fits), then
+                # the motion that fits the section's energy, then the least-used clip
+                options = [((usage[c.index].count - floor > slack, abs(p[1] - energy), usage[c.index].count, c.index),
+                            (c, *p)) for c, p in fits]
+                choice = min(options, key=lambda o: o[0])[1]
                 break
             for u in usage.values():  # every range has been used: start a new round
                 u.used.clear()
