@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from pathlib import Path
 
@@ -56,6 +56,52 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+class ProgressBar:
+    def __init__(self, stream=sys.stderr, width: int = 30):
+        self.stream, self.width, self.last = stream, width, None
+
+    def __call__(self, pct: float, step: str) -> None:
+        filled = int(self.width * pct / 100)
+        line = f"\r[{'#' * filled}{'.' * (self.width - filled)}] {pct:5.1f}% {step:<8}"
+        if line != self.last:
+            self.stream.write(line)
+            self.stream.flush()
+            self.last = line
+        if pct >= 100:
+            self.stream.write("\n")
+
+
+def cmd_make(args) -> int:
+    from .editing import resolve_config
+    from .render.pipeline import make_video
+    from .settings import Settings
+
+    settings = Settings.from_env()
+    overrides = {
+        "sync_mode": args.sync_mode, "strength_threshold": args.strength_threshold,
+        "transition_style": args.transition, "transition_duration": args.transition_duration,
+        "output_resolution": args.resolution, "output_fps": args.fps, "output_format": args.format,
+        "fit": args.fit, "preview_only": True if args.preview else None, "preview_duration": args.preview_duration,
+    }
+    out = args.output
+    if args.format is None and out.lower().endswith(".webm"):
+        overrides["output_format"] = "webm"
+    config = resolve_config(args.preset, overrides)
+    result = make_video(
+        args.song, args.clips, out, config, method=args.method or settings.analysis_method,
+        cache=_cache_store(args), max_audio_duration=settings.max_audio_duration, progress=ProgressBar(),
+    )
+    if args.edl:
+        Path(args.edl).write_text(result.edl.to_json())
+    bm = result.beat_map
+    print(f"{result.video}: {result.duration:.2f} s, {result.edl.width}x{result.edl.height} @ {result.edl.fps} fps, "
+          f"{len(result.edl.shots)} shots ({len(result.edl.shots) - 1} cuts), {result.file_size / 1e6:.1f} MB")
+    print(f"song: {bm.tempo:.1f} BPM {bm.time_signature}, window {result.edl.song.start:.2f}-{result.edl.song.end:.2f} s")
+    print(f"beside it: {os.path.basename(result.thumbnail)}, {os.path.basename(result.edl_path)}, "
+          f"{os.path.basename(result.beat_map_path)}")
+    return 0
+
+
 def cmd_warmup(args) -> int:
     """Fill the numba cache and load the models, so later processes start fast."""
     import numpy as np
@@ -91,6 +137,25 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--plot", metavar="OUT.png", help="draw waveform, onsets, beats and sections")
     a.add_argument("--no-cache", action="store_true", help="do not read or write the beat-map cache")
     a.set_defaults(func=cmd_analyze)
+    m = sub.add_parser("make", help="cut a music video: SONG CLIP [CLIP...] -o OUT")
+    m.add_argument("song")
+    m.add_argument("clips", nargs="+", metavar="CLIP")
+    m.add_argument("-o", "--output", required=True, help="output video (.mp4 or .webm)")
+    m.add_argument("--preset", choices=("music_video", "fast_cuts", "cinematic"))
+    m.add_argument("--sync-mode", choices=("every_beat", "every_other", "strong_beats", "downbeats"))
+    m.add_argument("--strength-threshold", type=float)
+    m.add_argument("--transition", choices=("cut", "fade", "zoom", "flash", "glitch", "slide"))
+    m.add_argument("--transition-duration", type=float, metavar="S")
+    m.add_argument("--resolution", metavar="WxH")
+    m.add_argument("--fps", type=int)
+    m.add_argument("--format", choices=("mp4", "webm"))
+    m.add_argument("--fit", choices=("fill", "letterbox"))
+    m.add_argument("--preview", action="store_true", help="render only the most energetic window")
+    m.add_argument("--preview-duration", type=float, metavar="S")
+    m.add_argument("--method", choices=("librosa", "madmom", "hybrid"), default=None)
+    m.add_argument("--edl", metavar="OUT.json", help="also write the edit decision list here")
+    m.add_argument("--no-cache", action="store_true")
+    m.set_defaults(func=cmd_make)
     w = sub.add_parser("warmup", help="compile and cache the analysis kernels (for images and CI)")
     w.set_defaults(func=cmd_warmup)
     return p

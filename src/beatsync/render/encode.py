@@ -1,0 +1,217 @@
+"""Render an edit decision list: decode what is shown, transition, encode, mux with the song.
+
+Streaming end to end: one output frame at a time, the song's audio encoded alongside it, so
+memory does not grow with the song's length. H.264 (libx264) + AAC in mp4, VP9 + Opus in webm.
+The first audio sample plays with the first video frame: audio is cut from the song by
+timestamps (``atrim``) and starts at pts 0; the encoder's priming samples are signalled by the
+container (mp4 edit list, Opus pre-skip), which players and FFmpeg honour.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable
+
+import av
+import numpy as np
+
+from ..contracts import EditDecisionList
+from ..errors import BeatsyncError, MediaError
+from . import transitions
+from .frames import ReaderPool
+from .probe import ClipProbe
+
+Progress = Callable[[float, str], None]
+AUDIO_RATE = 48000
+
+
+class RenderCancelled(BeatsyncError):
+    code = "cancelled"
+    http_status = 409
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    path: str
+    frames: int
+    duration: float
+    file_size: int
+    decoded_frames: int
+    thumbnail_frame: int
+
+
+def _video_stream(out, edl: EditDecisionList, preset: str, crf: int):
+    if edl.output_format == "mp4":
+        v = out.add_stream("libx264", rate=edl.fps, options={"crf": str(crf), "preset": preset})
+    else:
+        v = out.add_stream("libvpx-vp9", rate=edl.fps, options={
+            "crf": str(crf + 10), "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"})
+    v.width, v.height, v.pix_fmt = edl.width, edl.height, "yuv420p"
+    v.time_base = Fraction(1, edl.fps)
+    v.codec_context.time_base = Fraction(1, edl.fps)
+    v.thread_type = "FRAME" if edl.output_format == "mp4" else "SLICE"
+    v.codec_context.color_range = 1  # limited (tv)
+    return v
+
+
+def _audio_frames(song: str, start: float, end: float, frame_size: int):
+    """The song between ``start`` and ``end`` s as stereo fltp 48 kHz frames of ``frame_size``
+    samples, pts counted from 0 (trimmed by timestamps, sample-accurate)."""
+    try:
+        c = av.open(song, metadata_errors="ignore")
+    except av.error.FFmpegError as exc:
+        raise MediaError("corrupt_media", f"song: cannot be opened ({exc})") from None
+    try:
+        if not c.streams.audio:
+            raise MediaError("no_audio_stream", "song: no audio track")
+        s = c.streams.best("audio") or c.streams.audio[0]
+        g = av.filter.Graph()
+        src = g.add_abuffer(template=s)
+        chain = [src,
+                 g.add("atrim", f"start={start:.6f}:end={end:.6f}"),
+                 g.add("asetpts", "PTS-STARTPTS"),
+                 g.add("aresample", f"{AUDIO_RATE}"),
+                 g.add("aformat", f"sample_fmts=fltp:sample_rates={AUDIO_RATE}:channel_layouts=stereo"),
+                 g.add("asetnsamples", f"n={frame_size}:p=1"),
+                 g.add("abuffersink")]
+        g.link_nodes(*chain).configure()
+        if start > 1.0:
+            c.seek(int((start - 1.0) / s.time_base), stream=s, backward=True)
+        n = 0
+        total = int(round((end - start) * AUDIO_RATE))
+
+        def drain():
+            nonlocal n
+            while True:
+                try:
+                    f = g.pull()
+                except (av.error.BlockingIOError, av.error.EOFError):
+                    return
+                f.pts = n
+                f.time_base = Fraction(1, AUDIO_RATE)
+                n += f.samples
+                yield f
+
+        for packet in c.demux(s):
+            try:
+                frames = packet.decode()
+            except (av.error.FFmpegError, ValueError):
+                continue
+            for frame in frames:
+                g.push(frame)
+                yield from drain()
+            if n >= total:
+                break
+        try:
+            g.push(None)
+        except av.error.FFmpegError:
+            pass
+        yield from drain()
+    finally:
+        c.close()
+
+
+def _luma_spread(frame: av.VideoFrame) -> float:
+    y = frame.to_ndarray()[: frame.height : 8, ::8]
+    return float(y.std()) + 0.25 * float(y.mean())
+
+
+def render(
+    edl: EditDecisionList,
+    probes: list[ClipProbe],
+    song: str,
+    out_path: str,
+    *,
+    thumbnail_path: str | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    preset: str = "veryfast",
+    crf: int = 23,
+) -> RenderResult:
+    """Render ``edl`` to ``out_path`` (written atomically: a temporary file, then renamed)."""
+    fps = edl.fps
+    folder = os.path.dirname(os.path.abspath(out_path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".render-", suffix="." + edl.output_format)
+    os.close(fd)
+    pool = ReaderPool(probes, edl.width, edl.height, edl.fit)
+    # thumbnail candidates: the middle of each shot in the most energetic part (scored as we go)
+    candidates = {(s.start_frame + s.end_frame) // 2 for s in edl.shots if s.section in ("chorus", "drop")}
+    candidates |= {(s.start_frame + s.end_frame) // 2 for s in edl.shots[:: max(1, len(edl.shots) // 8)]}
+    best_thumb: tuple[float, int, object | None] = (-1.0, 0, None)
+    try:
+        with av.open(tmp, "w", format=edl.output_format, options={"movflags": "+faststart"} if edl.output_format == "mp4" else {}) as out:
+            v = _video_stream(out, edl, preset, crf)
+            if edl.output_format == "mp4":
+                a = out.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
+                a.bit_rate = 192000
+            else:
+                a = out.add_stream("libopus", rate=AUDIO_RATE, layout="stereo")
+                a.bit_rate = 160000
+            a.time_base = Fraction(1, AUDIO_RATE)
+            frame_size = 1024 if edl.output_format == "mp4" else 960  # AAC / Opus (20 ms) frame sizes
+            audio = _audio_frames(song, edl.song.start, edl.song.end, frame_size)
+            audio_done = False
+            audio_time = 0.0
+            shot_iter = iter(edl.shots)
+            shot = next(shot_iter)
+            prev = None
+            for n in range(edl.total_frames):
+                while n >= shot.end_frame:
+                    prev, shot = shot, next(shot_iter)
+                if should_stop is not None and n % max(1, fps // 2) == 0 and should_stop():
+                    raise RenderCancelled("render cancelled")
+                k = n - shot.start_frame
+                frame = pool.frame(shot.clip, shot.source_in + k / fps, owner=shot.index)
+                trans_frames = int(round(shot.transition.duration * fps))
+                if prev is not None and k < trans_frames and shot.transition.style != "cut":
+                    outgoing = None
+                    if shot.transition.style in transitions.NEEDS_OUTGOING:
+                        outgoing = pool.frame(prev.clip, prev.source_in + (n - prev.start_frame) / fps, owner=prev.index)
+                    frame = transitions.apply(shot.transition.style, k, trans_frames, frame, outgoing, seed=shot.index)
+                if n in candidates:
+                    score = _luma_spread(frame)
+                    if score > best_thumb[0]:
+                        best_thumb = (score, n, frame.to_image())  # the encoder takes the frame's buffers
+                frame.pts = n
+                frame.time_base = Fraction(1, fps)  # not v.time_base: the muxer changes it (mp4: 1/15360)
+                frame.pict_type = av.video.frame.PictureType.NONE  # don't inherit source keyframes
+                for p in v.encode(frame):
+                    out.mux(p)
+                # keep the audio just ahead of the video (interleaving, flat memory)
+                while not audio_done and audio_time <= (n + 1) / fps:
+                    af = next(audio, None)
+                    if af is None:
+                        audio_done = True
+                        break
+                    audio_time = (af.pts + af.samples) / AUDIO_RATE
+                    for p in a.encode(af):
+                        out.mux(p)
+                if progress is not None and (n % fps == 0 or n == edl.total_frames - 1):
+                    progress(100.0 * (n + 1) / edl.total_frames, "render")
+            for p in v.encode(None):
+                out.mux(p)
+            for af in audio:
+                for p in a.encode(af):
+                    out.mux(p)
+            for p in a.encode(None):
+                out.mux(p)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, out_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    finally:
+        decoded = pool.decoded_frames
+        pool.close()
+    thumb_frame = best_thumb[1]
+    if thumbnail_path is not None and best_thumb[2] is not None:
+        best_thumb[2].save(thumbnail_path, quality=88)
+    return RenderResult(path=out_path, frames=edl.total_frames, duration=edl.total_frames / fps,
+                        file_size=os.path.getsize(out_path), decoded_frames=decoded, thumbnail_frame=thumb_frame)

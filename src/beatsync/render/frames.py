@@ -1,0 +1,193 @@
+"""Reading clips as constant-rate output frames.
+
+``ClipReader`` decodes one clip forward from the keyframe before an in-point and converts
+the source frames it shows to the output size and pixel format with one FFmpeg filter graph
+(display-matrix rotation, sample aspect ratio, scale + crop or scale + pad, limited range,
+yuv420p): no per-pixel Python. Output frame ``k`` of a shot shows the latest source frame whose
+timestamp is at or before ``source_in + k / fps``, which converts any frame rate, variable
+ones included, by timestamps rather than by frame counts.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+
+import av
+
+from ..errors import MediaError
+from .probe import ClipProbe
+
+#: a forward jump longer than this seeks instead of decoding through the gap
+SEEK_AHEAD = 2.0
+
+
+def rotation_filters(rotation: int) -> list[tuple[str, str | None]]:
+    """Filters that apply a display-matrix rotation (PyAV's ``frame.rotation``: degrees
+    counter-clockwise), as FFmpeg's own autorotate does."""
+    if rotation == 90:
+        return [("transpose", "cclock")]
+    if rotation == 270:
+        return [("transpose", "clock")]
+    if rotation == 180:
+        return [("hflip", None), ("vflip", None)]
+    return []
+
+
+def copy_frame(frame: av.VideoFrame) -> av.VideoFrame:
+    """A new yuv420p frame with the same picture (one memcpy per plane)."""
+    return av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
+
+
+class FrameConverter:
+    """Source frames -> output frames (size, fit, rotation, range, yuv420p) via a filter graph."""
+
+    def __init__(self, probe: ClipProbe, width: int, height: int, fit: str):
+        self.probe, self.width, self.height, self.fit = probe, width, height, fit
+        self.graph = None
+        self.key = None
+
+    def _build(self, frame: av.VideoFrame) -> None:
+        g = av.filter.Graph()
+        src = g.add_buffer(width=frame.width, height=frame.height, format=frame.format,
+                           time_base=frame.time_base or Fraction(1, 1000))
+        nodes = [src]
+        sar = self.probe.sample_aspect_ratio
+        if sar and sar != 1:
+            nodes.append(g.add("scale", f"w=trunc(iw*{sar.numerator}/{sar.denominator}/2)*2:h=ih"))
+        for name, args in rotation_filters(self.probe.rotation):
+            nodes.append(g.add(name, args))
+        in_range = ":in_range=full" if self.probe.full_range else ""
+        mode = "increase" if self.fit == "fill" else "decrease"
+        nodes.append(g.add("scale", f"w={self.width}:h={self.height}:force_original_aspect_ratio={mode}"
+                                    f":force_divisible_by=2:flags=bicubic{in_range}:out_range=tv"))
+        if self.fit == "fill":
+            nodes.append(g.add("crop", f"{self.width}:{self.height}"))
+        else:
+            nodes.append(g.add("pad", f"{self.width}:{self.height}:(ow-iw)/2:(oh-ih)/2:black"))
+        nodes.append(g.add("setsar", "1"))
+        nodes.append(g.add("format", "yuv420p"))
+        nodes.append(g.add("buffersink"))
+        g.link_nodes(*nodes).configure()
+        self.graph = g
+        self.key = (frame.width, frame.height, frame.format.name)
+
+    def __call__(self, frame: av.VideoFrame) -> av.VideoFrame:
+        if self.graph is None or self.key != (frame.width, frame.height, frame.format.name):
+            self._build(frame)
+        self.graph.vpush(frame)
+        return self.graph.vpull()
+
+
+class ClipReader:
+    def __init__(self, probe: ClipProbe, width: int, height: int, fit: str):
+        self.probe = probe
+        self.name = os.path.basename(probe.path)
+        try:
+            self.container = av.open(probe.path, metadata_errors="ignore")
+        except av.error.FFmpegError as exc:
+            raise MediaError("corrupt_media", f"clip {self.name}: cannot be opened ({exc})", source=self.name) from None
+        self.stream = next(s for s in self.container.streams.video
+                           if not (s.disposition & av.stream.Disposition.attached_pic))
+        self.stream.thread_type = "AUTO"
+        self.convert = FrameConverter(probe, width, height, fit)
+        self._frames = None
+        self._current: tuple[float, av.VideoFrame] | None = None  # shown source frame (time, frame)
+        self._next: tuple[float, av.VideoFrame] | None = None  # decoded, not yet shown
+        self._converted: tuple[tuple[float, av.VideoFrame], av.VideoFrame] | None = None
+        self.position = -1.0
+        self.decoded_frames = 0
+
+    def close(self) -> None:
+        self.container.close()
+
+    def _decode(self):
+        tb = self.stream.time_base
+        start = self.probe.start_time
+        try:
+            for packet in self.container.demux(self.stream):
+                try:
+                    frames = packet.decode()
+                except (av.error.FFmpegError, ValueError):
+                    continue  # a corrupt packet: the previous frame stays on screen
+                for f in frames:
+                    if f.pts is None:
+                        continue
+                    self.decoded_frames += 1
+                    yield float(f.pts * tb) - start, f
+        except av.error.FFmpegError:
+            return
+
+    def _seek(self, t: float) -> None:
+        tb = self.stream.time_base
+        target = int((t + self.probe.start_time) / tb) if tb else 0
+        try:
+            self.container.seek(max(0, target), stream=self.stream, backward=True, any_frame=False)
+        except av.error.FFmpegError:
+            self.container.seek(0, stream=self.stream, backward=True)
+        self._frames = self._decode()
+        self._current = self._next = None
+
+    def frame_at(self, t: float) -> av.VideoFrame:
+        """The converted output frame showing clip time ``t``."""
+        if self._frames is None or t < self.position - 1e-6 or t - self.position > SEEK_AHEAD:
+            self._seek(t)
+        self.position = t
+        eps = 1e-4
+        while True:
+            if self._next is None:
+                self._next = next(self._frames, None)
+                if self._next is None:
+                    break  # end of clip: hold the last frame
+            if self._next[0] <= t + eps or self._current is None:
+                self._current = self._next
+                self._next = None
+                if self._current[0] > t + eps:
+                    break  # the first frame after a seek is later than t: show it
+            else:
+                break
+        if self._current is None:
+            raise MediaError("corrupt_media", f"clip {self.name}: no decodable frame at {t:.2f} s", source=self.name)
+        # convert each shown source frame once (it repeats when the clip's rate is below the output's);
+        # the cache holds the (time, frame) pair itself, so identity cannot be recycled
+        # An encoder takes ownership of the frames it is given: a repeat is sent as a copy.
+        if self._converted is None or self._converted[0] is not self._current:
+            self._converted = (self._current, self.convert(self._current[1]))
+            return self._converted[1]
+        return copy_frame(self._converted[1])
+
+
+class ReaderPool:
+    """Up to two readers per clip, so an outgoing shot can keep playing under a transition
+    while the incoming shot starts from the same clip, without seeking back and forth."""
+
+    def __init__(self, probes: list[ClipProbe], width: int, height: int, fit: str):
+        self.probes, self.width, self.height, self.fit = probes, width, height, fit
+        self.readers: dict[int, list[ClipReader]] = {}
+
+    def frame(self, clip: int, t: float, owner: int) -> av.VideoFrame:
+        readers = self.readers.setdefault(clip, [])
+        for r in readers:
+            if getattr(r, "owner", None) == owner:
+                return r.frame_at(t)
+        # reuse a reader that is just behind t (sequential shots), else a free one, else open one
+        best = None
+        for r in readers:
+            if r.position <= t + 1e-6 and t - r.position <= SEEK_AHEAD and getattr(r, "owner", None) != owner - 1:
+                best = r
+        if best is None and len(readers) < 2:
+            best = ClipReader(self.probes[clip], self.width, self.height, self.fit)
+            readers.append(best)
+        if best is None:
+            best = next((r for r in readers if getattr(r, "owner", None) != owner - 1), readers[0])
+        best.owner = owner
+        return best.frame_at(t)
+
+    @property
+    def decoded_frames(self) -> int:
+        return sum(r.decoded_frames for rs in self.readers.values() for r in rs)
+
+    def close(self) -> None:
+        for rs in self.readers.values():
+            for r in rs:
+                r.close()

@@ -1,0 +1,121 @@
+"""Probe a clip: duration, frame rate (constant or variable), rotation, aspect, size, format.
+
+Reads the container header and decodes the first frame (to prove the clip is decodable and
+to read the display-matrix rotation phones write). Limits are checked before any decoding.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+
+from ..errors import MediaError
+
+MAX_STREAMS = 64
+
+
+@dataclass(frozen=True)
+class ClipProbe:
+    path: str
+    duration: float
+    fps: float  # average frame rate
+    variable_frame_rate: bool
+    width: int  # coded size, before rotation
+    height: int
+    rotation: int  # degrees to rotate for display: 0, 90, 180, 270 (counter-clockwise, FFmpeg's sign)
+    sample_aspect_ratio: Fraction
+    pix_fmt: str
+    full_range: bool
+    codec: str
+    has_audio: bool
+    start_time: float
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        w = round(self.width * float(self.sample_aspect_ratio))
+        return (self.height, w) if self.rotation in (90, 270) else (w, self.height)
+
+
+def _name(path) -> str:
+    return os.path.basename(os.fspath(path))
+
+
+def probe_clip(path: str | os.PathLike, *, max_pixels: int = 4096 * 2304, max_duration: float = 3600.0) -> ClipProbe:
+    name = _name(path)
+    if not os.path.isfile(path):
+        raise MediaError("unsupported_media", f"clip {name}: file not found", source=name)
+    if os.path.getsize(path) == 0:
+        raise MediaError("unsupported_media", f"clip {name}: the file is empty", source=name)
+    try:
+        container = av.open(os.fspath(path), metadata_errors="ignore")
+    except av.error.InvalidDataError:
+        raise MediaError("unsupported_media", f"clip {name}: not a video file FFmpeg can read", source=name) from None
+    except av.error.FFmpegError as exc:
+        raise MediaError("corrupt_media", f"clip {name}: cannot be opened ({exc})", source=name) from None
+    try:
+        if len(container.streams) > MAX_STREAMS:
+            raise MediaError("unsupported_media", f"clip {name}: {len(container.streams)} streams", source=name)
+        videos = [s for s in container.streams.video
+                  if not (s.disposition & av.stream.Disposition.attached_pic) and s.codec_context is not None]
+        if not videos:
+            raise MediaError("no_video_stream", f"clip {name}: no video track", source=name)
+        stream = videos[0]
+        cc = stream.codec_context
+        if cc.width * cc.height > max_pixels:
+            raise MediaError("too_large", f"clip {name}: {cc.width}x{cc.height} is above the resolution limit",
+                             source=name, details={"width": cc.width, "height": cc.height})
+        tb = stream.time_base
+        duration = None
+        if stream.duration is not None and tb is not None:
+            duration = float(stream.duration * tb)
+        elif container.duration:
+            duration = container.duration / 1_000_000
+        if duration is not None and duration > max_duration:
+            raise MediaError("too_long", f"clip {name}: {duration:.0f} s is above the limit", source=name)
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        base = stream.base_rate or rate
+        first = None
+        stream.thread_type = "AUTO"
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except (av.error.FFmpegError, ValueError):
+                    continue
+                if frames:
+                    first = frames[0]
+                    break
+        except av.error.FFmpegError:
+            first = None
+        if first is None:
+            raise MediaError("corrupt_media", f"clip {name}: no video frame could be decoded", source=name)
+        rotation = int(round(first.rotation or 0)) % 360
+        rotation = min((0, 90, 180, 270), key=lambda r: min(abs(r - rotation), 360 - abs(r - rotation)))
+        start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0
+        if not duration or duration <= 0:
+            duration = _duration_by_scan(path, stream.index)
+        sar = stream.sample_aspect_ratio or Fraction(1, 1)
+        pix_fmt = cc.pix_fmt or first.format.name
+        full_range = pix_fmt.startswith("yuvj") or getattr(first, "color_range", 0) == 2
+        vfr = bool(rate and base and abs(float(rate) - float(base)) / float(base) > 0.01)
+        return ClipProbe(
+            path=os.fspath(path), duration=float(duration), fps=float(rate) if rate else 0.0, variable_frame_rate=vfr,
+            width=cc.width, height=cc.height, rotation=rotation, sample_aspect_ratio=Fraction(sar),
+            pix_fmt=pix_fmt, full_range=bool(full_range), codec=cc.name,
+            has_audio=bool(container.streams.audio), start_time=start,
+        )
+    finally:
+        container.close()
+
+
+def _duration_by_scan(path, index: int) -> float:
+    with av.open(os.fspath(path)) as c:
+        s = c.streams[index]
+        last = 0.0
+        for packet in c.demux(s):
+            if packet.pts is not None:
+                last = max(last, float((packet.pts + (packet.duration or 0)) * s.time_base))
+        return last
