@@ -29,8 +29,9 @@ class EditConfig(_Model):
 
     @property
     def size(self) -> tuple[int, int]:
+        """Output size, rounded down to multiples of 4 (4:2:0 chroma planes stay whole)."""
         w, h = (int(v) for v in self.output_resolution.split("x"))
-        return w - w % 2, h - h % 2
+        return max(16, w - w % 4), max(16, h - h % 4)
 
 
 class SongWindow(_Model):

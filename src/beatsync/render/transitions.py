@@ -59,7 +59,7 @@ def apply(style: str, k: int, n: int, incoming: av.VideoFrame, outgoing: av.Vide
         return _frame(_join(y, u, v))
     if style == "zoom":
         z = 1.0 + 0.3 * (1.0 - k / n)
-        cw, ch = int(w / z) // 2 * 2, int(h / z) // 2 * 2
+        cw, ch = int(w / z) // 4 * 4, int(h / z) // 4 * 4
         x0, y0 = (w - cw) // 4 * 2, (h - ch) // 4 * 2
         y, u, v = _split(a, h, w)
         crop = _join(y[y0 : y0 + ch, x0 : x0 + cw], u[y0 // 2 : (y0 + ch) // 2, x0 // 2 : (x0 + cw) // 2],
