@@ -47,6 +47,12 @@ class FrameConverter:
         self.graph = None
         self.key = None
 
+    def _identity(self, frame: av.VideoFrame) -> bool:
+        """Already the output picture: no rotation, square pixels, limited range, yuv420p, same size."""
+        p = self.probe
+        return (frame.width == self.width and frame.height == self.height and frame.format.name == "yuv420p"
+                and p.rotation == 0 and (not p.sample_aspect_ratio or p.sample_aspect_ratio == 1) and not p.full_range)
+
     def _build(self, frame: av.VideoFrame) -> None:
         g = av.filter.Graph()
         src = g.add_buffer(width=frame.width, height=frame.height, format=frame.format,
@@ -73,6 +79,8 @@ class FrameConverter:
         self.key = (frame.width, frame.height, frame.format.name)
 
     def __call__(self, frame: av.VideoFrame) -> av.VideoFrame:
+        if self._identity(frame):
+            return frame
         if self.graph is None or self.key != (frame.width, frame.height, frame.format.name):
             self._build(frame)
         self.graph.vpush(frame)
@@ -89,7 +97,13 @@ class ClipReader:
             raise MediaError("corrupt_media", f"clip {self.name}: cannot be opened ({exc})", source=self.name) from None
         self.stream = next(s for s in self.container.streams.video
                            if not (s.disposition & av.stream.Disposition.attached_pic))
-        self.stream.thread_type = "AUTO"
+        # Frame threads hold several 1080p pictures each and buy nothing on a machine the encoder
+        # already keeps busy; slice threads decode in place.
+        self.stream.thread_type = "SLICE"
+        tb = self.stream.time_base
+        self.keyframes = sorted(float(e.timestamp * tb) - probe.start_time
+                                for e in self.stream.index_entries if e.is_keyframe) if tb else []
+        self.frame_period = 1.0 / probe.fps if probe.fps else 1 / 30
         self.convert = FrameConverter(probe, width, height, fit)
         self._frames = None
         self._current: tuple[float, av.VideoFrame] | None = None  # shown source frame (time, frame)
@@ -128,10 +142,22 @@ class ClipReader:
         self._frames = self._decode()
         self._current = self._next = None
 
+    def _keyframe_before(self, t: float) -> float | None:
+        import bisect
+
+        i = bisect.bisect_right(self.keyframes, t + 1e-6)
+        return self.keyframes[i - 1] if i else None
+
     def frame_at(self, t: float) -> av.VideoFrame:
         """The converted output frame showing clip time ``t``."""
-        if self._frames is None or t < self.position - 1e-6 or t - self.position > SEEK_AHEAD:
+        if self._frames is None or t < self.position - 1e-6:
             self._seek(t)
+        elif t - self.position > 2 * self.frame_period:
+            # jump ahead: seek when the keyframe before t is nearer than our position (fewer frames
+            # to decode through), else keep decoding forward
+            kf = self._keyframe_before(t)
+            if (kf is not None and kf > self.position + self.frame_period) or (kf is None and t - self.position > SEEK_AHEAD):
+                self._seek(t)
         self.position = t
         eps = 1e-4
         while True:
