@@ -149,3 +149,11 @@ def test_silent_song_gives_one_shot():
     silent = bm.model_copy(update={"beats": [], "total_beats": 0, "sections": []})
     edl = plan(silent, CLIPS, cfg())
     assert len(edl.shots) >= 1 and edl.shots[-1].end_frame == edl.total_frames
+
+
+def test_in_points_prefer_keyframes():
+    keys = tuple(float(k) for k in range(0, 20, 2))  # a keyframe every 2 s
+    clips = [ClipInfo(i, f"{i}.mp4", 20.0, tuple([0.5] * 40), keys) for i in range(3)]
+    edl = plan(beat_map(duration=20), clips, cfg(sync_mode="downbeats"))
+    on_key = [s for s in edl.shots if s.source_in in keys]
+    assert len(on_key) >= 0.8 * len(edl.shots)

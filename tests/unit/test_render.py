@@ -256,3 +256,18 @@ def test_bad_clips_are_named_errors(song, tmp_path):
         assert e.value.code in ((codes,) if isinstance(codes, str) else codes), (clip, e.value)
         assert clip.name in e.value.message
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_reader_pool_caps_open_decoders(colour_clips):
+    from beatsync.render.frames import ReaderPool
+
+    probes = [probe_clip(c) for c in colour_clips]
+    pool = ReaderPool(probes, 320, 180, "fill", max_open=2)
+    try:
+        for owner in range(12):
+            clip = owner % 4
+            frame = pool.frame(clip, 0.5 + owner * 0.1, owner=owner)
+            assert nearest_colour(frame.to_ndarray(format="rgb24")) == list(COLOURS)[clip]
+            assert len(pool.readers) <= 2
+    finally:
+        pool.close()

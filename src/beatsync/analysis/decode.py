@@ -16,6 +16,7 @@ import av
 import numpy as np
 
 from ..errors import MediaError
+from ..media import DECODE_ERRORS, decode_tolerant
 
 Source = Union[str, os.PathLike, bytes, BinaryIO]
 
@@ -141,18 +142,16 @@ def decode_audio(
                 chunks.append(arr)
                 n_samples += arr.shape[0]
 
-        for packet in container.demux(stream):
+        def bad() -> None:
+            nonlocal bad_packets
+            bad_packets += 1
+
+        for frame in decode_tolerant(container, stream, on_error=bad):
+            good_frames += 1
             try:
-                frames = packet.decode()
-            except (av.error.FFmpegError, ValueError):  # a corrupt packet: skip it, count it
-                bad_packets += 1
-                continue
-            for frame in frames:
-                good_frames += 1
-                try:
-                    take(resampler.resample(frame))
-                except (av.error.FFmpegError, ValueError):
-                    bad_packets += 1
+                take(resampler.resample(frame))
+            except DECODE_ERRORS:
+                bad()
             if n_samples > limit:
                 raise MediaError(
                     "too_long",
@@ -162,7 +161,7 @@ def decode_audio(
                 )
         try:
             take(resampler.resample(None))
-        except (av.error.FFmpegError, ValueError):
+        except DECODE_ERRORS:
             pass
     except av.error.FFmpegError as exc:
         raise MediaError("corrupt_media", f"{name}: decoding failed ({exc})", source=name) from None

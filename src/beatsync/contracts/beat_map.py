@@ -2,14 +2,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from ._base import Model as _Model
 
 SectionName = Literal["intro", "verse", "chorus", "bridge", "build", "drop", "outro"]
 Method = Literal["librosa", "madmom", "hybrid"]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
 
 
 class Beat(_Model):

@@ -2,15 +2,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from ._base import Model as _Model
 
 SyncMode = Literal["every_beat", "every_other", "strong_beats", "downbeats"]
 TransitionStyle = Literal["cut", "fade", "zoom", "flash", "glitch", "slide"]
 TRANSITIONS: tuple[str, ...] = ("cut", "fade", "zoom", "flash", "glitch", "slide")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
 
 
 class EditConfig(_Model):

@@ -36,6 +36,8 @@ class ClipInfo:
     duration: float
     #: motion score 0..1 for each MOTION_STEP seconds of the clip
     motion: tuple[float, ...] = ()
+    #: keyframe times (s): a shot that starts on one needs no decoding before its first frame
+    keyframes: tuple[float, ...] = ()
 
 
 @dataclass
@@ -93,24 +95,32 @@ def _overlaps(a: float, b: float, used: list[tuple[float, float]]) -> bool:
     return any(a < u1 and u0 < b for u0, u1 in used)
 
 
+#: a keyframe in-point is preferred when its motion fit is this close to the best one
+KEYFRAME_SLACK = 0.05
+
+
 def _pick_range(clip: ClipInfo, usage: _Usage, need: float, target_motion: float) -> tuple[float, float] | None:
-    """The best unused in-point in ``clip`` for ``need`` seconds, with its motion score."""
+    """The best unused in-point in ``clip`` for ``need`` seconds, with its motion score: the
+    motion closest to ``target_motion``, preferring keyframes (cheaper to start decoding at)."""
     if clip.duration + 1e-6 < need:
         return None
     step = MOTION_STEP
-    best: tuple[float, float, float] | None = None
-    n = max(1, int(math.floor((clip.duration - need) / step)) + 1)
-    for k in range(n):
-        t = min(k * step, max(0.0, clip.duration - need))
+    latest = max(0.0, clip.duration - need)
+    n = max(1, int(math.floor(latest / step)) + 1)
+    keys = {round(k, 4) for k in clip.keyframes if 0 <= k <= latest}
+    options = []
+    for t in sorted({min(k * step, latest) for k in range(n)} | keys):
         if _overlaps(t, t + need, usage.used):
             continue
         lo, hi = int(t / step), max(int(t / step) + 1, int(math.ceil((t + need) / step)))
         scores = clip.motion[lo:hi]
         motion = sum(scores) / len(scores) if scores else 0.5
-        fit = abs(motion - target_motion)
-        if best is None or fit < best[0] - 1e-9:
-            best = (fit, t, motion)
-    return None if best is None else (best[1], best[2])
+        options.append((abs(motion - target_motion), round(t, 4) not in keys, t, motion))
+    if not options:
+        return None
+    best_fit = min(o[0] for o in options)
+    fit, _, t, motion = min((o for o in options if o[0] <= best_fit + KEYFRAME_SLACK), key=lambda o: (o[1], o[0], o[2]))
+    return t, motion
 
 
 def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDecisionList:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..contracts import EditDecisionList
 from ..errors import BeatsyncError, MediaError
+from ..media import decode_tolerant
 from . import transitions
 from .frames import ReaderPool
 from .probe import ClipProbe
@@ -95,14 +96,9 @@ def _audio_frames(song: str, start: float, end: float, frame_size: int):
                 n += f.samples
                 yield f
 
-        for packet in c.demux(s):
-            try:
-                frames = packet.decode()
-            except (av.error.FFmpegError, ValueError):
-                continue
-            for frame in frames:
-                g.push(frame)
-                yield from drain()
+        for frame in decode_tolerant(c, s):
+            g.push(frame)
+            yield from drain()
             if n >= total:
                 break
         try:

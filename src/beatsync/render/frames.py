@@ -16,6 +16,7 @@ from fractions import Fraction
 import av
 
 from ..errors import MediaError
+from ..media import decode_tolerant, is_cover_art
 from .probe import ClipProbe
 
 #: a forward jump longer than this seeks instead of decoding through the gap
@@ -95,8 +96,7 @@ class ClipReader:
             self.container = av.open(probe.path, metadata_errors="ignore")
         except av.error.FFmpegError as exc:
             raise MediaError("corrupt_media", f"clip {self.name}: cannot be opened ({exc})", source=self.name) from None
-        self.stream = next(s for s in self.container.streams.video
-                           if not (s.disposition & av.stream.Disposition.attached_pic))
+        self.stream = next(s for s in self.container.streams.video if not is_cover_art(s))
         # Frame threads hold several 1080p pictures each and buy nothing on a machine the encoder
         # already keeps busy; slice threads decode in place.
         self.stream.thread_type = "SLICE"
@@ -111,6 +111,9 @@ class ClipReader:
         self._converted: tuple[tuple[float, av.VideoFrame], av.VideoFrame] | None = None
         self.position = -1.0
         self.decoded_frames = 0
+        self.clip = -1  # set by ReaderPool
+        self.owner: int | None = None  # index of the shot this reader serves
+        self.last_used = 0
 
     def close(self) -> None:
         self.container.close()
@@ -119,18 +122,14 @@ class ClipReader:
         tb = self.stream.time_base
         start = self.probe.start_time
         try:
-            for packet in self.container.demux(self.stream):
-                try:
-                    frames = packet.decode()
-                except (av.error.FFmpegError, ValueError):
-                    continue  # a corrupt packet: the previous frame stays on screen
-                for f in frames:
-                    if f.pts is None:
-                        continue
-                    self.decoded_frames += 1
-                    yield float(f.pts * tb) - start, f
+            # a corrupt packet is skipped: the previous frame stays on screen
+            for f in decode_tolerant(self.container, self.stream):
+                if f.pts is None:
+                    continue
+                self.decoded_frames += 1
+                yield float(f.pts * tb) - start, f
         except av.error.FFmpegError:
-            return
+            return  # a truncated clip ends here: its last frame is held
 
     def _seek(self, t: float) -> None:
         tb = self.stream.time_base
@@ -184,36 +183,54 @@ class ClipReader:
 
 
 class ReaderPool:
-    """Up to two readers per clip, so an outgoing shot can keep playing under a transition
-    while the incoming shot starts from the same clip, without seeking back and forth."""
+    """Open clip readers, shared by the shots.
 
-    def __init__(self, probes: list[ClipProbe], width: int, height: int, fit: str):
+    A shot keeps its reader while it plays (and while it plays on under the next shot's
+    transition); a new shot reuses a reader of its clip that is just behind its in-point, else
+    a free one of that clip, else opens one. At most ``max_open`` decoders are open (the least
+    recently used is closed), so memory does not grow with the number of clips.
+    """
+
+    def __init__(self, probes: list[ClipProbe], width: int, height: int, fit: str, max_open: int = 6):
         self.probes, self.width, self.height, self.fit = probes, width, height, fit
-        self.readers: dict[int, list[ClipReader]] = {}
+        self.max_open = max(2, max_open)
+        self.readers: list[ClipReader] = []
+        self.tick = 0
+        self.closed_decoded = 0
 
     def frame(self, clip: int, t: float, owner: int) -> av.VideoFrame:
-        readers = self.readers.setdefault(clip, [])
-        for r in readers:
-            if getattr(r, "owner", None) == owner:
-                return r.frame_at(t)
-        # reuse a reader that is just behind t (sequential shots), else a free one, else open one
-        best = None
-        for r in readers:
-            if r.position <= t + 1e-6 and t - r.position <= SEEK_AHEAD and getattr(r, "owner", None) != owner - 1:
-                best = r
-        if best is None and len(readers) < 2:
-            best = ClipReader(self.probes[clip], self.width, self.height, self.fit)
-            readers.append(best)
-        if best is None:
-            best = next((r for r in readers if getattr(r, "owner", None) != owner - 1), readers[0])
-        best.owner = owner
-        return best.frame_at(t)
+        self.tick += 1
+        mine = [r for r in self.readers if r.clip == clip]
+        reader = next((r for r in mine if r.owner == owner), None)
+        if reader is None:
+            free = [r for r in mine if r.owner != owner - 1]
+            reader = next((r for r in free if r.position <= t + 1e-6 and t - r.position <= SEEK_AHEAD), None)
+            if reader is None and len(mine) >= 2 and free:
+                reader = min(free, key=lambda r: r.last_used)
+            if reader is None:
+                reader = self._open(clip, owner)
+            reader.owner = owner
+        reader.last_used = self.tick
+        return reader.frame_at(t)
+
+    def _open(self, clip: int, owner: int) -> ClipReader:
+        while len(self.readers) >= self.max_open:
+            idle = [r for r in self.readers if r.owner not in (owner, owner - 1)]
+            if not idle:
+                break
+            victim = min(idle, key=lambda r: r.last_used)
+            self.closed_decoded += victim.decoded_frames
+            victim.close()
+            self.readers.remove(victim)
+        reader = ClipReader(self.probes[clip], self.width, self.height, self.fit)
+        reader.clip = clip
+        self.readers.append(reader)
+        return reader
 
     @property
     def decoded_frames(self) -> int:
-        return sum(r.decoded_frames for rs in self.readers.values() for r in rs)
+        return self.closed_decoded + sum(r.decoded_frames for r in self.readers)
 
     def close(self) -> None:
-        for rs in self.readers.values():
-            for r in rs:
-                r.close()
+        for r in self.readers:
+            r.close()

@@ -8,6 +8,7 @@ import av
 import numpy as np
 
 from ..editing.plan import MOTION_STEP
+from ..media import decode_tolerant, is_cover_art
 from .probe import ClipProbe
 
 
@@ -17,28 +18,23 @@ def motion_profile(probe: ClipProbe, step: float = MOTION_STEP) -> np.ndarray:
     total = np.zeros(bins)
     count = np.zeros(bins)
     with av.open(probe.path, metadata_errors="ignore") as c:
-        s = next(s for s in c.streams.video if not (s.disposition & av.stream.Disposition.attached_pic))
+        s = next(s for s in c.streams.video if not is_cover_art(s))
         s.thread_type = "AUTO"
         s.codec_context.skip_frame = "NONREF"
         prev = None
         try:
-            for packet in c.demux(s):
-                try:
-                    frames = packet.decode()
-                except (av.error.FFmpegError, ValueError):
+            for f in decode_tolerant(c, s):
+                if f.pts is None:
                     continue
-                for f in frames:
-                    if f.pts is None:
-                        continue
-                    g = f.reformat(width=64, height=36, format="gray").to_ndarray().astype(np.int16)
-                    if prev is not None:
-                        t = float(f.pts * s.time_base) - probe.start_time
-                        b = min(bins - 1, max(0, int(t / step)))
-                        total[b] += np.abs(g - prev).mean()
-                        count[b] += 1
-                    prev = g
+                g = f.reformat(width=64, height=36, format="gray").to_ndarray().astype(np.int16)
+                if prev is not None:
+                    t = float(f.pts * s.time_base) - probe.start_time
+                    b = min(bins - 1, max(0, int(t / step)))
+                    total[b] += np.abs(g - prev).mean()
+                    count[b] += 1
+                prev = g
         except av.error.FFmpegError:
-            pass
+            pass  # a truncated clip: score what was read
     out = np.divide(total, count, out=np.zeros(bins), where=count > 0)
     # empty bins (sparse frames) take their neighbours' value
     if count.any() and not count.all():

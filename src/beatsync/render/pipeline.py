@@ -59,7 +59,8 @@ def make_video(
     for i, p in enumerate(probes):
         profiles.append(motion_profile(p))
         report(15.0 + 10.0 * (i + 1) / len(probes), "motion")
-    infos = [ClipInfo(i, os.path.basename(p.path), p.duration, m) for i, (p, m) in enumerate(zip(probes, normalise(profiles)))]
+    infos = [ClipInfo(i, os.path.basename(p.path), p.duration, m, p.keyframes)
+             for i, (p, m) in enumerate(zip(probes, normalise(profiles)))]
     edl = plan(beat_map, infos, config)
     folder = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(folder, exist_ok=True)

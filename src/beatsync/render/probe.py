@@ -13,6 +13,7 @@ from fractions import Fraction
 import av
 
 from ..errors import MediaError
+from ..media import decode_tolerant, is_cover_art
 
 MAX_STREAMS = 64
 
@@ -32,6 +33,7 @@ class ClipProbe:
     codec: str
     has_audio: bool
     start_time: float
+    keyframes: tuple[float, ...] = ()  # from the container index, where it has one
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -58,8 +60,7 @@ def probe_clip(path: str | os.PathLike, *, max_pixels: int = 4096 * 2304, max_du
     try:
         if len(container.streams) > MAX_STREAMS:
             raise MediaError("unsupported_media", f"clip {name}: {len(container.streams)} streams", source=name)
-        videos = [s for s in container.streams.video
-                  if not (s.disposition & av.stream.Disposition.attached_pic) and s.codec_context is not None]
+        videos = [s for s in container.streams.video if not is_cover_art(s) and s.codec_context is not None]
         if not videos:
             raise MediaError("no_video_stream", f"clip {name}: no video track", source=name)
         stream = videos[0]
@@ -77,17 +78,9 @@ def probe_clip(path: str | os.PathLike, *, max_pixels: int = 4096 * 2304, max_du
             raise MediaError("too_long", f"clip {name}: {duration:.0f} s is above the limit", source=name)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         base = stream.base_rate or rate
-        first = None
         stream.thread_type = "AUTO"
         try:
-            for packet in container.demux(stream):
-                try:
-                    frames = packet.decode()
-                except (av.error.FFmpegError, ValueError):
-                    continue
-                if frames:
-                    first = frames[0]
-                    break
+            first = next(decode_tolerant(container, stream), None)
         except av.error.FFmpegError:
             first = None
         if first is None:
@@ -106,6 +99,8 @@ def probe_clip(path: str | os.PathLike, *, max_pixels: int = 4096 * 2304, max_du
             width=cc.width, height=cc.height, rotation=rotation, sample_aspect_ratio=Fraction(sar),
             pix_fmt=pix_fmt, full_range=bool(full_range), codec=cc.name,
             has_audio=bool(container.streams.audio), start_time=start,
+            keyframes=tuple(sorted(round(float(e.timestamp * tb) - start, 4)
+                                   for e in stream.index_entries if e.is_keyframe)) if tb else (),
         )
     finally:
         container.close()
