@@ -187,7 +187,8 @@ class ReaderPool:
 
     A shot keeps its reader while it plays (and while it plays on under the next shot's
     transition); a new shot reuses a reader of its clip that is just behind its in-point, else
-    a free one of that clip, else opens one. At most ``max_open`` decoders are open (the least
+    seeks a free one of that clip, else opens one (a second reader of a clip exists only while
+    the previous shot, from the same clip, plays under a transition). At most ``max_open`` decoders are open (the least
     recently used is closed), so memory does not grow with the number of clips.
     """
 
@@ -205,7 +206,7 @@ class ReaderPool:
         if reader is None:
             free = [r for r in mine if r.owner != owner - 1]
             reader = next((r for r in free if r.position <= t + 1e-6 and t - r.position <= SEEK_AHEAD), None)
-            if reader is None and len(mine) >= 2 and free:
+            if reader is None and free:  # seek a free reader rather than open another decoder
                 reader = min(free, key=lambda r: r.last_used)
             if reader is None:
                 reader = self._open(clip, owner)
