@@ -271,3 +271,20 @@ def test_reader_pool_caps_open_decoders(colour_clips):
             assert len(pool.readers) <= 2
     finally:
         pool.close()
+
+
+def test_cancel_stops_the_render_and_leaves_no_output(song, colour_clips, tmp_path):
+    from beatsync.render.encode import RenderCancelled
+
+    calls = []
+
+    def should_stop() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    cfg = resolve_config(None, {"output_resolution": "320x180"})
+    with pytest.raises(RenderCancelled) as e:
+        make_video(str(song[0]), colour_clips, str(tmp_path / "o.mp4"), cfg, method="librosa", should_stop=should_stop)
+    assert e.value.code == "cancelled"
+    assert not (tmp_path / "o.mp4").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".render-")]
