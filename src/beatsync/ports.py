@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import abc
+from typing import TYPE_CHECKING
 
 from .errors import NotFound
+
+if TYPE_CHECKING:
+    from .jobs.model import Job
 
 
 class BlobNotFound(NotFound):
@@ -41,3 +45,47 @@ class BlobStore(abc.ABC):
         if not key or key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in key.split("/")):
             raise ValueError(f"invalid blob key {key!r}")
         return key
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+class JobStore(abc.ABC):
+    """Jobs by id. Every status change is a transaction that checks the legal transitions
+    (:data:`beatsync.jobs.model.LEGAL`); progress written after a job ended is ignored, so a late
+    write never resurrects a cancelled job."""
+
+    @abc.abstractmethod
+    def create(self, job: "Job") -> tuple["Job", bool]:
+        """Store a new job. With an idempotency key already used by the same owner, store
+        nothing and return ``(existing job, False)``; else ``(job, True)``."""
+
+    @abc.abstractmethod
+    def get(self, job_id: str) -> "Job":
+        """The job, or raise :class:`JobNotFound`."""
+
+    @abc.abstractmethod
+    def transition(self, job_id: str, to: str, *, result: dict | None = None, error: dict | None = None,
+                   step: str | None = None) -> "Job":
+        """Change the status (raise ``IllegalTransition`` if not allowed) and return the job."""
+
+    @abc.abstractmethod
+    def report(self, job_id: str, progress: float, step: str) -> "Job":
+        """Record progress of a queued or processing job; a no-op on an ended job."""
+
+    @abc.abstractmethod
+    def request_cancel(self, job_id: str) -> "Job":
+        """Set the cancel flag that running steps poll."""
+
+    @abc.abstractmethod
+    def list(self, owner: str, *, status: str | None = None, type: str | None = None, limit: int = 20,
+             offset: int = 0) -> tuple[list["Job"], int]:
+        """A page of the owner's jobs, newest first, and the total that match."""
+
+    @abc.abstractmethod
+    def add_log(self, job_id: str, message: str, level: str = "info") -> None: ...
+
+    @abc.abstractmethod
+    def logs(self, job_id: str) -> list[dict]:
+        """``[{"time", "level", "message"}]`` in order."""

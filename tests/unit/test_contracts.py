@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 
 from beatsync.contracts import BeatMap, EditConfig, EditDecisionList
+from beatsync.jobs import Job
 from tests.conftest import ROOT
 from tests.schema_compare import differences
 
@@ -15,6 +16,7 @@ MODELS = {
     "beat_map.schema.json": BeatMap,
     "edit_config.schema.json": EditConfig,
     "edl.schema.json": EditDecisionList,
+    "job.schema.json": Job,
 }
 
 

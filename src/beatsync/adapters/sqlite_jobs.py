@@ -1,0 +1,156 @@
+"""JobStore on SQLite (the embedded default): one file, WAL, a transaction per change."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..jobs.model import TERMINAL, Job, JobError, check_transition, now
+from ..ports import JobNotFound, JobStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    idempotency_key TEXT,
+    doc TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(owner, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner, created_at);
+CREATE TABLE IF NOT EXISTS job_logs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    time TEXT NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_logs_job ON job_logs(job_id, seq);
+"""
+
+
+class SqliteJobStore(JobStore):
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            db.executescript(SCHEMA)  # executescript manages its own transaction
+        finally:
+            db.close()
+
+    @contextmanager
+    def _tx(self):
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    @staticmethod
+    def _load(row) -> Job:
+        return Job.model_validate_json(row[0])
+
+    def _get(self, db, job_id: str) -> Job:
+        row = db.execute("SELECT doc FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(f"no job {job_id}")
+        return self._load(row)
+
+    def _put(self, db, job: Job) -> None:
+        db.execute("UPDATE jobs SET status = ?, doc = ? WHERE job_id = ?", (job.status, job.model_dump_json(), job.job_id))
+
+    def create(self, job: Job) -> tuple[Job, bool]:
+        with self._tx() as db:
+            if job.idempotency_key is not None:
+                row = db.execute("SELECT doc FROM jobs WHERE owner = ? AND idempotency_key = ?",
+                                 (job.owner, job.idempotency_key)).fetchone()
+                if row is not None:
+                    return self._load(row), False
+            db.execute(
+                "INSERT INTO jobs (job_id, owner, type, status, created_at, idempotency_key, doc) VALUES (?,?,?,?,?,?,?)",
+                (job.job_id, job.owner, job.type, job.status, job.created_at.isoformat(), job.idempotency_key,
+                 job.model_dump_json()),
+            )
+        return job, True
+
+    def get(self, job_id: str) -> Job:
+        with self._tx() as db:
+            return self._get(db, job_id)
+
+    def transition(self, job_id, to, *, result=None, error=None, step=None) -> Job:
+        with self._tx() as db:
+            job = self._get(db, job_id)
+            check_transition(job, to)
+            t = now()
+            update = {"status": to, "updated_at": t, "current_step": step or to}
+            if to == "processing":
+                update.update(started_at=t, attempts=job.attempts + 1)
+            if to in TERMINAL:
+                update["completed_at"] = t
+            if to == "completed":
+                update["progress"] = 100.0
+            if result is not None:
+                update["result"] = result
+            if error is not None:
+                update["error"] = JobError(**error)
+            job = job.model_copy(update=update)
+            Job.model_validate(job.model_dump())  # a bad result/error never reaches the store
+            self._put(db, job)
+            return job
+
+    def report(self, job_id, progress, step) -> Job:
+        with self._tx() as db:
+            job = self._get(db, job_id)
+            if job.terminal:
+                return job
+            job = job.model_copy(update={"progress": max(0.0, min(100.0, float(progress))), "current_step": step,
+                                         "updated_at": now()})
+            self._put(db, job)
+            return job
+
+    def request_cancel(self, job_id) -> Job:
+        with self._tx() as db:
+            job = self._get(db, job_id)
+            if not job.terminal and not job.cancel_requested:
+                job = job.model_copy(update={"cancel_requested": True, "updated_at": now()})
+                self._put(db, job)
+            return job
+
+    def list(self, owner, *, status=None, type=None, limit=20, offset=0) -> tuple[list[Job], int]:
+        where, args = ["owner = ?"], [owner]
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if type is not None:
+            where.append("type = ?")
+            args.append(type)
+        clause = " AND ".join(where)
+        with self._tx() as db:
+            total = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {clause}", args).fetchone()[0]
+            rows = db.execute(f"SELECT doc FROM jobs WHERE {clause} ORDER BY created_at DESC, job_id LIMIT ? OFFSET ?",
+                              [*args, int(limit), int(offset)]).fetchall()
+        return [self._load(r) for r in rows], total
+
+    def add_log(self, job_id, message, level="info") -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO job_logs (job_id, time, level, message) VALUES (?,?,?,?)",
+                       (job_id, now().isoformat(), level, message))
+
+    def logs(self, job_id) -> list[dict]:
+        with self._tx() as db:
+            rows = db.execute("SELECT time, level, message FROM job_logs WHERE job_id = ? ORDER BY seq",
+                              (job_id,)).fetchall()
+        return [{"time": t, "level": lv, "message": m} for t, lv, m in rows]

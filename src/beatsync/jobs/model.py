@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ..contracts._base import Model
+from ..errors import BeatsyncError
+
+JobStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+#: the only status changes a store accepts
+LEGAL: dict[str, frozenset[str]] = {
+    "queued": frozenset({"processing", "failed", "cancelled"}),
+    "processing": frozenset({"completed", "failed", "cancelled"}),
+    "completed": frozenset(),
+    "failed": frozenset(),
+    "cancelled": frozenset(),
+}
+
+
+class IllegalTransition(BeatsyncError):
+    code = "illegal_transition"
+    http_status = 409
+
+
+class JobError(Model):
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    message: str
+
+
+class Job(Model):
+    job_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    type: Literal["create", "analyze"]
+    status: JobStatus = "queued"
+    progress: float = Field(0.0, ge=0, le=100)
+    current_step: str = "queued"
+    owner: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    request: dict[str, Any]
+    request_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    idempotency_key: str | None = Field(None, max_length=255)
+    result: dict[str, Any] | None = None
+    error: JobError | None = None
+    cancel_requested: bool = False
+    attempts: int = Field(0, ge=0)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def request_hash(request: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def new_job(type: str, request: dict[str, Any], owner: str, idempotency_key: str | None = None) -> Job:
+    t = now()
+    return Job(job_id=uuid.uuid4().hex, type=type, owner=owner, created_at=t, updated_at=t, request=request,
+               request_hash=request_hash(request), idempotency_key=idempotency_key)
+
+
+def check_transition(job: Job, to: str) -> None:
+    if to not in LEGAL[job.status]:
+        raise IllegalTransition(f"job {job.job_id} is {job.status}; it cannot become {to}",
+                                details={"from": job.status, "to": to})

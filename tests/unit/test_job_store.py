@@ -1,0 +1,109 @@
+"""One interface suite for every JobStore adapter (SQLite here; the Firestore adapter joins
+the parameter list when it lands)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from beatsync.adapters.sqlite_jobs import SqliteJobStore
+from beatsync.jobs import IllegalTransition, new_job
+from beatsync.ports import JobNotFound
+
+
+@pytest.fixture(params=["sqlite"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        return SqliteJobStore(tmp_path / "jobs.db")
+    raise AssertionError(request.param)
+
+
+def test_create_get_and_idempotency(store):
+    job, created = store.create(new_job("create", {"a": 1}, owner="alice", idempotency_key="k1"))
+    assert created and store.get(job.job_id) == job
+    again, created = store.create(new_job("create", {"a": 2}, owner="alice", idempotency_key="k1"))
+    assert not created and again.job_id == job.job_id and again.request == {"a": 1}
+    other, created = store.create(new_job("create", {"a": 1}, owner="bob", idempotency_key="k1"))
+    assert created and other.job_id != job.job_id  # keys are per caller
+    with pytest.raises(JobNotFound):
+        store.get("0" * 32)
+
+
+def test_legal_transitions_only(store):
+    job, _ = store.create(new_job("create", {}, owner="a"))
+    with pytest.raises(IllegalTransition):
+        store.transition(job.job_id, "completed")
+    job = store.transition(job.job_id, "processing", step="analyze")
+    assert job.status == "processing" and job.started_at is not None and job.attempts == 1
+    job = store.transition(job.job_id, "completed", result={"output_url": "x"})
+    assert job.progress == 100 and job.completed_at is not None and job.result == {"output_url": "x"}
+    for to in ("processing", "failed", "cancelled", "queued"):
+        with pytest.raises(IllegalTransition):
+            store.transition(job.job_id, to)
+    assert store.get(job.job_id).status == "completed"
+
+
+def test_late_writes_never_resurrect_a_cancelled_job(store):
+    job, _ = store.create(new_job("create", {}, owner="a"))
+    store.transition(job.job_id, "processing")
+    assert store.request_cancel(job.job_id).cancel_requested
+    store.transition(job.job_id, "cancelled")
+    after = store.report(job.job_id, 80, "render")
+    assert after.status == "cancelled" and after.current_step == "cancelled"
+    with pytest.raises(IllegalTransition):
+        store.transition(job.job_id, "completed")
+
+
+def test_failure_records_error(store):
+    job, _ = store.create(new_job("analyze", {}, owner="a"))
+    job = store.transition(job.job_id, "failed", error={"code": "unsupported_media", "message": "not audio"})
+    assert job.error.code == "unsupported_media"
+    with pytest.raises(ValueError):
+        j2, _ = store.create(new_job("analyze", {}, owner="a"))
+        store.transition(j2.job_id, "failed", error={"code": "Bad Code", "message": "x"})
+
+
+def test_list_filters_and_pages(store):
+    ids = []
+    for i in range(7):
+        job, _ = store.create(new_job("create" if i % 2 else "analyze", {"i": i}, owner="a"))
+        ids.append(job.job_id)
+    store.create(new_job("create", {}, owner="b"))
+    store.transition(ids[0], "processing")
+    page, total = store.list("a", limit=3, offset=0)
+    assert total == 7 and len(page) == 3
+    rest, _ = store.list("a", limit=10, offset=3)
+    assert {j.job_id for j in page} | {j.job_id for j in rest} == set(ids)
+    assert store.list("a", type="create")[1] == 3
+    assert [j.job_id for j in store.list("a", status="processing")[0]] == [ids[0]]
+    assert store.list("nobody")[1] == 0
+
+
+def test_logs_in_order(store):
+    job, _ = store.create(new_job("create", {}, owner="a"))
+    for i in range(5):
+        store.add_log(job.job_id, f"step {i}", level="warning" if i == 3 else "info")
+    logs = store.logs(job.job_id)
+    assert [l["message"] for l in logs] == [f"step {i}" for i in range(5)] and logs[3]["level"] == "warning"
+
+
+def test_concurrent_transitions_have_one_winner(store):
+    job, _ = store.create(new_job("create", {}, owner="a"))
+    store.transition(job.job_id, "processing")
+    outcomes = []
+
+    def finish(to):
+        try:
+            store.transition(job.job_id, to)
+            outcomes.append(to)
+        except IllegalTransition:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=finish, args=(to,)) for to in ("completed", "cancelled", "failed") * 3]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [o for o in outcomes if o != "refused"]
+    assert len(winners) == 1 and store.get(job.job_id).status == winners[0]
