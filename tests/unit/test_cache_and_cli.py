@@ -10,7 +10,6 @@ from beatsync.adapters.local_fs import LocalBlobStore
 from beatsync.analysis import analyze
 from beatsync.analysis.synth import click_track, encode_wav
 from beatsync.cli import main
-from beatsync.ports import BlobNotFound
 
 
 @pytest.fixture
@@ -43,22 +42,6 @@ def test_corrupt_cache_entry_is_recomputed(song, tmp_path):
     again = analyze(song, "librosa", cache=store)
     assert again.beats == bm.beats
     assert json.loads(store.get_bytes(key))["audio_hash"] == bm.audio_hash
-
-
-def test_local_blob_store_contract(tmp_path):
-    store = LocalBlobStore(tmp_path)
-    store.put_bytes("a/b/c.json", b"1")
-    assert store.exists("a/b/c.json") and store.get_bytes("a/b/c.json") == b"1"
-    store.put_bytes("a/b/c.json", b"2")
-    assert store.get_bytes("a/b/c.json") == b"2"
-    assert store.list("a/") == ["a/b/c.json"]
-    store.delete("a/b/c.json")
-    store.delete("a/b/c.json")
-    with pytest.raises(BlobNotFound):
-        store.get_bytes("a/b/c.json")
-    for bad in ("../x", "/abs", "a//b", "a/./b"):
-        with pytest.raises(ValueError):
-            store.put_bytes(bad, b"")
 
 
 def test_cli_analyze_writes_json_and_plot(song, tmp_path, capsys):

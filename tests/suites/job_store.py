@@ -1,5 +1,5 @@
-"""One interface suite for every JobStore adapter (SQLite here; the Firestore adapter joins
-the parameter list when it lands)."""
+"""The JobStore interface suite: every adapter's test module imports these tests and
+provides a ``store`` fixture (tests/unit: SQLite; tests/integration: the Firestore emulator)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,8 @@ import threading
 
 import pytest
 
-from beatsync.adapters.sqlite_jobs import SqliteJobStore
 from beatsync.jobs import IllegalTransition, new_job
 from beatsync.ports import JobNotFound
-
-
-@pytest.fixture(params=["sqlite"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        return SqliteJobStore(tmp_path / "jobs.db")
-    raise AssertionError(request.param)
 
 
 def test_create_get_and_idempotency(store):

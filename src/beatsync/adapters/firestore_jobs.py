@@ -1,0 +1,144 @@
+"""JobStore on Firestore: one document per job, every change in a transaction; logs in a
+subcollection. The client is built on first use, never at import."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from ..jobs.model import TERMINAL, Job, JobError, check_transition, now
+from ..ports import JobNotFound, JobStore
+
+
+class FirestoreJobStore(JobStore):
+    def __init__(self, *, project: str | None = None, collection: str = "beatsync_jobs", database: str | None = None):
+        self.project, self.collection_name, self.database = project, collection, database
+
+    @functools.cached_property
+    def client(self):
+        from google.cloud import firestore
+
+        kwargs = {"project": self.project}
+        if self.database:
+            kwargs["database"] = self.database
+        return firestore.Client(**kwargs)
+
+    @property
+    def jobs(self):
+        return self.client.collection(self.collection_name)
+
+    @staticmethod
+    def _to_doc(job: Job) -> dict:
+        doc = job.model_dump(mode="json")
+        doc["created_at_ts"] = job.created_at  # a native timestamp for ordering
+        return doc
+
+    @staticmethod
+    def _from_doc(data: dict) -> Job:
+        data = {k: v for k, v in data.items() if k != "created_at_ts"}
+        return Job.model_validate(data)
+
+    def _update(self, job_id: str, change) -> Job:
+        """Read, change and write one job in a transaction (retried by Firestore on contention)."""
+        from google.cloud import firestore
+
+        ref = self.jobs.document(job_id)
+
+        @firestore.transactional
+        def run(tx):
+            snap = ref.get(transaction=tx)
+            if not snap.exists:
+                raise JobNotFound(f"no job {job_id}")
+            job = self._from_doc(snap.to_dict())
+            new = change(job)
+            if new is not job:
+                tx.set(ref, self._to_doc(new))
+            return new
+
+        return run(self.client.transaction())
+
+    def create(self, job: Job) -> tuple[Job, bool]:
+        from google.cloud import firestore
+
+        if job.idempotency_key is None:
+            self.jobs.document(job.job_id).create(self._to_doc(job))
+            return job, True
+        # the key document makes "same owner, same key" unique, atomically with the job
+        key_ref = self.client.collection(self.collection_name + "_idempotency").document(
+            f"{job.owner}:{job.idempotency_key}".replace("/", "%2F"))
+
+        @firestore.transactional
+        def run(tx):
+            snap = key_ref.get(transaction=tx)
+            if snap.exists:
+                existing = self.jobs.document(snap.to_dict()["job_id"]).get(transaction=tx)
+                return self._from_doc(existing.to_dict()), False
+            tx.create(key_ref, {"job_id": job.job_id})
+            tx.create(self.jobs.document(job.job_id), self._to_doc(job))
+            return job, True
+
+        return run(self.client.transaction())
+
+    def get(self, job_id: str) -> Job:
+        snap = self.jobs.document(job_id).get()
+        if not snap.exists:
+            raise JobNotFound(f"no job {job_id}")
+        return self._from_doc(snap.to_dict())
+
+    def transition(self, job_id, to, *, result=None, error=None, step=None) -> Job:
+        def change(job: Job) -> Job:
+            check_transition(job, to)
+            t = now()
+            update = {"status": to, "updated_at": t, "current_step": step or to}
+            if to == "processing":
+                update.update(started_at=t, attempts=job.attempts + 1)
+            if to in TERMINAL:
+                update["completed_at"] = t
+            if to == "completed":
+                update["progress"] = 100.0
+            if result is not None:
+                update["result"] = result
+            if error is not None:
+                update["error"] = JobError(**error)
+            new = job.model_copy(update=update)
+            return Job.model_validate(new.model_dump())
+
+        return self._update(job_id, change)
+
+    def report(self, job_id, progress, step) -> Job:
+        def change(job: Job) -> Job:
+            if job.terminal:
+                return job
+            return job.model_copy(update={"progress": max(0.0, min(100.0, float(progress))), "current_step": step,
+                                          "updated_at": now()})
+
+        return self._update(job_id, change)
+
+    def request_cancel(self, job_id) -> Job:
+        def change(job: Job) -> Job:
+            if job.terminal or job.cancel_requested:
+                return job
+            return job.model_copy(update={"cancel_requested": True, "updated_at": now()})
+
+        return self._update(job_id, change)
+
+    def list(self, owner, *, status=None, type=None, limit=20, offset=0) -> tuple[list[Job], int]:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        q = self.jobs.where(filter=FieldFilter("owner", "==", owner))
+        if status is not None:
+            q = q.where(filter=FieldFilter("status", "==", status))
+        if type is not None:
+            q = q.where(filter=FieldFilter("type", "==", type))
+        total = int(q.count().get()[0][0].value)
+        page = q.order_by("created_at_ts", direction="DESCENDING").order_by("job_id").offset(int(offset)).limit(int(limit))
+        return [self._from_doc(s.to_dict()) for s in page.stream()], total
+
+    def add_log(self, job_id, message, level="info") -> None:
+        t = now()
+        self.jobs.document(job_id).collection("logs").add({"time": t.isoformat(), "seq": time.time_ns(),
+                                                           "level": level, "message": message})
+
+    def logs(self, job_id) -> list[dict]:
+        snaps = self.jobs.document(job_id).collection("logs").order_by("seq").stream()
+        return [{k: s.to_dict()[k] for k in ("time", "level", "message")} for s in snaps]
