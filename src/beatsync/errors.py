@@ -70,6 +70,13 @@ class InvalidRequest(BeatsyncError):
     http_status = 400
 
 
+class StoreUnavailable(BeatsyncError):
+    """A store could not complete an operation now (contention, outage): retry later."""
+
+    code = "store_unavailable"
+    http_status = 503
+
+
 class NotFound(BeatsyncError):
     code = "not_found"
     http_status = 404

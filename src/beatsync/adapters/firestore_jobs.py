@@ -7,7 +7,11 @@ import functools
 import time
 
 from ..jobs.model import TERMINAL, Job, JobError, check_transition, now
+from ..errors import StoreUnavailable
 from ..ports import JobNotFound, JobStore
+
+#: Firestore retries a contended transaction this many times before giving up
+MAX_ATTEMPTS = 10
 
 
 class FirestoreJobStore(JobStore):
@@ -55,7 +59,15 @@ class FirestoreJobStore(JobStore):
                 tx.set(ref, self._to_doc(new))
             return new
 
-        return run(self.client.transaction())
+        return self._run(run)
+
+    def _run(self, fn):
+        from google.api_core.exceptions import Aborted, ServiceUnavailable
+
+        try:
+            return fn(self.client.transaction(max_attempts=MAX_ATTEMPTS))
+        except (Aborted, ServiceUnavailable) as exc:
+            raise StoreUnavailable(f"job store busy, try again ({exc.message})") from None
 
     def create(self, job: Job) -> tuple[Job, bool]:
         from google.cloud import firestore
@@ -77,7 +89,7 @@ class FirestoreJobStore(JobStore):
             tx.create(self.jobs.document(job.job_id), self._to_doc(job))
             return job, True
 
-        return run(self.client.transaction())
+        return self._run(run)
 
     def get(self, job_id: str) -> Job:
         snap = self.jobs.document(job_id).get()
