@@ -13,10 +13,10 @@ from .errors import BeatsyncError
 def _cache_store(args):
     if args.no_cache:
         return None
-    from .adapters.local_fs import LocalBlobStore
+    from .bootstrap import cache_store
     from .settings import Settings
 
-    return LocalBlobStore(Settings.from_env().cache_dir)
+    return cache_store(Settings.from_env())
 
 
 def _summary(bm) -> str:

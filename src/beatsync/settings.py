@@ -31,6 +31,18 @@ class Settings:
     max_audio_duration: float = 15 * 60.0
     #: default analysis method (``BEATSYNC_ANALYSIS_METHOD``)
     analysis_method: str = "hybrid"
+    #: ``local`` (a folder under data_dir) or ``gcs`` (``BEATSYNC_BLOB_STORE``)
+    blob_store: str = "local"
+    #: GCS bucket for media when blob_store is gcs (``BEATSYNC_BUCKET``)
+    bucket: str = ""
+    #: ``sqlite`` (data_dir/jobs.db) or ``firestore`` (``BEATSYNC_JOB_STORE``)
+    job_store: str = "sqlite"
+    #: Firestore collection for jobs (``BEATSYNC_FIRESTORE_COLLECTION``)
+    firestore_collection: str = "beatsync_jobs"
+    #: Google Cloud project; empty = the client's default (``BEATSYNC_PROJECT``)
+    project: str = ""
+    #: fake-gcs-server URL for local runs and tests (``BEATSYNC_GCS_ENDPOINT``)
+    gcs_endpoint: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -50,4 +62,17 @@ class Settings:
         values["cache_dir"] = Path(values["cache_dir"]).expanduser()
         if "max_audio_duration" in values:
             values["max_audio_duration"] = float(values["max_audio_duration"])
-        return cls(**values)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        from .errors import InvalidRequest
+
+        if self.blob_store not in ("local", "gcs"):
+            raise InvalidRequest(f"BEATSYNC_BLOB_STORE must be local or gcs, not {self.blob_store!r}", code="invalid_setting")
+        if self.blob_store == "gcs" and not self.bucket:
+            raise InvalidRequest("BEATSYNC_BUCKET is required when BEATSYNC_BLOB_STORE=gcs", code="invalid_setting")
+        if self.job_store not in ("sqlite", "firestore"):
+            raise InvalidRequest(f"BEATSYNC_JOB_STORE must be sqlite or firestore, not {self.job_store!r}",
+                                 code="invalid_setting")
