@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import time
 
-from ..jobs.model import TERMINAL, Job, JobError, check_transition, now
+from ..jobs.model import Job, now, transitioned, with_cancel_requested, with_progress
 from ..errors import StoreUnavailable
 from ..ports import JobNotFound, JobStore
 
@@ -98,41 +98,13 @@ class FirestoreJobStore(JobStore):
         return self._from_doc(snap.to_dict())
 
     def transition(self, job_id, to, *, result=None, error=None, step=None) -> Job:
-        def change(job: Job) -> Job:
-            check_transition(job, to)
-            t = now()
-            update = {"status": to, "updated_at": t, "current_step": step or to}
-            if to == "processing":
-                update.update(started_at=t, attempts=job.attempts + 1)
-            if to in TERMINAL:
-                update["completed_at"] = t
-            if to == "completed":
-                update["progress"] = 100.0
-            if result is not None:
-                update["result"] = result
-            if error is not None:
-                update["error"] = JobError(**error)
-            new = job.model_copy(update=update)
-            return Job.model_validate(new.model_dump())
-
-        return self._update(job_id, change)
+        return self._update(job_id, lambda job: transitioned(job, to, result=result, error=error, step=step))
 
     def report(self, job_id, progress, step) -> Job:
-        def change(job: Job) -> Job:
-            if job.terminal:
-                return job
-            return job.model_copy(update={"progress": max(0.0, min(100.0, float(progress))), "current_step": step,
-                                          "updated_at": now()})
-
-        return self._update(job_id, change)
+        return self._update(job_id, lambda job: with_progress(job, progress, step))
 
     def request_cancel(self, job_id) -> Job:
-        def change(job: Job) -> Job:
-            if job.terminal or job.cancel_requested:
-                return job
-            return job.model_copy(update={"cancel_requested": True, "updated_at": now()})
-
-        return self._update(job_id, change)
+        return self._update(job_id, with_cancel_requested)
 
     def list(self, owner, *, status=None, type=None, limit=20, offset=0) -> tuple[list[Job], int]:
         from google.cloud.firestore_v1.base_query import FieldFilter

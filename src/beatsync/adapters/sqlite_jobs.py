@@ -8,7 +8,7 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..jobs.model import TERMINAL, Job, JobError, check_transition, now
+from ..jobs.model import Job, now, transitioned, with_cancel_requested, with_progress
 from ..ports import JobNotFound, JobStore
 
 SCHEMA = """
@@ -90,44 +90,22 @@ class SqliteJobStore(JobStore):
         with self._tx() as db:
             return self._get(db, job_id)
 
-    def transition(self, job_id, to, *, result=None, error=None, step=None) -> Job:
+    def _change(self, job_id: str, change) -> Job:
         with self._tx() as db:
             job = self._get(db, job_id)
-            check_transition(job, to)
-            t = now()
-            update = {"status": to, "updated_at": t, "current_step": step or to}
-            if to == "processing":
-                update.update(started_at=t, attempts=job.attempts + 1)
-            if to in TERMINAL:
-                update["completed_at"] = t
-            if to == "completed":
-                update["progress"] = 100.0
-            if result is not None:
-                update["result"] = result
-            if error is not None:
-                update["error"] = JobError(**error)
-            job = job.model_copy(update=update)
-            Job.model_validate(job.model_dump())  # a bad result/error never reaches the store
-            self._put(db, job)
-            return job
+            new = change(job)
+            if new is not job:
+                self._put(db, new)
+            return new
+
+    def transition(self, job_id, to, *, result=None, error=None, step=None) -> Job:
+        return self._change(job_id, lambda job: transitioned(job, to, result=result, error=error, step=step))
 
     def report(self, job_id, progress, step) -> Job:
-        with self._tx() as db:
-            job = self._get(db, job_id)
-            if job.terminal:
-                return job
-            job = job.model_copy(update={"progress": max(0.0, min(100.0, float(progress))), "current_step": step,
-                                         "updated_at": now()})
-            self._put(db, job)
-            return job
+        return self._change(job_id, lambda job: with_progress(job, progress, step))
 
     def request_cancel(self, job_id) -> Job:
-        with self._tx() as db:
-            job = self._get(db, job_id)
-            if not job.terminal and not job.cancel_requested:
-                job = job.model_copy(update={"cancel_requested": True, "updated_at": now()})
-                self._put(db, job)
-            return job
+        return self._change(job_id, with_cancel_requested)
 
     def list(self, owner, *, status=None, type=None, limit=20, offset=0) -> tuple[list[Job], int]:
         where, args = ["owner = ?"], [owner]

@@ -75,3 +75,38 @@ def check_transition(job: Job, to: str) -> None:
     if to not in LEGAL[job.status]:
         raise IllegalTransition(f"job {job.job_id} is {job.status}; it cannot become {to}",
                                 details={"from": job.status, "to": to})
+
+
+# Pure state changes: every JobStore applies these inside its own transaction.
+
+def transitioned(job: Job, to: str, *, result: dict | None = None, error: dict | None = None,
+                 step: str | None = None) -> Job:
+    """``job`` moved to status ``to`` (raises :class:`IllegalTransition`), timestamps set."""
+    check_transition(job, to)
+    t = now()
+    update: dict[str, Any] = {"status": to, "updated_at": t, "current_step": step or to}
+    if to == "processing":
+        update.update(started_at=t, attempts=job.attempts + 1)
+    if to in TERMINAL:
+        update["completed_at"] = t
+    if to == "completed":
+        update["progress"] = 100.0
+    if result is not None:
+        update["result"] = result
+    if error is not None:
+        update["error"] = JobError(**error)
+    return Job.model_validate(job.model_copy(update=update).model_dump())  # a bad result/error is refused
+
+
+def with_progress(job: Job, progress: float, step: str) -> Job:
+    """Progress recorded; an ended job is returned unchanged (a late write never resurrects it)."""
+    if job.terminal:
+        return job
+    return job.model_copy(update={"progress": max(0.0, min(100.0, float(progress))), "current_step": step,
+                                  "updated_at": now()})
+
+
+def with_cancel_requested(job: Job) -> Job:
+    if job.terminal or job.cancel_requested:
+        return job
+    return job.model_copy(update={"cancel_requested": True, "updated_at": now()})
