@@ -68,6 +68,12 @@ class FirestoreJobStore(JobStore):
             return fn(self.client.transaction(max_attempts=MAX_ATTEMPTS))
         except (Aborted, ServiceUnavailable) as exc:
             raise StoreUnavailable(f"job store busy, try again ({exc.message})") from None
+        except ValueError as exc:
+            # the client reports "Failed to commit transaction in N attempts" as a ValueError
+            # caused by the last Aborted; other ValueErrors (bad job data) propagate
+            if isinstance(exc.__cause__, (Aborted, ServiceUnavailable)):
+                raise StoreUnavailable(f"job store busy, try again ({exc})") from None
+            raise
 
     def create(self, job: Job) -> tuple[Job, bool]:
         from google.cloud import firestore
