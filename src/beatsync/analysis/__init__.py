@@ -66,77 +66,73 @@ def analyze(
 def _analyze_bytes(source, data, audio_hash, method, fps, max_duration, analyzer, started) -> "BeatMap":
     import numpy as np
 
-    from ..contracts import Bar, Beat, BeatMap, Section
     from . import trackers
     from .decode import ANALYSIS_SR, decode_audio
-    from .features import FEATURE_SR, beat_strengths, compute_features, resample
+    from .features import FEATURE_SR, compute_features, resample
     from .sections import detect_sections
 
     audio = decode_audio(source, sample_rate=ANALYSIS_SR, max_duration=max_duration, data=data)
-    duration = audio.duration
     peak = float(np.max(np.abs(audio.samples))) if audio.samples.size else 0.0
-    silent = peak <= 10 ** (SILENCE_DBFS / 20) or duration < 1.0
-
-    def finish(track: "trackers.Tracking | None", sections) -> BeatMap:
-        beats, bars = [], []
-        tempo = confidence = 0.0
-        meter = 0
-        if track is not None and len(track.times) >= 2:
-            times = track.times
-            strengths = beat_strengths(features, times)
-            meter = track.beats_per_bar
-            bar = -1
-            for i, (t, pos) in enumerate(zip(times, track.positions)):
-                t = round(float(t), 4)
-                if pos == 1:
-                    bar += 1
-                    bars.append([bar, float(t), i])
-                beats.append(
-                    Beat(
-                        index=i, time=t, frame=int(round(t * fps)),
-                        strength=float(strengths[i]), is_downbeat=bool(pos == 1), bar=bar,
-                        beat_in_bar=int(pos),
-                    )
-                )
-            tempo = round(trackers.tempo_from_beats(times), 2)
-            confidence = round(0.5 * track.salience + 0.5 * trackers.regularity(times), 4)
-            bar_objs = []
-            for k, (index, start, beat_index) in enumerate(bars):
-                end_index = bars[k + 1][2] if k + 1 < len(bars) else len(times)
-                end = bars[k + 1][1] if k + 1 < len(bars) else min(duration, float(times[-1]) + 60.0 / tempo)
-                bar_objs.append(Bar(index=index, start_time=round(start, 4), end_time=round(end, 4),
-                                    beat_index=beat_index, num_beats=end_index - beat_index))
-            bars = bar_objs
-        return BeatMap(
-            tempo=tempo, duration=round(duration, 4), fps=fps, total_beats=len(beats), beats_per_bar=meter,
-            time_signature=f"{meter}/4" if meter else "none", confidence=confidence, beats=beats, bars=bars,
-            sections=[Section(**vars(s)) for s in sections], detection_method=method,
-            processing_time_ms=round((time.perf_counter() - started) * 1000, 3), audio_hash=audio_hash,
-            analyzer=analyzer,
-        )
-
-    if silent:
-        features = None
-        return finish(None, [])
-    activations = None
-    if method in ("madmom", "hybrid"):
-        # The network runs in onnxruntime (no GIL): import librosa on the other core meanwhile,
-        # which hides most of its start-up cost in a fresh process.
-        import threading
-
-        from ._libs import librosa
-
-        prefetch = threading.Thread(target=librosa, name="import-librosa", daemon=True)
-        prefetch.start()
-        activations = trackers.madmom_activations(audio.samples, audio.sample_rate)
-        prefetch.join()
-    features = compute_features(resample(audio.samples, audio.sample_rate, FEATURE_SR))
-    if method == "librosa":
-        track = trackers.track_librosa(features)
-    elif method == "madmom":
-        track = trackers.track_madmom(audio.samples, audio.sample_rate, activations)
+    if peak <= 10 ** (SILENCE_DBFS / 20) or audio.duration < 1.0:
+        track, features, sections = None, None, []
     else:
-        track = trackers.track_hybrid(features, activations)
-    downbeats = track.times[track.positions == 1] if len(track.times) else np.zeros(0)
-    sections = detect_sections(features, track.times, downbeats, duration)
-    return finish(track, sections)
+        activations = None
+        if method in ("madmom", "hybrid"):
+            # The network runs in onnxruntime (no GIL): import librosa on the other core meanwhile,
+            # which hides most of its start-up cost in a fresh process.
+            import threading
+
+            from ._libs import librosa
+
+            prefetch = threading.Thread(target=librosa, name="import-librosa", daemon=True)
+            prefetch.start()
+            activations = trackers.madmom_activations(audio.samples, audio.sample_rate)
+            prefetch.join()
+        features = compute_features(resample(audio.samples, audio.sample_rate, FEATURE_SR))
+        if method == "librosa":
+            track = trackers.track_librosa(features)
+        elif method == "madmom":
+            track = trackers.track_madmom(activations)
+        else:
+            track = trackers.track_hybrid(features, activations)
+        downbeats = track.times[track.positions == 1]
+        sections = detect_sections(features, track.times, downbeats, audio.duration)
+    return _assemble(track, features, sections, audio.duration, fps, method, audio_hash, analyzer, started)
+
+
+def _assemble(track, features, sections, duration, fps, method, audio_hash, analyzer, started) -> "BeatMap":
+    """The BeatMap document from a tracking (``None`` or < 2 beats: no beats, tempo 0)."""
+    from ..contracts import Bar, Beat, BeatMap, Section
+    from . import trackers
+    from .features import beat_strengths
+
+    beats: list[Beat] = []
+    bars: list[Bar] = []
+    tempo = confidence = 0.0
+    meter = 0
+    if track is not None and len(track.times) >= 2:
+        times = track.times
+        strengths = beat_strengths(features, times)
+        meter = track.beats_per_bar
+        tempo = round(trackers.tempo_from_beats(times), 2)
+        confidence = round(0.5 * track.salience + 0.5 * trackers.regularity(times), 4)
+        bar = -1
+        for i, (t, pos) in enumerate(zip(times, track.positions)):
+            t = round(float(t), 4)
+            if pos == 1:
+                bar += 1
+            beats.append(Beat(index=i, time=t, frame=int(round(t * fps)), strength=float(strengths[i]),
+                              is_downbeat=bool(pos == 1), bar=bar, beat_in_bar=int(pos)))
+        starts = [b.index for b in beats if b.is_downbeat]
+        for k, first in enumerate(starts):
+            nxt = starts[k + 1] if k + 1 < len(starts) else None
+            end = beats[nxt].time if nxt is not None else min(duration, beats[-1].time + 60.0 / tempo)
+            bars.append(Bar(index=k, start_time=beats[first].time, end_time=round(end, 4), beat_index=first,
+                            num_beats=(nxt if nxt is not None else len(beats)) - first))
+    return BeatMap(
+        tempo=tempo, duration=round(duration, 4), fps=fps, total_beats=len(beats), beats_per_bar=meter,
+        time_signature=f"{meter}/4" if meter else "none", confidence=confidence, beats=beats, bars=bars,
+        sections=[Section(**vars(s)) for s in sections], detection_method=method,
+        processing_time_ms=round((time.perf_counter() - started) * 1000, 3), audio_hash=audio_hash,
+        analyzer=analyzer,
+    )

@@ -127,8 +127,8 @@ def _from_dbn(times: np.ndarray, positions: np.ndarray, activations: np.ndarray)
     return Tracking(times, positions, meter, salience)
 
 
-def track_madmom(y44: np.ndarray, sample_rate: int, activations: np.ndarray | None = None) -> Tracking:
-    act = madmom_activations(y44, sample_rate) if activations is None else activations
+def track_madmom(act: np.ndarray) -> Tracking:
+    """Beats and downbeats from the network's activations (:func:`madmom_activations`)."""
     times, positions = _dbn(act)
     return _from_dbn(times, positions, act)
 

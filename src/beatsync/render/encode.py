@@ -41,7 +41,6 @@ class RenderResult:
     duration: float
     file_size: int
     decoded_frames: int
-    thumbnail_frame: int
 
 
 def _video_stream(out, edl: EditDecisionList, preset: str, crf: int):
@@ -137,7 +136,7 @@ def render(
     # thumbnail candidates: the middle of each shot in the most energetic part (scored as we go)
     candidates = {(s.start_frame + s.end_frame) // 2 for s in edl.shots if s.section in ("chorus", "drop")}
     candidates |= {(s.start_frame + s.end_frame) // 2 for s in edl.shots[:: max(1, len(edl.shots) // 8)]}
-    best_thumb: tuple[float, int, object | None] = (-1.0, 0, None)
+    best_thumb: tuple[float, object | None] = (-1.0, None)
     try:
         with av.open(tmp, "w", format=edl.output_format, options={"movflags": "+faststart"} if edl.output_format == "mp4" else {}) as out:
             v = _video_stream(out, edl, preset, crf)
@@ -171,7 +170,7 @@ def render(
                 if n in candidates:
                     score = _luma_spread(frame)
                     if score > best_thumb[0]:
-                        best_thumb = (score, n, frame.to_image())  # the encoder takes the frame's buffers
+                        best_thumb = (score, frame.to_image())  # the encoder takes the frame's buffers
                 frame.pts = n
                 frame.time_base = Fraction(1, fps)  # not v.time_base: the muxer changes it (mp4: 1/15360)
                 frame.pict_type = av.video.frame.PictureType.NONE  # don't inherit source keyframes
@@ -206,8 +205,7 @@ def render(
     finally:
         decoded = pool.decoded_frames
         pool.close()
-    thumb_frame = best_thumb[1]
-    if thumbnail_path is not None and best_thumb[2] is not None:
-        best_thumb[2].save(thumbnail_path, quality=88)
+    if thumbnail_path is not None and best_thumb[1] is not None:
+        best_thumb[1].save(thumbnail_path, quality=88)
     return RenderResult(path=out_path, frames=edl.total_frames, duration=edl.total_frames / fps,
-                        file_size=os.path.getsize(out_path), decoded_frames=decoded, thumbnail_frame=thumb_frame)
+                        file_size=os.path.getsize(out_path), decoded_frames=decoded)
