@@ -6,25 +6,32 @@ properties, required sets, types, enums/consts, bounds and patterns, recursively
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
 KEYWORDS = ("type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern",
             "minLength", "maxLength", "minItems", "maxItems")
 
 
-def _resolve(node: dict, root: dict) -> dict:
+def _resolve(node: dict, root: dict) -> tuple[dict, dict]:
     while "$ref" in node:
         ref = node["$ref"]
-        assert ref.startswith("#/"), ref
+        if not ref.startswith("#"):  # another file of schemas/, e.g. "beat_map.schema.json"
+            file, _, ref = ref.partition("#")
+            root = json.loads((SCHEMAS / file).read_text())
+            ref = "#" + ref
         target: Any = root
-        for part in ref[2:].split("/"):
+        for part in ref[2:].split("/") if ref != "#" else []:
             target = target[part]
         node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-    return node
+    return node, root
 
 
 def _norm(node: dict, root: dict) -> dict:
-    node = _resolve(node, root)
+    node, root = _resolve(node, root)
     if "anyOf" in node:
         return {"anyOf": sorted((_norm(n, root) for n in node["anyOf"]), key=repr)}
     out: dict[str, Any] = {}

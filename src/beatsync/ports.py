@@ -40,6 +40,22 @@ class BlobStore(abc.ABC):
     def list(self, prefix: str = "") -> list[str]:
         """Keys starting with ``prefix``, sorted."""
 
+    @abc.abstractmethod
+    def put_file(self, key: str, path: str, content_type: str = "application/octet-stream") -> None:
+        """Upload a local file (streamed, atomic like :meth:`put_bytes`)."""
+
+    @abc.abstractmethod
+    def get_file(self, key: str, path: str) -> None:
+        """Download the object into a local file (streamed) or raise :class:`BlobNotFound`."""
+
+    @abc.abstractmethod
+    def size(self, key: str) -> int:
+        """The object's size in bytes, or raise :class:`BlobNotFound`."""
+
+    @abc.abstractmethod
+    def signed_url(self, key: str, expires_in: int) -> str:
+        """A URL anyone holding it can GET the object with, for ``expires_in`` seconds."""
+
     @staticmethod
     def check_key(key: str) -> str:
         if not key or key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in key.split("/")):
@@ -84,8 +100,36 @@ class JobStore(abc.ABC):
         """A page of the owner's jobs, newest first, and the total that match."""
 
     @abc.abstractmethod
+    def active(self, limit: int = 500) -> list["Job"]:
+        """Queued and processing jobs of every owner, oldest first (the work still to do)."""
+
+    @abc.abstractmethod
+    def set_execution(self, job_id: str, execution: str) -> "Job":
+        """Remember the orchestrator's handle (a Workflows execution name) on the job."""
+
+    @abc.abstractmethod
     def add_log(self, job_id: str, message: str, level: str = "info") -> None: ...
 
     @abc.abstractmethod
     def logs(self, job_id: str) -> list[dict]:
         """``[{"time", "level", "message"}]`` in order."""
+
+
+class Orchestrator(abc.ABC):
+    """Carries a stored job through its steps (analyze, then compose for create jobs)."""
+
+    @abc.abstractmethod
+    def start(self, job: "Job") -> str | None:
+        """Start running ``job``; return a handle to store on the job (or None)."""
+
+    @abc.abstractmethod
+    def cancel(self, job: "Job") -> None:
+        """Stop running ``job`` (the steps also watch the job's cancel flag)."""
+
+
+class Notifier(abc.ABC):
+    """Delivers webhook events, signed, with retries, at least once."""
+
+    @abc.abstractmethod
+    def notify(self, url: str, event: dict) -> None:
+        """Queue ``event`` for delivery to ``url`` (returns before delivery)."""

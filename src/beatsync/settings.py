@@ -43,6 +43,37 @@ class Settings:
     project: str = ""
     #: fake-gcs-server URL for local runs and tests (``BEATSYNC_GCS_ENDPOINT``)
     gcs_endpoint: str = ""
+    #: ``local`` (worker threads in this process) or ``workflows`` (``BEATSYNC_ORCHESTRATOR``)
+    orchestrator: str = "local"
+    #: Cloud Workflows workflow id and region (``BEATSYNC_WORKFLOW``, ``BEATSYNC_REGION``)
+    workflow: str = "beat-sync"
+    region: str = "asia-southeast1"
+    #: ``local`` (a durable SQLite retry queue) or ``cloud_tasks`` (``BEATSYNC_NOTIFIER``)
+    notifier: str = "local"
+    #: Cloud Tasks queue for webhooks (``BEATSYNC_TASKS_QUEUE``) and an emulator host:port
+    tasks_queue: str = "beat-sync-webhooks"
+    tasks_emulator_host: str = ""
+    #: HMAC key for webhook signatures (``BEATSYNC_WEBHOOK_SECRET``); default: generated, kept in data_dir
+    webhook_secret: str = ""
+    #: HMAC key for local signed download links (``BEATSYNC_SIGNING_SECRET``); default: generated
+    signing_secret: str = ""
+    #: base URL of this server, for local signed links (``BEATSYNC_PUBLIC_URL``)
+    public_url: str = "http://127.0.0.1:8080"
+    #: hosts (``host`` or ``host:port``) that input and webhook URLs may use even when they resolve
+    #: to private addresses (``BEATSYNC_ALLOWED_HOSTS``, comma-separated)
+    allowed_hosts: str = ""
+    #: largest input file accepted, bytes (``BEATSYNC_MAX_INPUT_BYTES``)
+    max_input_bytes: int = 500 * 1024 * 1024
+    #: most clips in one create request (``BEATSYNC_MAX_CLIPS``)
+    max_clips: int = 20
+    #: seconds an input download may take in all (``BEATSYNC_FETCH_TIMEOUT``)
+    fetch_timeout: float = 120.0
+    #: lifetime of output URLs, seconds (``BEATSYNC_URL_TTL``)
+    url_ttl: int = 24 * 3600
+    #: how long POST /analyze waits for a result before answering with a job (``BEATSYNC_SYNC_WAIT``)
+    sync_wait: float = 20.0
+    #: jobs run at once by the local orchestrator (``BEATSYNC_WORKERS``)
+    workers: int = 1
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -60,8 +91,15 @@ class Settings:
                 values[name] = value
         values["data_dir"] = Path(values["data_dir"]).expanduser()
         values["cache_dir"] = Path(values["cache_dir"]).expanduser()
-        if "max_audio_duration" in values:
-            values["max_audio_duration"] = float(values["max_audio_duration"])
+        for f in fields(cls):
+            if f.name in values and f.type in ("float", "int") and not isinstance(values[f.name], (int, float)):
+                try:
+                    values[f.name] = (float if f.type == "float" else int)(values[f.name])
+                except ValueError:
+                    from .errors import InvalidRequest
+
+                    raise InvalidRequest(f"BEATSYNC_{f.name.upper()} must be a number, not {values[f.name]!r}",
+                                         code="invalid_setting") from None
         settings = cls(**values)
         settings.validate()
         return settings
@@ -73,6 +111,39 @@ class Settings:
             raise InvalidRequest(f"BEATSYNC_BLOB_STORE must be local or gcs, not {self.blob_store!r}", code="invalid_setting")
         if self.blob_store == "gcs" and not self.bucket:
             raise InvalidRequest("BEATSYNC_BUCKET is required when BEATSYNC_BLOB_STORE=gcs", code="invalid_setting")
+        for name, allowed in (("orchestrator", ("local", "workflows")), ("notifier", ("local", "cloud_tasks"))):
+            if getattr(self, name) not in allowed:
+                raise InvalidRequest(f"BEATSYNC_{name.upper()} must be one of {', '.join(allowed)}, not "
+                                     f"{getattr(self, name)!r}", code="invalid_setting")
+        for name in ("max_input_bytes", "max_clips", "url_ttl", "workers", "fetch_timeout"):
+            if getattr(self, name) <= 0:
+                raise InvalidRequest(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")
         if self.job_store not in ("sqlite", "firestore"):
             raise InvalidRequest(f"BEATSYNC_JOB_STORE must be sqlite or firestore, not {self.job_store!r}",
                                  code="invalid_setting")
+
+    @property
+    def allowed_host_list(self) -> tuple[str, ...]:
+        return tuple(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
+
+    def secret(self, name: str) -> bytes:
+        """``webhook_secret`` / ``signing_secret``, or a random key generated once and kept in
+        ``data_dir/secrets/NAME`` (mode 0600) so links and signatures survive restarts."""
+        value = getattr(self, name)
+        if value:
+            return value.encode()
+        import secrets
+
+        path = self.data_dir / "secrets" / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+            try:
+                os.link(tmp, path)  # first writer wins
+            except FileExistsError:
+                pass
+            tmp.unlink(missing_ok=True)
+        return path.read_text().strip().encode()

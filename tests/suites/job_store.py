@@ -103,3 +103,20 @@ def test_concurrent_transitions_have_one_winner(store):
     assert len(outcomes) == len(threads), "every attempt ends in a known outcome"
     winners = [o for o in outcomes if o not in ("refused", "busy")]
     assert len(winners) == 1 and store.get(job.job_id).status == winners[0]
+
+
+def test_active_lists_unfinished_work_of_every_owner_oldest_first(store):
+    before = {j.job_id for j in store.active()}
+    a, _ = store.create(new_job("create", {"n": 1}, owner="active-a"))
+    b, _ = store.create(new_job("analyze", {"n": 2}, owner="active-b"))
+    c, _ = store.create(new_job("create", {"n": 3}, owner="active-a"))
+    store.transition(b.job_id, "processing")
+    store.transition(c.job_id, "cancelled")
+    ids = [j.job_id for j in store.active() if j.job_id not in before]
+    assert ids == [a.job_id, b.job_id]
+
+
+def test_execution_handle_is_stored(store):
+    job, _ = store.create(new_job("create", {}, owner="x"))
+    assert store.set_execution(job.job_id, "projects/p/locations/l/workflows/w/executions/e1").execution.endswith("e1")
+    assert store.get(job.job_id).execution.endswith("/e1")

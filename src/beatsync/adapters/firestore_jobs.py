@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import time
 
-from ..jobs.model import Job, now, transitioned, with_cancel_requested, with_progress
+from ..jobs.model import Job, now, transitioned, with_cancel_requested, with_execution, with_progress
 from ..errors import StoreUnavailable
 from ..ports import JobNotFound, JobStore
 
@@ -123,6 +123,16 @@ class FirestoreJobStore(JobStore):
         total = int(q.count().get()[0][0].value)
         page = q.order_by("created_at_ts", direction="DESCENDING").order_by("job_id").offset(int(offset)).limit(int(limit))
         return [self._from_doc(s.to_dict()) for s in page.stream()], total
+
+    def active(self, limit=500) -> list[Job]:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        q = (self.jobs.where(filter=FieldFilter("status", "in", ["queued", "processing"]))
+             .order_by("created_at_ts").order_by("job_id").limit(int(limit)))
+        return [self._from_doc(s.to_dict()) for s in q.stream()]
+
+    def set_execution(self, job_id, execution) -> Job:
+        return self._update(job_id, lambda job: with_execution(job, execution))
 
     def add_log(self, job_id, message, level="info") -> None:
         t = now()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -10,8 +11,17 @@ from ..ports import BlobNotFound, BlobStore
 
 
 class LocalBlobStore(BlobStore):
-    def __init__(self, root: str | os.PathLike):
+    """Objects are files under ``root``. Signed URLs point at the local server's ``/files/`` route
+    (``base_url``), carrying an expiry and an HMAC over key + expiry made with ``secret``."""
+
+    def __init__(self, root: str | os.PathLike, *, base_url: str = "http://127.0.0.1:8080",
+                 secret: bytes | None = None):
         self.root = Path(root)
+        self.base_url, self._secret = base_url, secret
+
+    def path(self, key: str) -> Path:
+        """Where the object lives on disk (for the local server's file route)."""
+        return self._path(key)
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*self.check_key(key).split("/"))
@@ -27,6 +37,37 @@ class LocalBlobStore(BlobStore):
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def put_file(self, key: str, path: str, content_type: str = "application/octet-stream") -> None:
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=dest.suffix)
+        os.close(fd)
+        try:
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_file(self, key: str, path: str) -> None:
+        src = self._path(key)
+        if not src.is_file():
+            raise BlobNotFound(f"no blob {key!r}")
+        shutil.copyfile(src, path)
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except (FileNotFoundError, NotADirectoryError):
+            raise BlobNotFound(f"no blob {key!r}") from None
+
+    def signed_url(self, key: str, expires_in: int) -> str:
+        from ..signing import sign_link
+
+        if self._secret is None:
+            raise RuntimeError("this LocalBlobStore was built without a signing secret")
+        return sign_link(self._secret, self.base_url, self.check_key(key), expires_in)
 
     def get_bytes(self, key: str) -> bytes:
         try:

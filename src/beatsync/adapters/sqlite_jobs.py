@@ -8,7 +8,7 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..jobs.model import Job, now, transitioned, with_cancel_requested, with_progress
+from ..jobs.model import Job, now, transitioned, with_cancel_requested, with_execution, with_progress
 from ..ports import JobNotFound, JobStore
 
 SCHEMA = """
@@ -121,6 +121,15 @@ class SqliteJobStore(JobStore):
             rows = db.execute(f"SELECT doc FROM jobs WHERE {clause} ORDER BY created_at DESC, job_id LIMIT ? OFFSET ?",
                               [*args, int(limit), int(offset)]).fetchall()
         return [self._load(r) for r in rows], total
+
+    def active(self, limit=500) -> list[Job]:
+        with self._tx() as db:
+            rows = db.execute("SELECT doc FROM jobs WHERE status IN ('queued', 'processing') "
+                              "ORDER BY created_at, job_id LIMIT ?", (int(limit),)).fetchall()
+        return [self._load(r) for r in rows]
+
+    def set_execution(self, job_id, execution) -> Job:
+        return self._change(job_id, lambda job: with_execution(job, execution))
 
     def add_log(self, job_id, message, level="info") -> None:
         with self._tx() as db:

@@ -51,6 +51,7 @@ class Job(Model):
     error: JobError | None = None
     cancel_requested: bool = False
     attempts: int = Field(0, ge=0)
+    execution: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -110,3 +111,7 @@ def with_cancel_requested(job: Job) -> Job:
     if job.terminal or job.cancel_requested:
         return job
     return job.model_copy(update={"cancel_requested": True, "updated_at": now()})
+
+
+def with_execution(job: Job, execution: str) -> Job:
+    return job.model_copy(update={"execution": execution, "updated_at": now()})

@@ -1,0 +1,259 @@
+"""HTTP contract of ``/api/v1/beat-sync/...`` (mirrors ``schemas/api/*.schema.json``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from ._base import Model
+from .beat_map import BeatMap
+from .edit import SyncMode, TransitionStyle
+
+Method = Literal["librosa", "madmom", "hybrid"]
+Status = Literal["queued", "processing", "completed", "failed", "cancelled"]
+Url = Field(min_length=1, max_length=4096, pattern=r"^(https?|gs)://")
+UrlStr = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^(https?|gs)://")]
+
+
+class AnalyzeRequest(Model):
+    """POST /analyze as JSON (an upload sends the same fields as form fields beside ``audio_file``)."""
+
+    audio_url: str = Url
+    method: Method | None = Field(None, description="Beat tracker; default: the service's setting (hybrid).")
+    fps: int = Field(30, ge=15, le=60, description="Video frame rate used for beat frame numbers.")
+
+
+Resolution = (Annotated[str, Field(pattern=r"^[1-9][0-9]{1,3}x[1-9][0-9]{1,3}$")]
+              | Annotated[list[Annotated[int, Field(ge=16, le=7680)]], Field(min_length=2, max_length=2)])
+
+
+class CreateConfig(Model):
+    """Overrides of the preset (or of the defaults); omitted fields keep the preset's values."""
+
+    sync_mode: SyncMode | None = None
+    strength_threshold: float | None = Field(None, ge=0, le=1)
+    transition_style: TransitionStyle | None = None
+    transition_duration: float | None = Field(None, ge=0, le=2)
+    output_resolution: Resolution | None = Field(
+        None, description="'WxH' or [width, height] (as in the seed API).")
+    output_fps: int | None = Field(None, ge=15, le=60)
+    output_format: Literal["mp4", "webm"] | None = None
+    fit: Literal["fill", "letterbox"] | None = None
+    min_shot_duration: float | None = Field(None, ge=0.1, le=10)
+    section_aware: bool | None = None
+
+
+class CreateRequest(Model):
+    audio_url: str = Url
+    video_urls: list[UrlStr] = Field(min_length=1, max_length=20)
+    config: CreateConfig | None = None
+    preset: Literal["music_video", "fast_cuts", "cinematic"] | None = None
+    preview_only: bool = False
+    preview_duration: float = Field(30, ge=5, le=120)
+    webhook_url: str | None = Field(None, min_length=1, max_length=4096, pattern=r"^https?://")
+    method: Method | None = None
+
+
+class ApiError(Model):
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class ErrorResponse(Model):
+    error: ApiError
+
+
+class JobAccepted(Model):
+    """202 answer of POST /create (and of POST /analyze when the result is not ready in time)."""
+
+    job_id: str
+    type: Literal["create", "analyze"]
+    status: Status
+    progress: float = Field(ge=0, le=100)
+    current_step: str
+    estimated_duration: float = Field(ge=0, description="Seconds until the job should be done.")
+    queue_position: int = Field(ge=0, description="Jobs ahead of this one (0: running or next).")
+    status_url: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class VideoResult(Model):
+    output_url: str
+    preview_url: str | None = None
+    thumbnail_url: str
+    beat_map_url: str
+    edl_url: str
+    duration: float = Field(ge=0)
+    file_size: int = Field(ge=0)
+    total_cuts: int = Field(ge=0)
+    processing_time: float = Field(ge=0)
+    expires_at: datetime
+
+
+class CreateStatus(Model):
+    """GET /create/{job_id}. When completed, the result fields are present at the top level (as the
+    seed's VideoResultResponse) and again under ``result`` (as the seed's YAML)."""
+
+    job_id: str
+    status: Status
+    progress: float = Field(ge=0, le=100)
+    current_step: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    error: ApiError | None = None
+    cancel_requested: bool = False
+    output_url: str | None = None
+    preview_url: str | None = None
+    thumbnail_url: str | None = None
+    duration: float | None = Field(None, ge=0)
+    file_size: int | None = Field(None, ge=0)
+    total_cuts: int | None = Field(None, ge=0)
+    beat_map: BeatMap | None = None
+    processing_time_seconds: float | None = Field(None, ge=0)
+    expires_at: datetime | None = None
+    result: VideoResult | None = None
+
+
+class AnalyzeStatus(Model):
+    """POST /analyze (200 when finished in time, else 202) and GET /analyze/{job_id}."""
+
+    job_id: str
+    status: Status
+    progress: float = Field(ge=0, le=100)
+    current_step: str
+    created_at: datetime
+    updated_at: datetime
+    beat_map: BeatMap | None = None
+    error: ApiError | None = None
+    status_url: str
+
+
+class CancelResponse(Model):
+    success: bool
+    message: str
+    job_id: str
+    status: Status
+
+
+class JobSummary(Model):
+    job_id: str
+    type: Literal["create", "analyze"]
+    status: Status
+    progress: float = Field(ge=0, le=100)
+    current_step: str
+    audio_url: str | None = None
+    video_count: int = Field(ge=0)
+    created_at: datetime
+    completed_at: datetime | None = None
+    error: ApiError | None = None
+
+
+class JobList(Model):
+    jobs: list[JobSummary]
+    total: int = Field(ge=0)
+    limit: int = Field(ge=1, le=100)
+    offset: int = Field(ge=0)
+    has_more: bool
+
+
+class LogEntry(Model):
+    time: str
+    level: Literal["debug", "info", "warning", "error"]
+    message: str
+
+
+class JobLogs(Model):
+    job_id: str
+    logs: list[LogEntry]
+
+
+class PresetConfig(Model):
+    sync_mode: SyncMode
+    strength_threshold: float = Field(ge=0, le=1)
+    transition_style: TransitionStyle
+    transition_duration: float = Field(ge=0, le=2)
+    output_resolution: str
+    output_fps: int = Field(ge=15, le=60)
+    output_format: Literal["mp4", "webm"]
+    fit: Literal["fill", "letterbox"]
+    min_shot_duration: float
+    section_aware: bool
+
+
+class PresetInfo(Model):
+    name: str
+    description: str
+    config: PresetConfig
+
+
+class PresetList(Model):
+    presets: list[PresetInfo]
+
+
+class TransitionInfo(Model):
+    name: TransitionStyle
+    description: str
+    supports_duration: bool
+    min_duration: float = Field(ge=0)
+    max_duration: float = Field(ge=0)
+
+
+class TransitionList(Model):
+    transitions: list[TransitionInfo]
+
+
+CheckState = Literal["ok", "error", "absent"]
+
+
+class HealthChecks(Model):
+    storage: CheckState
+    job_store: CheckState
+    ffmpeg: CheckState
+    librosa: CheckState
+    madmom: CheckState
+
+
+class Health(Model):
+    status: Literal["healthy", "degraded", "unhealthy"]
+    service: Literal["beat-sync"]
+    version: str
+    checks: HealthChecks
+    details: dict[str, str]
+
+
+class ServiceInfo(Model):
+    status: Literal["ok", "degraded"]
+    service: Literal["beat-sync"]
+    version: str
+    docs: str
+
+
+class WebhookEvent(Model):
+    """POSTed to ``webhook_url`` with an ``X-Beatsync-Signature`` header (see the README)."""
+
+    id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    event: Literal["beat_sync.job.completed", "beat_sync.job.failed", "beat_sync.job.cancelled"]
+    created_at: datetime
+    job_id: str
+    status: Literal["completed", "failed", "cancelled"]
+    data: CreateStatus | AnalyzeStatus
+
+
+class StepRequest(Model):
+    """Body of the internal step calls (POST /internal/analyze, /internal/compose)."""
+
+    job_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+
+
+class StepResponse(Model):
+    job_id: str
+    step: Literal["analyze", "compose"]
+    status: Status
+    done: bool = Field(description="True when this step's work is finished (or the job ended).")
+    error: ApiError | None = None
