@@ -5,9 +5,10 @@ Nothing here contacts a service: cloud clients are built by the adapters on firs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 
-from .ports import BlobStore, JobStore
+from .ports import BlobStore, JobStore, Notifier, Orchestrator
 from .settings import Settings
 
 
@@ -18,7 +19,8 @@ def blob_store(settings: Settings) -> BlobStore:
         return GcsBlobStore(settings.bucket, project=settings.project or None, endpoint=settings.gcs_endpoint or None)
     from .adapters.local_fs import LocalBlobStore
 
-    return LocalBlobStore(settings.data_dir / "blobs")
+    return LocalBlobStore(settings.data_dir / "blobs", base_url=settings.public_url,
+                          secret=settings.secret("signing_secret"))
 
 
 def job_store(settings: Settings) -> JobStore:
@@ -39,14 +41,80 @@ def cache_store(settings: Settings) -> BlobStore:
     return LocalBlobStore(settings.cache_dir)
 
 
-@dataclass(frozen=True)
+def fetch_policy(settings: Settings):
+    from .fetch import Policy
+
+    return Policy(allowed_hosts=settings.allowed_host_list, max_bytes=settings.max_input_bytes,
+                  timeout=settings.fetch_timeout)
+
+
+def notifier(settings: Settings) -> Notifier:
+    secret = settings.secret("webhook_secret")
+    if settings.notifier == "cloud_tasks":
+        from .adapters.cloud_tasks import CloudTasksNotifier
+
+        return CloudTasksNotifier(project=settings.project, location=settings.region, queue=settings.tasks_queue,
+                                  secret=secret, emulator_host=settings.tasks_emulator_host or None)
+    from .adapters.webhooks import LocalWebhookNotifier
+
+    return LocalWebhookNotifier(settings.data_dir / "webhooks.db", secret, fetch_policy(settings))
+
+
+def orchestrator(settings: Settings, container: "Container") -> Orchestrator:
+    if settings.orchestrator == "workflows":
+        from .adapters.workflows import WorkflowsOrchestrator
+
+        return WorkflowsOrchestrator(project=settings.project, location=settings.region, workflow=settings.workflow,
+                                     endpoint=settings.workflows_endpoint or None)
+    from .adapters.local_orchestrator import LocalOrchestrator
+    from .jobs.steps import TRANSIENT, end_job, run_job
+
+    def give_up(job_id: str, exc: BaseException) -> None:
+        end_job(container, job_id, "failed", error={"code": getattr(exc, "code", "internal_error"),
+                                                    "message": f"gave up after retries: {exc}"[:2000]})
+
+    return LocalOrchestrator(lambda job_id: run_job(container, job_id), workers=settings.workers,
+                             on_give_up=give_up, transient=TRANSIENT)
+
+
+@dataclass
 class Container:
+    """Everything the service functions need. Adapters are built on first use."""
+
     settings: Settings
-    blobs: BlobStore
-    jobs: JobStore
+    _overrides: dict = field(default_factory=dict, repr=False)
+
+    def _get(self, name: str, build):
+        if name not in self._overrides:
+            self._overrides[name] = build()
+        return self._overrides[name]
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._get("blobs", lambda: blob_store(self.settings))
+
+    @property
+    def jobs(self) -> JobStore:
+        return self._get("jobs", lambda: job_store(self.settings))
+
+    @property
+    def notifier(self) -> Notifier:
+        return self._get("notifier", lambda: notifier(self.settings))
+
+    @property
+    def orchestrator(self) -> Orchestrator:
+        return self._get("orchestrator", lambda: orchestrator(self.settings, self))
+
+    @functools.cached_property
+    def fetch_policy(self):
+        return fetch_policy(self.settings)
 
 
-def bootstrap(settings: Settings | None = None, **overrides) -> Container:
-    """Adapters for ``settings`` (default: ``Settings.from_env(**overrides)``)."""
+def bootstrap(settings: Settings | None = None, *, blobs: BlobStore | None = None, jobs: JobStore | None = None,
+              notifier: Notifier | None = None, orchestrator: Orchestrator | None = None, **overrides) -> Container:
+    """The container for ``settings`` (default: ``Settings.from_env(**overrides)``); tests may pass
+    any adapter (a fake, or a real one pointed at an emulator) in place of the configured one."""
     settings = settings or Settings.from_env(**overrides)
-    return Container(settings=settings, blobs=blob_store(settings), jobs=job_store(settings))
+    given = {k: v for k, v in dict(blobs=blobs, jobs=jobs, notifier=notifier, orchestrator=orchestrator).items()
+             if v is not None}
+    return Container(settings=settings, _overrides=given)

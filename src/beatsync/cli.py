@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import __version__
 from .errors import BeatsyncError
 
 
@@ -125,6 +126,45 @@ def cmd_warmup(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    """Every route on one port, embedded defaults (SQLite + a local folder), jobs in worker threads."""
+    import logging
+    import signal
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from .bootstrap import bootstrap
+    from .http import create_flask_app, set_container
+    from .settings import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    public = None if os.environ.get("BEATSYNC_PUBLIC_URL") else f"http://{args.host}:{args.port}"
+    settings = Settings.from_env(public_url=public)
+    container = bootstrap(settings)
+    set_container(container)
+    server = make_server(args.host, args.port, create_flask_app(), threaded=True)
+    print(f"beatsync {__version__} serving on http://{args.host}:{server.server_port} "
+          f"(jobs: {settings.job_store}, blobs: {settings.blob_store}, data: {settings.data_dir})", flush=True)
+    if not settings.api_keys:
+        print("WARNING: BEATSYNC_API_KEYS is not set: the API is open to anyone who can reach "
+              f"{args.host}:{server.server_port}", flush=True)
+    if settings.orchestrator == "local":
+        resumed = container.orchestrator.resume(container.jobs.active())
+        if resumed:
+            print(f"resumed {resumed} unfinished job(s)", flush=True)
+    if settings.notifier == "local":
+        container.notifier.start()
+
+    def stop(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.serve_forever()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="beatsync", description="Cut a music video on the beat.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -158,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_make)
     w = sub.add_parser("warmup", help="compile and cache the analysis kernels (for images and CI)")
     w.set_defaults(func=cmd_warmup)
+    v = sub.add_parser("serve", help="run the HTTP API and the job workers on one machine")
+    v.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    v.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)), help="default $PORT or 8080")
+    v.set_defaults(func=cmd_serve)
     return p
 
 

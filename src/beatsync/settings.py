@@ -47,6 +47,8 @@ class Settings:
     orchestrator: str = "local"
     #: Cloud Workflows workflow id and region (``BEATSYNC_WORKFLOW``, ``BEATSYNC_REGION``)
     workflow: str = "beat-sync"
+    #: workflows-emulator URL for local runs and tests (``BEATSYNC_WORKFLOWS_ENDPOINT``)
+    workflows_endpoint: str = ""
     region: str = "asia-southeast1"
     #: ``local`` (a durable SQLite retry queue) or ``cloud_tasks`` (``BEATSYNC_NOTIFIER``)
     notifier: str = "local"
@@ -72,6 +74,9 @@ class Settings:
     url_ttl: int = 24 * 3600
     #: how long POST /analyze waits for a result before answering with a job (``BEATSYNC_SYNC_WAIT``)
     sync_wait: float = 20.0
+    #: API keys callers send as ``Authorization: Bearer KEY`` (``BEATSYNC_API_KEYS``, comma-separated);
+    #: empty: open (local use)
+    api_keys: str = ""
     #: jobs run at once by the local orchestrator (``BEATSYNC_WORKERS``)
     workers: int = 1
 

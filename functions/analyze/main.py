@@ -1,0 +1,17 @@
+"""beatsync analyze function: POST /internal/analyze {"job_id"}: the workflow's analyze step (Cloud Run).
+
+A thin adapter: functions-framework hands the request to the shared HTTP layer, which parses,
+validates, calls one service function and maps errors to HTTP. Nothing is built at import time.
+Run locally: `functions-framework --source functions/analyze/main.py --target analyze`.
+"""
+
+import functions_framework
+
+from beatsync.http import dispatch
+
+ROUTES = ("meta", "analyze")
+
+
+@functions_framework.http
+def analyze(request):
+    return dispatch(request, ROUTES)

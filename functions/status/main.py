@@ -1,0 +1,17 @@
+"""beatsync status function: Job status, cancel, list, logs, presets, transitions, health.
+
+A thin adapter: functions-framework hands the request to the shared HTTP layer, which parses,
+validates, calls one service function and maps errors to HTTP. Nothing is built at import time.
+Run locally: `functions-framework --source functions/status/main.py --target status`.
+"""
+
+import functions_framework
+
+from beatsync.http import dispatch
+
+ROUTES = ("meta", "status")
+
+
+@functions_framework.http
+def status(request):
+    return dispatch(request, ROUTES)

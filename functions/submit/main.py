@@ -1,0 +1,17 @@
+"""beatsync submit function: POST /api/v1/beat-sync/analyze and /create: validate, store the job, start it.
+
+A thin adapter: functions-framework hands the request to the shared HTTP layer, which parses,
+validates, calls one service function and maps errors to HTTP. Nothing is built at import time.
+Run locally: `functions-framework --source functions/submit/main.py --target submit`.
+"""
+
+import functions_framework
+
+from beatsync.http import dispatch
+
+ROUTES = ("meta", "submit")
+
+
+@functions_framework.http
+def submit(request):
+    return dispatch(request, ROUTES)

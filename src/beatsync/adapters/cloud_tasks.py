@@ -1,0 +1,52 @@
+"""Notifier on Cloud Tasks: each webhook event becomes an HTTP task on the webhook queue; the
+queue's retry policy (terraform/tasks.tf: attempts, min/max backoff, dispatch limits) delivers it.
+The body is signed when the task is created (retries re-send it unchanged; see
+:mod:`beatsync.signing`). The client is built on first use, never at import."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from ..ports import Notifier
+from ..signing import EVENT_HEADER, SIGNATURE_HEADER, sign_event
+
+
+class CloudTasksNotifier(Notifier):
+    def __init__(self, *, project: str, location: str, queue: str, secret: bytes, emulator_host: str | None = None,
+                 service_account: str | None = None):
+        self.project, self.location, self.queue_name = project, location, queue
+        self.secret, self.emulator_host, self.service_account = secret, emulator_host, service_account
+
+    @functools.cached_property
+    def client(self):
+        from google.cloud import tasks_v2
+
+        if self.emulator_host:
+            import grpc
+            from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+            return tasks_v2.CloudTasksClient(
+                transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(self.emulator_host)))
+        return tasks_v2.CloudTasksClient()
+
+    @property
+    def queue_path(self) -> str:
+        return self.client.queue_path(self.project, self.location, self.queue_name)
+
+    def notify(self, url: str, event: dict) -> None:
+        from google.api_core.exceptions import AlreadyExists
+        from google.cloud import tasks_v2
+
+        body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+        task = tasks_v2.Task(
+            # the event id names the task: a repeated notify of the same event is deduplicated
+            name=f"{self.queue_path}/tasks/{event['id']}",
+            http_request=tasks_v2.HttpRequest(
+                http_method=tasks_v2.HttpMethod.POST, url=url, body=body,
+                headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign_event(self.secret, body),
+                         EVENT_HEADER: event["event"]}))
+        try:
+            self.client.create_task(parent=self.queue_path, task=task)
+        except AlreadyExists:
+            pass

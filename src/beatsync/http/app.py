@@ -1,0 +1,347 @@
+"""Routes, request parsing and error mapping.
+
+Each route belongs to a group; a Cloud Function serves some groups (``functions/submit`` serves
+``submit``), ``beatsync serve`` serves them all on one port. Errors are answered as
+``{"error": {"code", "message", "details"}}`` with the error's HTTP status; nothing escapes as a
+bare 500 page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .. import __version__
+from ..errors import BeatsyncError, InvalidRequest
+
+log = logging.getLogger("beatsync.http")
+
+API = "/api/v1/beat-sync"
+MAX_JSON_BYTES = 1 << 20  # 1 MiB: a create request with 20 long URLs is a few KB
+
+
+class HttpError(BeatsyncError):
+    def __init__(self, status: int, code: str, message: str, details: dict | None = None):
+        super().__init__(message, code=code, details=details)
+        self.http_status = status
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: dict[str, str] | None = None
+
+
+# -- container -----------------------------------------------------------------------------------
+
+_container = None
+_container_lock = threading.Lock()
+
+
+def get_container():
+    """The process's container, built from settings on first use (never at import)."""
+    global _container
+    with _container_lock:
+        if _container is None:
+            from ..bootstrap import bootstrap
+
+            _container = bootstrap()
+        return _container
+
+
+def set_container(container) -> None:
+    global _container
+    with _container_lock:
+        _container = container
+
+
+# -- request helpers -----------------------------------------------------------------------------
+
+def caller(request) -> str:
+    """Who is calling. Authentication (API keys, Google ID tokens) plugs in here; unauthenticated
+    local use is one caller, ``anonymous``."""
+    from .auth import identify
+
+    return identify(request, get_container().settings)
+
+
+def json_body(request) -> Any:
+    ctype = (request.mimetype or "").lower()
+    if ctype != "application/json":
+        raise HttpError(415, "unsupported_media_type", f"send application/json, not {ctype or 'no content type'}")
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise HttpError(413, "body_too_large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_JSON_BYTES:
+        raise HttpError(413, "body_too_large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HttpError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+
+
+def _idempotency_key(request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    return key.strip() if key is not None else None
+
+
+def _int_arg(request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer", code="invalid_query") from None
+    if not lo <= value <= hi:
+        raise InvalidRequest(f"{name} must be between {lo} and {hi}", code="invalid_query")
+    return value
+
+
+def _enum_arg(request, name: str, allowed: tuple[str, ...]) -> str | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw not in allowed:
+        raise InvalidRequest(f"{name} must be one of {', '.join(allowed)}", code="invalid_query")
+    return raw
+
+
+# -- handlers ------------------------------------------------------------------------------------
+
+def root(request) -> Reply:
+    return Reply(200, {"status": "ok", "service": "beat-sync", "version": __version__, "docs": "/openapi.json"})
+
+
+def health(request) -> Reply:
+    from .health import check
+
+    doc = check(get_container())
+    return Reply(503 if doc["status"] == "unhealthy" else 200, doc)
+
+
+def openapi_doc(request) -> Reply:
+    from ..contracts.schemas import openapi
+
+    return Reply(200, openapi())
+
+
+def post_create(request) -> Reply:
+    from ..jobs import service
+
+    c = get_container()
+    job, _ = service.submit_create(c, json_body(request), caller(request), _idempotency_key(request))
+    body = service.accepted_view(c, job)
+    return Reply(202, body, {"Location": body["status_url"]})
+
+
+def post_analyze(request) -> Reply:
+    from ..jobs import service
+
+    c = get_container()
+    owner, key = caller(request), _idempotency_key(request)
+    if (request.mimetype or "").lower() == "multipart/form-data":
+        request.max_content_length = c.settings.max_input_bytes + MAX_JSON_BYTES
+        upload = request.files.get("audio_file")
+        if upload is None:
+            raise InvalidRequest("multipart requests carry the song as audio_file", code="missing_audio_file")
+        form = {k: request.form[k] for k in ("method", "fps") if request.form.get(k)}
+        if "fps" in form:
+            if not form["fps"].isdigit():
+                raise InvalidRequest("fps must be an integer", code="invalid_request")
+            form["fps"] = int(form["fps"])
+        data = upload.stream.read(c.settings.max_input_bytes + 1)
+        job, _ = service.submit_analyze(c, form, owner, key, upload=(upload.filename or "upload", data))
+    else:
+        job, _ = service.submit_analyze(c, json_body(request), owner, key)
+    job = service.wait_until_ended(c, job.job_id, c.settings.sync_wait)
+    if job.status == "failed" and job.error is not None:
+        raise HttpError(422, job.error.code, job.error.message, {"job_id": job.job_id})
+    body = service.analyze_view(c, job)
+    return Reply(200 if job.status == "completed" else 202, body, {"Location": body["status_url"]})
+
+
+def get_analyze(request, job_id: str) -> Reply:
+    from ..jobs import service
+
+    return Reply(200, service.get_job(get_container(), job_id, caller(request), "analyze"))
+
+
+def get_create(request, job_id: str) -> Reply:
+    from ..jobs import service
+
+    return Reply(200, service.get_job(get_container(), job_id, caller(request), "create"))
+
+
+def delete_create(request, job_id: str) -> Reply:
+    from ..jobs import service
+
+    return Reply(200, service.cancel(get_container(), job_id, caller(request)))
+
+
+def list_jobs(request) -> Reply:
+    from ..jobs import service
+
+    status = _enum_arg(request, "status", ("queued", "processing", "completed", "failed", "cancelled"))
+    type_ = _enum_arg(request, "type", ("create", "analyze")) or _enum_arg(request, "job_type", ("create", "analyze"))
+    limit = _int_arg(request, "limit", 20, 1, 100)
+    offset = _int_arg(request, "offset", 0, 0, 100_000)
+    return Reply(200, service.list_jobs(get_container(), caller(request), status, type_, limit, offset))
+
+
+def job_logs(request, job_id: str) -> Reply:
+    from ..jobs import service
+
+    return Reply(200, service.job_logs(get_container(), job_id, caller(request)))
+
+
+def presets(request) -> Reply:
+    from ..jobs import service
+
+    return Reply(200, service.presets())
+
+
+def transitions(request) -> Reply:
+    from ..jobs import service
+
+    return Reply(200, service.transitions())
+
+
+def _step(request, run_name: str) -> Reply:
+    from ..contracts.api import StepRequest
+    from ..jobs import service, steps
+
+    body = json_body(request)
+    service._validate("step_request", body)
+    req = StepRequest.model_validate(body)
+    return Reply(200, dict(getattr(steps, run_name)(get_container(), req.job_id)))
+
+
+def step_analyze(request) -> Reply:
+    return _step(request, "run_analyze")
+
+
+def step_compose(request) -> Reply:
+    return _step(request, "run_compose")
+
+
+def files(request, key: str):
+    """Local signed download links (``LocalBlobStore.signed_url``)."""
+    from ..signing import check_link
+
+    c = get_container()
+    if c.settings.blob_store != "local":
+        raise HttpError(404, "route_not_found", "no such route")
+    if not check_link(c.settings.secret("signing_secret"), key, request.args.get("expires"),
+                      request.args.get("signature")):
+        raise HttpError(403, "invalid_signature", "the link is invalid or has expired")
+    try:
+        path = c.blobs.path(key)
+    except ValueError:
+        raise HttpError(404, "blob_not_found", "no such file") from None
+    if not path.is_file():
+        raise HttpError(404, "blob_not_found", "no such file")
+    from flask import send_file
+
+    from ..jobs.service import audit
+
+    audit("output.download", key=key)
+    return send_file(path, conditional=True, max_age=0)
+
+
+# -- routing -------------------------------------------------------------------------------------
+
+JOB = r"(?P<job_id>[^/]+)"
+ROUTES: list[tuple[str, str, str, Callable]] = [
+    # group, method, path pattern, handler
+    ("meta", "GET", r"/", root),
+    ("meta", "GET", r"/health", health),
+    ("meta", "GET", r"/openapi\.json", openapi_doc),
+    ("submit", "POST", rf"{API}/analyze", post_analyze),
+    ("submit", "POST", rf"{API}/create", post_create),
+    ("status", "GET", rf"{API}/analyze/{JOB}", get_analyze),
+    ("status", "GET", rf"{API}/create/{JOB}", get_create),
+    ("status", "DELETE", rf"{API}/create/{JOB}", delete_create),
+    ("status", "GET", rf"{API}/jobs", list_jobs),
+    ("status", "GET", rf"{API}/jobs/{JOB}/logs", job_logs),
+    ("status", "GET", rf"{API}/presets", presets),
+    ("status", "GET", rf"{API}/transitions", transitions),
+    ("analyze", "POST", r"/internal/analyze", step_analyze),
+    ("compose", "POST", r"/internal/compose", step_compose),
+    ("files", "GET", r"/files/(?P<key>.+)", files),
+]
+GROUPS = ("meta", "submit", "status", "analyze", "compose", "files")
+_COMPILED = [(g, m, re.compile(p + r"/?\Z"), h) for g, m, p, h in ROUTES]
+
+
+def _json_response(status: int, body: Any, headers: dict | None = None):
+    from flask import Response
+
+    resp = Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def dispatch(request, groups: tuple[str, ...] = GROUPS):
+    """Answer ``request`` (a Flask/Werkzeug request) with the routes of ``groups``."""
+    path = request.path or "/"
+    allowed = []
+    for group, method, pattern, handler in _COMPILED:
+        if group not in groups:
+            continue
+        m = pattern.match(path)
+        if m is None:
+            continue
+        if method != request.method and not (method == "GET" and request.method == "HEAD"):
+            allowed.append(method)
+            continue
+        try:
+            reply = handler(request, **m.groupdict())
+            if not isinstance(reply, Reply):
+                return reply  # a file response
+            return _json_response(reply.status, reply.body, reply.headers)
+        except BeatsyncError as exc:
+            if exc.http_status >= 500:
+                log.warning("%s %s: %s", request.method, path, exc)
+            headers = {"Retry-After": str(exc.details.get("retry_after", 5))} if exc.http_status in (429, 503) else None
+            return _json_response(exc.http_status, {"error": _error_doc(exc)}, headers)
+        except Exception as exc:  # noqa: BLE001 - a bug: log it, answer a clean 500
+            from werkzeug.exceptions import HTTPException
+
+            if isinstance(exc, HTTPException):  # e.g. RequestEntityTooLarge from multipart parsing
+                code = "body_too_large" if exc.code == 413 else "bad_request"
+                return _json_response(exc.code or 400, {"error": {"code": code, "message": exc.description or str(exc)}})
+            log.exception("%s %s failed", request.method, path)
+            return _json_response(500, {"error": {"code": "internal_error", "message": "internal error"}})
+    if allowed:
+        return _json_response(405, {"error": {"code": "method_not_allowed",
+                                              "message": f"{request.method} is not allowed here"}},
+                              {"Allow": ", ".join(sorted(set(allowed)))})
+    return _json_response(404, {"error": {"code": "route_not_found", "message": f"no route {path}"}})
+
+
+def _error_doc(exc: BeatsyncError) -> dict:
+    doc = {"code": exc.code, "message": exc.message}
+    if exc.details:
+        doc["details"] = json.loads(json.dumps(exc.details, default=str))
+    return doc
+
+
+def create_flask_app(groups: tuple[str, ...] = GROUPS):
+    """A Flask app answering every path through :func:`dispatch` (``beatsync serve``, tests)."""
+    from flask import Flask, request
+
+    app = Flask("beatsync")
+
+    @app.route("/", defaults={"path": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+    @app.route("/<path:path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+    def _all(path):
+        return dispatch(request, groups)
+
+    return app

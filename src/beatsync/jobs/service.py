@@ -1,0 +1,337 @@
+"""The service functions behind the HTTP routes: submit, status, cancel, list, logs, catalogues.
+
+Import-light (no numpy / librosa / av): the submit and status functions run this.
+Every function takes the :class:`~beatsync.bootstrap.Container` and plain values; the HTTP layer
+parses requests and maps :class:`~beatsync.errors.BeatsyncError` to responses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from ..contracts import api
+from ..contracts.schemas import validation_errors
+from ..errors import BeatsyncError, InvalidRequest, StoreUnavailable
+from ..ports import JobNotFound
+from .model import Job, new_job, now, request_hash
+
+if TYPE_CHECKING:
+    from ..bootstrap import Container
+
+API = "/api/v1/beat-sync"
+#: seconds of work per second of output video at 1080p on 2 cores (benchmarks/render_speed.py)
+RENDER_SECONDS_PER_SECOND = 1.0
+ASSUMED_SONG_SECONDS = 180.0
+ANALYSIS_SECONDS = 15.0
+
+
+class IdempotencyConflict(BeatsyncError):
+    code = "idempotency_conflict"
+    http_status = 409
+
+
+class JobAlreadyEnded(BeatsyncError):
+    code = "job_already_ended"
+    http_status = 409
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+def _validate(schema: str, body: Any) -> None:
+    errors = validation_errors(schema, body)
+    if errors:
+        first = errors[0]
+        raise InvalidRequest(f"invalid request: {first['path']}: {first['message']}", code="invalid_request",
+                             details={"errors": errors})
+
+
+def check_input_url(c: "Container", url: str) -> None:
+    """Refuse URLs the fetcher would refuse (see :mod:`beatsync.fetch`); ``gs://`` only inside
+    the service's own bucket."""
+    from ..fetch import UrlNotAllowed, check_url
+
+    if url.startswith("gs://"):
+        bucket, _, key = url[5:].partition("/")
+        if c.settings.blob_store != "gcs" or bucket != c.settings.bucket or not key:
+            raise UrlNotAllowed(f"gs:// URLs must point into the service's bucket ({c.settings.bucket or 'none'})")
+        try:
+            c.blobs.check_key(key)
+        except ValueError:
+            raise UrlNotAllowed(f"invalid object name in {url!r}") from None
+        return
+    check_url(url, c.fetch_policy)
+
+
+def _owned(c: "Container", job_id: str, owner: str, type: str | None = None) -> Job:
+    """The job if it belongs to ``owner`` (and is of ``type``); else 404, never 403 (no probing)."""
+    try:
+        job = c.jobs.get(job_id)
+    except JobNotFound:
+        raise JobNotFound(f"no job {job_id}") from None
+    if job.owner != owner or (type is not None and job.type != type):
+        raise JobNotFound(f"no job {job_id}")
+    return job
+
+
+def _start(c: "Container", job: Job) -> Job:
+    """Hand a new job to the orchestrator; if that fails the job ends failed (never stuck queued)."""
+    try:
+        handle = c.orchestrator.start(job)
+    except Exception as exc:  # noqa: BLE001 - any failure to start must end the job
+        c.jobs.add_log(job.job_id, f"orchestrator failed to start: {exc}", "error")
+        try:
+            c.jobs.transition(job.job_id, "failed", error={"code": "orchestrator_unavailable",
+                                                           "message": "the job could not be started"})
+        except BeatsyncError:
+            pass
+        raise StoreUnavailable("the job could not be started; try again", code="orchestrator_unavailable") from None
+    if handle:
+        job = c.jobs.set_execution(job.job_id, handle)
+    return job
+
+
+def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_key: str | None) -> tuple[Job, bool]:
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
+    job = new_job(type, request, owner=owner, idempotency_key=idempotency_key)
+    stored, created = c.jobs.create(job)
+    if not created:
+        if stored.request_hash != job.request_hash:
+            raise IdempotencyConflict("this Idempotency-Key was used with a different request",
+                                      details={"job_id": stored.job_id})
+        return stored, False
+    c.jobs.add_log(stored.job_id, f"{type} job submitted by {owner}")
+    audit("job.create", owner=owner, job_id=stored.job_id, type=type)
+    return _start(c, stored), True
+
+
+def audit(action: str, **fields: Any) -> None:
+    """One structured JSON line per security-relevant action (Cloud Logging parses it)."""
+    import json
+    import logging
+
+    logging.getLogger("beatsync.audit").info(json.dumps({"audit": action, "time": now().isoformat(), **fields},
+                                                        default=str))
+
+
+# -- submit ----------------------------------------------------------------------------------------
+
+def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | None = None) -> tuple[Job, bool]:
+    """Validate a create request, store the job, start it. Returns ``(job, created)``."""
+    from ..editing.presets import resolve_config
+
+    _validate("create_request", body)
+    req = api.CreateRequest.model_validate(body)
+    if len(req.video_urls) > c.settings.max_clips:
+        raise InvalidRequest(f"{len(req.video_urls)} clips; at most {c.settings.max_clips}", code="too_many_clips")
+    overrides = req.config.model_dump(exclude_none=True) if req.config else {}
+    if isinstance(overrides.get("output_resolution"), list):
+        w, h = overrides["output_resolution"]
+        overrides["output_resolution"] = f"{w}x{h}"
+    overrides.update(preview_only=req.preview_only, preview_duration=req.preview_duration)
+    config = resolve_config(req.preset, overrides)
+    for url in [req.audio_url, *req.video_urls]:
+        check_input_url(c, url)
+    if req.webhook_url:
+        from ..fetch import check_url
+
+        check_url(req.webhook_url, c.fetch_policy)
+    request = {**req.model_dump(mode="json"), "edit_config": config.model_dump(mode="json"),
+               "method": req.method or c.settings.analysis_method}
+    return _submit(c, "create", request, owner, idempotency_key)
+
+
+def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str | None = None,
+                   upload: tuple[str, bytes] | None = None) -> tuple[Job, bool]:
+    """An analyze job for ``body["audio_url"]`` or an uploaded file ``(filename, bytes)``."""
+    if upload is not None:
+        filename, data = upload
+        if not data:
+            raise InvalidRequest("audio_file is empty", code="empty_upload")
+        if len(data) > c.settings.max_input_bytes:
+            from ..fetch import TooLarge
+
+            raise TooLarge(f"audio_file is {len(data)} bytes; the limit is {c.settings.max_input_bytes}")
+        digest = hashlib.sha256(data).hexdigest()
+        key = f"inputs/uploads/{digest}{_ext(filename)}"
+        _validate("analyze_request", {**body, "audio_url": "https://upload.invalid/"})
+        req = api.AnalyzeRequest.model_validate({**body, "audio_url": "https://upload.invalid/"})
+        if not c.blobs.exists(key):
+            c.blobs.put_bytes(key, data)
+        request = {"audio_url": None, "audio_key": key, "upload_name": filename[:200], "upload_sha256": digest,
+                   "method": req.method or c.settings.analysis_method, "fps": req.fps}
+    else:
+        _validate("analyze_request", body)
+        req = api.AnalyzeRequest.model_validate(body)
+        check_input_url(c, req.audio_url)
+        request = {"audio_url": req.audio_url, "audio_key": None, "method": req.method or c.settings.analysis_method,
+                   "fps": req.fps}
+    return _submit(c, "analyze", request, owner, idempotency_key)
+
+
+def _ext(name: str) -> str:
+    import os.path
+
+    ext = os.path.splitext(name or "")[1].lower()
+    return ext if 1 < len(ext) <= 6 and ext[1:].isalnum() else ".bin"
+
+
+def wait_until_ended(c: "Container", job_id: str, timeout: float, interval: float = 0.2) -> Job:
+    deadline = time.monotonic() + timeout
+    job = c.jobs.get(job_id)
+    while not job.terminal and time.monotonic() < deadline:
+        time.sleep(interval)
+        job = c.jobs.get(job_id)
+    return job
+
+
+# -- views -----------------------------------------------------------------------------------------
+
+def _error(job: Job) -> dict | None:
+    return job.error.model_dump() if job.error else None
+
+
+def estimate_seconds(job: Job) -> float:
+    if job.type == "analyze":
+        return ANALYSIS_SECONDS
+    cfg = job.request.get("edit_config", {})
+    seconds = cfg.get("preview_duration", 30) if cfg.get("preview_only") else ASSUMED_SONG_SECONDS
+    return round(ANALYSIS_SECONDS + RENDER_SECONDS_PER_SECOND * seconds, 1)
+
+
+def accepted_view(c: "Container", job: Job) -> dict:
+    active = c.jobs.active()
+    ahead = [j for j in active if j.created_at < job.created_at and j.job_id != job.job_id]
+    waiting = sum(estimate_seconds(j) for j in ahead) / max(1, c.settings.workers)
+    doc = api.JobAccepted(
+        job_id=job.job_id, type=job.type, status=job.status, progress=job.progress, current_step=job.current_step,
+        estimated_duration=round(estimate_seconds(job) + waiting, 1), queue_position=len(ahead),
+        status_url=f"{API}/{job.type}/{job.job_id}", created_at=job.created_at, updated_at=job.updated_at)
+    return doc.model_dump(mode="json")
+
+
+def _beat_map(c: "Container", key: str | None):
+    from ..contracts import BeatMap
+
+    if not key:
+        return None
+    try:
+        return BeatMap.model_validate_json(c.blobs.get_bytes(key))
+    except BeatsyncError:
+        return None
+
+
+def analyze_view(c: "Container", job: Job) -> dict:
+    bm = _beat_map(c, (job.result or {}).get("beat_map_key")) if job.status == "completed" else None
+    return api.AnalyzeStatus(
+        job_id=job.job_id, status=job.status, progress=job.progress, current_step=job.current_step,
+        created_at=job.created_at, updated_at=job.updated_at, beat_map=bm, error=_error(job),
+        status_url=f"{API}/analyze/{job.job_id}").model_dump(mode="json")
+
+
+def create_view(c: "Container", job: Job) -> dict:
+    doc: dict[str, Any] = dict(
+        job_id=job.job_id, status=job.status, progress=job.progress, current_step=job.current_step,
+        created_at=job.created_at, updated_at=job.updated_at, started_at=job.started_at,
+        completed_at=job.completed_at, error=_error(job), cancel_requested=job.cancel_requested)
+    if job.status == "completed" and job.result:
+        r, ttl = job.result, c.settings.url_ttl
+        urls = {name: c.blobs.signed_url(r[key], ttl) for name, key in (
+            ("output_url", "output_key"), ("thumbnail_url", "thumbnail_key"), ("beat_map_url", "beat_map_key"),
+            ("edl_url", "edl_key"))}
+        expires = now() + timedelta(seconds=ttl)
+        result = {**urls, "preview_url": urls["output_url"] if r.get("preview") else None,
+                  "duration": r["duration"], "file_size": r["file_size"], "total_cuts": r["total_cuts"],
+                  "processing_time": r["processing_time"], "expires_at": expires}
+        doc.update(output_url=urls["output_url"], preview_url=result["preview_url"], thumbnail_url=urls["thumbnail_url"],
+                   duration=r["duration"], file_size=r["file_size"], total_cuts=r["total_cuts"],
+                   beat_map=_beat_map(c, r["beat_map_key"]), processing_time_seconds=r["processing_time"],
+                   expires_at=expires, result=result)
+        audit("output.url", owner=job.owner, job_id=job.job_id)
+    return api.CreateStatus(**doc).model_dump(mode="json")
+
+
+def view(c: "Container", job: Job) -> dict:
+    return create_view(c, job) if job.type == "create" else analyze_view(c, job)
+
+
+# -- status, cancel, list, logs ---------------------------------------------------------------------
+
+def get_job(c: "Container", job_id: str, owner: str, type: str) -> dict:
+    return view(c, _owned(c, job_id, owner, type))
+
+
+def cancel(c: "Container", job_id: str, owner: str) -> dict:
+    job = _owned(c, job_id, owner)
+    if job.terminal:
+        raise JobAlreadyEnded(f"job {job_id} already ended {job.status}", details={"status": job.status})
+    job = c.jobs.request_cancel(job_id)
+    audit("job.cancel", owner=owner, job_id=job_id)
+    c.jobs.add_log(job_id, "cancel requested")
+    if job.status == "queued":
+        from .steps import end_job
+
+        job = end_job(c, job_id, "cancelled", error={"code": "cancelled", "message": "cancelled by the caller"})
+    try:
+        c.orchestrator.cancel(job)
+    except Exception as exc:  # noqa: BLE001 - the flag is set; the running step stops on it
+        c.jobs.add_log(job_id, f"orchestrator cancel failed: {exc}", "warning")
+    message = "job cancelled" if job.status == "cancelled" else "cancellation requested; the job stops within seconds"
+    return api.CancelResponse(success=True, message=message, job_id=job_id, status=job.status).model_dump(mode="json")
+
+
+def list_jobs(c: "Container", owner: str, status: str | None, type: str | None, limit: int, offset: int) -> dict:
+    jobs, total = c.jobs.list(owner, status=status, type=type, limit=limit, offset=offset)
+    summaries = []
+    for j in jobs:
+        req = j.request
+        summaries.append(api.JobSummary(
+            job_id=j.job_id, type=j.type, status=j.status, progress=j.progress, current_step=j.current_step,
+            audio_url=req.get("audio_url"), video_count=len(req.get("video_urls") or []), created_at=j.created_at,
+            completed_at=j.completed_at, error=_error(j)))
+    return api.JobList(jobs=summaries, total=total, limit=limit, offset=offset,
+                       has_more=offset + len(jobs) < total).model_dump(mode="json")
+
+
+def job_logs(c: "Container", job_id: str, owner: str) -> dict:
+    _owned(c, job_id, owner)
+    return api.JobLogs(job_id=job_id, logs=c.jobs.logs(job_id)).model_dump(mode="json")
+
+
+def presets() -> dict:
+    from ..editing.presets import PRESETS, resolve_config
+
+    return api.PresetList(presets=[
+        {"name": name, "description": p["description"],
+         "config": resolve_config(name).model_dump(exclude={"preview_only", "preview_duration"})}
+        for name, p in PRESETS.items()]).model_dump(mode="json")
+
+
+TRANSITION_INFO = {
+    "cut": ("Hard cut between clips on the beat.", False),
+    "fade": ("Crossfade centred on the beat.", True),
+    "zoom": ("The outgoing shot zooms in and hands over on the beat.", True),
+    "flash": ("A white flash peaking on the beat.", True),
+    "glitch": ("RGB split and slice displacement around the cut.", True),
+    "slide": ("The new shot pushes the old one out sideways.", True),
+}
+
+
+def transitions() -> dict:
+    return api.TransitionList(transitions=[
+        {"name": name, "description": desc, "supports_duration": dur, "min_duration": 0.05 if dur else 0.0,
+         "max_duration": 2.0 if dur else 0.0} for name, (desc, dur) in TRANSITION_INFO.items()]).model_dump(mode="json")
+
+
+def new_event(c: "Container", job: Job) -> dict:
+    return api.WebhookEvent(id=uuid.uuid4().hex, event=f"beat_sync.job.{job.status}", created_at=now(),
+                            job_id=job.job_id, status=job.status, data=view(c, job)).model_dump(mode="json")
+
+
+__all__ = ["IdempotencyConflict", "JobAlreadyEnded", "accepted_view", "analyze_view", "cancel", "create_view",
+           "get_job", "job_logs", "list_jobs", "presets", "request_hash", "submit_analyze", "submit_create",
+           "transitions", "wait_until_ended"]

@@ -1,0 +1,312 @@
+"""The work of a job, as two idempotent steps the orchestrators call by job id.
+
+- :func:`run_analyze`: fetch the inputs into the blob store (``inputs/...``), check them, analyse
+  the song (beat map cached under ``cache/beat_maps/``, copied to ``outputs/{id}/beat_map.json``).
+  An analyze job ends here, completed.
+- :func:`run_compose`: plan and render, upload ``outputs/{id}/{output|preview}.mp4``,
+  ``thumbnail.jpg``, ``edl.json``, then ``result.json`` last (the completion marker), and complete.
+
+Both may be called again for the same job (a retry after a crash or a 503): finished work is
+reused, an ended job is left alone. Both watch the cancel flag. Permanent problems (bad media, a
+refused URL) end the job ``failed`` with the error's code; transient ones (a store briefly
+unavailable) propagate so that the caller retries.
+
+Heavy libraries are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from typing import TYPE_CHECKING, Callable
+
+from ..errors import BeatsyncError, StoreUnavailable
+from .model import Job
+
+if TYPE_CHECKING:
+    from ..bootstrap import Container
+
+log = logging.getLogger("beatsync.jobs")
+
+#: errors worth retrying: the caller (workflow, local orchestrator) tries the step again
+TRANSIENT = (StoreUnavailable, ConnectionError, TimeoutError)
+REPORT_EVERY = 1.0   # seconds between progress writes
+CANCEL_POLL = 1.0    # seconds between cancel-flag reads while rendering
+
+
+class StepOutcome(dict):
+    """``{"job_id", "step", "status", "done", "error"}`` (schemas/step_response.schema.json)."""
+
+
+def _outcome(job: Job, step: str, done: bool) -> StepOutcome:
+    return StepOutcome(job_id=job.job_id, step=step, status=job.status, done=done or job.terminal,
+                       error=job.error.model_dump() if job.error else None)
+
+
+def end_job(c: "Container", job_id: str, status: str, *, result: dict | None = None,
+            error: dict | None = None) -> Job:
+    """Move the job to a terminal status (once) and queue its webhook."""
+    from .model import IllegalTransition
+
+    try:
+        job = c.jobs.transition(job_id, status, result=result, error=error, step=status)
+    except IllegalTransition:
+        return c.jobs.get(job_id)  # someone else ended it first; keep their outcome
+    c.jobs.add_log(job_id, f"job {status}" + (f": [{error['code']}] {error['message']}" if error else ""),
+                   "error" if status == "failed" else "info")
+    url = job.request.get("webhook_url")
+    if url:
+        from .service import new_event
+
+        try:
+            c.notifier.notify(url, new_event(c, job))
+        except Exception as exc:  # noqa: BLE001 - the job's outcome stands; the log says why
+            c.jobs.add_log(job_id, f"webhook could not be queued: {exc}", "error")
+    return job
+
+
+def _fail(c: "Container", job: Job, exc: BaseException) -> Job:
+    if isinstance(exc, BeatsyncError):
+        error = {"code": exc.code, "message": exc.message[:2000]}
+    else:
+        c.jobs.add_log(job.job_id, "".join(traceback.format_exception(exc))[-4000:], "error")
+        error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"[:2000]}
+    return end_job(c, job.job_id, "failed", error=error)
+
+
+def _begin(c: "Container", job_id: str, step: str) -> Job:
+    job = c.jobs.get(job_id)
+    if job.terminal:
+        return job
+    if job.cancel_requested:
+        return end_job(c, job_id, "cancelled", error={"code": "cancelled", "message": "cancelled by the caller"})
+    if job.status == "queued":
+        job = c.jobs.transition(job_id, "processing", step=step)
+    c.jobs.add_log(job_id, f"{step} started (attempt {job.attempts})")
+    return job
+
+
+class _Reporter:
+    """Throttled progress writes and cancel-flag reads for one job."""
+
+    def __init__(self, c: "Container", job_id: str):
+        self.c, self.job_id = c, job_id
+        self._last_report = self._last_poll = 0.0
+        self._cancelled = False
+
+    def __call__(self, pct: float, step: str) -> None:
+        t = time.monotonic()
+        if t - self._last_report >= REPORT_EVERY or pct >= 100:
+            self._last_report = t
+            job = self.c.jobs.report(self.job_id, pct, step)
+            self._cancelled = self._cancelled or job.cancel_requested
+
+    def should_stop(self) -> bool:
+        t = time.monotonic()
+        if not self._cancelled and t - self._last_poll >= CANCEL_POLL:
+            self._last_poll = t
+            self._cancelled = self.c.jobs.get(self.job_id).cancel_requested
+        return self._cancelled
+
+
+def _scaled(report: Callable[[float, str], None], lo: float, hi: float):
+    return lambda pct, step: report(lo + (hi - lo) * pct / 100.0, step)
+
+
+def _workdir(c: "Container", job_id: str) -> str:
+    path = os.path.join(tempfile.gettempdir(), "beatsync-work", job_id)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _input_keys(job: Job) -> tuple[str, list[str]]:
+    from .service import _ext
+
+    req = job.request
+    if req.get("audio_key"):
+        audio = req["audio_key"]
+    else:
+        audio = f"inputs/audio/{job.job_id}/audio{_ext(_url_path(req['audio_url']))}"
+    clips = [f"inputs/video/{job.job_id}/clip_{i}{_ext(_url_path(u))}" for i, u in enumerate(req.get("video_urls") or [])]
+    return audio, clips
+
+
+def _url_path(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).path if url else ""
+
+
+def _fetch(c: "Container", url: str, key: str, local: str) -> None:
+    """Bring ``url`` into the blob store at ``key`` (skipped if there) and into ``local``."""
+    if os.path.exists(local):
+        return
+    if c.blobs.exists(key):
+        c.blobs.get_file(key, local)
+        return
+    if url.startswith("gs://"):
+        src = url[5:].partition("/")[2]
+        size = c.blobs.size(src)
+        if size > c.settings.max_input_bytes:
+            from ..fetch import TooLarge
+
+            raise TooLarge(f"{url} is {size} bytes; the limit is {c.settings.max_input_bytes}")
+        c.blobs.get_file(src, local)
+    else:
+        from ..fetch import download
+
+        download(url, local, c.fetch_policy)
+    c.blobs.put_file(key, local)
+
+
+def _local_inputs(c: "Container", job: Job, report, with_clips: bool) -> tuple[str, list[str]]:
+    work = _workdir(c, job.job_id)
+    audio_key, clip_keys = _input_keys(job)
+    req = job.request
+    audio = os.path.join(work, os.path.basename(audio_key))
+    if req.get("audio_key"):
+        if not os.path.exists(audio):
+            c.blobs.get_file(audio_key, audio)
+    else:
+        _fetch(c, req["audio_url"], audio_key, audio)
+    clips = []
+    if with_clips:
+        for i, (url, key) in enumerate(zip(req["video_urls"], clip_keys)):
+            report(10.0 * (i + 1) / (len(clip_keys) + 1), "downloading")
+            local = os.path.join(work, os.path.basename(key))
+            _fetch(c, url, key, local)
+            clips.append(local)
+    return audio, clips
+
+
+def run_analyze(c: "Container", job_id: str) -> StepOutcome:
+    job = _begin(c, job_id, "downloading")
+    if job.terminal:
+        return _outcome(job, "analyze", True)
+    report = _Reporter(c, job_id)
+    try:
+        beat_map_key = f"outputs/{job_id}/beat_map.json"
+        if job.type == "create" and c.blobs.exists(beat_map_key) and os.path.isdir(_workdir(c, job_id)):
+            # a retried call after the analysis finished: only the local copies may be missing
+            _local_inputs(c, job, report, with_clips=True)
+            return _outcome(c.jobs.get(job_id), "analyze", True)
+        report(0.0, "downloading")
+        audio, clips = _local_inputs(c, job, report, with_clips=job.type == "create")
+        if report.should_stop():
+            return _outcome(_cancelled(c, job_id), "analyze", True)
+        from ..analysis import analyze
+
+        if clips:
+            from ..render.probe import probe_clip
+
+            report(10.0, "checking")
+            for clip in clips:
+                probe_clip(clip)  # MediaError: no video stream, corrupt, too large...
+        report(12.0 if job.type == "create" else 10.0, "analyzing")
+        fps = job.request["edit_config"]["output_fps"] if job.type == "create" else job.request["fps"]
+        beat_map = analyze(audio, job.request["method"], fps=fps, max_duration=c.settings.max_audio_duration,
+                           cache=c.blobs)
+        c.blobs.put_bytes(beat_map_key, beat_map.to_json().encode(), "application/json")
+        c.jobs.add_log(job_id, f"analysed: {beat_map.tempo:.1f} BPM, {len(beat_map.beats)} beats, "
+                               f"{len(beat_map.sections)} sections ({beat_map.detection_method})")
+        if job.type == "analyze":
+            job = end_job(c, job_id, "completed", result={"beat_map_key": beat_map_key,
+                                                          "audio_hash": beat_map.audio_hash})
+            shutil.rmtree(_workdir(c, job_id), ignore_errors=True)
+            return _outcome(job, "analyze", True)
+        job = c.jobs.report(job_id, 25.0, "analyzed")
+        return _outcome(job, "analyze", True)
+    except TRANSIENT:
+        raise
+    except BeatsyncError as exc:
+        if exc.http_status >= 500 and exc.code != "internal_error":
+            raise
+        shutil.rmtree(_workdir(c, job_id), ignore_errors=True)
+        return _outcome(_fail(c, job, exc), "analyze", True)
+    except Exception as exc:  # noqa: BLE001 - a bug: the job fails with its trace in the logs
+        log.exception("analyze step failed for %s", job_id)
+        shutil.rmtree(_workdir(c, job_id), ignore_errors=True)
+        return _outcome(_fail(c, job, exc), "analyze", True)
+
+
+def _cancelled(c: "Container", job_id: str) -> Job:
+    for key in c.blobs.list(f"outputs/{job_id}/"):
+        c.blobs.delete(key)
+    shutil.rmtree(_workdir(c, job_id), ignore_errors=True)
+    return end_job(c, job_id, "cancelled", error={"code": "cancelled", "message": "cancelled by the caller"})
+
+
+def run_compose(c: "Container", job_id: str) -> StepOutcome:
+    job = _begin(c, job_id, "composing")
+    if job.terminal:
+        return _outcome(job, "compose", True)
+    if job.type != "create":
+        return _outcome(job, "compose", True)
+    started = time.monotonic()
+    result_key = f"outputs/{job_id}/result.json"
+    if c.blobs.exists(result_key):  # rendered and uploaded by an attempt that died before completing
+        result = json.loads(c.blobs.get_bytes(result_key))
+        return _outcome(end_job(c, job_id, "completed", result=result), "compose", True)
+    report = _Reporter(c, job_id)
+    try:
+        from ..contracts import EditConfig
+        from ..render.encode import RenderCancelled
+        from ..render.pipeline import make_video
+
+        audio, clips = _local_inputs(c, job, report, with_clips=True)
+        config = EditConfig.model_validate(job.request["edit_config"])
+        work = _workdir(c, job_id)
+        name = ("preview" if config.preview_only else "output") + "." + config.output_format
+        out = os.path.join(work, "render", name)
+        try:
+            made = make_video(audio, clips, out, config, method=job.request["method"], cache=c.blobs,
+                              max_audio_duration=c.settings.max_audio_duration,
+                              progress=_scaled(report, 25.0, 97.0), should_stop=report.should_stop)
+        except RenderCancelled:
+            return _outcome(_cancelled(c, job_id), "compose", True)
+        if report.should_stop():
+            return _outcome(_cancelled(c, job_id), "compose", True)
+        report(97.0, "uploading")
+        prefix = f"outputs/{job_id}/"
+        c.blobs.put_file(prefix + "thumbnail.jpg", made.thumbnail, "image/jpeg")
+        c.blobs.put_file(prefix + "edl.json", made.edl_path, "application/json")
+        c.blobs.put_file(prefix + "beat_map.json", made.beat_map_path, "application/json")
+        c.blobs.put_file(prefix + name, made.video, f"video/{config.output_format}")
+        elapsed = time.monotonic() - started
+        result = {"output_key": prefix + name, "thumbnail_key": prefix + "thumbnail.jpg",
+                  "beat_map_key": prefix + "beat_map.json", "edl_key": prefix + "edl.json",
+                  "preview": config.preview_only, "duration": round(made.duration, 3), "file_size": made.file_size,
+                  "total_cuts": len(made.edl.cut_frames), "processing_time": round(elapsed, 3)}
+        c.blobs.put_bytes(result_key, json.dumps(result).encode(), "application/json")
+        c.jobs.add_log(job_id, f"rendered {made.duration:.1f} s, {len(made.edl.shots)} shots, "
+                               f"{made.file_size} bytes in {elapsed:.1f} s")
+        job = end_job(c, job_id, "completed", result=result)
+        if job.status != "completed":  # cancelled at the last moment: no output stays behind
+            for key in c.blobs.list(prefix):
+                c.blobs.delete(key)
+        shutil.rmtree(work, ignore_errors=True)
+        return _outcome(job, "compose", True)
+    except TRANSIENT:
+        raise
+    except BeatsyncError as exc:
+        if exc.http_status >= 500 and exc.code != "internal_error":
+            raise
+        shutil.rmtree(_workdir(c, job_id), ignore_errors=True)
+        return _outcome(_fail(c, job, exc), "compose", True)
+    except Exception as exc:  # noqa: BLE001
+        log.exception("compose step failed for %s", job_id)
+        shutil.rmtree(_workdir(c, job_id), ignore_errors=True)
+        return _outcome(_fail(c, job, exc), "compose", True)
+
+
+def run_job(c: "Container", job_id: str) -> Job:
+    """Both steps in order (the local orchestrator; Cloud Workflows calls them one by one)."""
+    outcome = run_analyze(c, job_id)
+    if outcome["status"] == "processing":
+        run_compose(c, job_id)
+    return c.jobs.get(job_id)
