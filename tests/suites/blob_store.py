@@ -39,3 +39,22 @@ def test_beat_map_cache_through_the_store(blobs):
     assert key.startswith(f"cache/beat_maps/{first.audio_hash}/")
     again = analyze(io.BytesIO(data), "librosa", cache=blobs)
     assert again.beats == first.beats
+
+
+def test_files_in_and_out_and_sizes(blobs, tmp_path):
+    src = tmp_path / "in.bin"
+    src.write_bytes(b"v" * 300_000)
+    blobs.put_file("outputs/j/output.mp4", str(src), "video/mp4")
+    assert blobs.size("outputs/j/output.mp4") == 300_000
+    blobs.get_file("outputs/j/output.mp4", str(tmp_path / "out.bin"))
+    assert (tmp_path / "out.bin").read_bytes() == src.read_bytes()
+    with pytest.raises(BlobNotFound):
+        blobs.size("outputs/j/none")
+    with pytest.raises(BlobNotFound):
+        blobs.get_file("outputs/j/none", str(tmp_path / "none.bin"))
+
+
+def test_signed_urls_give_the_object(blobs, fetch_signed):
+    blobs.put_bytes("outputs/j/thumb nail.jpg", b"\xff\xd8jpeg")
+    url = blobs.signed_url("outputs/j/thumb nail.jpg", 600)
+    assert url.startswith("http") and fetch_signed(url) == b"\xff\xd8jpeg"

@@ -80,9 +80,12 @@ class LocalWebhookNotifier(Notifier):
         self._wake.set()
 
     def start(self) -> None:
-        """Start the delivery thread (also drains what a previous run left pending)."""
+        """Start the delivery thread (also drains what a previous run left pending, including a
+        delivery it was sending when it died: at least once)."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
+                with self._db() as db:
+                    db.execute("UPDATE deliveries SET state = 'pending' WHERE state = 'sending'")
                 self._thread = threading.Thread(target=self._loop, name="beatsync-webhooks", daemon=True)
                 self._thread.start()
 
@@ -110,6 +113,10 @@ class LocalWebhookNotifier(Notifier):
             due = db.execute("SELECT id, url, body, event, attempts FROM deliveries WHERE state = 'pending' "
                              "AND next_at <= ? ORDER BY next_at LIMIT 50", (time.time(),)).fetchall()
         for id_, url, body, event, attempts in due:
+            with self._db() as db:  # claim it: two loops never send the same delivery at once
+                if db.execute("UPDATE deliveries SET state = 'sending' WHERE id = ? AND state = 'pending'",
+                              (id_,)).rowcount == 0:
+                    continue
             ok, detail = deliver_once(url, bytes(body), event, self.secret, self.policy)
             attempts += 1
             if ok:

@@ -1,0 +1,125 @@
+"""Real HTTP servers on loopback for the tests: a media host (files plus misbehaving routes) and a
+webhook receiver that records what it gets."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+
+class _MediaHandler(BaseHTTPRequestHandler):
+    root: Path
+    hits: list
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):  # noqa: N802
+        parts = urlsplit(self.path)
+        self.hits.append(parts.path)
+        q = parse_qs(parts.query)
+        if parts.path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", q["to"][0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if parts.path == "/slow":  # headers, then a trickle that never ends
+            self.send_response(200)
+            self.send_header("Content-Length", "100000000")
+            self.end_headers()
+            try:
+                for _ in range(600):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+            return
+        if parts.path == "/short":  # promises more than it sends
+            self.send_response(200)
+            self.send_header("Content-Length", "5000")
+            self.end_headers()
+            self.wfile.write(b"x" * 100)
+            self.close_connection = True
+            return
+        if parts.path == "/huge":  # claims a giant body
+            self.send_response(200)
+            self.send_header("Content-Length", str(10 ** 12))
+            self.end_headers()
+            return
+        path = self.root / parts.path.lstrip("/")
+        if not path.is_file() or ".." in parts.path:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        data = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class Server:
+    def __init__(self, handler):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.host = f"127.0.0.1:{self.port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def media_server(root: str | os.PathLike) -> Server:
+    handler = type("H", (_MediaHandler,), {"root": Path(root), "hits": []})
+    server = Server(handler)
+    server.hits = handler.hits
+    return server
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    received: list
+    fail_first: list  # [n]: answer 500 to the first n deliveries
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.fail_first[0] > 0:
+            self.fail_first[0] -= 1
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.received.append({"headers": dict(self.headers), "body": body, "json": json.loads(body)})
+        self.send_response(204)
+        self.end_headers()
+
+
+def webhook_receiver(fail_first: int = 0) -> Server:
+    handler = type("R", (_ReceiverHandler,), {"received": [], "fail_first": [fail_first]})
+    server = Server(handler)
+    server.received = handler.received
+    return server
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("condition not met in time")

@@ -1,0 +1,202 @@
+"""The job service interface suite: submit, steps, cancel, webhooks, idempotency, ownership.
+
+Run over every adapter set, like the port suites: tests/unit/test_service_local.py (SQLite + a
+local folder) and tests/integration/test_service_cloud.py (the Firestore emulator +
+fake-gcs-server). A module provides fixtures ``container`` (with a RecordingOrchestrator), ``media``
+(a media server with song.wav, a.mp4, b.mp4, bad.mp4) and ``receiver`` (a webhook receiver), and
+``fetch_url(container, url)`` returning the bytes behind a signed URL.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from beatsync.jobs import service, steps
+from beatsync.ports import JobNotFound, Orchestrator
+from beatsync.signing import SIGNATURE_HEADER, verify_event
+from tests.servers import wait_for
+
+
+class RecordingOrchestrator(Orchestrator):
+    """Records what the service asks for; the tests run the steps themselves, in order."""
+
+    def __init__(self):
+        self.started, self.cancelled = [], []
+
+    def start(self, job):
+        self.started.append(job.job_id)
+        return f"recorded/{job.job_id}"
+
+    def cancel(self, job):
+        self.cancelled.append(job.job_id)
+
+
+def create_body(media, receiver=None, **extra):
+    body = {"audio_url": f"{media.url}/song.wav", "video_urls": [f"{media.url}/a.mp4", f"{media.url}/b.mp4"],
+            "preset": "fast_cuts", "config": {"output_resolution": [160, 96], "transition_style": "fade",
+                                              "transition_duration": 0.1}, "method": "librosa"}
+    if receiver is not None:
+        body["webhook_url"] = f"{receiver.url}/hook"
+    body.update(extra)
+    return body
+
+
+def _deliver(container, receiver, n):
+    wait_for(lambda: len(receiver.received) >= n, timeout=30)
+    return receiver.received
+
+
+def test_create_job_runs_through_both_steps(container, media, receiver, fetch_url):
+    job, created = service.submit_create(container, create_body(media, receiver), "alice")
+    assert created and job.status == "queued" and container.orchestrator.started == [job.job_id]
+    assert container.jobs.get(job.job_id).execution == f"recorded/{job.job_id}"
+    accepted = service.accepted_view(container, job)
+    assert accepted["status"] == "queued" and accepted["estimated_duration"] > 0 and accepted["queue_position"] >= 0
+
+    out = steps.run_analyze(container, job.job_id)
+    assert out["status"] == "processing" and out["done"]
+    assert container.blobs.exists(f"outputs/{job.job_id}/beat_map.json")
+    assert container.blobs.list(f"inputs/video/{job.job_id}/") == [f"inputs/video/{job.job_id}/clip_0.mp4",
+                                                                    f"inputs/video/{job.job_id}/clip_1.mp4"]
+    assert any(k.startswith("cache/beat_maps/") for k in container.blobs.list("cache/"))
+
+    out = steps.run_compose(container, job.job_id)
+    assert out["status"] == "completed"
+    view = service.get_job(container, job.job_id, "alice", "create")
+    assert view["progress"] == 100 and view["total_cuts"] > 0 and view["file_size"] > 0
+    assert view["beat_map"]["tempo"] == pytest.approx(120, abs=2)
+    assert view["result"]["output_url"] == view["output_url"] and view["expires_at"]
+    video = fetch_url(container, view["output_url"])
+    assert len(video) == view["file_size"] and video[4:8] == b"ftyp"
+    assert fetch_url(container, view["thumbnail_url"])[:2] == b"\xff\xd8"
+    keys = set(container.blobs.list(f"outputs/{job.job_id}/"))
+    assert {f"outputs/{job.job_id}/{n}" for n in ("output.mp4", "thumbnail.jpg", "beat_map.json", "edl.json",
+                                                  "result.json")} == keys
+
+    (event,) = _deliver(container, receiver, 1)
+    assert event["json"]["event"] == "beat_sync.job.completed" and event["json"]["job_id"] == job.job_id
+    secret = container.settings.secret("webhook_secret")
+    assert verify_event(secret, event["body"], event["headers"][SIGNATURE_HEADER])
+    assert not verify_event(b"wrong", event["body"], event["headers"][SIGNATURE_HEADER])
+
+    # a retried call of either step changes nothing
+    assert steps.run_analyze(container, job.job_id)["status"] == "completed"
+    assert steps.run_compose(container, job.job_id)["status"] == "completed"
+    logs = [e["message"] for e in container.jobs.logs(job.job_id)]
+    assert sum(m.startswith("rendered") for m in logs) == 1
+
+
+class Killed(BaseException):
+    """Stands in for the process dying (not an Exception: no handler in the step sees it)."""
+
+
+def test_a_compose_attempt_that_dies_after_uploading_is_finished_without_a_second_render(
+        container, media, monkeypatch):
+    job, _ = service.submit_create(container, create_body(media), "alice")
+    steps.run_analyze(container, job.job_id)
+    real_end = steps.end_job
+
+    def die(c, job_id, status, **kw):
+        raise Killed()
+
+    monkeypatch.setattr(steps, "end_job", die)
+    with pytest.raises(Killed):
+        steps.run_compose(container, job.job_id)
+    monkeypatch.setattr(steps, "end_job", real_end)
+    assert container.jobs.get(job.job_id).status == "processing"
+    assert steps.run_compose(container, job.job_id)["status"] == "completed"
+    logs = [e["message"] for e in container.jobs.logs(job.job_id)]
+    assert sum(m.startswith("rendered") for m in logs) == 1
+    assert len([k for k in container.blobs.list(f"outputs/{job.job_id}/") if k.endswith(".mp4")]) == 1
+
+
+def test_analyze_job_completes_with_a_beat_map(container, media):
+    job, _ = service.submit_analyze(container, {"audio_url": f"{media.url}/song.wav", "method": "librosa",
+                                                "fps": 25}, "bob")
+    steps.run_analyze(container, job.job_id)
+    view = service.get_job(container, job.job_id, "bob", "analyze")
+    assert view["status"] == "completed" and view["beat_map"]["fps"] == 25
+    assert len(view["beat_map"]["beats"]) >= 10
+    with pytest.raises(JobNotFound):
+        service.get_job(container, job.job_id, "bob", "create")  # wrong type: not found
+
+
+def test_upload_is_stored_by_content_and_analysed(container, media):
+    data = (media.root / "song.wav").read_bytes()
+    job, _ = service.submit_analyze(container, {"method": "librosa"}, "bob", upload=("my song.wav", data))
+    assert container.blobs.get_bytes(job.request["audio_key"]) == data
+    steps.run_analyze(container, job.job_id)
+    assert container.jobs.get(job.job_id).status == "completed"
+
+
+def test_cancel_of_a_queued_job_ends_it_at_once(container, media, receiver):
+    job, _ = service.submit_create(container, create_body(media, receiver), "alice")
+    answer = service.cancel(container, job.job_id, "alice")
+    assert answer == {"success": True, "message": "job cancelled", "job_id": job.job_id, "status": "cancelled"}
+    assert container.orchestrator.cancelled == [job.job_id]
+    assert steps.run_analyze(container, job.job_id)["status"] == "cancelled"  # a late step does nothing
+    (event,) = _deliver(container, receiver, 1)
+    assert event["json"]["event"] == "beat_sync.job.cancelled"
+    with pytest.raises(service.JobAlreadyEnded):
+        service.cancel(container, job.job_id, "alice")
+
+
+def test_cancel_during_compose_stops_the_render_and_leaves_no_output(container, media, receiver, monkeypatch):
+    job, _ = service.submit_create(container, create_body(media, receiver), "alice")
+    steps.run_analyze(container, job.job_id)
+    monkeypatch.setattr(steps, "CANCEL_POLL", 0.0)
+    report = steps._Reporter.__call__
+    seen = []
+
+    def cancel_midway(self, pct, step):  # the caller cancels while frames are being encoded
+        report(self, pct, step)
+        seen.append(pct)
+        if pct > 40 and not container.jobs.get(job.job_id).cancel_requested:
+            service.cancel(container, job.job_id, "alice")
+
+    monkeypatch.setattr(steps._Reporter, "__call__", cancel_midway)
+    monkeypatch.setattr(steps, "REPORT_EVERY", 0.0)
+    assert steps.run_compose(container, job.job_id)["status"] == "cancelled"
+    assert max(seen) < 97  # it stopped before uploading
+    assert container.blobs.list(f"outputs/{job.job_id}/") == []
+    (event,) = _deliver(container, receiver, 1)
+    assert event["json"]["status"] == "cancelled"
+
+
+def test_bad_media_fails_the_job_with_its_code(container, media, receiver):
+    job, _ = service.submit_create(container, create_body(media, receiver, video_urls=[f"{media.url}/bad.mp4"]),
+                                   "alice")
+    out = steps.run_analyze(container, job.job_id)
+    assert out["status"] == "failed" and out["error"]["code"] == "unsupported_media"
+    assert steps.run_compose(container, job.job_id)["status"] == "failed"
+    (event,) = _deliver(container, receiver, 1)
+    assert event["json"]["event"] == "beat_sync.job.failed"
+    assert event["json"]["data"]["error"]["code"] == "unsupported_media"
+
+
+def test_a_missing_source_fails_the_job(container, media):
+    job, _ = service.submit_create(container, create_body(media, video_urls=[f"{media.url}/nope.mp4"]), "alice")
+    assert steps.run_analyze(container, job.job_id)["error"]["code"] == "source_not_found"
+
+
+def test_idempotency_key_returns_the_same_job_or_conflicts(container, media):
+    body = create_body(media)
+    a, created_a = service.submit_create(container, body, "alice", "key-1")
+    b, created_b = service.submit_create(container, body, "alice", "key-1")
+    assert created_a and not created_b and a.job_id == b.job_id
+    assert container.orchestrator.started == [a.job_id]
+    with pytest.raises(service.IdempotencyConflict) as info:
+        service.submit_create(container, {**body, "preset": "cinematic"}, "alice", "key-1")
+    assert info.value.http_status == 409
+
+
+def test_jobs_belong_to_their_caller(container, media):
+    job, _ = service.submit_create(container, create_body(media), "alice")
+    for call in (lambda: service.get_job(container, job.job_id, "mallory", "create"),
+                 lambda: service.cancel(container, job.job_id, "mallory"),
+                 lambda: service.job_logs(container, job.job_id, "mallory")):
+        with pytest.raises(JobNotFound):
+            call()
+    assert service.list_jobs(container, "mallory", None, None, 20, 0)["total"] == 0
+    listing = service.list_jobs(container, "alice", "queued", "create", 1, 0)
+    assert listing["jobs"][0]["video_count"] == 2 and listing["limit"] == 1
