@@ -1,0 +1,221 @@
+"""Each Cloud Function through functions-framework's own app and test client, and every response
+checked against its schema file."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import functions_framework
+import pytest
+
+from beatsync.bootstrap import bootstrap
+from beatsync.contracts.schemas import openapi, validator
+from beatsync.http import set_container
+from beatsync.settings import Settings
+from tests.conftest import ROOT
+from tests.media import make_media
+from tests.servers import media_server
+from tests.suites.service import RecordingOrchestrator, create_body
+
+API = "/api/v1/beat-sync"
+
+
+def client(name: str):
+    app = functions_framework.create_app(target=name, source=str(ROOT / "functions" / name / "main.py"))
+    return app.test_client()
+
+
+def valid(schema: str, doc) -> None:
+    validator(schema).validate(doc)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    root = make_media(tmp_path_factory.mktemp("media"))
+    server = media_server(root)
+    server.root = root
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def container(tmp_path, media):
+    c = bootstrap(Settings.from_env({}, data_dir=tmp_path / "data", allowed_hosts=media.host, sync_wait=0.2),
+                  orchestrator=RecordingOrchestrator())
+    set_container(c)
+    yield c
+    set_container(None)
+
+
+def test_submit_create_answers_202_and_replays_idempotently(container, media):
+    submit = client("submit")
+    body = create_body(media)
+    r = submit.post(f"{API}/create", json=body, headers={"Idempotency-Key": "abc"})
+    assert r.status_code == 202, r.json
+    valid("job_accepted", r.json)
+    assert r.json["status"] == "queued" and r.headers["Location"] == f"{API}/create/{r.json['job_id']}"
+    again = submit.post(f"{API}/create", json=body, headers={"Idempotency-Key": "abc"})
+    assert again.status_code == 202 and again.json["job_id"] == r.json["job_id"]
+    clash = submit.post(f"{API}/create", json={**body, "preset": "cinematic"}, headers={"Idempotency-Key": "abc"})
+    assert clash.status_code == 409 and clash.json["error"]["code"] == "idempotency_conflict"
+    valid("error", clash.json)
+    assert container.orchestrator.started == [r.json["job_id"]]
+
+
+@pytest.mark.parametrize("body, status, code", [
+    ({"video_urls": ["http://x/a.mp4"]}, 400, "invalid_request"),
+    ({"audio_url": "http://x/a.mp3", "video_urls": []}, 400, "invalid_request"),
+    ({"audio_url": "http://x/a.mp3", "video_urls": ["http://x/v"] * 21}, 400, "invalid_request"),
+    ({"audio_url": "http://x/a.mp3", "video_urls": ["http://x/v"], "preset": "disco"}, 400, "invalid_request"),
+    ({"audio_url": "http://x/a.mp3", "video_urls": ["http://x/v"], "config": {"output_fps": 500}}, 400,
+     "invalid_request"),
+    ({"audio_url": "http://x/a.mp3", "video_urls": ["http://x/v"], "surprise": 1}, 400, "invalid_request"),
+    ({"audio_url": "http://127.0.0.1/a.mp3", "video_urls": ["http://x/v"]}, 400, "url_not_allowed"),
+    ({"audio_url": "http://169.254.169.254/a", "video_urls": ["http://x/v"]}, 400, "url_not_allowed"),
+    ({"audio_url": "file:///etc/passwd", "video_urls": ["http://x/v"]}, 400, "invalid_request"),
+    ([1, 2], 400, "invalid_request"),
+])
+def test_submit_refuses_bad_requests_with_codes(container, body, status, code):
+    r = client("submit").post(f"{API}/create", json=body)
+    assert (r.status_code, r.json["error"]["code"]) == (status, code), r.json
+    valid("error", r.json)
+    assert container.orchestrator.started == []
+
+
+def test_submit_refuses_malformed_oversized_and_non_json_bodies(container):
+    submit = client("submit")
+    r = submit.post(f"{API}/create", data="{nope", content_type="application/json")
+    assert (r.status_code, r.json["error"]["code"]) == (400, "malformed_json")
+    r = submit.post(f"{API}/create", data="audio_url=x", content_type="application/x-www-form-urlencoded")
+    assert (r.status_code, r.json["error"]["code"]) == (415, "unsupported_media_type")
+    r = submit.post(f"{API}/create", data=b"[" + b"1," * 600_000 + b"1]", content_type="application/json")
+    assert (r.status_code, r.json["error"]["code"]) == (413, "body_too_large")
+    assert submit.get(f"{API}/create").status_code == 405
+    assert submit.get(f"{API}/jobs").status_code == 404  # not this function's route
+
+
+def test_analyze_upload_is_answered_with_the_beat_map_when_quick(container, media):
+    from beatsync.jobs import steps
+
+    container.orchestrator.start = lambda job: steps.run_job(container, job.job_id) and None
+    data = (media.root / "song.wav").read_bytes()
+    r = client("submit").post(f"{API}/analyze", data={"audio_file": (io.BytesIO(data), "song.wav"),
+                                                      "method": "librosa", "fps": "25"},
+                              content_type="multipart/form-data")
+    assert r.status_code == 200, r.json
+    valid("analyze_status", r.json)
+    assert r.json["status"] == "completed" and r.json["beat_map"]["fps"] == 25
+    status = client("status").get(f"{API}/analyze/{r.json['job_id']}")
+    assert status.status_code == 200 and status.json["beat_map"] == r.json["beat_map"]
+    bad = client("submit").post(f"{API}/analyze", data={"audio_file": (io.BytesIO(b"not audio"), "x.mp3")},
+                                content_type="multipart/form-data")
+    assert bad.status_code == 422 and bad.json["error"]["code"] == "unsupported_media"
+
+
+def test_analyze_answers_202_with_a_job_when_not_done_in_time(container, media):
+    r = client("submit").post(f"{API}/analyze", json={"audio_url": f"{media.url}/song.wav"})
+    assert r.status_code == 202 and r.json["status"] == "queued"
+    valid("analyze_status", r.json)
+
+
+def test_status_function_routes(container, media):
+    submit, status = client("submit"), client("status")
+    ids = [submit.post(f"{API}/create", json=create_body(media)).json["job_id"] for _ in range(3)]
+    r = status.get(f"{API}/create/{ids[0]}")
+    assert r.status_code == 200 and r.json["status"] == "queued" and r.json["output_url"] is None
+    valid("create_status", r.json)
+    assert status.get(f"{API}/create/{'0' * 32}").json["error"]["code"] == "job_not_found"
+    assert status.get(f"{API}/analyze/{ids[0]}").status_code == 404  # a create job is not an analysis
+
+    page = status.get(f"{API}/jobs?limit=2&offset=0&status=queued")
+    assert page.status_code == 200 and page.json["total"] == 3 and page.json["has_more"] and len(page.json["jobs"]) == 2
+    valid("job_list", page.json)
+    assert status.get(f"{API}/jobs?limit=2&offset=2").json["has_more"] is False
+    assert status.get(f"{API}/jobs?limit=101").json["error"]["code"] == "invalid_query"
+    assert status.get(f"{API}/jobs?status=bogus").status_code == 400
+    assert status.get(f"{API}/jobs?job_type=analyze").json["total"] == 0
+
+    cancel = status.delete(f"{API}/create/{ids[1]}")
+    assert cancel.status_code == 200 and cancel.json["status"] == "cancelled"
+    valid("cancel_response", cancel.json)
+    assert status.delete(f"{API}/create/{ids[1]}").json["error"]["code"] == "job_already_ended"
+
+    logs = status.get(f"{API}/jobs/{ids[1]}/logs")
+    assert logs.status_code == 200 and any("cancel" in e["message"] for e in logs.json["logs"])
+    valid("job_logs", logs.json)
+
+    for path, schema in (("presets", "presets"), ("transitions", "transitions")):
+        r = status.get(f"{API}/{path}")
+        assert r.status_code == 200
+        valid(schema, r.json)
+    assert {p["name"] for p in status.get(f"{API}/presets").json["presets"]} == {"music_video", "fast_cuts",
+                                                                                 "cinematic"}
+
+
+def test_health_root_and_openapi(container):
+    status = client("status")
+    r = status.get("/health")
+    assert r.status_code == 200 and r.json["status"] == "healthy", r.json
+    valid("health", r.json)
+    assert r.json["checks"] == {"storage": "ok", "job_store": "ok", "ffmpeg": "ok", "librosa": "ok", "madmom": "ok"}
+    valid("service_info", status.get("/").json)
+    doc = status.get("/openapi.json").json
+    assert doc == json.loads(json.dumps(openapi()))
+
+
+def test_health_is_unhealthy_when_the_job_store_fails(container):
+    class Broken:
+        def list(self, *a, **k):
+            raise OSError("disk gone")
+
+    container._overrides["jobs"] = Broken()
+    r = client("status").get("/health")
+    assert r.status_code == 503 and r.json["checks"]["job_store"] == "error"
+
+
+def test_internal_step_routes_run_the_steps(container, media):
+    job_id = client("submit").post(f"{API}/create", json=create_body(media)).json["job_id"]
+    r = client("analyze").post("/internal/analyze", json={"job_id": job_id})
+    assert r.status_code == 200 and r.json["status"] == "processing"
+    valid("step_response", r.json)
+    r = client("compose").post("/internal/compose", json={"job_id": job_id})
+    assert r.status_code == 200 and r.json["status"] == "completed"
+    assert client("compose").post("/internal/compose", json={"job_id": "x"}).status_code == 400
+    assert client("compose").post("/internal/analyze", json={"job_id": job_id}).status_code == 404
+
+
+def test_openapi_document_is_consistent():
+    doc = openapi()
+    names = set(doc["components"]["schemas"])
+
+    def refs(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                yield node["$ref"]
+            for v in node.values():
+                yield from refs(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from refs(v)
+
+    for ref in refs(doc):
+        assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in names, ref
+    documented = {(m.upper(), p) for p, item in doc["paths"].items() for m in item}
+    from beatsync.http.app import ROUTES
+
+    served = {(method, pattern.replace("(?P<job_id>[^/]+)", "{job_id}").replace("\\", ""))
+              for group, method, pattern, _ in ROUTES if group in ("meta", "submit", "status")}
+    assert documented | {("GET", "/openapi.json")} == served
+
+
+def test_functions_start_without_heavy_libraries():
+    for name in ("submit", "status"):
+        code = (f"import sys, functions_framework; app = functions_framework.create_app(target={name!r}, "
+                f"source={str(ROOT / 'functions' / name / 'main.py')!r}); "
+                "print(','.join(m for m in ('numpy', 'librosa', 'madmom', 'av', 'scipy', 'google.cloud.firestore', "
+                "'google.cloud.storage') if m in sys.modules))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        assert out == "", f"{name} imported {out}"
