@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,40 @@ def signing_credentials():
 def fetch_http(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=30) as resp:
         return resp.read()
+
+
+EMULATOR_BIN = Path(__file__).resolve().parents[1] / ".venv-emulators" / "bin"
+
+
+def _emulator_tool(name: str) -> str:
+    """Tools with dependency pins that clash with the service's (protobuf < 5, fastapi 0.111) live in
+    their own virtualenv, made by scripts/setup."""
+    path = EMULATOR_BIN / name
+    if not path.exists():
+        pytest.skip(f"{name} not installed; run scripts/setup")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tasks_emulator():
+    """gcloud-tasks-emulator (gRPC) with the webhook queue; yields ``(host:port, queue path)``."""
+    port = free_port()
+    queue = "projects/demo-beatsync/locations/asia-southeast1/queues/beat-sync-webhooks"
+    proc = subprocess.Popen([_emulator_tool("gcloud-tasks-emulator"), "start", "-p", str(port), "-d", queue, "-r", "5"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gcloud-tasks-emulator did not start")
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}", queue
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -31,3 +31,31 @@ def test_argument_beats_environment_and_bad_settings_are_errors(tmp_path):
         Settings.from_env({"BEATSYNC_BLOB_STORE": "gcs"})
     with pytest.raises(InvalidRequest):
         Settings.from_env({"BEATSYNC_JOB_STORE": "postgres"})
+
+
+def test_orchestrator_and_notifier_follow_the_settings(tmp_path):
+    from beatsync.adapters.cloud_tasks import CloudTasksNotifier
+    from beatsync.adapters.local_orchestrator import LocalOrchestrator
+    from beatsync.adapters.webhooks import LocalWebhookNotifier
+    from beatsync.adapters.workflows import WorkflowsOrchestrator
+
+    c = bootstrap(Settings.from_env({}, data_dir=tmp_path))
+    assert isinstance(c.orchestrator, LocalOrchestrator) and isinstance(c.notifier, LocalWebhookNotifier)
+    env = {"BEATSYNC_ORCHESTRATOR": "workflows", "BEATSYNC_NOTIFIER": "cloud_tasks", "BEATSYNC_PROJECT": "p",
+           "BEATSYNC_REGION": "europe-west1", "BEATSYNC_WORKFLOW": "wf", "BEATSYNC_TASKS_QUEUE": "q",
+           "BEATSYNC_WEBHOOK_SECRET": "s3cret", "BEATSYNC_DATA_DIR": str(tmp_path)}
+    c = bootstrap(Settings.from_env(env))
+    assert isinstance(c.orchestrator, WorkflowsOrchestrator)
+    assert c.orchestrator.workflow_path == "projects/p/locations/europe-west1/workflows/wf"
+    assert isinstance(c.notifier, CloudTasksNotifier) and c.notifier.secret == b"s3cret"
+    assert "client" not in vars(c.orchestrator) and "client" not in vars(c.notifier)
+    with pytest.raises(InvalidRequest):
+        Settings.from_env({"BEATSYNC_ORCHESTRATOR": "celery"})
+    with pytest.raises(InvalidRequest):
+        Settings.from_env({"BEATSYNC_MAX_CLIPS": "many"})
+
+
+def test_generated_secrets_persist_in_the_data_folder(tmp_path):
+    a = Settings.from_env({}, data_dir=tmp_path).secret("webhook_secret")
+    b = Settings.from_env({}, data_dir=tmp_path).secret("webhook_secret")
+    assert a == b and len(a) == 64 and (tmp_path / "secrets" / "webhook_secret").stat().st_mode & 0o777 == 0o600

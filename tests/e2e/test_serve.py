@@ -1,0 +1,204 @@
+"""`beatsync serve` end to end over real HTTP: the seed's client code unchanged, a cancel
+mid-render, and a kill -9 mid-render followed by a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import httpx
+import pytest
+
+from tests.conftest import ROOT
+from tests.emulators import free_port
+from tests.servers import media_server, wait_for, webhook_receiver
+
+# ---- the seed's main-app client ("Option 1: Direct HTTP Calls"), unchanged -------------------------
+BEAT_SYNC_SERVICE_URL = os.environ.get(
+    "BEAT_SYNC_SERVICE_URL",
+    "https://beat-sync-service-xxx.asia-southeast1.run.app"
+)
+
+
+async def create_beat_synced_video(
+    audio_url: str,
+    video_urls: list[str],
+    config: dict = None,
+) -> dict:
+    """
+    Create beat-synced video via Beat-Sync Service.
+    """
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{BEAT_SYNC_SERVICE_URL}/api/v1/beat-sync/create",
+            json={
+                "audio_url": audio_url,
+                "video_urls": video_urls,
+                "config": config,
+            },
+            timeout=30.0,
+        )
+        response.raise_for_status()
+        return response.json()
+
+
+async def check_video_status(job_id: str) -> dict:
+    """
+    Check beat-sync job status.
+    """
+    async with httpx.AsyncClient() as client:
+        response = await client.get(
+            f"{BEAT_SYNC_SERVICE_URL}/api/v1/beat-sync/create/{job_id}",
+            timeout=10.0,
+        )
+        response.raise_for_status()
+        return response.json()
+# -------------------------------------------------------------------------------------------------
+
+API = "/api/v1/beat-sync"
+
+
+class Serve:
+    """One `beatsync serve` process on a data folder; restartable."""
+
+    def __init__(self, data: Path, env: dict):
+        self.data, self.env, self.port = data, env, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+        self.start()
+
+    def start(self):
+        log = open(self.data.parent / "serve.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "beatsync.cli", "serve", "--port", str(self.port)],
+                                     env={**os.environ, **self.env, "BEATSYNC_DATA_DIR": str(self.data)},
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: self._up(), timeout=60, interval=0.2)
+
+    def _up(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError((self.data.parent / "serve.log").read_text()[-3000:])
+        try:
+            return httpx.get(f"{self.url}/", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill9(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def job(self, job_id):
+        return httpx.get(f"{self.url}{API}/create/{job_id}", timeout=10).json()
+
+
+@pytest.fixture(scope="module")
+def examples():
+    server = media_server(ROOT / "examples")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def receiver():
+    r = webhook_receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def serve(tmp_path, examples, receiver):
+    s = Serve(tmp_path / "data", {"BEATSYNC_ALLOWED_HOSTS": f"{examples.host},{receiver.host}",
+                                  "BEATSYNC_ANALYSIS_METHOD": "librosa"})
+    yield s
+    s.stop()
+
+
+def _sources(examples):
+    return (f"{examples.url}/lets_go_fishin_excerpt.opus",
+            [f"{examples.url}/{n}" for n in ("bottles.mp4", "cars.mp4", "people.mp4")])
+
+
+def test_the_seed_client_gets_a_playable_video(serve, examples, tmp_path, monkeypatch):
+    monkeypatch.setitem(globals(), "BEAT_SYNC_SERVICE_URL", serve.url)
+    audio, clips = _sources(examples)
+    config = {"sync_mode": "every_beat", "transition_style": "fade", "transition_duration": 0.1,
+              "output_resolution": [640, 360], "output_fps": 30, "output_format": "mp4"}
+    job = asyncio.run(create_beat_synced_video(audio, clips, config))
+    assert job["status"] == "queued" and job["estimated_duration"] > 0
+
+    def done():
+        status = asyncio.run(check_video_status(job["job_id"]))
+        assert status["status"] in ("queued", "processing", "completed"), status
+        return status if status["status"] == "completed" else None
+
+    status = wait_for(done, timeout=240, interval=0.5)
+    assert status["total_cuts"] > 10 and status["beat_map"]["total_beats"] > 40
+    video = httpx.get(status["output_url"], timeout=30)
+    assert video.status_code == 200 and len(video.content) == status["file_size"]
+    path = tmp_path / "got.mp4"
+    path.write_bytes(video.content)
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.width, v.codec_context.height) == (640, 360) and c.streams.audio
+        assert sum(1 for _ in c.decode(v)) == pytest.approx(30 * status["duration"], abs=1)
+    assert httpx.get(status["thumbnail_url"], timeout=10).content[:2] == b"\xff\xd8"
+    tampered = status["output_url"].replace("signature=", "signature=0")
+    assert httpx.get(tampered, timeout=10).status_code == 403
+    assert httpx.get(f"{serve.url}/openapi.json", timeout=10).json()["openapi"] == "3.1.0"
+
+
+def _submit_long(serve, examples, receiver=None):
+    audio, clips = _sources(examples)
+    body = {"audio_url": audio, "video_urls": clips, "preset": "cinematic",
+            "config": {"output_resolution": [1920, 1080]}}
+    if receiver is not None:
+        body["webhook_url"] = f"{receiver.url}/hook"
+    r = httpx.post(f"{serve.url}{API}/create", json=body, timeout=30)
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    wait_for(lambda: serve.job(job_id)["progress"] > 40, timeout=180, interval=0.1)
+    return job_id
+
+
+def _outputs(serve, job_id):
+    folder = serve.data / "blobs" / "outputs" / job_id
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_cancel_mid_render_ends_cancelled_quickly_with_no_output(serve, examples, receiver):
+    job_id = _submit_long(serve, examples, receiver)
+    t = time.monotonic()
+    r = httpx.delete(f"{serve.url}{API}/create/{job_id}", timeout=10)
+    assert r.status_code == 200 and r.json()["success"]
+    wait_for(lambda: serve.job(job_id)["status"] == "cancelled", timeout=10, interval=0.1)
+    elapsed = time.monotonic() - t
+    assert elapsed < 10
+    assert _outputs(serve, job_id) == []
+    (event,) = wait_for(lambda: receiver.received, timeout=20)
+    assert event["json"]["event"] == "beat_sync.job.cancelled"
+
+
+def test_a_job_survives_kill_9_mid_render(serve, examples):
+    job_id = _submit_long(serve, examples)
+    serve.kill9()
+    serve.start()
+    status = wait_for(lambda: (lambda s: s if s["status"] in ("completed", "failed") else None)(serve.job(job_id)),
+                      timeout=300, interval=0.5)
+    assert status["status"] == "completed", status
+    assert _outputs(serve, job_id) == ["beat_map.json", "edl.json", "output.mp4", "result.json", "thumbnail.jpg"]
+    logs = httpx.get(f"{serve.url}{API}/jobs/{job_id}/logs", timeout=10).json()["logs"]
+    assert sum(e["message"].startswith("rendered") for e in logs) == 1
+    assert any("attempt" in e["message"] for e in logs)

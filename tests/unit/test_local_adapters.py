@@ -1,0 +1,88 @@
+"""The local Orchestrator and Notifier: retries, give-up, durability across restarts."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from beatsync.adapters.local_orchestrator import LocalOrchestrator
+from beatsync.adapters.webhooks import LocalWebhookNotifier
+from beatsync.errors import StoreUnavailable
+from beatsync.fetch import Policy
+from beatsync.signing import SIGNATURE_HEADER, verify_event
+from tests.servers import wait_for, webhook_receiver
+
+
+class _Job:
+    def __init__(self, job_id):
+        self.job_id = job_id
+
+
+def test_orchestrator_retries_transient_errors_then_gives_up():
+    calls, gave_up = [], []
+
+    def run(job_id):
+        calls.append(job_id)
+        if job_id == "flaky" and calls.count("flaky") < 3:
+            raise StoreUnavailable("busy")
+        if job_id == "down":
+            raise StoreUnavailable("down")
+
+    o = LocalOrchestrator(run, retries=3, backoff=0.01, on_give_up=lambda j, e: gave_up.append((j, e.code)),
+                          transient=(StoreUnavailable,))
+    o.start(_Job("flaky"))
+    o.start(_Job("down"))
+    wait_for(o.idle, timeout=10)
+    assert calls.count("flaky") == 3 and calls.count("down") == 4
+    assert gave_up == [("down", "store_unavailable")]
+
+
+def test_resume_does_not_run_a_job_twice_at_once():
+    started = []
+    o = LocalOrchestrator(lambda j: (started.append(j), time.sleep(0.3)), workers=2)
+    jobs = [_Job("a"), _Job("a"), _Job("b")]
+    assert o.resume(jobs) == 2
+    wait_for(o.idle, timeout=5)
+    assert sorted(started) == ["a", "b"]
+
+
+def _event():
+    return {"id": uuid.uuid4().hex, "event": "beat_sync.job.completed", "job_id": "j", "status": "completed"}
+
+
+def test_webhooks_are_retried_with_backoff_until_delivered(tmp_path):
+    receiver = webhook_receiver(fail_first=2)
+    try:
+        n = LocalWebhookNotifier(tmp_path / "w.db", b"k", Policy(allowed_hosts=(receiver.host,)), base_delay=0.05,
+                                 poll=0.02)
+        event = _event()
+        n.notify(f"{receiver.url}/h", event)
+        (got,) = wait_for(lambda: receiver.received, timeout=10)
+        assert got["json"] == event and verify_event(b"k", got["body"], got["headers"][SIGNATURE_HEADER])
+        (d,) = n.deliveries()
+        assert d["state"] == "delivered" and d["attempts"] == 3
+    finally:
+        receiver.close()
+
+
+def test_undeliverable_webhooks_end_dead_and_refused_hosts_are_never_contacted(tmp_path):
+    n = LocalWebhookNotifier(tmp_path / "w.db", b"k", Policy(), max_attempts=2, base_delay=0.01, poll=0.01)
+    n.notify("http://127.0.0.1:9/hook", _event())  # loopback, not allowlisted
+    wait_for(lambda: n.deliveries()[0]["state"] == "dead", timeout=10)
+    assert "non-public" in n.deliveries()[0]["last_error"]
+
+
+def test_pending_webhooks_survive_a_restart(tmp_path):
+    receiver = webhook_receiver()
+    try:
+        policy = Policy(allowed_hosts=(receiver.host,))
+        first = LocalWebhookNotifier(tmp_path / "w.db", b"k", policy)
+        first.start = lambda: None  # this process "dies" before delivering
+        first.notify(f"{receiver.url}/h", _event())
+        assert first.pending() == 1 and receiver.received == []
+        second = LocalWebhookNotifier(tmp_path / "w.db", b"k", policy, poll=0.02)
+        second.start()
+        wait_for(lambda: receiver.received, timeout=10)
+        assert second.pending() == 0
+    finally:
+        receiver.close()
