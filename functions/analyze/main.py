@@ -1,4 +1,5 @@
-"""beatsync analyze function: POST /internal/analyze {"job_id"}: the workflow's analyze step (Cloud Run).
+"""beatsync analyze service (Cloud Run): the workflow's analyze step (POST /internal/analyze
+{"job_id"}) and its control calls (begin, state, compose start/poll/stop, end, console submit).
 
 A thin adapter: functions-framework hands the request to the shared HTTP layer, which parses,
 validates, calls one service function and maps errors to HTTP. Nothing is built at import time.
@@ -9,7 +10,7 @@ import functions_framework
 
 from beatsync.http import dispatch
 
-ROUTES = ("meta", "analyze")
+ROUTES = ("meta", "analyze", "control")
 
 
 @functions_framework.http

@@ -77,6 +77,16 @@ def orchestrator(settings: Settings, container: "Container") -> Orchestrator:
                              on_give_up=give_up, transient=TRANSIENT)
 
 
+def compose_runner(settings: Settings):
+    if settings.compose_runner == "cloud_run_job":
+        from .adapters.cloud_run_jobs import CloudRunJobRunner
+
+        return CloudRunJobRunner(project=settings.project, region=settings.region, job=settings.compose_job)
+    from .adapters.process_runner import ProcessComposeRunner
+
+    return ProcessComposeRunner(settings.data_dir / "logs")
+
+
 @dataclass
 class Container:
     """Everything the service functions need. Adapters are built on first use."""
@@ -104,6 +114,10 @@ class Container:
     @property
     def orchestrator(self) -> Orchestrator:
         return self._get("orchestrator", lambda: orchestrator(self.settings, self))
+
+    @property
+    def runner(self):
+        return self._get("runner", lambda: compose_runner(self.settings))
 
     @functools.cached_property
     def fetch_policy(self):

@@ -165,6 +165,23 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_compose_job(args) -> int:
+    """The compose step of one job, as its own process (the Cloud Run job's entry point)."""
+    import logging
+
+    from .bootstrap import bootstrap
+    from .jobs.steps import TRANSIENT, run_compose
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        outcome = run_compose(bootstrap(), args.job_id)
+    except TRANSIENT as exc:
+        print(f"compose {args.job_id}: transient error, retry: {exc}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL
+    print(f"compose {args.job_id}: {outcome['status']}", flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="beatsync", description="Cut a music video on the beat.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -202,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     v.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)), help="default $PORT or 8080")
     v.set_defaults(func=cmd_serve)
+    j = sub.add_parser("compose-job", help="run the compose step of one job (the Cloud Run job's entry point)")
+    j.add_argument("job_id")
+    j.set_defaults(func=cmd_compose_job)
     return p
 
 

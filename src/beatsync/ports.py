@@ -133,3 +133,20 @@ class Notifier(abc.ABC):
     @abc.abstractmethod
     def notify(self, url: str, event: dict) -> None:
         """Queue ``event`` for delivery to ``url`` (returns before delivery)."""
+
+
+class ComposeRunner(abc.ABC):
+    """Starts the compose step of one job as its own unit of compute (a Cloud Run job execution,
+    or a local process), so that a render can outlive any one HTTP request and be stopped."""
+
+    @abc.abstractmethod
+    def start(self, job_id: str) -> str:
+        """Start composing ``job_id``; return a handle for :meth:`state` and :meth:`stop`."""
+
+    @abc.abstractmethod
+    def state(self, handle: str) -> str:
+        """``running``, ``exited`` (finished, crashed or stopped) or ``unknown``."""
+
+    @abc.abstractmethod
+    def stop(self, handle: str) -> None:
+        """Stop the compute (a no-op once it has exited)."""

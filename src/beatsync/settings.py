@@ -50,6 +50,10 @@ class Settings:
     #: workflows-emulator URL for local runs and tests (``BEATSYNC_WORKFLOWS_ENDPOINT``)
     workflows_endpoint: str = ""
     region: str = "asia-southeast1"
+    #: how the workflow's compose attempts run: ``process`` (a child process) or ``cloud_run_job``
+    #: (an execution of the Cloud Run job ``compose_job``) (``BEATSYNC_COMPOSE_RUNNER``, ``BEATSYNC_COMPOSE_JOB``)
+    compose_runner: str = "process"
+    compose_job: str = "beat-sync-compose"
     #: ``local`` (a durable SQLite retry queue) or ``cloud_tasks`` (``BEATSYNC_NOTIFIER``)
     notifier: str = "local"
     #: Cloud Tasks queue for webhooks (``BEATSYNC_TASKS_QUEUE``) and an emulator host:port
@@ -116,7 +120,8 @@ class Settings:
             raise InvalidRequest(f"BEATSYNC_BLOB_STORE must be local or gcs, not {self.blob_store!r}", code="invalid_setting")
         if self.blob_store == "gcs" and not self.bucket:
             raise InvalidRequest("BEATSYNC_BUCKET is required when BEATSYNC_BLOB_STORE=gcs", code="invalid_setting")
-        for name, allowed in (("orchestrator", ("local", "workflows")), ("notifier", ("local", "cloud_tasks"))):
+        for name, allowed in (("orchestrator", ("local", "workflows")), ("notifier", ("local", "cloud_tasks")),
+                              ("compose_runner", ("process", "cloud_run_job"))):
             if getattr(self, name) not in allowed:
                 raise InvalidRequest(f"BEATSYNC_{name.upper()} must be one of {', '.join(allowed)}, not "
                                      f"{getattr(self, name)!r}", code="invalid_setting")

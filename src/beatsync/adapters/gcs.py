@@ -88,6 +88,8 @@ class GcsBlobStore(BlobStore):
         if self.endpoint:
             kwargs["api_access_endpoint"] = self.endpoint
         creds = self._signing_credentials
+        if creds is None and self.endpoint:
+            creds = self._signing_credentials = _ephemeral_credentials()  # the emulator checks no signature
         if creds is None:
             creds = self.bucket.client._credentials
             if not hasattr(creds, "sign_bytes") or not getattr(creds, "signer_email", None):
@@ -98,3 +100,18 @@ class GcsBlobStore(BlobStore):
                 kwargs["access_token"] = creds.token
         kwargs["credentials"] = creds
         return blob.generate_signed_url(**kwargs)
+
+
+def _ephemeral_credentials():
+    """Throwaway service-account credentials with a fresh key, for an emulator endpoint only."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from google.oauth2 import service_account
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return service_account.Credentials.from_service_account_info({
+        "type": "service_account", "project_id": "emulator", "private_key_id": "ephemeral",
+        "private_key": pem, "client_email": "emulator@emulator.iam.gserviceaccount.com",
+        "client_id": "0", "token_uri": "https://oauth2.googleapis.com/token"})

@@ -256,4 +256,7 @@ class StepResponse(Model):
     step: Literal["analyze", "compose"]
     status: Status
     done: bool = Field(description="True when this step's work is finished (or the job ended).")
+    cancel_requested: bool
+    progress: float = Field(ge=0, le=100)
+    current_step: str
     error: ApiError | None = None

@@ -230,6 +230,74 @@ def step_compose(request) -> Reply:
     return _step(request, "run_compose")
 
 
+def _control(request) -> dict:
+    body = json_body(request)
+    from ..jobs import service
+
+    service._validate("step_request", {"job_id": body.get("job_id") if isinstance(body, dict) else None})
+    return body
+
+
+def control_begin(request) -> Reply:
+    from ..jobs import steps
+
+    return Reply(200, steps.begin(get_container(), _control(request)["job_id"]))
+
+
+def control_state(request) -> Reply:
+    from ..jobs import steps
+
+    return Reply(200, steps.state(get_container(), _control(request)["job_id"]))
+
+
+def control_compose_start(request) -> Reply:
+    from ..jobs import steps
+
+    body = _control(request)
+    return Reply(200, steps.compose_start(get_container(), body["job_id"], int(body.get("attempt", 1))))
+
+
+def control_compose_poll(request) -> Reply:
+    from ..jobs import steps
+
+    body = _control(request)
+    return Reply(200, steps.compose_poll(get_container(), body["job_id"], body.get("handle")))
+
+
+def control_compose_stop(request) -> Reply:
+    from ..jobs import steps
+
+    body = _control(request)
+    return Reply(200, steps.compose_stop(get_container(), body["job_id"], body.get("handle")))
+
+
+def control_end(request) -> Reply:
+    from ..jobs import steps
+
+    body = _control(request)
+    status = body.get("status")
+    if status not in ("failed", "cancelled"):
+        raise InvalidRequest("status must be failed or cancelled", code="invalid_request")
+    code = str(body.get("code") or "workflow_failed")
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", code):
+        code = "workflow_failed"
+    return Reply(200, steps.end(get_container(), body["job_id"], status, code, str(body.get("message") or "")))
+
+
+def control_submit(request) -> Reply:
+    """A workflow execution started with a full create request (the Workflows console): create the
+    job without starting another execution; the execution id makes a retried call idempotent."""
+    from ..jobs import service
+
+    body = json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("request"), dict):
+        raise InvalidRequest("send {request: <create request>, execution_id}", code="invalid_request")
+    c = get_container()
+    key = str(body.get("execution_id") or "")[:255] or None
+    job, _ = service.submit_create(c, body["request"], "workflows-console", key, start=False)
+    return Reply(200, {"job_id": job.job_id, "status": job.status})
+
+
 def files(request, key: str):
     """Local signed download links (``LocalBlobStore.signed_url``)."""
     from ..signing import check_link
@@ -273,9 +341,16 @@ ROUTES: list[tuple[str, str, str, Callable]] = [
     ("status", "GET", rf"{API}/transitions", transitions),
     ("analyze", "POST", r"/internal/analyze", step_analyze),
     ("compose", "POST", r"/internal/compose", step_compose),
+    ("control", "POST", r"/internal/submit", control_submit),
+    ("control", "POST", r"/internal/begin", control_begin),
+    ("control", "POST", r"/internal/state", control_state),
+    ("control", "POST", r"/internal/compose/start", control_compose_start),
+    ("control", "POST", r"/internal/compose/poll", control_compose_poll),
+    ("control", "POST", r"/internal/compose/stop", control_compose_stop),
+    ("control", "POST", r"/internal/end", control_end),
     ("files", "GET", r"/files/(?P<key>.+)", files),
 ]
-GROUPS = ("meta", "submit", "status", "analyze", "compose", "files")
+GROUPS = ("meta", "submit", "status", "analyze", "compose", "control", "files")
 _COMPILED = [(g, m, re.compile(p + r"/?\Z"), h) for g, m, p, h in ROUTES]
 
 

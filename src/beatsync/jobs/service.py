@@ -94,7 +94,8 @@ def _start(c: "Container", job: Job) -> Job:
     return job
 
 
-def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_key: str | None) -> tuple[Job, bool]:
+def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_key: str | None,
+            start: bool = True) -> tuple[Job, bool]:
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
         raise InvalidRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
     job = new_job(type, request, owner=owner, idempotency_key=idempotency_key)
@@ -106,7 +107,7 @@ def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_ke
         return stored, False
     c.jobs.add_log(stored.job_id, f"{type} job submitted by {owner}")
     audit("job.create", owner=owner, job_id=stored.job_id, type=type)
-    return _start(c, stored), True
+    return (_start(c, stored) if start else stored), True
 
 
 def audit(action: str, **fields: Any) -> None:
@@ -120,8 +121,10 @@ def audit(action: str, **fields: Any) -> None:
 
 # -- submit ----------------------------------------------------------------------------------------
 
-def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | None = None) -> tuple[Job, bool]:
-    """Validate a create request, store the job, start it. Returns ``(job, created)``."""
+def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | None = None, *,
+                  start: bool = True) -> tuple[Job, bool]:
+    """Validate a create request, store the job, start it (unless ``start`` is false: a workflow
+    execution started from the console creates its own job). Returns ``(job, created)``."""
     from ..editing.presets import resolve_config
 
     _validate("create_request", body)
@@ -142,7 +145,7 @@ def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | 
         check_url(req.webhook_url, c.fetch_policy)
     request = {**req.model_dump(mode="json"), "edit_config": config.model_dump(mode="json"),
                "method": req.method or c.settings.analysis_method}
-    return _submit(c, "create", request, owner, idempotency_key)
+    return _submit(c, "create", request, owner, idempotency_key, start)
 
 
 def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str | None = None,

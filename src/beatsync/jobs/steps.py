@@ -40,11 +40,13 @@ CANCEL_POLL = 1.0    # seconds between cancel-flag reads while rendering
 
 
 class StepOutcome(dict):
-    """``{"job_id", "step", "status", "done", "error"}`` (schemas/step_response.schema.json)."""
+    """``{"job_id", "step", "status", "done", "cancel_requested", "progress", "current_step", "error"}``
+    (schemas/step_response.schema.json)."""
 
 
 def _outcome(job: Job, step: str, done: bool) -> StepOutcome:
     return StepOutcome(job_id=job.job_id, step=step, status=job.status, done=done or job.terminal,
+                       cancel_requested=job.cancel_requested, progress=job.progress, current_step=job.current_step,
                        error=job.error.model_dump() if job.error else None)
 
 
@@ -310,3 +312,57 @@ def run_job(c: "Container", job_id: str) -> Job:
     if outcome["status"] == "processing":
         run_compose(c, job_id)
     return c.jobs.get(job_id)
+
+
+# -- control operations for an orchestrator that runs the steps remotely (Cloud Workflows) --------
+
+def state(c: "Container", job_id: str) -> dict:
+    job = c.jobs.get(job_id)
+    return {"job_id": job_id, "status": job.status, "cancel_requested": job.cancel_requested,
+            "progress": job.progress, "current_step": job.current_step,
+            "error": job.error.model_dump() if job.error else None}
+
+
+def begin(c: "Container", job_id: str) -> dict:
+    """The workflow starts: queued -> processing (or cancelled if the caller already cancelled)."""
+    job = c.jobs.get(job_id)
+    if not job.terminal:
+        if job.cancel_requested:
+            end_job(c, job_id, "cancelled", error={"code": "cancelled", "message": "cancelled by the caller"})
+        elif job.status == "queued":
+            c.jobs.transition(job_id, "processing", step="starting")
+        c.jobs.add_log(job_id, "workflow: started")
+    return state(c, job_id)
+
+
+def compose_start(c: "Container", job_id: str, attempt: int = 1) -> dict:
+    job = c.jobs.get(job_id)
+    if job.terminal:
+        return {**state(c, job_id), "handle": None}
+    handle = c.runner.start(job_id)
+    c.jobs.add_log(job_id, f"workflow: compose attempt {attempt} started ({handle})")
+    return {**state(c, job_id), "handle": handle}
+
+
+def compose_poll(c: "Container", job_id: str, handle: str | None) -> dict:
+    return {**state(c, job_id), "runner": c.runner.state(handle) if handle else "unknown"}
+
+
+def compose_stop(c: "Container", job_id: str, handle: str | None) -> dict:
+    if handle:
+        c.runner.stop(handle)
+        c.jobs.add_log(job_id, f"workflow: compose stopped ({handle})")
+    return state(c, job_id)
+
+
+def end(c: "Container", job_id: str, status: str, code: str, message: str) -> dict:
+    """The workflow ends a job it gave up on (unreachable step, crashed too often, deadline):
+    ignored once the job has ended; outputs of a job that did not complete are removed."""
+    job = c.jobs.get(job_id)
+    if not job.terminal:
+        c.jobs.add_log(job_id, f"workflow: ending the job {status}: [{code}] {message}", "error")
+        job = end_job(c, job_id, status, error={"code": code, "message": message[:2000]})
+        if job.status != "completed":
+            for key in c.blobs.list(f"outputs/{job_id}/"):
+                c.blobs.delete(key)
+    return state(c, job_id)
