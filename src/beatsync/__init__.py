@@ -8,8 +8,11 @@ only inside :mod:`beatsync.analysis` and (later) :mod:`beatsync.render`.
 from importlib.metadata import PackageNotFoundError, version
 
 try:
-    __version__ = version("beatsync")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+local"
+    from ._version import __version__  # written into function source archives
+except ImportError:
+    try:
+        __version__ = version("beatsync")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        __version__ = "0.0.0+local"
 
 __all__ = ["__version__"]

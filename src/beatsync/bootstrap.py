@@ -27,7 +27,8 @@ def job_store(settings: Settings) -> JobStore:
     if settings.job_store == "firestore":
         from .adapters.firestore_jobs import FirestoreJobStore
 
-        return FirestoreJobStore(project=settings.project or None, collection=settings.firestore_collection)
+        return FirestoreJobStore(project=settings.project or None, collection=settings.firestore_collection,
+                                 ttl_days=settings.job_ttl_days)
     from .adapters.sqlite_jobs import SqliteJobStore
 
     return SqliteJobStore(settings.data_dir / "jobs.db")
@@ -54,7 +55,8 @@ def notifier(settings: Settings) -> Notifier:
         from .adapters.cloud_tasks import CloudTasksNotifier
 
         return CloudTasksNotifier(project=settings.project, location=settings.region, queue=settings.tasks_queue,
-                                  secret=secret, emulator_host=settings.tasks_emulator_host or None)
+                                  secret=secret, emulator_host=settings.tasks_emulator_host or None,
+                                  service_account=settings.tasks_service_account or None)
     from .adapters.webhooks import LocalWebhookNotifier
 
     return LocalWebhookNotifier(settings.data_dir / "webhooks.db", secret, fetch_policy(settings))

@@ -39,6 +39,11 @@ class Settings:
     job_store: str = "sqlite"
     #: Firestore collection for jobs (``BEATSYNC_FIRESTORE_COLLECTION``)
     firestore_collection: str = "beatsync_jobs"
+    #: days a job document is kept in Firestore (its TTL policy; ``BEATSYNC_JOB_TTL_DAYS``)
+    job_ttl_days: int = 90
+    #: service account whose OIDC token webhook tasks carry, for receivers that require one
+    #: (``BEATSYNC_TASKS_SERVICE_ACCOUNT``; empty: none)
+    tasks_service_account: str = ""
     #: Google Cloud project; empty = the client's default (``BEATSYNC_PROJECT``)
     project: str = ""
     #: fake-gcs-server URL for local runs and tests (``BEATSYNC_GCS_ENDPOINT``)

@@ -39,13 +39,14 @@ class CloudTasksNotifier(Notifier):
         from google.cloud import tasks_v2
 
         body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
-        task = tasks_v2.Task(
-            # the event id names the task: a repeated notify of the same event is deduplicated
-            name=f"{self.queue_path}/tasks/{event['id']}",
-            http_request=tasks_v2.HttpRequest(
-                http_method=tasks_v2.HttpMethod.POST, url=url, body=body,
-                headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign_event(self.secret, body),
-                         EVENT_HEADER: event["event"]}))
+        request = tasks_v2.HttpRequest(
+            http_method=tasks_v2.HttpMethod.POST, url=url, body=body,
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign_event(self.secret, body),
+                     EVENT_HEADER: event["event"]})
+        if self.service_account:  # receivers on Cloud Run / Functions can require this identity
+            request.oidc_token = tasks_v2.OidcToken(service_account_email=self.service_account)
+        # the event id names the task: a repeated notify of the same event is deduplicated
+        task = tasks_v2.Task(name=f"{self.queue_path}/tasks/{event['id']}", http_request=request)
         try:
             self.client.create_task(parent=self.queue_path, task=task)
         except AlreadyExists:

@@ -15,8 +15,11 @@ MAX_ATTEMPTS = 10
 
 
 class FirestoreJobStore(JobStore):
-    def __init__(self, *, project: str | None = None, collection: str = "beatsync_jobs", database: str | None = None):
-        self.project, self.collection_name, self.database = project, collection, database
+    def __init__(self, *, project: str | None = None, collection: str = "beatsync_jobs", database: str | None = None,
+                 ttl_days: int = 90):
+        """``ttl_days``: each document carries ``expire_at`` = creation + ttl_days, the field of the
+        collection's TTL policy (terraform/firestore.tf), so old jobs are deleted by Firestore."""
+        self.project, self.collection_name, self.database, self.ttl_days = project, collection, database, ttl_days
 
     @functools.cached_property
     def client(self):
@@ -31,15 +34,17 @@ class FirestoreJobStore(JobStore):
     def jobs(self):
         return self.client.collection(self.collection_name)
 
-    @staticmethod
-    def _to_doc(job: Job) -> dict:
+    def _to_doc(self, job: Job) -> dict:
+        from datetime import timedelta
+
         doc = job.model_dump(mode="json")
         doc["created_at_ts"] = job.created_at  # a native timestamp for ordering
+        doc["expire_at"] = job.created_at + timedelta(days=self.ttl_days)  # the TTL policy's field
         return doc
 
     @staticmethod
     def _from_doc(data: dict) -> Job:
-        data = {k: v for k, v in data.items() if k != "created_at_ts"}
+        data = {k: v for k, v in data.items() if k not in ("created_at_ts", "expire_at")}
         return Job.model_validate(data)
 
     def _update(self, job_id: str, change) -> Job:

@@ -110,13 +110,28 @@ def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_ke
     return (_start(c, stored) if start else stored), True
 
 
-def audit(action: str, **fields: Any) -> None:
-    """One structured JSON line per security-relevant action (Cloud Logging parses it)."""
-    import json
+def _audit_logger():
     import logging
+    import sys
 
-    logging.getLogger("beatsync.audit").info(json.dumps({"audit": action, "time": now().isoformat(), **fields},
-                                                        default=str))
+    logger = logging.getLogger("beatsync.audit")
+    if not logger.handlers:  # one JSON object per line on stderr, whatever the root logging setup
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+def audit(action: str, **fields: Any) -> None:
+    """One structured JSON line per job creation, cancel, output access and job end. Cloud Run and
+    Cloud Functions turn a JSON line into ``jsonPayload``; the log-based metrics of
+    terraform/monitoring.tf count ``audit = "job.end"`` lines by status."""
+    import json
+
+    _audit_logger().info(json.dumps({"severity": "INFO", "message": action, "audit": action,
+                                     "time": now().isoformat(), **fields}, default=str))
 
 
 # -- submit ----------------------------------------------------------------------------------------

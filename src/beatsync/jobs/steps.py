@@ -61,6 +61,10 @@ def end_job(c: "Container", job_id: str, status: str, *, result: dict | None = N
         return c.jobs.get(job_id)  # someone else ended it first; keep their outcome
     c.jobs.add_log(job_id, f"job {status}" + (f": [{error['code']}] {error['message']}" if error else ""),
                    "error" if status == "failed" else "info")
+    from .service import audit
+
+    audit("job.end", job_id=job_id, owner=job.owner, type=job.type, status=status,
+          code=error["code"] if error else None)
     url = job.request.get("webhook_url")
     if url:
         from .service import new_event

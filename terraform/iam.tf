@@ -1,0 +1,139 @@
+# One service account per component. No primitive roles; storage grants are on the bucket only.
+# Firestore has no per-collection IAM, so datastore.user is granted on the project to the
+# components that write jobs (status only reads and cancels, which is a write too).
+
+locals {
+  components = {
+    submit  = "beatsync submit function"
+    status  = "beatsync status function"
+    analyze = "beatsync analyze service"
+    compose = "beatsync compose job"
+    flow    = "beatsync workflow"
+    tasks   = "beatsync webhook tasks (OIDC identity)"
+  }
+
+  # project-level roles, by component
+  project_roles = {
+    "submit-datastore"   = { sa = "submit", role = "roles/datastore.user" }
+    "submit-workflows"   = { sa = "submit", role = "roles/workflows.invoker" }
+    "status-datastore"   = { sa = "status", role = "roles/datastore.user" }
+    "status-workflows"   = { sa = "status", role = "roles/workflows.invoker" }
+    "analyze-datastore"  = { sa = "analyze", role = "roles/datastore.user" }
+    "compose-datastore"  = { sa = "compose", role = "roles/datastore.user" }
+    "flow-logging"       = { sa = "flow", role = "roles/logging.logWriter" }
+    "submit-logging"     = { sa = "submit", role = "roles/logging.logWriter" }
+    "status-logging"     = { sa = "status", role = "roles/logging.logWriter" }
+    "analyze-logging"    = { sa = "analyze", role = "roles/logging.logWriter" }
+    "compose-logging"    = { sa = "compose", role = "roles/logging.logWriter" }
+    "analyze-monitoring" = { sa = "analyze", role = "roles/monitoring.metricWriter" }
+    "compose-monitoring" = { sa = "compose", role = "roles/monitoring.metricWriter" }
+  }
+
+  # bucket-scoped storage: read+write objects, never bucket IAM or settings
+  bucket_roles = {
+    submit  = "roles/storage.objectUser"
+    status  = "roles/storage.objectViewer"
+    analyze = "roles/storage.objectUser"
+    compose = "roles/storage.objectUser"
+  }
+
+  # components that sign URLs without a key file sign through IAM signBlob on themselves
+  url_signers = toset(["status", "analyze", "compose"])
+  # components that end jobs, and so queue webhooks
+  enqueuers = toset(["status", "analyze", "compose"])
+}
+
+resource "google_service_account" "this" {
+  for_each = local.components
+
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-${each.key}"
+  display_name = each.value
+}
+
+resource "google_project_iam_member" "this" {
+  for_each = local.project_roles
+
+  project = var.project_id
+  role    = each.value.role
+  member  = "serviceAccount:${google_service_account.this[each.value.sa].email}"
+}
+
+resource "google_storage_bucket_iam_member" "media" {
+  for_each = local.bucket_roles
+
+  bucket = google_storage_bucket.media.name
+  role   = each.value
+  member = "serviceAccount:${google_service_account.this[each.key].email}"
+}
+
+resource "google_service_account_iam_member" "sign_urls" {
+  for_each = local.url_signers
+
+  service_account_id = google_service_account.this[each.value].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${google_service_account.this[each.value].email}"
+}
+
+resource "google_cloud_tasks_queue_iam_member" "enqueue" {
+  for_each = local.enqueuers
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_tasks_queue.webhooks.name
+  role     = "roles/cloudtasks.enqueuer"
+  member   = "serviceAccount:${google_service_account.this[each.value].email}"
+}
+
+# creating a task that carries the tasks account's OIDC token requires acting as it
+resource "google_service_account_iam_member" "act_as_tasks" {
+  for_each = local.enqueuers
+
+  service_account_id = google_service_account.this["tasks"].name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.this[each.value].email}"
+}
+
+resource "google_secret_manager_secret_iam_member" "webhook_secret" {
+  for_each = local.enqueuers
+
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.webhook.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.this[each.value].email}"
+}
+
+# only the workflow calls the analyze service
+resource "google_cloud_run_v2_service_iam_member" "flow_invokes_analyze" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_service.analyze.name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.this["flow"].email}"
+}
+
+# the analyze service starts, inspects and cancels compose executions (with the job id as argument)
+resource "google_cloud_run_v2_job_iam_member" "analyze_runs_compose" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_job.compose.name
+  role     = "roles/run.developer"
+  member   = "serviceAccount:${google_service_account.this["analyze"].email}"
+}
+
+resource "google_service_account_iam_member" "analyze_acts_as_compose" {
+  service_account_id = google_service_account.this["compose"].name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.this["analyze"].email}"
+}
+
+# the platform's callers of the public functions
+resource "google_cloud_run_service_iam_member" "invokers" {
+  for_each = { for pair in setproduct(["submit", "status"], var.invoker_members) : "${pair[0]}|${pair[1]}" => pair }
+
+  project  = var.project_id
+  location = var.region
+  service  = each.value[0] == "submit" ? google_cloudfunctions2_function.submit.name : google_cloudfunctions2_function.status.name
+  role     = "roles/run.invoker"
+  member   = each.value[1]
+}

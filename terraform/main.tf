@@ -1,0 +1,52 @@
+# beatsync on Google Cloud. Resources are split by concern:
+#   apis.tf       the services this needs
+#   iam.tf        one service account per component, least privilege
+#   storage.tf    media bucket (lifecycle, CORS), access-log and function-source buckets
+#   firestore.tf  job database, composite indexes of the job queries, TTL policy
+#   tasks.tf      the webhook queue
+#   secrets.tf    webhook signing key
+#   registry.tf   Artifact Registry for the images
+#   run.tf        analyze service and compose job (Cloud Run)
+#   functions.tf  submit and status functions (Cloud Functions 2nd gen)
+#   workflow.tf   the Workflows workflow from workflows/beat_sync.yaml
+#   monitoring.tf log-based metrics, dashboard, alert policies
+
+locals {
+  labels = merge({ app = "beatsync", managed-by = "terraform" }, var.labels)
+
+  image_base    = "${var.region}-docker.pkg.dev/${var.project_id}/${var.image_repository}"
+  analyze_image = "${local.image_base}/analyze:${var.image_tag}"
+  compose_image = "${local.image_base}/compose:${var.image_tag}"
+
+  submit_name  = "${var.name_prefix}-submit"
+  status_name  = "${var.name_prefix}-status"
+  analyze_name = "${var.name_prefix}-analyze"
+  compose_name = "${var.name_prefix}-compose"
+
+  # settings every component reads (src/beatsync/settings.py)
+  common_env = {
+    BEATSYNC_BLOB_STORE           = "gcs"
+    BEATSYNC_BUCKET               = google_storage_bucket.media.name
+    BEATSYNC_JOB_STORE            = "firestore"
+    BEATSYNC_FIRESTORE_COLLECTION = var.firestore_collection
+    BEATSYNC_PROJECT              = var.project_id
+    BEATSYNC_REGION               = var.region
+    BEATSYNC_ORCHESTRATOR         = "workflows"
+    BEATSYNC_WORKFLOW             = local.workflow_name
+    BEATSYNC_NOTIFIER             = "cloud_tasks"
+    BEATSYNC_TASKS_QUEUE          = google_cloud_tasks_queue.webhooks.name
+    BEATSYNC_COMPOSE_RUNNER       = "cloud_run_job"
+    BEATSYNC_COMPOSE_JOB          = local.compose_name
+    BEATSYNC_ALLOWED_HOSTS        = join(",", var.allowed_hosts)
+    BEATSYNC_MAX_INPUT_BYTES      = tostring(var.max_input_bytes)
+    BEATSYNC_MAX_AUDIO_DURATION   = tostring(var.max_audio_duration_seconds)
+    BEATSYNC_ANALYSIS_METHOD      = var.analysis_method
+    BEATSYNC_JOB_TTL_DAYS         = tostring(var.job_ttl_days)
+  }
+
+  workflow_name = var.name_prefix
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
+}

@@ -1,0 +1,279 @@
+variable "project_id" {
+  description = "Google Cloud project that hosts beatsync."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a valid project id (6-30 lowercase letters, digits, hyphens)."
+  }
+}
+
+variable "region" {
+  description = "Region of every regional resource (functions, Cloud Run, workflow, queue, bucket)."
+  type        = string
+  default     = "asia-southeast1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
+    error_message = "region must look like asia-southeast1."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name, so several environments can share a project."
+  type        = string
+  default     = "beat-sync"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,18}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3-20 lowercase letters, digits or hyphens."
+  }
+}
+
+variable "bucket_name" {
+  description = "Globally unique name of the media bucket (inputs/, outputs/, cache/, temp/)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$", var.bucket_name))
+    error_message = "bucket_name must be a valid GCS bucket name."
+  }
+}
+
+variable "cors_origins" {
+  description = "Origins allowed to upload to and download from the bucket from a browser."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for o in var.cors_origins : can(regex("^https://", o))])
+    error_message = "cors_origins must be https:// origins."
+  }
+}
+
+variable "image_repository" {
+  description = "Artifact Registry repository id for the beatsync images."
+  type        = string
+  default     = "beat-sync"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,62}$", var.image_repository))
+    error_message = "image_repository must be lowercase letters, digits and hyphens."
+  }
+}
+
+variable "image_tag" {
+  description = "Tag of the analyze and compose images to deploy (build and push them first; see the README)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.image_tag)) && var.image_tag != "latest"
+    error_message = "image_tag must be a valid, immutable Docker tag (not latest)."
+  }
+}
+
+variable "function_max_instances" {
+  description = "Most instances of each of the submit and status functions."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.function_max_instances >= 1 && var.function_max_instances <= 1000
+    error_message = "function_max_instances must be between 1 and 1000."
+  }
+}
+
+variable "analyze_max_instances" {
+  description = "Most instances of the analyze service."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.analyze_max_instances >= 1 && var.analyze_max_instances <= 1000
+    error_message = "analyze_max_instances must be between 1 and 1000."
+  }
+}
+
+variable "compose_timeout_seconds" {
+  description = "Task timeout of one compose attempt (a Cloud Run job execution), seconds."
+  type        = number
+  default     = 7200
+
+  validation {
+    condition     = var.compose_timeout_seconds >= 600 && var.compose_timeout_seconds <= 86400
+    error_message = "compose_timeout_seconds must be between 600 and 86400."
+  }
+}
+
+variable "job_deadline_seconds" {
+  description = "A job still running this long after its workflow started fails with deadline_exceeded."
+  type        = number
+  default     = 21600
+
+  validation {
+    condition     = var.job_deadline_seconds >= 600 && var.job_deadline_seconds <= 604800
+    error_message = "job_deadline_seconds must be between 600 and 604800."
+  }
+}
+
+variable "compose_attempts" {
+  description = "Compose attempts the workflow makes before a job fails with compose_crashed."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.compose_attempts >= 1 && var.compose_attempts <= 10
+    error_message = "compose_attempts must be between 1 and 10."
+  }
+}
+
+variable "poll_seconds" {
+  description = "Seconds between the workflow's checks of a running compose attempt."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.poll_seconds >= 1 && var.poll_seconds <= 300
+    error_message = "poll_seconds must be between 1 and 300."
+  }
+}
+
+variable "allowed_hosts" {
+  description = "Hosts (host or host:port) that input and webhook URLs may use even when they resolve to private addresses. Keep empty unless media lives on a private network."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for h in var.allowed_hosts : can(regex("^[A-Za-z0-9.-]+(:[0-9]{1,5})?$", h))])
+    error_message = "allowed_hosts entries must be host or host:port."
+  }
+}
+
+variable "max_input_bytes" {
+  description = "Largest input file (song or clip) the service downloads, bytes."
+  type        = number
+  default     = 524288000
+
+  validation {
+    condition     = var.max_input_bytes >= 1048576 && var.max_input_bytes <= 10737418240
+    error_message = "max_input_bytes must be between 1 MiB and 10 GiB."
+  }
+}
+
+variable "max_audio_duration_seconds" {
+  description = "Longest song accepted, seconds."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.max_audio_duration_seconds >= 30 && var.max_audio_duration_seconds <= 3600
+    error_message = "max_audio_duration_seconds must be between 30 and 3600."
+  }
+}
+
+variable "analysis_method" {
+  description = "Default beat tracker: librosa (permissive licences), madmom or hybrid (madmom's models are CC BY-NC-SA: non-commercial)."
+  type        = string
+  default     = "librosa"
+
+  validation {
+    condition     = contains(["librosa", "madmom", "hybrid"], var.analysis_method)
+    error_message = "analysis_method must be librosa, madmom or hybrid."
+  }
+}
+
+variable "job_ttl_days" {
+  description = "Days a job document is kept in Firestore before its TTL policy deletes it."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.job_ttl_days >= 1 && var.job_ttl_days <= 3650
+    error_message = "job_ttl_days must be between 1 and 3650."
+  }
+}
+
+variable "firestore_collection" {
+  description = "Firestore collection of the job documents."
+  type        = string
+  default     = "beat_sync_jobs"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9_]{0,62}$", var.firestore_collection))
+    error_message = "firestore_collection must be lowercase letters, digits and underscores."
+  }
+}
+
+variable "invoker_members" {
+  description = "IAM members allowed to call the submit and status functions (for example serviceAccount:main-app@PROJECT.iam.gserviceaccount.com)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.invoker_members : can(regex("^(serviceAccount|user|group|domain):", m))]) && !contains(var.invoker_members, "allUsers") && !contains(var.invoker_members, "allAuthenticatedUsers")
+    error_message = "invoker_members must be serviceAccount:, user:, group: or domain: members; never allUsers."
+  }
+}
+
+variable "webhook_queue" {
+  description = "Dispatch and retry settings of the webhook queue (the seed's values by default)."
+  type = object({
+    max_concurrent_dispatches = number
+    max_dispatches_per_second = number
+    max_attempts              = number
+    min_backoff               = string
+    max_backoff               = string
+  })
+  default = {
+    max_concurrent_dispatches = 10
+    max_dispatches_per_second = 1
+    max_attempts              = 3
+    min_backoff               = "10s"
+    max_backoff               = "300s"
+  }
+
+  validation {
+    condition     = var.webhook_queue.max_attempts >= 1 && var.webhook_queue.max_dispatches_per_second > 0 && can(regex("^[0-9]+s$", var.webhook_queue.min_backoff)) && can(regex("^[0-9]+s$", var.webhook_queue.max_backoff))
+    error_message = "webhook_queue needs max_attempts >= 1, a positive dispatch rate and backoffs like \"10s\"."
+  }
+}
+
+variable "notification_channels" {
+  description = "Monitoring notification channel ids the alert policies notify."
+  type        = list(string)
+  default     = []
+}
+
+variable "latency_p95_threshold_ms" {
+  description = "Alert when the submit or status function's p95 latency stays above this, milliseconds."
+  type        = number
+  default     = 2000
+
+  validation {
+    condition     = var.latency_p95_threshold_ms > 0
+    error_message = "latency_p95_threshold_ms must be positive."
+  }
+}
+
+variable "kms_key_name" {
+  description = "Cloud KMS key (projects/.../cryptoKeys/...) that encrypts the bucket, images and Cloud Run; null: Google-managed keys."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_name == null || can(regex("^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$", var.kms_key_name))
+    error_message = "kms_key_name must be a full Cloud KMS key name."
+  }
+}
+
+variable "labels" {
+  description = "Labels added to every resource that takes labels."
+  type        = map(string)
+  default     = {}
+}
+
+variable "deletion_protection" {
+  description = "Protect the bucket, database and jobs from terraform destroy."
+  type        = bool
+  default     = true
+}
