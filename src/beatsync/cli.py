@@ -146,9 +146,13 @@ def cmd_serve(args) -> int:
     server = make_server(args.host, args.port, create_flask_app(), threaded=True)
     print(f"beatsync {__version__} serving on http://{args.host}:{server.server_port} "
           f"(jobs: {settings.job_store}, blobs: {settings.blob_store}, data: {settings.data_dir})", flush=True)
-    if not settings.api_keys:
-        print("WARNING: BEATSYNC_API_KEYS is not set: the API is open to anyone who can reach "
-              f"{args.host}:{server.server_port}", flush=True)
+    from .http.auth import auth_configured
+
+    if not auth_configured(settings):
+        print("WARNING: no BEATSYNC_API_KEYS (nor BEATSYNC_ID_TOKEN_AUDIENCES): the API is open to anyone who "
+              f"can reach {args.host}:{server.server_port}; every caller is 'anonymous'", flush=True)
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print("WARNING: and it listens beyond loopback", flush=True)
     if settings.orchestrator == "local":
         resumed = container.orchestrator.resume(container.jobs.active())
         if resumed:

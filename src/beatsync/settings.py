@@ -86,6 +86,17 @@ class Settings:
     #: API keys callers send as ``Authorization: Bearer KEY`` (``BEATSYNC_API_KEYS``, comma-separated);
     #: empty: open (local use)
     api_keys: str = ""
+    #: accept Google-signed ID tokens whose audience is one of these (``BEATSYNC_ID_TOKEN_AUDIENCES``,
+    #: comma-separated: the functions' URLs); empty: ID tokens are not accepted
+    id_token_audiences: str = ""
+    #: where Google's token-signing certificates are fetched (``BEATSYNC_ID_TOKEN_CERTS_URL``)
+    id_token_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    #: if set, only these token emails may call (``BEATSYNC_ALLOWED_CALLERS``, comma-separated)
+    allowed_callers: str = ""
+    #: per caller: submissions per minute and unfinished jobs at once (``BEATSYNC_MAX_SUBMISSIONS_PER_MINUTE``,
+    #: ``BEATSYNC_MAX_ACTIVE_JOBS``); over either, 429 with Retry-After
+    max_submissions_per_minute: int = 30
+    max_active_jobs: int = 10
     #: jobs run at once by the local orchestrator (``BEATSYNC_WORKERS``)
     workers: int = 1
 
@@ -130,7 +141,8 @@ class Settings:
             if getattr(self, name) not in allowed:
                 raise InvalidRequest(f"BEATSYNC_{name.upper()} must be one of {', '.join(allowed)}, not "
                                      f"{getattr(self, name)!r}", code="invalid_setting")
-        for name in ("max_input_bytes", "max_clips", "url_ttl", "workers", "fetch_timeout"):
+        for name in ("max_input_bytes", "max_clips", "url_ttl", "workers", "fetch_timeout",
+                     "max_submissions_per_minute", "max_active_jobs"):
             if getattr(self, name) <= 0:
                 raise InvalidRequest(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")
         if self.job_store not in ("sqlite", "firestore"):

@@ -351,6 +351,9 @@ ROUTES: list[tuple[str, str, str, Callable]] = [
     ("files", "GET", r"/files/(?P<key>.+)", files),
 ]
 GROUPS = ("meta", "submit", "status", "analyze", "compose", "control", "files")
+#: what `beatsync serve` answers: the public API and its download links (the internal step and
+#: control routes are for a remote orchestrator and stay off the local server)
+SERVE_GROUPS = ("meta", "submit", "status", "files")
 _COMPILED = [(g, m, re.compile(p + r"/?\Z"), h) for g, m, p, h in ROUTES]
 
 
@@ -377,6 +380,8 @@ def dispatch(request, groups: tuple[str, ...] = GROUPS):
             allowed.append(method)
             continue
         try:
+            if group in ("submit", "status"):
+                caller(request)  # every API route needs an identity (401 before any work)
             reply = handler(request, **m.groupdict())
             if not isinstance(reply, Reply):
                 return reply  # a file response
@@ -408,7 +413,7 @@ def _error_doc(exc: BeatsyncError) -> dict:
     return doc
 
 
-def create_flask_app(groups: tuple[str, ...] = GROUPS):
+def create_flask_app(groups: tuple[str, ...] = SERVE_GROUPS):
     """A Flask app answering every path through :func:`dispatch` (``beatsync serve``, tests)."""
     from flask import Flask, request
 

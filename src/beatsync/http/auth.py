@@ -1,17 +1,28 @@
 """Who is calling.
 
-- ``BEATSYNC_API_KEYS`` set (comma-separated): every API route needs ``Authorization: Bearer KEY``
-  with one of the keys; the caller is named after a hash of the key (the key never lands in a job).
-- unset: the service runs open and every call is the one caller ``anonymous`` (``beatsync serve``
+- ``BEATSYNC_ID_TOKEN_AUDIENCES`` set: a Google-signed ID token (``Authorization: Bearer TOKEN``, as the
+  seed's service-to-service "Option 2" sends) is verified: signature against Google's certificates,
+  expiry, issuer, audience; optionally the email against ``BEATSYNC_ALLOWED_CALLERS``. The caller is
+  ``google:EMAIL``. (On Cloud Functions, Cloud Run IAM has checked the token already; this check
+  also names the caller, so jobs belong to it.)
+- ``BEATSYNC_API_KEYS`` set: ``Authorization: Bearer KEY`` with one of the keys; the caller is named
+  after a hash of the key (the key never lands in a job).
+- neither: the service runs open and every call is the one caller ``anonymous`` (``beatsync serve``
   says so at start-up).
+Both may be set; a token that looks like a JWT is checked as an ID token, anything else as a key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
+import time
 
 from ..errors import BeatsyncError
+
+ISSUERS = ("accounts.google.com", "https://accounts.google.com")
+CERTS_TTL = 3600.0
 
 
 class Unauthenticated(BeatsyncError):
@@ -19,15 +30,67 @@ class Unauthenticated(BeatsyncError):
     http_status = 401
 
 
+class Forbidden(BeatsyncError):
+    code = "forbidden"
+    http_status = 403
+
+
+_certs: dict[str, tuple[float, dict]] = {}
+_certs_lock = threading.Lock()
+
+
+def _google_certs(url: str) -> dict:
+    with _certs_lock:
+        hit = _certs.get(url)
+        if hit and time.monotonic() - hit[0] < CERTS_TTL:
+            return hit[1]
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - a configured https URL
+        certs = json.loads(resp.read())
+    with _certs_lock:
+        _certs[url] = (time.monotonic(), certs)
+    return certs
+
+
+def _verify_id_token(token: str, settings) -> str:
+    from google.auth import exceptions, jwt
+
+    audiences = [a.strip() for a in settings.id_token_audiences.split(",") if a.strip()]
+    try:
+        claims = jwt.decode(token, certs=_google_certs(settings.id_token_certs_url), audience=audiences)
+    except (ValueError, exceptions.GoogleAuthError) as exc:
+        raise Unauthenticated(f"invalid ID token: {exc}") from None
+    except OSError:
+        raise BeatsyncError("cannot fetch the token-signing certificates; try again", code="auth_unavailable",
+                            details={"retry_after": 5}) from None
+    if claims.get("iss") not in ISSUERS:
+        raise Unauthenticated("ID token not issued by Google")
+    email = claims.get("email")
+    if not email or claims.get("email_verified") is False:
+        raise Unauthenticated("ID token carries no verified email")
+    allowed = [e.strip().lower() for e in settings.allowed_callers.split(",") if e.strip()]
+    if allowed and email.lower() not in allowed:
+        raise Forbidden(f"{email} may not call this service")
+    return f"google:{email.lower()}"
+
+
+def auth_configured(settings) -> bool:
+    return bool(settings.api_keys.strip() or settings.id_token_audiences.strip())
+
+
 def identify(request, settings) -> str:
-    keys = [k.strip() for k in settings.api_keys.split(",") if k.strip()]
-    if not keys:
+    if not auth_configured(settings):
         return "anonymous"
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise Unauthenticated("send Authorization: Bearer <API key>")
-    if not any(hmac.compare_digest(token.encode(), k.encode()) for k in keys):
-        raise Unauthenticated("unknown API key")
-    return "key-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        raise Unauthenticated("send Authorization: Bearer <ID token or API key>")
+    if settings.id_token_audiences.strip() and token.count(".") == 2:
+        return _verify_id_token(token, settings)
+    keys = [k.strip() for k in settings.api_keys.split(",") if k.strip()]
+    if keys and any(hmac.compare_digest(token.encode(), k.encode()) for k in keys):
+        return "key-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+    raise Unauthenticated("unknown API key")

@@ -34,6 +34,29 @@ class IdempotencyConflict(BeatsyncError):
     http_status = 409
 
 
+class RateLimited(BeatsyncError):
+    code = "rate_limited"
+    http_status = 429
+
+
+def check_limits(c: "Container", owner: str) -> None:
+    """Per-caller quotas, counted in the job store (so they hold across instances): unfinished
+    jobs at once, and submissions in the last minute. Concurrent submissions may overshoot by a
+    few; the store is the arbiter, not a lock."""
+    s = c.settings
+    active = sum(c.jobs.list(owner, status=st, limit=1)[1] for st in ("queued", "processing"))
+    if active >= s.max_active_jobs:
+        raise RateLimited(f"{active} of your jobs are still running; the limit is {s.max_active_jobs}",
+                          code="too_many_active_jobs", details={"retry_after": 30, "limit": s.max_active_jobs})
+    recent, _ = c.jobs.list(owner, limit=s.max_submissions_per_minute)
+    if len(recent) >= s.max_submissions_per_minute:
+        age = (now() - recent[-1].created_at).total_seconds()
+        if age < 60:
+            raise RateLimited(f"more than {s.max_submissions_per_minute} submissions in a minute",
+                              details={"retry_after": max(1, int(60 - age) + 1),
+                                       "limit": s.max_submissions_per_minute})
+
+
 class JobAlreadyEnded(BeatsyncError):
     code = "job_already_ended"
     http_status = 409
@@ -98,6 +121,7 @@ def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_ke
             start: bool = True) -> tuple[Job, bool]:
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
         raise InvalidRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
+    check_limits(c, owner)
     job = new_job(type, request, owner=owner, idempotency_key=idempotency_key)
     stored, created = c.jobs.create(job)
     if not created:
@@ -114,9 +138,14 @@ def _audit_logger():
     import logging
     import sys
 
+    class _Stderr(logging.StreamHandler):
+        def emit(self, record):
+            self.stream = sys.stderr  # the current stderr (redirected streams included)
+            super().emit(record)
+
     logger = logging.getLogger("beatsync.audit")
     if not logger.handlers:  # one JSON object per line on stderr, whatever the root logging setup
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

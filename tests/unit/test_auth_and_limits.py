@@ -1,0 +1,177 @@
+"""Identity on every API route (API keys, Google-signed ID tokens verified against certificates
+served over HTTP), jobs that belong to their caller, quotas with 429 + Retry-After, audit lines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from http.server import BaseHTTPRequestHandler
+
+import functions_framework
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from google.auth import crypt, jwt
+
+from beatsync.bootstrap import bootstrap
+from beatsync.http import set_container
+from beatsync.settings import Settings
+from tests.conftest import ROOT
+from tests.servers import Server
+from tests.suites.service import RecordingOrchestrator
+
+API = "/api/v1/beat-sync"
+AUDIENCE = "https://beat-sync-submit-abc.a.run.app"
+BODY = {"audio_url": "https://93.184.215.14/song.mp3", "video_urls": ["https://93.184.215.14/a.mp4"]}
+
+
+def _key_and_cert():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-google")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    return pem, cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.fixture(scope="module")
+def google():
+    """Google's certificate endpoint, played by a local server with our own signing key."""
+    pem, cert = _key_and_cert()
+    impostor_pem, _ = _key_and_cert()
+
+    class Certs(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            body = json.dumps({"k1": cert}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = Server(Certs)
+
+    def token(email="app@platform.iam.gserviceaccount.com", aud=AUDIENCE, exp_in=600, signer_pem=pem,
+              iss="https://accounts.google.com"):
+        now = int(time.time())
+        payload = {"iss": iss, "aud": aud, "email": email, "email_verified": True, "sub": "1", "iat": now - 5,
+                   "exp": now + exp_in}
+        return jwt.encode(crypt.RSASigner.from_string(signer_pem, "k1"), payload).decode()
+
+    server.token = token
+    server.impostor_pem = impostor_pem
+    yield server
+    server.close()
+
+
+def _clients():
+    def make(name):
+        return functions_framework.create_app(target=name, source=str(ROOT / "functions" / name / "main.py")).test_client()
+
+    return make("submit"), make("status")
+
+
+@pytest.fixture
+def setup(tmp_path, google):
+    def build(**settings):
+        c = bootstrap(Settings.from_env({}, data_dir=tmp_path / "data", **settings), orchestrator=RecordingOrchestrator())
+        set_container(c)
+        return c
+
+    yield build
+    set_container(None)
+
+
+def auth(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_api_keys_guard_every_api_route_and_jobs_belong_to_their_key(setup):
+    setup(api_keys="key-alice,key-bob")
+    submit, status = _clients()
+    assert status.get("/health").status_code == 200 and status.get("/").status_code == 200  # open
+    for path in (f"{API}/jobs", f"{API}/presets", f"{API}/transitions", f"{API}/create/{'a' * 32}"):
+        r = status.get(path)
+        assert (r.status_code, r.json["error"]["code"]) == (401, "unauthenticated"), path
+    assert submit.post(f"{API}/create", json=BODY).status_code == 401
+    assert submit.post(f"{API}/create", json=BODY, headers=auth("key-mallory")).status_code == 401
+    r = submit.post(f"{API}/create", json=BODY, headers=auth("key-alice"))
+    assert r.status_code == 202
+    job_id = r.json["job_id"]
+    assert status.get(f"{API}/create/{job_id}", headers=auth("key-alice")).status_code == 200
+    for call in (lambda h: status.get(f"{API}/create/{job_id}", headers=h),
+                 lambda h: status.delete(f"{API}/create/{job_id}", headers=h),
+                 lambda h: status.get(f"{API}/jobs/{job_id}/logs", headers=h)):
+        assert call(auth("key-bob")).status_code == 404
+    assert status.get(f"{API}/jobs", headers=auth("key-bob")).json["total"] == 0
+    assert status.get(f"{API}/jobs", headers=auth("key-alice")).json["total"] == 1
+
+
+def test_google_id_tokens_are_verified(setup, google):
+    c = setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs")
+    submit, status = _clients()
+    r = submit.post(f"{API}/create", json=BODY, headers=auth(google.token()))
+    assert r.status_code == 202, r.json
+    assert c.jobs.get(r.json["job_id"]).owner == "google:app@platform.iam.gserviceaccount.com"
+    bad = {
+        "expired": google.token(exp_in=-3600),
+        "wrong audience": google.token(aud="https://elsewhere.example"),
+        "forged": google.token(signer_pem=google.impostor_pem),
+        "wrong issuer": google.token(iss="https://evil.example"),
+        "garbage": "a.b.c",
+    }
+    for why, token in bad.items():
+        r = status.get(f"{API}/jobs", headers=auth(token))
+        assert r.status_code == 401, why
+    other = status.get(f"{API}/create/{r.json and ''}", headers=auth(google.token(email="x@y.iam.gserviceaccount.com")))
+    assert other.status_code == 404
+
+
+def test_allowed_callers_narrow_the_token_holders(setup, google):
+    setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs",
+          allowed_callers="app@platform.iam.gserviceaccount.com")
+    _, status = _clients()
+    assert status.get(f"{API}/jobs", headers=auth(google.token())).status_code == 200
+    r = status.get(f"{API}/jobs", headers=auth(google.token(email="intruder@else.iam.gserviceaccount.com")))
+    assert (r.status_code, r.json["error"]["code"]) == (403, "forbidden")
+
+
+def test_quotas_answer_429_with_retry_after(setup):
+    setup(max_active_jobs=3, max_submissions_per_minute=100)
+    submit, status = _clients()
+    codes = [submit.post(f"{API}/create", json=BODY).status_code for _ in range(4)]
+    assert codes == [202, 202, 202, 429]
+    r = submit.post(f"{API}/create", json=BODY)
+    assert r.json["error"]["code"] == "too_many_active_jobs" and int(r.headers["Retry-After"]) > 0
+    job_id = status.get(f"{API}/jobs").json["jobs"][0]["job_id"]
+    status.delete(f"{API}/create/{job_id}")  # a finished job frees a slot
+    assert submit.post(f"{API}/create", json=BODY).status_code == 202
+
+
+def test_submission_rate_is_limited_per_caller(setup):
+    setup(max_active_jobs=100, max_submissions_per_minute=3, api_keys="a,b")
+    submit, _ = _clients()
+    codes = [submit.post(f"{API}/create", json=BODY, headers=auth("a")).status_code for _ in range(4)]
+    assert codes == [202, 202, 202, 429]
+    r = submit.post(f"{API}/create", json=BODY, headers=auth("a"))
+    assert r.json["error"]["code"] == "rate_limited" and 1 <= int(r.headers["Retry-After"]) <= 61
+    assert submit.post(f"{API}/create", json=BODY, headers=auth("b")).status_code == 202  # per caller
+
+
+def test_creation_cancel_and_output_access_are_audited(setup, capfd):
+    setup()
+    submit, status = _clients()
+    job_id = submit.post(f"{API}/create", json=BODY).json["job_id"]
+    status.delete(f"{API}/create/{job_id}")
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    actions = [(e["audit"], e.get("job_id")) for e in lines if "audit" in e]
+    assert ("job.create", job_id) in actions and ("job.cancel", job_id) in actions and ("job.end", job_id) in actions
+    assert all(e["owner"] == "anonymous" for e in lines if e.get("audit") in ("job.create", "job.cancel"))
