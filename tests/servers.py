@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,9 +34,9 @@ class _MediaHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        if parts.path == "/slow":  # headers, then a trickle that never ends
+        if parts.path == "/slow":  # headers (no length), then a trickle that never ends
             self.send_response(200)
-            self.send_header("Content-Length", "100000000")
+            self.send_header("Connection", "close")
             self.end_headers()
             try:
                 for _ in range(600):
@@ -46,6 +51,13 @@ class _MediaHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "5000")
             self.end_headers()
             self.wfile.write(b"x" * 100)
+            self.close_connection = True
+            return
+        if parts.path == "/lie":  # sends more bytes than its Content-Length
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"this is not media; " * 300)
             self.close_connection = True
             return
         if parts.path == "/huge":  # claims a giant body
@@ -123,3 +135,56 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1):
             return value
         time.sleep(interval)
     raise TimeoutError("condition not met in time")
+
+
+API = "/api/v1/beat-sync"
+
+
+class Serve:
+    """One `beatsync serve` process on a data folder; restartable."""
+
+    def __init__(self, data: Path, env: dict):
+        self.data, self.env, self.port = data, env, _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+        self.start()
+
+    def start(self):
+        log = open(self.data.parent / "serve.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "beatsync.cli", "serve", "--port", str(self.port)],
+                                     env={**os.environ, **self.env, "BEATSYNC_DATA_DIR": str(self.data)},
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: self._up(), timeout=60, interval=0.2)
+
+    def _up(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError((self.data.parent / "serve.log").read_text()[-3000:])
+        try:
+            return httpx.get(f"{self.url}/", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill9(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def job(self, job_id):
+        return httpx.get(f"{self.url}{API}/create/{job_id}", timeout=10).json()
+
+
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -75,6 +75,9 @@ class Settings:
     allowed_hosts: str = ""
     #: largest input file accepted, bytes (``BEATSYNC_MAX_INPUT_BYTES``)
     max_input_bytes: int = 500 * 1024 * 1024
+    #: largest clip frame accepted, pixels (``BEATSYNC_MAX_CLIP_PIXELS``; default 4096x2304), checked
+    #: from the header before any frame is decoded
+    max_clip_pixels: int = 4096 * 2304
     #: most clips in one create request (``BEATSYNC_MAX_CLIPS``)
     max_clips: int = 20
     #: seconds an input download may take in all (``BEATSYNC_FETCH_TIMEOUT``)
@@ -142,7 +145,7 @@ class Settings:
                 raise InvalidRequest(f"BEATSYNC_{name.upper()} must be one of {', '.join(allowed)}, not "
                                      f"{getattr(self, name)!r}", code="invalid_setting")
         for name in ("max_input_bytes", "max_clips", "url_ttl", "workers", "fetch_timeout",
-                     "max_submissions_per_minute", "max_active_jobs"):
+                     "max_submissions_per_minute", "max_active_jobs", "max_clip_pixels"):
             if getattr(self, name) <= 0:
                 raise InvalidRequest(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")
         if self.job_store not in ("sqlite", "firestore"):

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,8 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT
-from tests.emulators import free_port
-from tests.servers import media_server, wait_for, webhook_receiver
+from tests.servers import Serve, media_server, wait_for, webhook_receiver
 
 # ---- the seed's main-app client ("Option 1: Direct HTTP Calls"), unchanged -------------------------
 BEAT_SYNC_SERVICE_URL = os.environ.get(
@@ -62,46 +58,6 @@ async def check_video_status(job_id: str) -> dict:
 # -------------------------------------------------------------------------------------------------
 
 API = "/api/v1/beat-sync"
-
-
-class Serve:
-    """One `beatsync serve` process on a data folder; restartable."""
-
-    def __init__(self, data: Path, env: dict):
-        self.data, self.env, self.port = data, env, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = None
-        self.start()
-
-    def start(self):
-        log = open(self.data.parent / "serve.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "beatsync.cli", "serve", "--port", str(self.port)],
-                                     env={**os.environ, **self.env, "BEATSYNC_DATA_DIR": str(self.data)},
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: self._up(), timeout=60, interval=0.2)
-
-    def _up(self):
-        if self.proc.poll() is not None:
-            raise RuntimeError((self.data.parent / "serve.log").read_text()[-3000:])
-        try:
-            return httpx.get(f"{self.url}/", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def kill9(self):
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill9()
-
-    def job(self, job_id):
-        return httpx.get(f"{self.url}{API}/create/{job_id}", timeout=10).json()
 
 
 @pytest.fixture(scope="module")

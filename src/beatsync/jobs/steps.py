@@ -212,7 +212,7 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
 
             report(10.0, "checking")
             for clip in clips:
-                probe_clip(clip)  # MediaError: no video stream, corrupt, too large...
+                probe_clip(clip, max_pixels=c.settings.max_clip_pixels)  # no video stream, corrupt, too large...
         report(12.0 if job.type == "create" else 10.0, "analyzing")
         fps = job.request["edit_config"]["output_fps"] if job.type == "create" else job.request["fps"]
         beat_map = analyze(audio, job.request["method"], fps=fps, max_duration=c.settings.max_audio_duration,
@@ -272,6 +272,7 @@ def run_compose(c: "Container", job_id: str) -> StepOutcome:
         try:
             made = make_video(audio, clips, out, config, method=job.request["method"], cache=c.blobs,
                               max_audio_duration=c.settings.max_audio_duration,
+                              max_clip_pixels=c.settings.max_clip_pixels,
                               progress=_scaled(report, 25.0, 97.0), should_stop=report.should_stop)
         except RenderCancelled:
             return _outcome(_cancelled(c, job_id), "compose", True)

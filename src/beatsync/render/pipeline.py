@@ -39,6 +39,7 @@ def make_video(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     preset: str = "veryfast",
+    max_clip_pixels: int = 4096 * 2304,
 ) -> MakeResult:
     from ..analysis import analyze
     from ..editing import ClipInfo, plan
@@ -54,7 +55,7 @@ def make_video(
     report(0.0, "analyze")
     beat_map = analyze(song, method, fps=config.output_fps, max_duration=max_audio_duration, cache=cache)
     report(15.0, "probe")
-    probes = [probe_clip(c) for c in clips]
+    probes = [probe_clip(c, max_pixels=max_clip_pixels) for c in clips]
     profiles = []
     for i, p in enumerate(probes):
         profiles.append(motion_profile(p))

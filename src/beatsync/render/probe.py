@@ -60,6 +60,9 @@ def probe_clip(path: str | os.PathLike, *, max_pixels: int = 4096 * 2304, max_du
     try:
         if len(container.streams) > MAX_STREAMS:
             raise MediaError("unsupported_media", f"clip {name}: {len(container.streams)} streams", source=name)
+        if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+            raise MediaError("no_video_stream", f"clip {name}: a still image ({container.format.name}), not a video",
+                             source=name)
         videos = [s for s in container.streams.video if not is_cover_art(s) and s.codec_context is not None]
         if not videos:
             raise MediaError("no_video_stream", f"clip {name}: no video track", source=name)
