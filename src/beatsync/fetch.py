@@ -101,7 +101,13 @@ def check_url(url: str, policy: Policy) -> Target:
     """Validate ``url`` and resolve its host once; raise :class:`UrlNotAllowed`."""
     if not isinstance(url, str) or len(url) > 4096:
         raise UrlNotAllowed("URL missing or too long")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port raises on garbage too
+    except ValueError:
+        raise UrlNotAllowed("URL cannot be parsed") from None
+    if any(ord(ch) < 33 or ord(ch) == 127 for ch in url):
+        raise UrlNotAllowed("URL contains spaces or control characters")
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise UrlNotAllowed(f"only http and https URLs are fetched, not {scheme or 'no scheme'!r}")

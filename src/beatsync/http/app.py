@@ -396,21 +396,23 @@ def dispatch(request, groups: tuple[str, ...] = GROUPS):
 
             if isinstance(exc, HTTPException):  # e.g. RequestEntityTooLarge from multipart parsing
                 code = "body_too_large" if exc.code == 413 else "bad_request"
-                return _json_response(exc.code or 400, {"error": {"code": code, "message": exc.description or str(exc)}})
+                return _json_response(exc.code or 400, _error_body(code, exc.description or str(exc)))
             log.exception("%s %s failed", request.method, path)
-            return _json_response(500, {"error": {"code": "internal_error", "message": "internal error"}})
+            return _json_response(500, _error_body("internal_error", "internal error"))
     if allowed:
-        return _json_response(405, {"error": {"code": "method_not_allowed",
-                                              "message": f"{request.method} is not allowed here"}},
+        return _json_response(405, _error_body("method_not_allowed", f"{request.method} is not allowed here"),
                               {"Allow": ", ".join(sorted(set(allowed)))})
-    return _json_response(404, {"error": {"code": "route_not_found", "message": f"no route {path}"}})
+    return _json_response(404, _error_body("route_not_found", f"no route {path}"))
 
 
 def _error_doc(exc: BeatsyncError) -> dict:
-    doc = {"code": exc.code, "message": exc.message}
-    if exc.details:
-        doc["details"] = json.loads(json.dumps(exc.details, default=str))
-    return doc
+    details = {k: v for k, v in exc.details.items() if k != "retry_after"} if exc.details else {}
+    return {"code": exc.code, "message": exc.message,
+            "details": json.loads(json.dumps(details, default=str)) if details else None}
+
+
+def _error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message, "details": None}}
 
 
 def create_flask_app(groups: tuple[str, ...] = SERVE_GROUPS):

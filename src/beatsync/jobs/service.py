@@ -239,7 +239,7 @@ def wait_until_ended(c: "Container", job_id: str, timeout: float, interval: floa
 # -- views -----------------------------------------------------------------------------------------
 
 def _error(job: Job) -> dict | None:
-    return job.error.model_dump() if job.error else None
+    return {**job.error.model_dump(), "details": None} if job.error else None
 
 
 def estimate_seconds(job: Job) -> float:

@@ -47,7 +47,7 @@ class StepOutcome(dict):
 def _outcome(job: Job, step: str, done: bool) -> StepOutcome:
     return StepOutcome(job_id=job.job_id, step=step, status=job.status, done=done or job.terminal,
                        cancel_requested=job.cancel_requested, progress=job.progress, current_step=job.current_step,
-                       error=job.error.model_dump() if job.error else None)
+                       error={**job.error.model_dump(), "details": None} if job.error else None)
 
 
 def end_job(c: "Container", job_id: str, status: str, *, result: dict | None = None,
@@ -325,7 +325,7 @@ def state(c: "Container", job_id: str) -> dict:
     job = c.jobs.get(job_id)
     return {"job_id": job_id, "status": job.status, "cancel_requested": job.cancel_requested,
             "progress": job.progress, "current_step": job.current_step,
-            "error": job.error.model_dump() if job.error else None}
+            "error": {**job.error.model_dump(), "details": None} if job.error else None}
 
 
 def begin(c: "Container", job_id: str) -> dict:
