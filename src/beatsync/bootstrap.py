@@ -69,11 +69,11 @@ def orchestrator(settings: Settings, container: "Container") -> Orchestrator:
         return WorkflowsOrchestrator(project=settings.project, location=settings.region, workflow=settings.workflow,
                                      endpoint=settings.workflows_endpoint or None)
     from .adapters.local_orchestrator import LocalOrchestrator
-    from .jobs.steps import TRANSIENT, end_job, run_job
+    from .jobs.steps import TRANSIENT, end, run_job
 
     def give_up(job_id: str, exc: BaseException) -> None:
-        end_job(container, job_id, "failed", error={"code": getattr(exc, "code", "internal_error"),
-                                                    "message": f"gave up after retries: {exc}"[:2000]})
+        # ends the job failed and removes any partial outputs
+        end(container, job_id, "failed", getattr(exc, "code", "internal_error"), f"gave up after retries: {exc}")
 
     return LocalOrchestrator(lambda job_id: run_job(container, job_id), workers=settings.workers,
                              on_give_up=give_up, transient=TRANSIENT)

@@ -23,3 +23,4 @@ def fetch_signed():
 def test_urls_are_v4_signed(blobs):
     url = blobs.signed_url("outputs/j/output.mp4", 3600)
     assert "X-Goog-Algorithm=GOOG4-RSA-SHA256" in url and "X-Goog-Expires=3600" in url and "X-Goog-Signature=" in url
+

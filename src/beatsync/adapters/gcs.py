@@ -4,7 +4,27 @@ from __future__ import annotations
 
 import functools
 
+from ..errors import StoreUnavailable
 from ..ports import BlobNotFound, BlobStore
+
+
+def _transient(method):
+    """GCS outages, throttling and broken connections become :class:`StoreUnavailable` (retry)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        from google.api_core import exceptions as gexc
+
+        try:
+            return method(self, *args, **kwargs)
+        except (gexc.ServerError, gexc.TooManyRequests, gexc.RetryError, ConnectionError, TimeoutError) as exc:
+            raise StoreUnavailable(f"blob store unavailable: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # requests' connection errors, without importing requests at module load
+            if type(exc).__module__.startswith(("requests", "urllib3", "google.auth")):
+                raise StoreUnavailable(f"blob store unavailable: {type(exc).__name__}: {exc}") from None
+            raise
+
+    return wrapper
 
 
 class GcsBlobStore(BlobStore):
@@ -29,10 +49,12 @@ class GcsBlobStore(BlobStore):
             client = storage.Client(project=self.project)
         return client.bucket(self.bucket_name)
 
+    @_transient
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         # one upload request: the object appears whole or not at all
         self.bucket.blob(self.check_key(key)).upload_from_string(data, content_type=content_type)
 
+    @_transient
     def get_bytes(self, key: str) -> bytes:
         from google.api_core.exceptions import NotFound
 
@@ -41,9 +63,11 @@ class GcsBlobStore(BlobStore):
         except NotFound:
             raise BlobNotFound(f"no blob {key!r}") from None
 
+    @_transient
     def exists(self, key: str) -> bool:
         return self.bucket.blob(self.check_key(key)).exists()
 
+    @_transient
     def delete(self, key: str) -> None:
         from google.api_core.exceptions import NotFound
 
@@ -52,13 +76,16 @@ class GcsBlobStore(BlobStore):
         except NotFound:
             pass
 
+    @_transient
     def list(self, prefix: str = "") -> list[str]:
         return sorted(b.name for b in self.bucket.client.list_blobs(self.bucket, prefix=prefix or None))
 
+    @_transient
     def put_file(self, key: str, path: str, content_type: str = "application/octet-stream") -> None:
         # resumable upload for big files; the object only appears once the upload is finalised
         self.bucket.blob(self.check_key(key)).upload_from_filename(path, content_type=content_type)
 
+    @_transient
     def get_file(self, key: str, path: str) -> None:
         from google.api_core.exceptions import NotFound
 
@@ -71,12 +98,14 @@ class GcsBlobStore(BlobStore):
                 os.unlink(path)
             raise BlobNotFound(f"no blob {key!r}") from None
 
+    @_transient
     def size(self, key: str) -> int:
         blob = self.bucket.get_blob(self.check_key(key))
         if blob is None:
             raise BlobNotFound(f"no blob {key!r}")
         return int(blob.size)
 
+    @_transient
     def signed_url(self, key: str, expires_in: int) -> str:
         """A V4 signed GET URL. With a key file the signature is computed locally; on Cloud Run /
         Functions (metadata-server credentials, no key) it is made by IAM signBlob, which needs
