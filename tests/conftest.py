@@ -44,3 +44,26 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     numba JIT cache stays shared (it only holds compiled kernels)."""
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "beatsync" / "numba"))
     monkeypatch.setenv("BEATSYNC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    """A loopback media host serving small synthetic media (song.wav, a.mp4, b.mp4, bad.mp4)."""
+    from tests.media import make_media
+    from tests.servers import media_server
+
+    root = make_media(tmp_path_factory.mktemp("media"))
+    server = media_server(root)
+    server.root = root
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on loopback that records what it gets."""
+    from tests.servers import webhook_receiver
+
+    r = webhook_receiver()
+    yield r
+    r.close()

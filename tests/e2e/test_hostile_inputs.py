@@ -3,7 +3,6 @@ clean 4xx or ends in a job `failed` with a specific code, and the server stays h
 
 from __future__ import annotations
 
-import io
 
 import httpx
 import pytest

@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
 
 import av
 import httpx
 import pytest
 
 from tests.conftest import ROOT
-from tests.servers import Serve, media_server, wait_for, webhook_receiver
+from tests.servers import Serve, media_server, wait_for
 
 # ---- the seed's main-app client ("Option 1: Direct HTTP Calls"), unchanged -------------------------
 BEAT_SYNC_SERVICE_URL = os.environ.get(
@@ -65,13 +64,6 @@ def examples():
     server = media_server(ROOT / "examples")
     yield server
     server.close()
-
-
-@pytest.fixture
-def receiver():
-    r = webhook_receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture

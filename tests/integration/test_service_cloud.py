@@ -12,26 +12,9 @@ from beatsync.adapters.gcs import GcsBlobStore
 from beatsync.bootstrap import bootstrap
 from beatsync.settings import Settings
 from tests.emulators import fake_gcs, fetch_http, firestore_emulator, signing_credentials  # noqa: F401
-from tests.media import make_media
-from tests.servers import media_server, webhook_receiver
+
 from tests.suites.service import *  # noqa: F401,F403 - the suite's tests run here
 from tests.suites.service import RecordingOrchestrator
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    root = make_media(tmp_path_factory.mktemp("media"))
-    server = media_server(root)
-    server.root = root
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def receiver():
-    r = webhook_receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture

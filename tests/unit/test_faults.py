@@ -4,7 +4,6 @@ uploads (the step is retried, then the job fails cleanly with a code; a brief fa
 from __future__ import annotations
 
 import functions_framework
-import pytest
 
 from beatsync.adapters.local_fs import LocalBlobStore
 from beatsync.adapters.sqlite_jobs import SqliteJobStore
@@ -13,8 +12,7 @@ from beatsync.errors import StoreUnavailable
 from beatsync.http import set_container
 from beatsync.settings import Settings
 from tests.conftest import ROOT
-from tests.media import make_media
-from tests.servers import media_server, wait_for
+from tests.servers import wait_for
 from tests.suites.service import create_body
 
 API = "/api/v1/beat-sync"
@@ -44,15 +42,6 @@ class FlakyBlobs(LocalBlobStore):
                 self.failures -= 1
                 raise StoreUnavailable("upload failed (injected)")
         return super().put_file(key, path, content_type)
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    root = make_media(tmp_path_factory.mktemp("media"))
-    server = media_server(root)
-    server.root = root
-    yield server
-    server.close()
 
 
 def _container(tmp_path, media, **kw):

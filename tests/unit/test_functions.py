@@ -16,8 +16,7 @@ from beatsync.contracts.schemas import openapi, validator
 from beatsync.http import set_container
 from beatsync.settings import Settings
 from tests.conftest import ROOT
-from tests.media import make_media
-from tests.servers import media_server
+
 from tests.suites.service import RecordingOrchestrator, create_body
 
 API = "/api/v1/beat-sync"
@@ -30,15 +29,6 @@ def client(name: str):
 
 def valid(schema: str, doc) -> None:
     validator(schema).validate(doc)
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory):
-    root = make_media(tmp_path_factory.mktemp("media"))
-    server = media_server(root)
-    server.root = root
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -85,6 +85,20 @@ def _fail(c: "Container", job: Job, exc: BaseException) -> Job:
     return end_job(c, job.job_id, "failed", error=error)
 
 
+def _settle(c: "Container", job: Job, step: str, exc: Exception) -> StepOutcome:
+    """An error inside a step: transient ones (a store unavailable: 5xx codes) propagate so that the
+    caller retries the step; permanent ones (bad media, a refused URL) and bugs end the job failed
+    with a code (a bug's trace goes to the job's log)."""
+    transient = isinstance(exc, TRANSIENT) or (
+        isinstance(exc, BeatsyncError) and exc.http_status >= 500 and exc.code != "internal_error")
+    if transient:
+        raise exc
+    if not isinstance(exc, BeatsyncError):
+        log.exception("%s step failed for %s", step, job.job_id)
+    shutil.rmtree(_workdir(c, job.job_id), ignore_errors=True)
+    return _outcome(_fail(c, job, exc), step, True)
+
+
 def _begin(c: "Container", job_id: str, step: str) -> Job:
     job = c.jobs.get(job_id)
     if job.terminal:
@@ -227,17 +241,8 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
             return _outcome(job, "analyze", True)
         job = c.jobs.report(job_id, 25.0, "analyzed")
         return _outcome(job, "analyze", True)
-    except TRANSIENT:
-        raise
-    except BeatsyncError as exc:
-        if exc.http_status >= 500 and exc.code != "internal_error":
-            raise
-        shutil.rmtree(_workdir(c, job_id), ignore_errors=True)
-        return _outcome(_fail(c, job, exc), "analyze", True)
-    except Exception as exc:  # noqa: BLE001 - a bug: the job fails with its trace in the logs
-        log.exception("analyze step failed for %s", job_id)
-        shutil.rmtree(_workdir(c, job_id), ignore_errors=True)
-        return _outcome(_fail(c, job, exc), "analyze", True)
+    except Exception as exc:  # noqa: BLE001 - sorted by _settle
+        return _settle(c, job, "analyze", exc)
 
 
 def _cancelled(c: "Container", job_id: str) -> Job:
@@ -298,17 +303,8 @@ def run_compose(c: "Container", job_id: str) -> StepOutcome:
                 c.blobs.delete(key)
         shutil.rmtree(work, ignore_errors=True)
         return _outcome(job, "compose", True)
-    except TRANSIENT:
-        raise
-    except BeatsyncError as exc:
-        if exc.http_status >= 500 and exc.code != "internal_error":
-            raise
-        shutil.rmtree(_workdir(c, job_id), ignore_errors=True)
-        return _outcome(_fail(c, job, exc), "compose", True)
-    except Exception as exc:  # noqa: BLE001
-        log.exception("compose step failed for %s", job_id)
-        shutil.rmtree(_workdir(c, job_id), ignore_errors=True)
-        return _outcome(_fail(c, job, exc), "compose", True)
+    except Exception as exc:  # noqa: BLE001 - sorted by _settle
+        return _settle(c, job, "compose", exc)
 
 
 def run_job(c: "Container", job_id: str) -> Job:

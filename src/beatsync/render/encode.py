@@ -16,7 +16,6 @@ from fractions import Fraction
 from typing import Callable
 
 import av
-import numpy as np
 
 from ..contracts import EditDecisionList
 from ..errors import BeatsyncError, MediaError
