@@ -13,8 +13,12 @@ API = "https://run.googleapis.com/v2"
 
 
 class CloudRunJobRunner(ComposeRunner):
-    def __init__(self, *, project: str, region: str, job: str):
-        self.project, self.region, self.job = project, region, job
+    def __init__(self, *, project: str, region: str, job: str, api: str = API, session=None):
+        """``session``: a requests-style session (default: an AuthorizedSession with the service
+        account's credentials, built on first use)."""
+        self.project, self.region, self.job, self.api = project, region, job, api.rstrip("/")
+        if session is not None:
+            self.session = session
 
     @functools.cached_property
     def session(self):
@@ -30,13 +34,13 @@ class CloudRunJobRunner(ComposeRunner):
 
     def start(self, job_id: str) -> str:
         body = {"overrides": {"containerOverrides": [{"args": ["compose-job", job_id]}], "taskCount": 1}}
-        resp = self.session.post(f"{API}/{self.job_path}:run", json=body, timeout=60)
+        resp = self.session.post(f"{self.api}/{self.job_path}:run", json=body, timeout=60)
         resp.raise_for_status()
         # a long-running operation; its metadata is the Execution being created
         return resp.json()["metadata"]["name"]
 
     def state(self, handle: str) -> str:
-        resp = self.session.get(f"{API}/{handle}", timeout=30)
+        resp = self.session.get(f"{self.api}/{handle}", timeout=30)
         if resp.status_code == 404:
             return "unknown"
         resp.raise_for_status()
@@ -44,6 +48,6 @@ class CloudRunJobRunner(ComposeRunner):
         return "exited" if execution.get("completionTime") else "running"
 
     def stop(self, handle: str) -> None:
-        resp = self.session.post(f"{API}/{handle}:cancel", json={}, timeout=30)
+        resp = self.session.post(f"{self.api}/{handle}:cancel", json={}, timeout=30)
         if resp.status_code not in (200, 400, 404, 409):  # already finished: nothing to stop
             resp.raise_for_status()
