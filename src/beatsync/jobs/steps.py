@@ -361,9 +361,10 @@ def end(c: "Container", job_id: str, status: str, code: str, message: str) -> di
     ignored once the job has ended; outputs of a job that did not complete are removed."""
     job = c.jobs.get(job_id)
     if not job.terminal:
-        c.jobs.add_log(job_id, f"workflow: ending the job {status}: [{code}] {message}", "error")
-        job = end_job(c, job_id, status, error={"code": code, "message": message[:2000]})
-        if job.status != "completed":
-            for key in c.blobs.list(f"outputs/{job_id}/"):
+        c.jobs.add_log(job_id, f"ending the job {status}: [{code}] {message}", "error")
+        prefix = f"outputs/{job_id}/"
+        if not c.blobs.exists(prefix + "result.json"):  # no finished render: remove partial outputs first,
+            for key in c.blobs.list(prefix):            # so the job is never seen ended with debris
                 c.blobs.delete(key)
+        job = end_job(c, job_id, status, error={"code": code, "message": message[:2000]})
     return state(c, job_id)
