@@ -200,3 +200,18 @@ def test_jobs_belong_to_their_caller(container, media):
     assert service.list_jobs(container, "mallory", None, None, 20, 0)["total"] == 0
     listing = service.list_jobs(container, "alice", "queued", "create", 1, 0)
     assert listing["jobs"][0]["video_count"] == 2 and listing["limit"] == 1
+
+
+def test_cancel_between_steps_ends_the_job_at_once(container, media, receiver):
+    # the orchestration may be stopped between two steps (a cancelled Workflows execution): the job
+    # must not stay processing, and nothing of it may stay in the bucket
+    job, _ = service.submit_create(container, create_body(media, receiver), "alice")
+    steps.run_analyze(container, job.job_id)
+    assert container.blobs.exists(f"outputs/{job.job_id}/beat_map.json")
+    answer = service.cancel(container, job.job_id, "alice")
+    assert answer["status"] == "cancelled" and container.jobs.get(job.job_id).status == "cancelled"
+    assert container.blobs.list(f"outputs/{job.job_id}/") == []
+    assert steps.run_compose(container, job.job_id)["status"] == "cancelled"
+    assert container.blobs.list(f"outputs/{job.job_id}/") == []
+    (event,) = _deliver(container, receiver, 1)
+    assert event["json"]["event"] == "beat_sync.job.cancelled"

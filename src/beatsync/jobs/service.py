@@ -313,22 +313,27 @@ def get_job(c: "Container", job_id: str, owner: str, type: str) -> dict:
 
 
 def cancel(c: "Container", job_id: str, owner: str) -> dict:
+    """Cancel a job: set the flag the running step polls, stop the orchestration, and end the job
+    ``cancelled`` now, removing partial outputs. Whatever compute is still running (a render, an
+    analysis in flight, a Cloud Run job execution) sees the flag or the ended job within a second
+    and stops without writing anything that stays; so even an orchestration stopped between two
+    steps cannot leave the job processing."""
+    from .steps import end
+
     job = _owned(c, job_id, owner)
     if job.terminal:
         raise JobAlreadyEnded(f"job {job_id} already ended {job.status}", details={"status": job.status})
     job = c.jobs.request_cancel(job_id)
     audit("job.cancel", owner=owner, job_id=job_id)
     c.jobs.add_log(job_id, "cancel requested")
-    if job.status == "queued":
-        from .steps import end_job
-
-        job = end_job(c, job_id, "cancelled", error={"code": "cancelled", "message": "cancelled by the caller"})
     try:
         c.orchestrator.cancel(job)
-    except Exception as exc:  # noqa: BLE001 - the flag is set; the running step stops on it
+    except Exception as exc:  # noqa: BLE001 - the flag is set and the job ends below either way
         c.jobs.add_log(job_id, f"orchestrator cancel failed: {exc}", "warning")
-    message = "job cancelled" if job.status == "cancelled" else "cancellation requested; the job stops within seconds"
-    return api.CancelResponse(success=True, message=message, job_id=job_id, status=job.status).model_dump(mode="json")
+    status = end(c, job_id, "cancelled", "cancelled", "cancelled by the caller")["status"]
+    message = "job cancelled" if status == "cancelled" else f"the job ended {status} before it could be cancelled"
+    return api.CancelResponse(success=status == "cancelled", message=message, job_id=job_id,
+                              status=status).model_dump(mode="json")
 
 
 def list_jobs(c: "Container", owner: str, status: str | None, type: str | None, limit: int, offset: int) -> dict:

@@ -232,6 +232,8 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
         beat_map = analyze(audio, job.request["method"], fps=fps, max_duration=c.settings.max_audio_duration,
                            cache=c.blobs)
         c.blobs.put_bytes(beat_map_key, beat_map.to_json().encode(), "application/json")
+        if c.jobs.get(job_id).terminal:  # cancelled (or ended by the orchestrator) meanwhile: leave nothing
+            return _outcome(_cancelled(c, job_id), "analyze", True)
         c.jobs.add_log(job_id, f"analysed: {beat_map.tempo:.1f} BPM, {len(beat_map.beats)} beats, "
                                f"{len(beat_map.sections)} sections ({beat_map.detection_method})")
         if job.type == "analyze":
@@ -357,14 +359,19 @@ def compose_stop(c: "Container", job_id: str, handle: str | None) -> dict:
 
 
 def end(c: "Container", job_id: str, status: str, code: str, message: str) -> dict:
-    """The workflow ends a job it gave up on (unreachable step, crashed too often, deadline):
-    ignored once the job has ended; outputs of a job that did not complete are removed."""
+    """End a job that will not complete (a cancel, or an orchestrator giving up: unreachable step,
+    crashed too often, deadline); ignored once the job has ended. Partial outputs are removed
+    before the job is seen ended (unless a finished render is about to complete it) and again
+    after, so none stays behind a job that did not complete."""
     job = c.jobs.get(job_id)
     if not job.terminal:
-        c.jobs.add_log(job_id, f"ending the job {status}: [{code}] {message}", "error")
+        c.jobs.add_log(job_id, f"ending the job {status}: [{code}] {message}", "error" if status == "failed" else "info")
         prefix = f"outputs/{job_id}/"
-        if not c.blobs.exists(prefix + "result.json"):  # no finished render: remove partial outputs first,
-            for key in c.blobs.list(prefix):            # so the job is never seen ended with debris
+        if not c.blobs.exists(prefix + "result.json"):
+            for key in c.blobs.list(prefix):
                 c.blobs.delete(key)
         job = end_job(c, job_id, status, error={"code": code, "message": message[:2000]})
+        if job.status != "completed":
+            for key in c.blobs.list(prefix):
+                c.blobs.delete(key)
     return state(c, job_id)
