@@ -19,12 +19,13 @@ class ProcessComposeRunner(ComposeRunner):
         self.log_dir = log_dir
 
     def start(self, job_id: str) -> str:
-        out = subprocess.DEVNULL
-        if self.log_dir is not None:
+        cmd = [sys.executable, "-m", "beatsync.cli", "compose-job", job_id]
+        if self.log_dir is None:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        else:
             os.makedirs(self.log_dir, exist_ok=True)
-            out = open(os.path.join(self.log_dir, f"compose-{job_id}.log"), "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "beatsync.cli", "compose-job", job_id], stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+            with open(os.path.join(self.log_dir, f"compose-{job_id}.log"), "ab") as out:  # the child keeps its copy
+                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         handle = f"process/{proc.pid}"
         with self._lock:
             self._procs[handle] = proc

@@ -13,6 +13,7 @@ import os
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..ports import Notifier
@@ -66,10 +67,17 @@ class LocalWebhookNotifier(Notifier):
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
+    @contextmanager
     def _db(self):
+        """One transaction on a connection that is closed afterwards (sqlite3's own context
+        manager commits but leaves the connection open)."""
         db = sqlite3.connect(self.path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            with db:
+                yield db
+        finally:
+            db.close()
 
     def notify(self, url: str, event: dict) -> None:
         body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()

@@ -216,9 +216,7 @@ def _step(request, run_name: str) -> Reply:
     from ..contracts.api import StepRequest
     from ..jobs import service, steps
 
-    body = json_body(request)
-    service._validate("step_request", body)
-    req = StepRequest.model_validate(body)
+    req = service.parse_request("step_request", StepRequest, json_body(request))
     return Reply(200, dict(getattr(steps, run_name)(get_container(), req.job_id)))
 
 
@@ -231,10 +229,13 @@ def step_compose(request) -> Reply:
 
 
 def _control(request) -> dict:
-    body = json_body(request)
+    """A control call's body: a ``job_id`` (checked as in a step request) and the call's own fields."""
+    from ..contracts.api import StepRequest
     from ..jobs import service
 
-    service._validate("step_request", {"job_id": body.get("job_id") if isinstance(body, dict) else None})
+    body = json_body(request)
+    service.parse_request("step_request", StepRequest,
+                          {"job_id": body.get("job_id") if isinstance(body, dict) else None})
     return body
 
 

@@ -64,12 +64,15 @@ class JobAlreadyEnded(BeatsyncError):
 
 # -- helpers ---------------------------------------------------------------------------------------
 
-def _validate(schema: str, body: Any) -> None:
+def parse_request(schema: str, model, body: Any):
+    """``body`` checked against ``schemas/{schema}.schema.json`` (every failing path in the 400's
+    details), then parsed into ``model``."""
     errors = validation_errors(schema, body)
     if errors:
         first = errors[0]
         raise InvalidRequest(f"invalid request: {first['path']}: {first['message']}", code="invalid_request",
                              details={"errors": errors})
+    return model.model_validate(body)
 
 
 def check_input_url(c: "Container", url: str) -> None:
@@ -171,8 +174,7 @@ def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | 
     execution started from the console creates its own job). Returns ``(job, created)``."""
     from ..editing.presets import resolve_config
 
-    _validate("create_request", body)
-    req = api.CreateRequest.model_validate(body)
+    req = parse_request("create_request", api.CreateRequest, body)
     if len(req.video_urls) > c.settings.max_clips:
         raise InvalidRequest(f"{len(req.video_urls)} clips; at most {c.settings.max_clips}", code="too_many_clips")
     overrides = req.config.model_dump(exclude_none=True) if req.config else {}
@@ -205,15 +207,13 @@ def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str |
             raise TooLarge(f"audio_file is {len(data)} bytes; the limit is {c.settings.max_input_bytes}")
         digest = hashlib.sha256(data).hexdigest()
         key = f"inputs/uploads/{digest}{_ext(filename)}"
-        _validate("analyze_request", {**body, "audio_url": "https://upload.invalid/"})
-        req = api.AnalyzeRequest.model_validate({**body, "audio_url": "https://upload.invalid/"})
+        req = parse_request("analyze_request", api.AnalyzeRequest, {**body, "audio_url": "https://upload.invalid/"})
         if not c.blobs.exists(key):
             c.blobs.put_bytes(key, data)
         request = {"audio_url": None, "audio_key": key, "upload_name": filename[:200], "upload_sha256": digest,
                    "method": req.method or c.settings.analysis_method, "fps": req.fps}
     else:
-        _validate("analyze_request", body)
-        req = api.AnalyzeRequest.model_validate(body)
+        req = parse_request("analyze_request", api.AnalyzeRequest, body)
         check_input_url(c, req.audio_url)
         request = {"audio_url": req.audio_url, "audio_key": None, "method": req.method or c.settings.analysis_method,
                    "fps": req.fps}
