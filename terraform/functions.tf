@@ -88,9 +88,7 @@ resource "google_cloudfunctions2_function" "status" {
     ingress_settings                 = "ALLOW_ALL"
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.this["status"].email
-    environment_variables = merge(local.function_env, {
-      BEATSYNC_TASKS_SERVICE_ACCOUNT = google_service_account.this["tasks"].email
-    })
+    environment_variables            = merge(local.enqueuer_env, { LOG_EXECUTION_ID = "true" })
 
     secret_environment_variables {
       key        = "BEATSYNC_WEBHOOK_SECRET"

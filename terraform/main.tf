@@ -44,6 +44,11 @@ locals {
     BEATSYNC_JOB_TTL_DAYS         = tostring(var.job_ttl_days)
   }
 
+  # components that end jobs queue webhooks, whose tasks carry the tasks account's OIDC identity
+  enqueuer_env = merge(local.common_env, {
+    BEATSYNC_TASKS_SERVICE_ACCOUNT = google_service_account.this["tasks"].email
+  })
+
   workflow_name = var.name_prefix
 }
 

@@ -33,16 +33,11 @@ resource "google_cloud_run_v2_service" "analyze" {
       }
 
       dynamic "env" {
-        for_each = local.common_env
+        for_each = local.enqueuer_env
         content {
           name  = env.key
           value = env.value
         }
-      }
-
-      env {
-        name  = "BEATSYNC_TASKS_SERVICE_ACCOUNT"
-        value = google_service_account.this["tasks"].email
       }
 
       env {
@@ -109,16 +104,11 @@ resource "google_cloud_run_v2_job" "compose" {
         }
 
         dynamic "env" {
-          for_each = local.common_env
+          for_each = local.enqueuer_env
           content {
             name  = env.key
             value = env.value
           }
-        }
-
-        env {
-          name  = "BEATSYNC_TASKS_SERVICE_ACCOUNT"
-          value = google_service_account.this["tasks"].email
         }
 
         env {

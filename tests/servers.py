@@ -13,6 +13,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+
+from tests.emulators import free_port, stop_process
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -144,7 +146,7 @@ class Serve:
     """One `beatsync serve` process on a data folder; restartable."""
 
     def __init__(self, data: Path, env: dict):
-        self.data, self.env, self.port = data, env, _free_port()
+        self.data, self.env, self.port = data, env, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
         self.start()
@@ -170,21 +172,7 @@ class Serve:
 
     def stop(self):
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill9()
+            stop_process(self.proc, grace=15)
 
     def job(self, job_id):
         return httpx.get(f"{self.url}{API}/create/{job_id}", timeout=10).json()
-
-
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

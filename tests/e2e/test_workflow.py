@@ -28,7 +28,8 @@ from beatsync.jobs import service
 from beatsync.settings import Settings
 from beatsync.signing import SIGNATURE_HEADER, verify_event
 from tests.conftest import ROOT
-from tests.emulators import _emulator_tool, _wait_http, fake_gcs, firestore_emulator, free_port, tasks_emulator  # noqa: F401
+from tests.emulators import (  # noqa: F401
+    _emulator_tool, _wait_http, fake_gcs, firestore_emulator, free_port, stop_process, tasks_emulator)
 from tests.servers import Server, media_server, wait_for, webhook_receiver
 from tests.suites.service import RecordingOrchestrator
 
@@ -83,17 +84,6 @@ def _start(cmd, env, log: Path, url: str):
     return proc
 
 
-def _stop(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, firestore_emulator, fake_gcs, tasks_emulator):  # noqa: F811
     tmp = tmp_path_factory.mktemp("wf")
@@ -144,8 +134,8 @@ def stack(tmp_path_factory, firestore_emulator, fake_gcs, tasks_emulator):  # no
                             orchestrator=RecordingOrchestrator())
     s.workflows_log = tmp / "workflows.log"
     yield s
-    _stop(workflows)
-    _stop(analyze)
+    stop_process(workflows)
+    stop_process(analyze)
     proxy.server.close()
     media.close()
     receiver.close()
