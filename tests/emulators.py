@@ -114,10 +114,10 @@ EMULATOR_BIN = Path(__file__).resolve().parents[1] / ".venv-emulators" / "bin"
 
 def _emulator_tool(name: str) -> str:
     """Tools with dependency pins that clash with the service's (protobuf < 5, fastapi 0.111) live in
-    their own virtualenv, made by scripts/setup."""
+    their own virtualenv, made by scripts/test."""
     path = EMULATOR_BIN / name
     if not path.exists():
-        pytest.skip(f"{name} not installed; run scripts/setup")
+        pytest.skip(f"{name} not installed; run scripts/test")
     return str(path)
 
 

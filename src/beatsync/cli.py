@@ -1,9 +1,10 @@
-"""``beatsync`` command line: analyze (and, as they land, make / serve)."""
+"""``beatsync`` command line: analyze, make, serve, warmup, compose-job."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -57,19 +58,56 @@ def cmd_analyze(args) -> int:
     return 0
 
 
-class ProgressBar:
-    def __init__(self, stream=sys.stderr, width: int = 30):
-        self.stream, self.width, self.last = stream, width, None
+class Progress:
+    """Progress of ``beatsync make`` on stderr: a tqdm bar where a terminal is attached, plain lines
+    (one per step, and every 10 %) when stderr is piped or redirected."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.bar = None
+        if self.stream.isatty():
+            import shutil
+
+            from tqdm import tqdm
+
+            size = shutil.get_terminal_size((80, 24))  # a fresh pty may report 0 x 0: tqdm then draws nothing
+            self.bar = tqdm(total=100, file=self.stream, ncols=min(size.columns or 80, 100), nrows=size.lines or 24,
+                            bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}")
+        self.step, self.tenth = None, -1
 
     def __call__(self, pct: float, step: str) -> None:
-        filled = int(self.width * pct / 100)
-        line = f"\r[{'#' * filled}{'.' * (self.width - filled)}] {pct:5.1f}% {step:<8}"
-        if line != self.last:
-            self.stream.write(line)
+        if self.bar is not None:
+            self.bar.set_description_str(f"{step:<8}", refresh=False)
+            self.bar.update(max(0.0, pct - self.bar.n))
+            return
+        tenth = int(pct // 10)
+        if step != self.step or tenth != self.tenth:
+            self.stream.write(f"progress {pct:5.1f}% {step}\n")
             self.stream.flush()
-            self.last = line
-        if pct >= 100:
-            self.stream.write("\n")
+            self.step, self.tenth = step, tenth
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _first_run_note() -> None:
+    """One line when librosa's kernels have not been compiled on this machine yet (about 45 s once)."""
+    from .settings import Settings
+
+    folder = Path(os.environ.get("NUMBA_CACHE_DIR") or Settings.from_env().cache_dir / "numba")
+    if not (folder.is_dir() and any(folder.rglob("*.nbi"))):
+        print("note: first run on this machine: compiling the analysis kernels (about 45 s, once; "
+              "`beatsync warmup` does it ahead)", file=sys.stderr, flush=True)
+
+
+def _check_inputs(args) -> None:
+    from .errors import InvalidRequest
+
+    for path in (args.song, *args.clips):
+        if not os.path.isfile(path):
+            raise InvalidRequest(f"{path}: no such file", code="file_not_found")
 
 
 def cmd_make(args) -> int:
@@ -78,20 +116,23 @@ def cmd_make(args) -> int:
     from .settings import Settings
 
     settings = Settings.from_env()
+    _check_inputs(args)
     overrides = {
         "sync_mode": args.sync_mode, "strength_threshold": args.strength_threshold,
         "transition_style": args.transition, "transition_duration": args.transition_duration,
-        "output_resolution": args.resolution, "output_fps": args.fps, "output_format": args.format,
+        "output_resolution": args.resolution, "output_fps": args.fps, "output_format": output_format(args),
         "fit": args.fit, "preview_only": True if args.preview else None, "preview_duration": args.preview_duration,
     }
-    out = args.output
-    if args.format is None and out.lower().endswith(".webm"):
-        overrides["output_format"] = "webm"
-    config = resolve_config(args.preset, overrides)
-    result = make_video(
-        args.song, args.clips, out, config, method=args.method or settings.analysis_method,
-        cache=_cache_store(args), max_audio_duration=settings.max_audio_duration, progress=ProgressBar(),
-    )
+    config = resolve_config(args.preset, overrides, names=CONFIG_FLAGS)
+    _first_run_note()
+    progress = Progress()
+    try:
+        result = make_video(
+            args.song, args.clips, args.output, config, method=args.method or settings.analysis_method,
+            cache=_cache_store(args), max_audio_duration=settings.max_audio_duration, progress=progress,
+        )
+    finally:
+        progress.close()
     if args.edl:
         Path(args.edl).write_text(result.edl.to_json())
     bm = result.beat_map
@@ -101,6 +142,37 @@ def cmd_make(args) -> int:
     print(f"beside it: {os.path.basename(result.thumbnail)}, {os.path.basename(result.edl_path)}, "
           f"{os.path.basename(result.beat_map_path)}")
     return 0
+
+
+#: ``beatsync make`` flag for each edit-config field, so errors name what the user typed
+CONFIG_FLAGS = {
+    "sync_mode": "--sync-mode", "strength_threshold": "--strength-threshold", "transition_style": "--transition",
+    "transition_duration": "--transition-duration", "output_resolution": "--resolution", "output_fps": "--fps",
+    "output_format": "--format", "fit": "--fit", "preview_duration": "--preview-duration",
+}
+
+
+def output_format(args) -> str:
+    """The container the output's extension names; ``--format`` may only agree with it."""
+    from .contracts.edit import OUTPUT_FORMATS
+    from .errors import InvalidRequest
+
+    ext = os.path.splitext(args.output)[1].lower().lstrip(".")
+    if ext not in OUTPUT_FORMATS:
+        raise InvalidRequest(f"-o {args.output}: the extension must be one of "
+                             f"{', '.join('.' + f for f in OUTPUT_FORMATS)} (it decides the format)",
+                             code="invalid_output")
+    if args.format is not None and args.format != ext:
+        raise InvalidRequest(f"--format {args.format} does not match -o {args.output} (.{ext}); drop --format or "
+                             f"change the extension", code="invalid_output")
+    return ext
+
+
+def _resolution(text: str) -> str:
+    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text}: expected WIDTHxHEIGHT, e.g. 1920x1080")
+    return f"{int(m[1])}x{int(m[2])}"
 
 
 def cmd_warmup(args) -> int:
@@ -186,45 +258,81 @@ def cmd_compose_job(args) -> int:
     return 0
 
 
+def _choices(field: str) -> tuple[str, ...]:
+    """The allowed values of an edit-config field, read from the model (one list per choice)."""
+    from typing import get_args
+
+    from .contracts import EditConfig
+
+    return get_args(EditConfig.model_fields[field].annotation)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from typing import get_args
+
+    from .contracts import EditConfig
+    from .contracts.beat_map import Method
+    from .editing.presets import DEFAULT_PRESET, PRESETS
+
+    from .settings import Settings
+
+    methods = get_args(Method)
+    method_help = f"beat tracker (default: $BEATSYNC_ANALYSIS_METHOD, else {Settings.analysis_method})"
+    defaults = {name: f.default for name, f in EditConfig.model_fields.items()}
+    preset_cfg = PRESETS[DEFAULT_PRESET]["config"]
+
+    def dflt(field: str) -> str:
+        value = preset_cfg.get(field, defaults[field])
+        return f"default: the preset's ({DEFAULT_PRESET}: {value})" if field in preset_cfg else f"default: {value}"
+
     p = argparse.ArgumentParser(prog="beatsync", description="Cut a music video on the beat.")
+    p.add_argument("--version", action="version", version=f"beatsync {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("analyze", help="analyse a song: tempo, beats, downbeats, sections")
     a.add_argument("audio", help="audio file (wav, mp3, m4a, ogg, opus, flac) or a video with sound")
-    a.add_argument("--method", choices=("librosa", "madmom", "hybrid"), default=None,
-                   help="default: BEATSYNC_ANALYSIS_METHOD, else hybrid")
-    a.add_argument("--fps", type=float, default=30.0, help="video frame rate for beat frame numbers")
-    a.add_argument("--json", metavar="OUT.json", help="write the beat map JSON here")
-    a.add_argument("--plot", metavar="OUT.png", help="draw waveform, onsets, beats and sections")
-    a.add_argument("--no-cache", action="store_true", help="do not read or write the beat-map cache")
+    a.add_argument("--method", choices=methods, default=None, help=method_help)
+    a.add_argument("--fps", type=float, default=30.0, help="video frame rate for beat frame numbers (default: 30)")
+    a.add_argument("--json", metavar="OUT.json", help="write the beat map JSON here (default: not written)")
+    a.add_argument("--plot", metavar="OUT.png", help="draw waveform, onsets, beats and sections (default: no plot)")
+    a.add_argument("--no-cache", action="store_true", help="do not read or write the beat-map cache (default: cache "
+                   "in $BEATSYNC_CACHE_DIR)")
     a.set_defaults(func=cmd_analyze)
-    m = sub.add_parser("make", help="cut a music video: SONG CLIP [CLIP...] -o OUT")
-    m.add_argument("song")
-    m.add_argument("clips", nargs="+", metavar="CLIP")
-    m.add_argument("-o", "--output", required=True, help="output video (.mp4 or .webm)")
-    m.add_argument("--preset", choices=("music_video", "fast_cuts", "cinematic"))
-    m.add_argument("--sync-mode", choices=("every_beat", "every_other", "strong_beats", "downbeats"))
-    m.add_argument("--strength-threshold", type=float)
-    m.add_argument("--transition", choices=("cut", "fade", "zoom", "flash", "glitch", "slide"))
-    m.add_argument("--transition-duration", type=float, metavar="S")
-    m.add_argument("--resolution", metavar="WxH")
-    m.add_argument("--fps", type=int)
-    m.add_argument("--format", choices=("mp4", "webm"))
-    m.add_argument("--fit", choices=("fill", "letterbox"))
-    m.add_argument("--preview", action="store_true", help="render only the most energetic window")
-    m.add_argument("--preview-duration", type=float, metavar="S")
-    m.add_argument("--method", choices=("librosa", "madmom", "hybrid"), default=None)
-    m.add_argument("--edl", metavar="OUT.json", help="also write the edit decision list here")
-    m.add_argument("--no-cache", action="store_true")
+    m = sub.add_parser("make", help="cut a music video: SONG CLIP [CLIP...] -o OUT",
+                       description=f"Cut a music video. With no flags the edit is the {DEFAULT_PRESET!r} preset; "
+                                   "any flag overrides that one setting of the preset.")
+    m.add_argument("song", help="the soundtrack (any audio FFmpeg reads)")
+    m.add_argument("clips", nargs="+", metavar="CLIP", help="video clips (any video FFmpeg reads)")
+    m.add_argument("-o", "--output", required=True,
+                   help="output video; its extension (.mp4 or .webm) decides the format. Beside it: "
+                        "NAME.thumbnail.jpg, NAME.edl.json, NAME.beat_map.json")
+    m.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
+                   help=f"named edit (default: {DEFAULT_PRESET})")
+    m.add_argument("--sync-mode", choices=_choices("sync_mode"), help=dflt("sync_mode"))
+    m.add_argument("--strength-threshold", type=float, metavar="X", help=dflt("strength_threshold"))
+    m.add_argument("--transition", choices=_choices("transition_style"), help=dflt("transition_style"))
+    m.add_argument("--transition-duration", type=float, metavar="S", help=dflt("transition_duration"))
+    m.add_argument("--resolution", metavar="WxH", type=_resolution, help=dflt("output_resolution"))
+    m.add_argument("--fps", type=int, help=dflt("output_fps"))
+    m.add_argument("--format", choices=_choices("output_format"),
+                   help="default: the output's extension (must agree with it)")
+    m.add_argument("--fit", choices=_choices("fit"), help=dflt("fit"))
+    m.add_argument("--preview", action="store_true", help="render only the most energetic window (default: the "
+                   "whole song)")
+    m.add_argument("--preview-duration", type=float, metavar="S", help=dflt("preview_duration"))
+    m.add_argument("--method", choices=methods, default=None, help=method_help)
+    m.add_argument("--edl", metavar="OUT.json", help="also write the edit decision list here (default: only "
+                   "NAME.edl.json beside the video)")
+    m.add_argument("--no-cache", action="store_true", help="do not read or write the beat-map cache (default: cache "
+                   "in $BEATSYNC_CACHE_DIR)")
     m.set_defaults(func=cmd_make)
     w = sub.add_parser("warmup", help="compile and cache the analysis kernels (for images and CI)")
     w.set_defaults(func=cmd_warmup)
     v = sub.add_parser("serve", help="run the HTTP API and the job workers on one machine")
-    v.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    v.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)), help="default $PORT or 8080")
+    v.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    v.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)), help="default: $PORT, else 8080")
     v.set_defaults(func=cmd_serve)
     j = sub.add_parser("compose-job", help="run the compose step of one job (the Cloud Run job's entry point)")
-    j.add_argument("job_id")
+    j.add_argument("job_id", help="the job to compose")
     j.set_defaults(func=cmd_compose_job)
     return p
 

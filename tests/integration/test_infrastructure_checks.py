@@ -19,7 +19,7 @@ CHECKS = ROOT / ".venv-checks" / "bin"
 def _tool(name: str) -> str:
     path = CHECKS / name
     if not path.exists():
-        pytest.skip(f"{name} not installed; run scripts/setup")
+        pytest.skip(f"{name} not installed; run scripts/test")
     return str(path)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import av
@@ -105,11 +107,11 @@ def test_output_probes_as_planned(song, colour_clips, tmp_path):
     assert p.fps == pytest.approx(25)
     assert p.duration == pytest.approx(result.edl.total_frames / 25, abs=0.05)
     assert p.codec == "h264" and p.has_audio
-    assert (tmp_path / "thumbnail.jpg").stat().st_size > 500
-    assert (tmp_path / "edl.json").exists() and (tmp_path / "beat_map.json").exists()
+    assert result.thumbnail == str(tmp_path / "v.thumbnail.jpg") and os.path.getsize(result.thumbnail) > 500
+    assert (tmp_path / "v.edl.json").exists() and (tmp_path / "v.beat_map.json").exists()
     from PIL import Image
 
-    thumb = np.asarray(Image.open(tmp_path / "thumbnail.jpg"))
+    thumb = np.asarray(Image.open(result.thumbnail))
     assert thumb.shape[:2] == (180, 320) and thumb.mean() > 20  # not a black frame
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field
 
@@ -9,6 +9,8 @@ from ._base import Model as _Model
 SyncMode = Literal["every_beat", "every_other", "strong_beats", "downbeats"]
 TransitionStyle = Literal["cut", "fade", "zoom", "flash", "glitch", "slide"]
 TRANSITIONS: tuple[str, ...] = ("cut", "fade", "zoom", "flash", "glitch", "slide")
+OutputFormat = Literal["mp4", "webm"]
+OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
 
 
 class EditConfig(_Model):
@@ -18,7 +20,7 @@ class EditConfig(_Model):
     transition_duration: float = Field(0.0, ge=0, le=2)
     output_resolution: str = Field("1920x1080", pattern=r"^[1-9][0-9]{1,3}x[1-9][0-9]{1,3}$")
     output_fps: int = Field(30, ge=15, le=60)
-    output_format: Literal["mp4", "webm"] = "mp4"
+    output_format: OutputFormat = "mp4"
     fit: Literal["fill", "letterbox"] = "fill"
     preview_only: bool = False
     preview_duration: float = Field(30.0, ge=5, le=120)

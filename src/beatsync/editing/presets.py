@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..contracts import EditConfig
+from ..contracts import EditConfig, describe_validation_error
 from ..errors import InvalidRequest
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -28,9 +28,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+#: the edit used when a caller names no preset (the CLI's default, stated in its help)
+DEFAULT_PRESET = "music_video"
 
-def resolve_config(preset: str | None = None, overrides: dict[str, Any] | None = None) -> EditConfig:
-    """The preset's config (or the defaults) with ``overrides`` applied and validated."""
+
+def resolve_config(preset: str | None = None, overrides: dict[str, Any] | None = None, *,
+                   names: dict[str, str] | None = None) -> EditConfig:
+    """The preset's config (or the defaults) with ``overrides`` applied and validated. ``names`` maps a
+    config field to what the caller calls it (a CLI flag) in error messages."""
     values: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
@@ -40,4 +45,4 @@ def resolve_config(preset: str | None = None, overrides: dict[str, Any] | None =
     try:
         return EditConfig(**values)
     except ValueError as exc:  # pydantic.ValidationError
-        raise InvalidRequest(f"invalid edit config: {exc}", code="invalid_config") from None
+        raise InvalidRequest(describe_validation_error(exc, names), code="invalid_config") from None

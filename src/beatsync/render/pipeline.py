@@ -27,6 +27,14 @@ class MakeResult:
     decoded_frames: int
 
 
+def side_files(out_path: str) -> tuple[str, str, str]:
+    """Thumbnail, EDL and beat-map paths that belong to one video: ``out/a.mp4`` ->
+    ``out/a.thumbnail.jpg``, ``out/a.edl.json``, ``out/a.beat_map.json`` (two videos in one folder
+    keep their own)."""
+    stem = os.path.splitext(os.path.abspath(out_path))[0]
+    return f"{stem}.thumbnail.jpg", f"{stem}.edl.json", f"{stem}.beat_map.json"
+
+
 def make_video(
     song: str,
     clips: list[str],
@@ -63,15 +71,12 @@ def make_video(
     infos = [ClipInfo(i, os.path.basename(p.path), p.duration, m, p.keyframes)
              for i, (p, m) in enumerate(zip(probes, normalise(profiles)))]
     edl = plan(beat_map, infos, config)
-    folder = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(folder, exist_ok=True)
-    thumbnail = os.path.join(folder, "thumbnail.jpg")
+    thumbnail, edl_path, bm_path = side_files(out_path)
+    os.makedirs(os.path.dirname(thumbnail), exist_ok=True)
     result = render(
         edl, probes, song, out_path, thumbnail_path=thumbnail, should_stop=should_stop, preset=preset,
         progress=lambda pct, step: report(25.0 + 0.75 * pct, step),
     )
-    edl_path = os.path.join(folder, "edl.json")
-    bm_path = os.path.join(folder, "beat_map.json")
     with open(edl_path, "w") as fh:
         fh.write(edl.to_json())
     with open(bm_path, "w") as fh:
