@@ -12,6 +12,9 @@ class BeatsyncError(Exception):
 
     code: str = "internal_error"
     http_status: int = 500
+    #: what an HTTP client is told instead of ``message`` (None: the message itself); errors that are
+    #: the operator's business (misconfiguration) keep their details for the server log only
+    public_message: str | None = None
 
     def __init__(self, message: str, *, code: str | None = None, details: dict | None = None):
         super().__init__(message)
@@ -80,3 +83,19 @@ class StoreUnavailable(BeatsyncError):
 class NotFound(BeatsyncError):
     code = "not_found"
     http_status = 404
+
+
+class Misconfigured(BeatsyncError):
+    """The server's own settings are wrong: the operator's fault, not the caller's. Clients get a
+    generic 500; the message (which names the setting) goes to the log and the CLI."""
+
+    code = "server_misconfigured"
+    http_status = 500
+    public_message = "the server is misconfigured; the operator has been told"
+
+
+class AuthUnavailable(BeatsyncError):
+    """Callers cannot be verified right now (the token-signing certificates are unreachable): retry."""
+
+    code = "auth_unavailable"
+    http_status = 503

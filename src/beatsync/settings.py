@@ -124,32 +124,32 @@ class Settings:
                 try:
                     values[f.name] = (float if f.type == "float" else int)(values[f.name])
                 except ValueError:
-                    from .errors import InvalidRequest
+                    from .errors import Misconfigured
 
-                    raise InvalidRequest(f"BEATSYNC_{f.name.upper()} must be a number, not {values[f.name]!r}",
-                                         code="invalid_setting") from None
+                    raise Misconfigured(f"BEATSYNC_{f.name.upper()} must be a number, not {values[f.name]!r}",
+                                        code="invalid_setting") from None
         settings = cls(**values)
         settings.validate()
         return settings
 
     def validate(self) -> None:
-        from .errors import InvalidRequest
+        from .errors import Misconfigured as InvalidSetting
 
         if self.blob_store not in ("local", "gcs"):
-            raise InvalidRequest(f"BEATSYNC_BLOB_STORE must be local or gcs, not {self.blob_store!r}", code="invalid_setting")
+            raise InvalidSetting(f"BEATSYNC_BLOB_STORE must be local or gcs, not {self.blob_store!r}", code="invalid_setting")
         if self.blob_store == "gcs" and not self.bucket:
-            raise InvalidRequest("BEATSYNC_BUCKET is required when BEATSYNC_BLOB_STORE=gcs", code="invalid_setting")
+            raise InvalidSetting("BEATSYNC_BUCKET is required when BEATSYNC_BLOB_STORE=gcs", code="invalid_setting")
         for name, allowed in (("orchestrator", ("local", "workflows")), ("notifier", ("local", "cloud_tasks")),
                               ("compose_runner", ("process", "cloud_run_job"))):
             if getattr(self, name) not in allowed:
-                raise InvalidRequest(f"BEATSYNC_{name.upper()} must be one of {', '.join(allowed)}, not "
+                raise InvalidSetting(f"BEATSYNC_{name.upper()} must be one of {', '.join(allowed)}, not "
                                      f"{getattr(self, name)!r}", code="invalid_setting")
         for name in ("max_input_bytes", "max_clips", "url_ttl", "workers", "fetch_timeout",
                      "max_submissions_per_minute", "max_active_jobs", "max_clip_pixels"):
             if getattr(self, name) <= 0:
-                raise InvalidRequest(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")
+                raise InvalidSetting(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")
         if self.job_store not in ("sqlite", "firestore"):
-            raise InvalidRequest(f"BEATSYNC_JOB_STORE must be sqlite or firestore, not {self.job_store!r}",
+            raise InvalidSetting(f"BEATSYNC_JOB_STORE must be sqlite or firestore, not {self.job_store!r}",
                                  code="invalid_setting")
 
     @property

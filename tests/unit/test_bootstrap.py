@@ -5,7 +5,7 @@ from beatsync.adapters.gcs import GcsBlobStore
 from beatsync.adapters.local_fs import LocalBlobStore
 from beatsync.adapters.sqlite_jobs import SqliteJobStore
 from beatsync.bootstrap import bootstrap
-from beatsync.errors import InvalidRequest
+from beatsync.errors import Misconfigured
 from beatsync.settings import Settings
 
 
@@ -27,9 +27,9 @@ def test_environment_selects_cloud_adapters_without_contacting_them(tmp_path):
 def test_argument_beats_environment_and_bad_settings_are_errors(tmp_path):
     s = Settings.from_env({"BEATSYNC_JOB_STORE": "firestore"}, job_store="sqlite", data_dir=tmp_path)
     assert s.job_store == "sqlite"
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(Misconfigured):
         Settings.from_env({"BEATSYNC_BLOB_STORE": "gcs"})
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(Misconfigured):
         Settings.from_env({"BEATSYNC_JOB_STORE": "postgres"})
 
 
@@ -49,9 +49,9 @@ def test_orchestrator_and_notifier_follow_the_settings(tmp_path):
     assert c.orchestrator.workflow_path == "projects/p/locations/europe-west1/workflows/wf"
     assert isinstance(c.notifier, CloudTasksNotifier) and c.notifier.secret == b"s3cret"
     assert "client" not in vars(c.orchestrator) and "client" not in vars(c.notifier)
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(Misconfigured):
         Settings.from_env({"BEATSYNC_ORCHESTRATOR": "celery"})
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(Misconfigured):
         Settings.from_env({"BEATSYNC_MAX_CLIPS": "many"})
 
 

@@ -255,7 +255,10 @@ def control_compose_start(request) -> Reply:
     from ..jobs import steps
 
     body = _control(request)
-    return Reply(200, steps.compose_start(get_container(), body["job_id"], int(body.get("attempt", 1))))
+    attempt = body.get("attempt", 1)
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= 100:
+        raise InvalidRequest("attempt: expected an integer from 1 to 100", code="invalid_request")
+    return Reply(200, steps.compose_start(get_container(), body["job_id"], attempt))
 
 
 def control_compose_poll(request) -> Reply:
@@ -389,7 +392,7 @@ def dispatch(request, groups: tuple[str, ...] = GROUPS):
             return _json_response(reply.status, reply.body, reply.headers)
         except BeatsyncError as exc:
             if exc.http_status >= 500:
-                log.warning("%s %s: %s", request.method, path, exc)
+                log.warning("%s %s: %s %s", request.method, path, exc, exc.details or "")
             headers = {"Retry-After": str(exc.details.get("retry_after", 5))} if exc.http_status in (429, 503) else None
             return _json_response(exc.http_status, {"error": _error_doc(exc)}, headers)
         except Exception as exc:  # noqa: BLE001 - a bug: log it, answer a clean 500
@@ -407,6 +410,8 @@ def dispatch(request, groups: tuple[str, ...] = GROUPS):
 
 
 def _error_doc(exc: BeatsyncError) -> dict:
+    if exc.public_message is not None:  # the operator's business: the details stay in the log
+        return {"code": exc.code, "message": exc.public_message, "details": None}
     details = {k: v for k, v in exc.details.items() if k != "retry_after"} if exc.details else {}
     return {"code": exc.code, "message": exc.message,
             "details": json.loads(json.dumps(details, default=str)) if details else None}

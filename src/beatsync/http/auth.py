@@ -19,7 +19,7 @@ import hmac
 import threading
 import time
 
-from ..errors import BeatsyncError
+from ..errors import AuthUnavailable, BeatsyncError
 
 ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 CERTS_TTL = 3600.0
@@ -63,8 +63,8 @@ def _verify_id_token(token: str, settings) -> str:
     except (ValueError, exceptions.GoogleAuthError) as exc:
         raise Unauthenticated(f"invalid ID token: {exc}") from None
     except OSError:
-        raise BeatsyncError("cannot fetch the token-signing certificates; try again", code="auth_unavailable",
-                            details={"retry_after": 5}) from None
+        raise AuthUnavailable("cannot fetch the token-signing certificates; try again",
+                              details={"retry_after": 5}) from None
     if claims.get("iss") not in ISSUERS:
         raise Unauthenticated("ID token not issued by Google")
     email = claims.get("email")
