@@ -1,4 +1,4 @@
-"""HTTP contract of ``/api/v1/beat-sync/...`` (mirrors ``schemas/api/*.schema.json``)."""
+"""HTTP contract of ``/api/v1/beat-sync/...`` (mirrors the request and response files in ``schemas/``)."""
 
 from __future__ import annotations
 

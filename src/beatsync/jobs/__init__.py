@@ -1,5 +1,5 @@
-"""Jobs: the model, its legal status changes, and (to come) the service functions.
-Import-light: no numpy / librosa / av."""
+"""Jobs: the model and its legal status changes (``model``), the service behind the routes
+(``service``) and the steps the orchestrators run (``steps``). Import-light: no numpy / librosa / av."""
 
 from .model import TERMINAL, IllegalTransition, Job, JobError, JobStatus, new_job
 
