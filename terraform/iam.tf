@@ -37,6 +37,17 @@ locals {
     compose = "roles/storage.objectUser"
   }
 
+  # cancel (status) removes a cancelled job's partial outputs: object writes under outputs/ only
+  conditional_bucket_roles = {
+    status-outputs = {
+      sa        = "status"
+      role      = "roles/storage.objectUser"
+      prefix    = "outputs/"
+      title     = "outputs-only"
+      rationale = "cancel deletes outputs/JOB_ID/*"
+    }
+  }
+
   # components that sign URLs without a key file sign through IAM signBlob on themselves
   url_signers = toset(["status", "analyze", "compose"])
   # components that end jobs, and so queue webhooks
@@ -127,13 +138,16 @@ resource "google_service_account_iam_member" "analyze_acts_as_compose" {
   member             = "serviceAccount:${google_service_account.this["analyze"].email}"
 }
 
-# the platform's callers of the public functions
-resource "google_cloud_run_service_iam_member" "invokers" {
-  for_each = { for pair in setproduct(["submit", "status"], var.invoker_members) : "${pair[0]}|${pair[1]}" => pair }
+resource "google_storage_bucket_iam_member" "media_prefix" {
+  for_each = local.conditional_bucket_roles
 
-  project  = var.project_id
-  location = var.region
-  service  = each.value[0] == "submit" ? google_cloudfunctions2_function.submit.name : google_cloudfunctions2_function.status.name
-  role     = "roles/run.invoker"
-  member   = each.value[1]
+  bucket = google_storage_bucket.media.name
+  role   = each.value.role
+  member = "serviceAccount:${google_service_account.this[each.value.sa].email}"
+
+  condition {
+    title       = each.value.title
+    description = each.value.rationale
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.media.name}/objects/${each.value.prefix}\")"
+  }
 }
