@@ -14,19 +14,17 @@ locals {
 
   # project-level roles, by component
   project_roles = {
-    "submit-datastore"   = { sa = "submit", role = "roles/datastore.user" }
-    "submit-workflows"   = { sa = "submit", role = "roles/workflows.invoker" }
-    "status-datastore"   = { sa = "status", role = "roles/datastore.user" }
-    "status-workflows"   = { sa = "status", role = "roles/workflows.invoker" }
-    "analyze-datastore"  = { sa = "analyze", role = "roles/datastore.user" }
-    "compose-datastore"  = { sa = "compose", role = "roles/datastore.user" }
-    "flow-logging"       = { sa = "flow", role = "roles/logging.logWriter" }
-    "submit-logging"     = { sa = "submit", role = "roles/logging.logWriter" }
-    "status-logging"     = { sa = "status", role = "roles/logging.logWriter" }
-    "analyze-logging"    = { sa = "analyze", role = "roles/logging.logWriter" }
-    "compose-logging"    = { sa = "compose", role = "roles/logging.logWriter" }
-    "analyze-monitoring" = { sa = "analyze", role = "roles/monitoring.metricWriter" }
-    "compose-monitoring" = { sa = "compose", role = "roles/monitoring.metricWriter" }
+    "submit-datastore"  = { sa = "submit", role = "roles/datastore.user" }
+    "submit-workflows"  = { sa = "submit", role = "roles/workflows.invoker" }
+    "status-datastore"  = { sa = "status", role = "roles/datastore.user" }
+    "status-workflows"  = { sa = "status", role = "roles/workflows.invoker" }
+    "analyze-datastore" = { sa = "analyze", role = "roles/datastore.user" }
+    "compose-datastore" = { sa = "compose", role = "roles/datastore.user" }
+    "flow-logging"      = { sa = "flow", role = "roles/logging.logWriter" }
+    "submit-logging"    = { sa = "submit", role = "roles/logging.logWriter" }
+    "status-logging"    = { sa = "status", role = "roles/logging.logWriter" }
+    "analyze-logging"   = { sa = "analyze", role = "roles/logging.logWriter" }
+    "compose-logging"   = { sa = "compose", role = "roles/logging.logWriter" }
   }
 
   # bucket-scoped storage: read+write objects, never bucket IAM or settings
@@ -48,8 +46,9 @@ locals {
     }
   }
 
-  # components that sign URLs without a key file sign through IAM signBlob on themselves
-  url_signers = toset(["status", "analyze", "compose"])
+  # components that sign URLs without a key file sign through IAM signBlob on themselves (status
+  # views completed jobs; compose completes them, and their webhook carries the links)
+  url_signers = toset(["status", "compose"])
   # components that end jobs, and so queue webhooks
   enqueuers = toset(["status", "analyze", "compose"])
 }
