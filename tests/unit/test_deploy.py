@@ -24,6 +24,7 @@ def test_every_public_route_reaches_a_function_that_serves_it():
     ops = openapi_operations()
     assert len(ops) >= 11
     assert _misrouted() == []
+    assert serves(function_groups(route("/openapi.json")), "GET", "/openapi.json")  # served beside the document
     # both functions are used, and the internal routes are not public
     assert {route(p) for _, p in ops} == {"submit", "status"}
     default, rules = route_table()
