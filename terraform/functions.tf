@@ -19,13 +19,12 @@ resource "google_storage_bucket_object" "function_source" {
 }
 
 locals {
-  function_env = merge(local.common_env, {
+  function_env = merge(local.common_env, local.identity_env, {
     LOG_EXECUTION_ID = "true"
   })
 }
 
 resource "google_cloudfunctions2_function" "submit" {
-  # checkov:skip=CKV_GCP_124: the platform's apps call this API over the internet; Cloud Run IAM (invoker_members) guards it
   project     = var.project_id
   name        = local.submit_name
   location    = var.region
@@ -50,17 +49,23 @@ resource "google_cloudfunctions2_function" "submit" {
     available_cpu                    = "1"
     max_instance_request_concurrency = 20
     timeout_seconds                  = 60
-    ingress_settings                 = "ALLOW_ALL"
+    ingress_settings                 = "ALLOW_INTERNAL_AND_GCLB"
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.this["submit"].email
     environment_variables            = local.function_env
+
+    secret_environment_variables {
+      key        = "BEATSYNC_API_KEYS"
+      project_id = var.project_id
+      secret     = google_secret_manager_secret.api_keys.secret_id
+      version    = "latest"
+    }
   }
 
-  depends_on = [google_project_service.this]
+  depends_on = [google_project_service.this, google_secret_manager_secret_iam_member.api_keys]
 }
 
 resource "google_cloudfunctions2_function" "status" {
-  # checkov:skip=CKV_GCP_124: the platform's apps call this API over the internet; Cloud Run IAM (invoker_members) guards it
   project     = var.project_id
   name        = local.status_name
   location    = var.region
@@ -85,10 +90,10 @@ resource "google_cloudfunctions2_function" "status" {
     available_cpu                    = "1"
     max_instance_request_concurrency = 40
     timeout_seconds                  = 60
-    ingress_settings                 = "ALLOW_ALL"
+    ingress_settings                 = "ALLOW_INTERNAL_AND_GCLB"
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.this["status"].email
-    environment_variables            = merge(local.enqueuer_env, { LOG_EXECUTION_ID = "true" })
+    environment_variables            = merge(local.enqueuer_env, local.identity_env, { LOG_EXECUTION_ID = "true" })
 
     secret_environment_variables {
       key        = "BEATSYNC_WEBHOOK_SECRET"
@@ -96,7 +101,14 @@ resource "google_cloudfunctions2_function" "status" {
       secret     = google_secret_manager_secret.webhook.secret_id
       version    = "latest"
     }
+
+    secret_environment_variables {
+      key        = "BEATSYNC_API_KEYS"
+      project_id = var.project_id
+      secret     = google_secret_manager_secret.api_keys.secret_id
+      version    = "latest"
+    }
   }
 
-  depends_on = [google_project_service.this, google_secret_manager_secret_iam_member.webhook_secret]
+  depends_on = [google_project_service.this, google_secret_manager_secret_iam_member.webhook_secret, google_secret_manager_secret_iam_member.api_keys]
 }

@@ -14,19 +14,17 @@ locals {
 
   # project-level roles, by component
   project_roles = {
-    "submit-datastore"   = { sa = "submit", role = "roles/datastore.user" }
-    "submit-workflows"   = { sa = "submit", role = "roles/workflows.invoker" }
-    "status-datastore"   = { sa = "status", role = "roles/datastore.user" }
-    "status-workflows"   = { sa = "status", role = "roles/workflows.invoker" }
-    "analyze-datastore"  = { sa = "analyze", role = "roles/datastore.user" }
-    "compose-datastore"  = { sa = "compose", role = "roles/datastore.user" }
-    "flow-logging"       = { sa = "flow", role = "roles/logging.logWriter" }
-    "submit-logging"     = { sa = "submit", role = "roles/logging.logWriter" }
-    "status-logging"     = { sa = "status", role = "roles/logging.logWriter" }
-    "analyze-logging"    = { sa = "analyze", role = "roles/logging.logWriter" }
-    "compose-logging"    = { sa = "compose", role = "roles/logging.logWriter" }
-    "analyze-monitoring" = { sa = "analyze", role = "roles/monitoring.metricWriter" }
-    "compose-monitoring" = { sa = "compose", role = "roles/monitoring.metricWriter" }
+    "submit-datastore"  = { sa = "submit", role = "roles/datastore.user" }
+    "submit-workflows"  = { sa = "submit", role = "roles/workflows.invoker" }
+    "status-datastore"  = { sa = "status", role = "roles/datastore.user" }
+    "status-workflows"  = { sa = "status", role = "roles/workflows.invoker" }
+    "analyze-datastore" = { sa = "analyze", role = "roles/datastore.user" }
+    "compose-datastore" = { sa = "compose", role = "roles/datastore.user" }
+    "flow-logging"      = { sa = "flow", role = "roles/logging.logWriter" }
+    "submit-logging"    = { sa = "submit", role = "roles/logging.logWriter" }
+    "status-logging"    = { sa = "status", role = "roles/logging.logWriter" }
+    "analyze-logging"   = { sa = "analyze", role = "roles/logging.logWriter" }
+    "compose-logging"   = { sa = "compose", role = "roles/logging.logWriter" }
   }
 
   # bucket-scoped storage: read+write objects, never bucket IAM or settings
@@ -37,8 +35,20 @@ locals {
     compose = "roles/storage.objectUser"
   }
 
-  # components that sign URLs without a key file sign through IAM signBlob on themselves
-  url_signers = toset(["status", "analyze", "compose"])
+  # cancel (status) removes a cancelled job's partial outputs: object writes under outputs/ only
+  conditional_bucket_roles = {
+    status-outputs = {
+      sa        = "status"
+      role      = "roles/storage.objectUser"
+      prefix    = "outputs/"
+      title     = "outputs-only"
+      rationale = "cancel deletes outputs/JOB_ID/*"
+    }
+  }
+
+  # components that sign URLs without a key file sign through IAM signBlob on themselves (status
+  # views completed jobs; compose completes them, and their webhook carries the links)
+  url_signers = toset(["status", "compose"])
   # components that end jobs, and so queue webhooks
   enqueuers = toset(["status", "analyze", "compose"])
 }
@@ -127,13 +137,16 @@ resource "google_service_account_iam_member" "analyze_acts_as_compose" {
   member             = "serviceAccount:${google_service_account.this["analyze"].email}"
 }
 
-# the platform's callers of the public functions
-resource "google_cloud_run_service_iam_member" "invokers" {
-  for_each = { for pair in setproduct(["submit", "status"], var.invoker_members) : "${pair[0]}|${pair[1]}" => pair }
+resource "google_storage_bucket_iam_member" "media_prefix" {
+  for_each = local.conditional_bucket_roles
 
-  project  = var.project_id
-  location = var.region
-  service  = each.value[0] == "submit" ? google_cloudfunctions2_function.submit.name : google_cloudfunctions2_function.status.name
-  role     = "roles/run.invoker"
-  member   = each.value[1]
+  bucket = google_storage_bucket.media.name
+  role   = each.value.role
+  member = "serviceAccount:${google_service_account.this[each.value.sa].email}"
+
+  condition {
+    title       = each.value.title
+    description = each.value.rationale
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.media.name}/objects/${each.value.prefix}\")"
+  }
 }

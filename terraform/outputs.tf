@@ -1,13 +1,3 @@
-output "submit_url" {
-  description = "Base URL of the submit function (POST /api/v1/beat-sync/analyze and /create)."
-  value       = google_cloudfunctions2_function.submit.service_config[0].uri
-}
-
-output "status_url" {
-  description = "Base URL of the status function (status, cancel, jobs, logs, presets, transitions, health)."
-  value       = google_cloudfunctions2_function.status.service_config[0].uri
-}
-
 output "analyze_url" {
   description = "URL of the internal analyze service (called by the workflow only)."
   value       = google_cloud_run_v2_service.analyze.uri

@@ -204,14 +204,54 @@ variable "firestore_collection" {
   }
 }
 
-variable "invoker_members" {
-  description = "IAM members allowed to call the submit and status functions (for example serviceAccount:main-app@PROJECT.iam.gserviceaccount.com)."
+variable "domain" {
+  description = "Domain of the public API (api.example.com): its DNS A record points to api_ip_address; the managed certificate and the ID-token audience use it."
+  type        = string
+
+  validation {
+    condition     = can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.domain))
+    error_message = "domain must be a lowercase DNS name such as api.example.com."
+  }
+}
+
+variable "id_token_callers" {
+  description = "Emails (usually service accounts) whose Google ID tokens with audience api_url may call the API (the seed's Option 2 callers)."
   type        = list(string)
   default     = []
 
   validation {
-    condition     = alltrue([for m in var.invoker_members : can(regex("^(serviceAccount|user|group|domain):", m))]) && !contains(var.invoker_members, "allUsers") && !contains(var.invoker_members, "allAuthenticatedUsers")
-    error_message = "invoker_members must be serviceAccount:, user:, group: or domain: members; never allUsers."
+    condition     = alltrue([for e in var.id_token_callers : can(regex("^[^@,\\s]+@[^@,\\s]+$", e))])
+    error_message = "id_token_callers must be email addresses."
+  }
+}
+
+variable "trusted_callers" {
+  description = "Callers that act for their own end users and may name one with X-Beatsync-User-Id: ID-token emails, or key-<first 16 hex of sha256(KEY)> for an API key."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.trusted_callers : can(regex("^([^@,\\s]+@[^@,\\s]+|google:[^@,\\s]+@[^@,\\s]+|key-[0-9a-f]{16})$", c))])
+    error_message = "trusted_callers entries must be emails, google:EMAIL or key-<16 hex>."
+  }
+}
+
+variable "edge_rate_limit" {
+  description = "Cloud Armor limits at the entry: requests a minute per client (source IP + Authorization), per source IP before a ban, and the ban's length."
+  type = object({
+    requests_per_minute_per_client = number
+    requests_per_minute_per_ip     = number
+    ban_seconds                    = number
+  })
+  default = {
+    requests_per_minute_per_client = 300
+    requests_per_minute_per_ip     = 1200
+    ban_seconds                    = 600
+  }
+
+  validation {
+    condition     = var.edge_rate_limit.requests_per_minute_per_client >= 1 && var.edge_rate_limit.requests_per_minute_per_ip >= var.edge_rate_limit.requests_per_minute_per_client && var.edge_rate_limit.ban_seconds >= 60
+    error_message = "edge_rate_limit needs a positive per-client limit, a per-IP limit at least as large, and a ban of at least 60 s."
   }
 }
 

@@ -96,6 +96,13 @@ class Settings:
     id_token_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     #: if set, only these token emails may call (``BEATSYNC_ALLOWED_CALLERS``, comma-separated)
     allowed_callers: str = ""
+    #: callers that act for their own end users and may name one (``X-Beatsync-User-Id``):
+    #: token emails (or ``google:EMAIL``) and ``key-<16 hex>`` key ids (``BEATSYNC_TRUSTED_CALLERS``)
+    trusted_callers: str = ""
+    #: refuse the API routes (503 ``auth_not_configured``) when neither API keys nor ID-token
+    #: audiences are set, instead of running open (``BEATSYNC_REQUIRE_AUTH``; on by default where
+    #: the platform sets ``K_SERVICE``: Cloud Run and Cloud Functions)
+    require_auth: bool = False
     #: per caller: submissions per minute and unfinished jobs at once (``BEATSYNC_MAX_SUBMISSIONS_PER_MINUTE``,
     #: ``BEATSYNC_MAX_ACTIVE_JOBS``); over either, 429 with Retry-After
     max_submissions_per_minute: int = 30
@@ -117,6 +124,10 @@ class Settings:
         for name, value in overrides.items():
             if value is not None:
                 values[name] = value
+        if "require_auth" not in values and env.get("K_SERVICE"):
+            values["require_auth"] = True  # deployed: never open by omission
+        if isinstance(values.get("require_auth"), str):
+            values["require_auth"] = values["require_auth"].strip().lower() in ("1", "true", "yes", "on")
         values["data_dir"] = Path(values["data_dir"]).expanduser()
         values["cache_dir"] = Path(values["cache_dir"]).expanduser()
         for f in fields(cls):

@@ -175,3 +175,58 @@ def test_creation_cancel_and_output_access_are_audited(setup, capfd):
     actions = [(e["audit"], e.get("job_id")) for e in lines if "audit" in e]
     assert ("job.create", job_id) in actions and ("job.cancel", job_id) in actions and ("job.end", job_id) in actions
     assert all(e["owner"] == "anonymous" for e in lines if e.get("audit") in ("job.create", "job.cancel"))
+
+
+def test_a_deployed_function_without_identity_fails_closed(setup, capfd):
+    setup(require_auth=True)
+    submit, status = _clients()
+    assert status.get("/health").status_code == 200  # the meta routes stay open
+    for r in (submit.post(f"{API}/create", json=BODY), status.get(f"{API}/jobs"), status.get(f"{API}/presets")):
+        assert (r.status_code, r.json["error"]["code"]) == (503, "auth_not_configured")
+    assert '"severity": "CRITICAL"' in capfd.readouterr().err
+    # where the platform sets K_SERVICE (Cloud Run, Cloud Functions), that is the default
+    assert Settings.from_env({"K_SERVICE": "beat-sync-submit"}).require_auth is True
+    assert Settings.from_env({"K_SERVICE": "x", "BEATSYNC_REQUIRE_AUTH": "false"}).require_auth is False
+    assert Settings.from_env({}).require_auth is False  # beatsync serve: open, with its warning
+
+
+def test_two_tokens_do_not_share_quota_or_jobs(setup, google):
+    setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs", max_active_jobs=2,
+          max_submissions_per_minute=100)
+    submit, status = _clients()
+    a, b = auth(google.token(email="a@p.iam.gserviceaccount.com")), auth(google.token(email="b@p.iam.gserviceaccount.com"))
+    assert [submit.post(f"{API}/create", json=BODY, headers=a).status_code for _ in range(3)] == [202, 202, 429]
+    assert submit.post(f"{API}/create", json=BODY, headers=b).status_code == 202
+    assert status.get(f"{API}/jobs", headers=a).json["total"] == 2
+    assert status.get(f"{API}/jobs", headers=b).json["total"] == 1
+
+
+def test_a_trusted_caller_names_its_end_users(setup, google):
+    app, other = "app@p.iam.gserviceaccount.com", "other@p.iam.gserviceaccount.com"
+    setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs", trusted_callers=f"{app},{other}",
+          max_active_jobs=1, max_submissions_per_minute=100)
+    submit, status = _clients()
+
+    def h(email, user=None):
+        return {**auth(google.token(email=email)), **({"X-Beatsync-User-Id": user} if user else {})}
+
+    r = submit.post(f"{API}/create", json=BODY, headers=h(app, "u1"))
+    assert r.status_code == 202
+    job_u1 = r.json["job_id"]
+    # per-user quota within the caller: u1 is at its limit, u2 is not
+    assert submit.post(f"{API}/create", json=BODY, headers=h(app, "u1")).status_code == 429
+    assert submit.post(f"{API}/create", json=BODY, headers=h(app, "u2")).status_code == 202
+    # per-user lists
+    assert [j["job_id"] for j in status.get(f"{API}/jobs", headers=h(app, "u1")).json["jobs"]] == [job_u1]
+    assert status.get(f"{API}/jobs", headers=h(app, "u2")).json["total"] == 1
+    assert status.get(f"{API}/create/{job_u1}", headers=h(app, "u2")).status_code == 404
+    # the caller itself reaches its users' jobs; another caller, even naming the same user, never
+    assert status.get(f"{API}/create/{job_u1}", headers=h(app)).status_code == 200
+    assert status.get(f"{API}/create/{job_u1}", headers=h(other, "u1")).status_code == 404
+    assert status.get(f"{API}/jobs", headers=h(other, "u1")).json["total"] == 0
+    assert status.get(f"{API}/create/{job_u1}", headers=h(other)).status_code == 404
+    # an untrusted caller may not name users; a malformed user id is refused
+    r = status.get(f"{API}/jobs", headers=h("c@p.iam.gserviceaccount.com", "u1"))
+    assert (r.status_code, r.json["error"]["code"]) == (403, "user_not_allowed")
+    r = status.get(f"{API}/jobs", headers=h(app, "a/b"))
+    assert (r.status_code, r.json["error"]["code"]) == (400, "invalid_user_id")

@@ -171,10 +171,13 @@ def test_internal_step_routes_run_the_steps(container, media):
     r = client("analyze").post("/internal/analyze", json={"job_id": job_id})
     assert r.status_code == 200 and r.json["status"] == "processing"
     valid("step_response", r.json)
-    r = client("compose").post("/internal/compose", json={"job_id": job_id})
-    assert r.status_code == 200 and r.json["status"] == "completed"
-    assert client("compose").post("/internal/compose", json={"job_id": "x"}).status_code == 400
-    assert client("compose").post("/internal/analyze", json={"job_id": job_id}).status_code == 404
+    assert client("analyze").post("/internal/analyze", json={"job_id": "x"}).status_code == 400
+    # compose runs as the Cloud Run job (`beatsync compose-job JOB_ID`), not behind an HTTP route
+    assert client("analyze").post("/internal/compose", json={"job_id": job_id}).status_code == 404
+    assert not (ROOT / "functions" / "compose").exists()
+    from beatsync.jobs import steps
+
+    assert steps.run_compose(container, job_id)["status"] == "completed"
 
 
 def test_openapi_document_is_consistent():

@@ -67,12 +67,12 @@ def test_every_variable_is_typed_and_described():
         assert len(spec.get("description", "")) > 10, f"{name} has no description"
     assert variables["region"]["default"] == "asia-southeast1"
     validated = [n for n, s in variables.items() if s.get("validation")]
-    assert {"project_id", "region", "bucket_name", "image_tag", "allowed_hosts", "invoker_members"} <= set(validated)
+    assert {"project_id", "region", "bucket_name", "image_tag", "allowed_hosts", "domain", "id_token_callers"} <= set(validated)
 
 
 def test_every_output_is_described():
     outputs = {k: v for b in blocks("output") for k, v in b.items()}
-    assert {"submit_url", "status_url", "bucket", "workflow_name"} <= set(outputs)
+    assert {"api_url", "bucket", "workflow_name"} <= set(outputs)
     assert all(v.get("description") for v in outputs.values())
 
 
@@ -101,7 +101,10 @@ def test_least_privilege():
     assert not roles & {"roles/owner", "roles/editor", "roles/viewer"}, roles
     assert not any(r in ("roles/storage.admin", "roles/iam.securityAdmin") for r in roles)
     for rtype, name, spec in _members_and_roles():
-        assert "allUsers" not in str(spec.get("member")) and "allAuthenticatedUsers" not in str(spec.get("member"))
+        if "allUsers" in str(spec.get("member")):  # the public functions: behind the load balancer only
+            assert (rtype, name, spec["role"]) == ("google_cloud_run_service_iam_member", "public", "roles/run.invoker")
+            continue
+        assert "allAuthenticatedUsers" not in str(spec.get("member"))
         if "storage" in spec["role"]:
             assert rtype == "google_storage_bucket_iam_member", f"{name}: storage roles are bucket-scoped"
     # every component has its own account

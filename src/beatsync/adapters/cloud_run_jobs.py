@@ -13,6 +13,14 @@ API = "https://run.googleapis.com/v2"
 
 
 class CloudRunJobRunner(ComposeRunner):
+    #: IAM permissions of each operation: executions of the compose job, started with overrides
+    #: (the job id as argument) and so acting as the job's service account.
+    PERMISSIONS = {
+        "start": (("run.jobs.runWithOverrides", "compose_job"), ("iam.serviceAccounts.actAs", "compose_account")),
+        "state": (("run.executions.get", "compose_job"),),
+        "stop": (("run.executions.cancel", "compose_job"),),
+    }
+
     def __init__(self, *, project: str, region: str, job: str, api: str = API, session=None):
         """``session``: a requests-style session (default: an AuthorizedSession with the service
         account's credentials, built on first use)."""

@@ -13,6 +13,12 @@ from ..signing import EVENT_HEADER, SIGNATURE_HEADER, sign_event
 
 
 class CloudTasksNotifier(Notifier):
+    #: IAM permissions of each operation: a task on the queue, carrying (when configured) the
+    #: OIDC identity of the tasks account, which the creator must be able to act as.
+    PERMISSIONS = {
+        "notify": (("cloudtasks.tasks.create", "queue"), ("iam.serviceAccounts.actAs", "tasks_account")),
+    }
+
     def __init__(self, *, project: str, location: str, queue: str, secret: bytes, emulator_host: str | None = None,
                  service_account: str | None = None):
         self.project, self.location, self.queue_name = project, location, queue

@@ -15,6 +15,21 @@ MAX_ATTEMPTS = 10
 
 
 class FirestoreJobStore(JobStore):
+    #: IAM permissions of each operation (``project``: Firestore has no per-collection IAM).
+    #: Transactions read then write; logs are a subcollection; counts are aggregation queries.
+    PERMISSIONS = {
+        "create": (("datastore.entities.create", "project"), ("datastore.entities.get", "project")),
+        "get": (("datastore.entities.get", "project"),),
+        "transition": (("datastore.entities.get", "project"), ("datastore.entities.update", "project")),
+        "report": (("datastore.entities.get", "project"), ("datastore.entities.update", "project")),
+        "request_cancel": (("datastore.entities.get", "project"), ("datastore.entities.update", "project")),
+        "set_execution": (("datastore.entities.get", "project"), ("datastore.entities.update", "project")),
+        "list": (("datastore.entities.list", "project"),),
+        "active": (("datastore.entities.list", "project"),),
+        "add_log": (("datastore.entities.create", "project"),),
+        "logs": (("datastore.entities.list", "project"),),
+    }
+
     def __init__(self, *, project: str | None = None, collection: str = "beatsync_jobs", database: str | None = None,
                  ttl_days: int = 90):
         """``ttl_days``: each document carries ``expire_at`` = creation + ttl_days, the field of the

@@ -28,6 +28,24 @@ def _transient(method):
 
 
 class GcsBlobStore(BlobStore):
+    #: IAM permissions of each operation, as ``(permission, on)``: ``object`` = the object at the
+    #: call's key (a grant conditioned on a key prefix covers it), ``bucket`` = the bucket (a listing:
+    #: conditions on object names do not help), ``self`` = the component's own service account.
+    #: An upload may replace an object, which also needs delete. tests/unit/test_permissions.py
+    #: checks every component's calls against the roles Terraform grants it.
+    PERMISSIONS = {
+        "put_bytes": (("storage.objects.create", "object"), ("storage.objects.delete", "object")),
+        "put_file": (("storage.objects.create", "object"), ("storage.objects.delete", "object")),
+        "get_bytes": (("storage.objects.get", "object"),),
+        "get_file": (("storage.objects.get", "object"),),
+        "exists": (("storage.objects.get", "object"),),
+        "size": (("storage.objects.get", "object"),),
+        "delete": (("storage.objects.delete", "object"),),
+        "list": (("storage.objects.list", "bucket"),),
+        # signed by IAM signBlob as the component itself; the link then reads as that account
+        "signed_url": (("iam.serviceAccounts.signBlob", "self"), ("storage.objects.get", "object")),
+    }
+
     def __init__(self, bucket: str, *, project: str | None = None, endpoint: str | None = None,
                  signing_credentials=None):
         """``endpoint``: an emulator's URL (fake-gcs-server); anonymous credentials are used then.

@@ -15,6 +15,12 @@ from ..ports import Orchestrator
 
 
 class WorkflowsOrchestrator(Orchestrator):
+    #: IAM permissions of each operation (on the workflow).
+    PERMISSIONS = {
+        "start": (("workflows.executions.create", "workflow"),),
+        "cancel": (("workflows.executions.cancel", "workflow"),),
+    }
+
     def __init__(self, *, project: str, location: str, workflow: str, endpoint: str | None = None):
         """``endpoint``: a workflows-emulator URL for local runs and tests. The emulator speaks the
         Executions REST API (the client library only speaks gRPC) and runs an execution to its end

@@ -224,10 +224,6 @@ def step_analyze(request) -> Reply:
     return _step(request, "run_analyze")
 
 
-def step_compose(request) -> Reply:
-    return _step(request, "run_compose")
-
-
 def _control(request) -> dict:
     """A control call's body: a ``job_id`` (checked as in a step request) and the call's own fields."""
     from ..contracts.api import StepRequest
@@ -344,7 +340,6 @@ ROUTES: list[tuple[str, str, str, Callable]] = [
     ("status", "GET", rf"{API}/presets", presets),
     ("status", "GET", rf"{API}/transitions", transitions),
     ("analyze", "POST", r"/internal/analyze", step_analyze),
-    ("compose", "POST", r"/internal/compose", step_compose),
     ("control", "POST", r"/internal/submit", control_submit),
     ("control", "POST", r"/internal/begin", control_begin),
     ("control", "POST", r"/internal/state", control_state),
@@ -354,7 +349,7 @@ ROUTES: list[tuple[str, str, str, Callable]] = [
     ("control", "POST", r"/internal/end", control_end),
     ("files", "GET", r"/files/(?P<key>.+)", files),
 ]
-GROUPS = ("meta", "submit", "status", "analyze", "compose", "control", "files")
+GROUPS = ("meta", "submit", "status", "analyze", "control", "files")
 #: what `beatsync serve` answers: the public API and its download links (the internal step and
 #: control routes are for a remote orchestrator and stay off the local server)
 SERVE_GROUPS = ("meta", "submit", "status", "files")

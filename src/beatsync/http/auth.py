@@ -8,14 +8,24 @@
 - ``BEATSYNC_API_KEYS`` set: ``Authorization: Bearer KEY`` with one of the keys; the caller is named
   after a hash of the key (the key never lands in a job).
 - neither: the service runs open and every call is the one caller ``anonymous`` (``beatsync serve``
-  says so at start-up).
+  says so at start-up), unless ``BEATSYNC_REQUIRE_AUTH`` is on (it is wherever the platform sets
+  ``K_SERVICE``: a deployed function), where every API route answers 503 ``auth_not_configured``
+  and logs a CRITICAL line: a deployment never runs open by omission.
 Both may be set; a token that looks like a JWT is checked as an ID token, anything else as a key.
+
+End users: a caller listed in ``BEATSYNC_TRUSTED_CALLERS`` (a platform backend acting for its own
+users) may name the end user with ``X-Beatsync-User-Id: USER``; the principal is then
+``CALLER/user:USER``: quotas and job lists are that user's, within that caller only. Any other
+caller naming a user gets 403 ``user_not_allowed``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import re
+import sys
 import threading
 import time
 
@@ -33,6 +43,16 @@ class Unauthenticated(BeatsyncError):
 class Forbidden(BeatsyncError):
     code = "forbidden"
     http_status = 403
+
+
+class AuthNotConfigured(BeatsyncError):
+    code = "auth_not_configured"
+    http_status = 503
+
+
+USER_HEADER = "X-Beatsync-User-Id"
+USER_SEPARATOR = "/user:"
+_USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+:-]{0,127}")
 
 
 _certs: dict[str, tuple[float, dict]] = {}
@@ -80,8 +100,14 @@ def auth_configured(settings) -> bool:
     return bool(settings.api_keys.strip() or settings.id_token_audiences.strip())
 
 
-def identify(request, settings) -> str:
+def _caller(request, settings) -> str:
     if not auth_configured(settings):
+        if settings.require_auth:
+            sys.stderr.write(json.dumps({
+                "severity": "CRITICAL", "message": "auth_not_configured: neither BEATSYNC_API_KEYS nor "
+                "BEATSYNC_ID_TOKEN_AUDIENCES is set on a deployed service; refusing every API route"}) + "\n")
+            raise AuthNotConfigured("this deployment has no caller identity configured; the API is closed",
+                                    details={"retry_after": 60})
         return "anonymous"
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -94,3 +120,28 @@ def identify(request, settings) -> str:
     if keys and any(hmac.compare_digest(token.encode(), k.encode()) for k in keys):
         return "key-" + hashlib.sha256(token.encode()).hexdigest()[:16]
     raise Unauthenticated("unknown API key")
+
+
+def trusted(caller: str, settings) -> bool:
+    for entry in (e.strip().lower() for e in settings.trusted_callers.split(",")):
+        if entry and caller.lower() in (entry, f"google:{entry}"):
+            return True
+    return False
+
+
+def identify(request, settings) -> str:
+    """The principal jobs belong to: the verified caller, or ``CALLER/user:USER`` when a trusted
+    caller names its end user."""
+    caller = _caller(request, settings)
+    user = request.headers.get(USER_HEADER)
+    if user is None:
+        return caller
+    user = user.strip()
+    if not trusted(caller, settings):
+        raise Forbidden(f"{caller} may not act for end users ({USER_HEADER})", code="user_not_allowed")
+    if not _USER_ID.fullmatch(user):
+        from ..errors import InvalidRequest
+
+        raise InvalidRequest(f"{USER_HEADER} must be 1-128 letters, digits or ._@+:-", code="invalid_user_id")
+    return f"{caller}{USER_SEPARATOR}{user}"
+

@@ -93,14 +93,22 @@ def check_input_url(c: "Container", url: str) -> None:
 
 
 def _owned(c: "Container", job_id: str, owner: str, type: str | None = None) -> Job:
-    """The job if it belongs to ``owner`` (and is of ``type``); else 404, never 403 (no probing)."""
+    """The job if it belongs to ``owner`` (and is of ``type``); else 404, never 403 (no probing).
+    A trusted caller speaking for itself also reaches its end users' jobs (``CALLER/user:USER``)."""
     try:
         job = c.jobs.get(job_id)
     except JobNotFound:
         raise JobNotFound(f"no job {job_id}") from None
-    if job.owner != owner or (type is not None and job.type != type):
+    if not _owns(owner, job.owner) or (type is not None and job.type != type):
         raise JobNotFound(f"no job {job_id}")
     return job
+
+
+def _owns(principal: str, owner: str) -> bool:
+    """A principal sees its own jobs; a caller speaking for itself also its end users' jobs
+    (``CALLER/user:USER``, see :mod:`beatsync.http.auth`); never another caller's."""
+    sep = "/user:"
+    return owner == principal or (sep not in principal and owner.startswith(principal + sep))
 
 
 def _start(c: "Container", job: Job) -> Job:

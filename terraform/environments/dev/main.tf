@@ -57,8 +57,13 @@ variable "image_tag" {
   type        = string
 }
 
-variable "invoker_members" {
-  description = "Who may call the public functions."
+variable "domain" {
+  description = "Domain of the dev API (its A record points to api_ip_address)."
+  type        = string
+}
+
+variable "id_token_callers" {
+  description = "Service account emails whose Google ID tokens may call the API."
   type        = list(string)
   default     = []
 }
@@ -71,19 +76,20 @@ module "beatsync" {
   name_prefix         = "beat-sync-dev"
   bucket_name         = var.bucket_name
   image_tag           = var.image_tag
-  invoker_members     = var.invoker_members
+  domain              = var.domain
+  id_token_callers    = var.id_token_callers
   deletion_protection = false
   labels              = { env = "dev" }
 }
 
-output "submit_url" {
-  description = "POST /api/v1/beat-sync/create here."
-  value       = module.beatsync.submit_url
+output "api_url" {
+  description = "The one base URL of the API (BEAT_SYNC_SERVICE_URL)."
+  value       = module.beatsync.api_url
 }
 
-output "status_url" {
-  description = "GET /api/v1/beat-sync/create/{job_id} here."
-  value       = module.beatsync.status_url
+output "api_ip_address" {
+  description = "Point the domain's A record here."
+  value       = module.beatsync.api_ip_address
 }
 
 output "image_repository" {
