@@ -229,3 +229,10 @@ def test_every_step_name_the_code_writes_has_a_seed_name():
 ])
 def test_seed_step(status, step, progress, expected):
     assert seed_step(_job(status, step, progress)) == expected
+
+
+def test_paths_flask_cannot_route_still_get_the_json_error(serve):
+    client = serve()  # found by the fuzz test: a newline in a path got Flask's HTML 404
+    for path in ("/docs/static/%0Aab", f"{API}/create/%0A"):
+        r = client.get(path)
+        assert r.status_code == 404 and r.mimetype == "application/json" and r.json["error"]["code"], path

@@ -510,4 +510,8 @@ def create_flask_app(groups: tuple[str, ...] = SERVE_GROUPS):
     def _all(path):
         return dispatch(request, groups)
 
+    # Werkzeug's path converter does not match every path (a newline in it, say): those reach
+    # dispatch too, and get the JSON 404 rather than Flask's HTML page
+    app.register_error_handler(404, lambda exc: dispatch(request, groups))
+
     return app
