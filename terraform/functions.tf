@@ -19,7 +19,12 @@ resource "google_storage_bucket_object" "function_source" {
 }
 
 locals {
-  function_env = merge(local.common_env, local.identity_env, {
+  # the public functions answer browsers from these origins (CORS; empty: none)
+  browser_env = {
+    BEATSYNC_CORS_ORIGINS = join(",", var.cors_origins)
+  }
+
+  function_env = merge(local.common_env, local.identity_env, local.browser_env, {
     LOG_EXECUTION_ID = "true"
   })
 }
@@ -93,7 +98,7 @@ resource "google_cloudfunctions2_function" "status" {
     ingress_settings                 = "ALLOW_INTERNAL_AND_GCLB"
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.this["status"].email
-    environment_variables            = merge(local.enqueuer_env, local.identity_env, { LOG_EXECUTION_ID = "true" })
+    environment_variables            = merge(local.enqueuer_env, local.identity_env, local.browser_env, { LOG_EXECUTION_ID = "true" })
 
     secret_environment_variables {
       key        = "BEATSYNC_WEBHOOK_SECRET"

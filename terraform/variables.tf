@@ -41,7 +41,7 @@ variable "bucket_name" {
 }
 
 variable "cors_origins" {
-  description = "Origins allowed to upload to and download from the bucket from a browser."
+  description = "Browser origins allowed to call the API (BEATSYNC_CORS_ORIGINS of the functions) and to upload to and download from the bucket."
   type        = list(string)
   default     = []
 
@@ -285,7 +285,7 @@ variable "notification_channels" {
 }
 
 variable "latency_p95_threshold_ms" {
-  description = "Alert when the submit or status function's p95 latency stays above this, milliseconds."
+  description = "The project's latency target: alert when the status function's p95 latency stays above this, milliseconds (the seed's 30 s alert covers both public functions)."
   type        = number
   default     = 2000
 
@@ -316,4 +316,57 @@ variable "deletion_protection" {
   description = "Protect the bucket, database and jobs from terraform destroy."
   type        = bool
   default     = true
+}
+
+variable "public_url_map" {
+  description = "URL map of the public load balancer, a regular expression (RE2, full match); null: any whose name starts with name_prefix. The dashboard charts its requests beside the functions'."
+  type        = string
+  default     = null
+}
+
+variable "dead_letter_subscription" {
+  description = "Pub/Sub subscription on the dead-letter topic of the request intake, watched by the dead-letter alert; null: NAME_PREFIX-requests-dlq."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.dead_letter_subscription == null || can(regex("^[a-zA-Z][a-zA-Z0-9._~%+-]{2,254}$", var.dead_letter_subscription))
+    error_message = "dead_letter_subscription must be a Pub/Sub subscription id."
+  }
+}
+
+variable "failed_job_ratio" {
+  description = "Alert when more than this share of the jobs ended in 30 minutes failed (0-1)."
+  type        = number
+  default     = 0.2
+
+  validation {
+    condition     = var.failed_job_ratio > 0 && var.failed_job_ratio < 1
+    error_message = "failed_job_ratio must be between 0 and 1."
+  }
+}
+
+variable "webhook_backlog_threshold" {
+  description = "Alert when more webhook tasks than this stay queued for 10 minutes."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.webhook_backlog_threshold >= 1
+    error_message = "webhook_backlog_threshold must be at least 1."
+  }
+}
+
+variable "build_github" {
+  description = "GitHub repository (owner, name) of beatsync, connected to Cloud Build (the Cloud Build GitHub app); a push to its main branch runs cloudbuild.yaml. null: no trigger."
+  type = object({
+    owner = string
+    name  = string
+  })
+  default = null
+
+  validation {
+    condition     = var.build_github == null || (can(regex("^[A-Za-z0-9-]+$", var.build_github.owner)) && can(regex("^[A-Za-z0-9._-]+$", var.build_github.name)))
+    error_message = "build_github needs a GitHub owner and repository name."
+  }
 }

@@ -1,4 +1,4 @@
-"""beatsync status function: Job status, cancel, list, logs, presets, transitions, health.
+"""beatsync status function: Job status, cancel, list, logs, presets, transitions, health, API docs (/docs).
 
 A thin adapter: functions-framework hands the request to the shared HTTP layer, which parses,
 validates, calls one service function and maps errors to HTTP. Nothing is built at import time.
@@ -9,7 +9,7 @@ import functions_framework
 
 from beatsync.http import dispatch
 
-ROUTES = ("meta", "status")
+ROUTES = ("meta", "docs", "status")
 
 
 @functions_framework.http

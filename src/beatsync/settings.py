@@ -7,6 +7,7 @@ takes plain arguments.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,12 @@ class Settings:
     max_active_jobs: int = 10
     #: jobs run at once by the local orchestrator (``BEATSYNC_WORKERS``)
     workers: int = 1
+    #: browser origins allowed to call the API (``BEATSYNC_CORS_ORIGINS``, comma-separated, e.g.
+    #: ``https://app.example.com``; ``*``: any origin, never with credentials); empty: no cross-origin access
+    cors_origins: str = ""
+    #: ``true``: answer listed origins with ``Access-Control-Allow-Credentials`` (``BEATSYNC_CORS_CREDENTIALS``;
+    #: refused together with ``*``). Bearer tokens need no credentials mode; cookies would.
+    cors_credentials: str = "false"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -159,9 +166,22 @@ class Settings:
                      "max_submissions_per_minute", "max_active_jobs", "max_clip_pixels"):
             if getattr(self, name) <= 0:
                 raise InvalidSetting(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")
+        if self.cors_credentials not in ("true", "false"):
+            raise InvalidSetting("BEATSYNC_CORS_CREDENTIALS must be true or false", code="invalid_setting")
+        for origin in self.cors_origin_list:
+            if origin != "*" and not re.fullmatch(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?", origin):
+                raise InvalidSetting(f"BEATSYNC_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port], "
+                                     "no path) or *", code="invalid_setting")
+        if "*" in self.cors_origin_list and self.cors_credentials == "true":
+            raise InvalidSetting("BEATSYNC_CORS_CREDENTIALS=true cannot be combined with the origin *",
+                                 code="invalid_setting")
         if self.job_store not in ("sqlite", "firestore"):
             raise InvalidSetting(f"BEATSYNC_JOB_STORE must be sqlite or firestore, not {self.job_store!r}",
                                  code="invalid_setting")
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(o.strip().lower().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
     @property
     def allowed_host_list(self) -> tuple[str, ...]:

@@ -46,7 +46,18 @@ def _deliver(container, receiver, n):
     return receiver.received
 
 
-def test_create_job_runs_through_both_steps(container, media, receiver, fetch_url):
+def test_create_job_runs_through_both_steps(container, media, receiver, fetch_url, monkeypatch):
+    from beatsync.jobs.model import seed_step
+
+    seen = []  # the seed-level step of every progress write, as a status read would show it
+    report = container.jobs.report
+
+    def recording_report(job_id, pct, step):
+        job = report(job_id, pct, step)
+        seen.append((seed_step(job), job.current_step))
+        return job
+
+    monkeypatch.setattr(container.jobs, "report", recording_report)
     job, created = service.submit_create(container, create_body(media, receiver), "alice")
     assert created and job.status == "queued" and container.orchestrator.started == [job.job_id]
     assert container.jobs.get(job.job_id).execution == f"recorded/{job.job_id}"
@@ -69,6 +80,17 @@ def test_create_job_runs_through_both_steps(container, media, receiver, fetch_ur
     video = fetch_url(container, view["output_url"])
     assert len(video) == view["file_size"] and video[4:8] == b"ftyp"
     assert fetch_url(container, view["thumbnail_url"])[:2] == b"\xff\xd8"
+    # the seed's steps, in the seed's order, each seen; the project's finer steps beside them
+    order = ["downloading", "analyzing", "composing", "uploading"]
+    steps_seen = [s for s, _ in seen]
+    assert [s for i, s in enumerate(steps_seen) if i == 0 or s != steps_seen[i - 1]] == order, seen
+    assert {"checking", "analyzing", "render", "uploading"} <= {d for _, d in seen}
+    assert view["current_step"] == view["step_detail"] == "completed"
+    # the job list carries the seed's output_url: a working signed link to the same file
+    (summary,) = service.list_jobs(container, "alice", None, None, 20, 0)["jobs"]
+    assert summary["output_url"] and summary["current_step"] == "completed"
+    assert summary["output_url"].split("?")[0] == view["output_url"].split("?")[0]
+    assert fetch_url(container, summary["output_url"]) == video
     keys = set(container.blobs.list(f"outputs/{job.job_id}/"))
     assert {f"outputs/{job.job_id}/{n}" for n in ("output.mp4", "thumbnail.jpg", "beat_map.json", "edl.json",
                                                   "result.json")} == keys

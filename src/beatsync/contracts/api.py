@@ -13,6 +13,11 @@ from .edit import SyncMode, TransitionStyle
 
 Method = Literal["librosa", "madmom", "hybrid"]
 Status = Literal["queued", "processing", "completed", "failed", "cancelled"]
+#: ``current_step``: the seed's step names while processing, the status otherwise
+Step = Literal["queued", "downloading", "analyzing", "composing", "uploading", "completed", "failed", "cancelled"]
+STEP_DOC = ("The seed's step names while processing (downloading, analyzing, composing, uploading); "
+            "the status otherwise.")
+DETAIL_DOC = "The project's finer step (e.g. checking, render, motion); current_step is its seed-level name."
 Url = Field(min_length=1, max_length=4096, pattern=r"^(https?|gs)://")
 UrlStr = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^(https?|gs)://")]
 
@@ -73,7 +78,7 @@ class JobAccepted(Model):
     type: Literal["create", "analyze"]
     status: Status
     progress: float = Field(ge=0, le=100)
-    current_step: str
+    current_step: Step = Field(description=STEP_DOC)
     estimated_duration: float = Field(ge=0, description="Seconds until the job should be done.")
     queue_position: int = Field(ge=0, description="Jobs ahead of this one (0: running or next).")
     status_url: str
@@ -101,7 +106,8 @@ class CreateStatus(Model):
     job_id: str
     status: Status
     progress: float = Field(ge=0, le=100)
-    current_step: str
+    current_step: Step = Field(description=STEP_DOC)
+    step_detail: str = Field(description=DETAIL_DOC)
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None = None
@@ -126,7 +132,8 @@ class AnalyzeStatus(Model):
     job_id: str
     status: Status
     progress: float = Field(ge=0, le=100)
-    current_step: str
+    current_step: Step = Field(description=STEP_DOC)
+    step_detail: str = Field(description=DETAIL_DOC)
     created_at: datetime
     updated_at: datetime
     beat_map: BeatMap | None = None
@@ -146,11 +153,14 @@ class JobSummary(Model):
     type: Literal["create", "analyze"]
     status: Status
     progress: float = Field(ge=0, le=100)
-    current_step: str
+    current_step: Step = Field(description=STEP_DOC)
+    step_detail: str = Field(description=DETAIL_DOC)
     audio_url: str | None = None
     video_count: int = Field(ge=0)
     created_at: datetime
     completed_at: datetime | None = None
+    output_url: str | None = Field(None, description="Signed link to the video of a completed create job (as in "
+                                                     "its status); null otherwise.")
     error: ApiError | None = None
 
 

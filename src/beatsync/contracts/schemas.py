@@ -56,6 +56,9 @@ def validation_errors(name: str, document: Any, limit: int = 10) -> list[dict]:
 # -- OpenAPI -------------------------------------------------------------------------------------
 
 API = "/api/v1/beat-sync"
+#: the Swagger UI files /docs serves (beatsync.http.docs.ASSETS)
+DOCS_ASSETS = ["swagger-ui.css", "index.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js",
+               "favicon-32x32.png", "favicon-16x16.png"]
 
 
 def _hoist(name: str, components: dict) -> str:
@@ -114,10 +117,12 @@ def openapi() -> dict:
         "audio_file": {"type": "string", "contentMediaType": "application/octet-stream"},
         "method": {"type": "string", "enum": ["librosa", "madmom", "hybrid"]},
         "fps": {"type": "string", "pattern": "^[0-9]{1,3}$"}}}
+    html = {"text/html": {"schema": {"type": "string"}}}
+    js = {"text/javascript": {"schema": {"type": "string"}}}
     paths = {
-        "/": {"get": {"operationId": "root", "summary": "Service info",
+        "/": {"get": {"operationId": "root", "summary": "Service info", "security": [],
                       "responses": {"200": {"description": "OK", "content": _json(n["service_info"])}}}},
-        "/health": {"get": {"operationId": "health", "summary": "Health with real dependency checks",
+        "/health": {"get": {"operationId": "health", "summary": "Health with real dependency checks", "security": [],
                             "responses": {"200": {"description": "Healthy or degraded", "content": _json(n["health"])},
                                           "503": {"description": "Unhealthy", "content": _json(n["health"])}}}},
         f"{API}/analyze": {"post": {
@@ -161,7 +166,45 @@ def openapi() -> dict:
             "200": {"description": "Presets", "content": _json(n["presets"])}}}},
         f"{API}/transitions": {"get": {"operationId": "transitions", "responses": {
             "200": {"description": "Transitions", "content": _json(n["transitions"])}}}},
+        "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document", "security": [],
+                                  "responses": {"200": {"description": "OpenAPI 3.1",
+                                                        "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        "/docs": {"get": {"operationId": "docs", "summary": "This document, human-readable (Swagger UI)",
+                          "security": [], "responses": {"200": {"description": "HTML page", "content": html},
+                                                        **errors(404)}}},
+        "/docs/init.js": {"get": {"operationId": "docsScript", "summary": "The page's initializer",
+                                  "security": [], "responses": {"200": {"description": "Script", "content": js}}}},
+        "/docs/static/{name}": {"get": {
+            "operationId": "docsAsset", "summary": "Swagger UI files (from the pinned swagger-ui-py package)",
+            "security": [], "parameters": [{"name": "name", "in": "path", "required": True,
+                                            "schema": {"type": "string", "enum": DOCS_ASSETS}}],
+            "responses": {"200": {"description": "The file", "content": {
+                "text/css": {"schema": {"type": "string"}}, "text/javascript": {"schema": {"type": "string"}},
+                "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}}}},
+                **errors(404)}}},
+        "/files/{key}": {"get": {
+            "operationId": "downloadFile", "security": [],
+            "summary": "A signed download link (output_url, thumbnail_url, beat_map_url, edl_url)",
+            "description": ("The links in a completed job's status. With local storage (`beatsync serve`) they "
+                            "point here and carry `expires` and `signature` (HMAC-SHA256, the link is its own "
+                            "credential: no Authorization header); on Google Cloud they are V4 signed URLs of "
+                            "the media bucket (storage.googleapis.com) and this route does not exist (404)."),
+            "parameters": [
+                {"name": "key", "in": "path", "required": True, "description": "Object key, e.g. outputs/JOB/output.mp4",
+                 "schema": {"type": "string"}},
+                {"name": "expires", "in": "query", "required": True, "description": "Unix time the link expires",
+                 "schema": {"type": "string"}},
+                {"name": "signature", "in": "query", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "The file (Range requests answered with 206)", "content": {
+                t: {"schema": {"type": "string", "contentMediaType": t}}
+                for t in ("video/mp4", "video/webm", "image/jpeg", "application/json")}},
+                **errors(403, 404)}}},
     }
+    unauthenticated = {"description": "No or an unknown API key / ID token", "content": _json(n["error"])}
+    for path, item in paths.items():
+        if path.startswith(API):
+            for op in item.values():
+                op["responses"].setdefault("401", unauthenticated)
     return {
         "openapi": "3.1.0",
         "info": {"title": "beatsync API", "version": __version__,
@@ -172,5 +215,12 @@ def openapi() -> dict:
             "summary": "A job ended (signed with X-Beatsync-Signature)",
             "requestBody": {"content": _json(n["webhook_event"])},
             "responses": {"200": {"description": "Received"}}}}},
-        "components": {"schemas": comps},
+        "security": [{"bearer": []}],
+        "components": {"schemas": comps, "securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer", "bearerFormat": "API key or Google-signed ID token",
+            "description": ("`Authorization: Bearer <token>` on every /api/v1/beat-sync route. The token is one "
+                            "of the service's API keys (BEATSYNC_API_KEYS) or a Google-signed ID token whose "
+                            "audience is the service's URL (BEATSYNC_ID_TOKEN_AUDIENCES; the seed's "
+                            "service-to-service option). A service started with neither is open (local use) "
+                            "and every caller is `anonymous`. Jobs belong to the caller that submitted them.")}}},
     }

@@ -131,6 +131,44 @@ def openapi_doc(request) -> Reply:
     return Reply(200, openapi())
 
 
+def _docs_response(status: int, body: bytes | str, ctype: str, cache: str):
+    from flask import Response
+
+    from .docs import CSP
+
+    resp = Response(body, status=status, content_type=ctype)
+    resp.headers["Cache-Control"] = cache
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Content-Security-Policy"] = CSP
+    return resp
+
+
+def docs_page(request):
+    """Swagger UI over /openapi.json, from the pinned swagger-ui-py wheel (no CDN)."""
+    from .docs import PAGE, static_dir
+
+    if static_dir() is None:
+        raise HttpError(404, "docs_not_installed", "API documentation needs the swagger-ui-py package; "
+                        "the document itself is at /openapi.json")
+    return _docs_response(200, PAGE, "text/html; charset=utf-8", "no-cache")
+
+
+def docs_init(request):
+    from .docs import INIT_JS
+
+    return _docs_response(200, INIT_JS, "text/javascript; charset=utf-8", "no-cache")
+
+
+def docs_asset(request, name: str):
+    from .docs import ASSETS, static_dir
+
+    folder = static_dir()
+    if folder is None or name not in ASSETS:
+        raise HttpError(404, "route_not_found", f"no documentation file {name[:100]}")
+    # the files are those of one pinned package version: a day of caching is safe
+    return _docs_response(200, (folder / name).read_bytes(), ASSETS[name], "public, max-age=86400")
+
+
 def post_create(request) -> Reply:
     from ..jobs import service
 
@@ -330,6 +368,9 @@ ROUTES: list[tuple[str, str, str, Callable]] = [
     ("meta", "GET", r"/", root),
     ("meta", "GET", r"/health", health),
     ("meta", "GET", r"/openapi\.json", openapi_doc),
+    ("docs", "GET", r"/docs", docs_page),
+    ("docs", "GET", r"/docs/init\.js", docs_init),
+    ("docs", "GET", r"/docs/static/(?P<name>[^/]+)", docs_asset),
     ("submit", "POST", rf"{API}/analyze", post_analyze),
     ("submit", "POST", rf"{API}/create", post_create),
     ("status", "GET", rf"{API}/analyze/{JOB}", get_analyze),
@@ -349,10 +390,10 @@ ROUTES: list[tuple[str, str, str, Callable]] = [
     ("control", "POST", r"/internal/end", control_end),
     ("files", "GET", r"/files/(?P<key>.+)", files),
 ]
-GROUPS = ("meta", "submit", "status", "analyze", "control", "files")
+GROUPS = ("meta", "docs", "submit", "status", "analyze", "control", "files")
 #: what `beatsync serve` answers: the public API and its download links (the internal step and
 #: control routes are for a remote orchestrator and stay off the local server)
-SERVE_GROUPS = ("meta", "submit", "status", "files")
+SERVE_GROUPS = ("meta", "docs", "submit", "status", "files")
 _COMPILED = [(g, m, re.compile(p + r"/?\Z"), h) for g, m, p, h in ROUTES]
 
 
@@ -365,8 +406,50 @@ def _json_response(status: int, body: Any, headers: dict | None = None):
     return resp
 
 
+def _settings():
+    try:
+        return get_container().settings
+    except Exception:  # noqa: BLE001 - bad settings: the route itself answers with the error
+        return None
+
+
 def dispatch(request, groups: tuple[str, ...] = GROUPS):
-    """Answer ``request`` (a Flask/Werkzeug request) with the routes of ``groups``."""
+    """Answer ``request`` (a Flask/Werkzeug request) with the routes of ``groups``; CORS preflights
+    and headers for the public routes (:mod:`beatsync.http.cors`), never for ``/internal/``."""
+    origin = request.headers.get("Origin")
+    public = not (request.path or "/").startswith("/internal/")
+    if origin and public and request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+        methods = [m for g, m, p, _ in _COMPILED if g in groups and p.match(request.path or "/")]
+        if methods:
+            return _preflight(origin, methods)
+    resp = _route(request, groups)
+    if origin and public:
+        settings = _settings()
+        if settings is not None:
+            from .cors import response_headers
+
+            for k, v in response_headers(settings, origin).items():
+                resp.headers[k] = v
+    return resp
+
+
+def _preflight(origin: str, methods: list[str]):
+    from flask import Response
+
+    from .cors import preflight_headers
+
+    settings = _settings()
+    headers = preflight_headers(settings, origin, methods) if settings is not None else None
+    if headers is None:
+        return _json_response(403, _error_body("cors_origin_not_allowed",
+                                               f"cross-origin requests from {origin[:200]} are not allowed"))
+    resp = Response(status=204)
+    for k, v in headers.items():
+        resp.headers[k] = v
+    return resp
+
+
+def _route(request, groups: tuple[str, ...]):
     path = request.path or "/"
     allowed = []
     for group, method, pattern, handler in _COMPILED:
@@ -426,5 +509,9 @@ def create_flask_app(groups: tuple[str, ...] = SERVE_GROUPS):
     @app.route("/<path:path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     def _all(path):
         return dispatch(request, groups)
+
+    # Werkzeug's path converter does not match every path (a newline in it, say): those reach
+    # dispatch too, and get the JSON 404 rather than Flask's HTML page
+    app.register_error_handler(404, lambda exc: dispatch(request, groups))
 
     return app

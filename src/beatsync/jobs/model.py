@@ -58,6 +58,30 @@ class Job(Model):
         return self.status in TERMINAL
 
 
+#: the project's step names (Job.current_step, written by jobs/steps.py and render/) under the seed's
+#: four (``downloading``, ``analyzing``, ``composing``, ``uploading``). Compose re-fetches its inputs
+#: and reads the cached beat map: those are part of composing.
+SEED_STEPS: dict[str, str] = {
+    "starting": "downloading", "downloading": "downloading", "checking": "downloading",
+    "analyzing": "analyzing",
+    "analyzed": "composing", "composing": "composing", "preparing": "composing", "analyze": "composing",
+    "probe": "composing", "motion": "composing", "render": "composing", "done": "composing",
+    "uploading": "uploading",
+}
+
+
+def seed_step(job: "Job") -> str:
+    """``current_step`` as the seed names it: one of its four steps while processing (a step this
+    table does not know is placed by progress), the status otherwise."""
+    if job.status != "processing":
+        return job.status
+    step = SEED_STEPS.get(job.current_step)
+    if step is None:
+        p = job.progress
+        step = "downloading" if p < 10 else "analyzing" if p < 25 else "composing" if p < 97 else "uploading"
+    return step
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc)
 

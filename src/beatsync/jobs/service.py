@@ -17,7 +17,7 @@ from ..contracts import api
 from ..contracts.schemas import validation_errors
 from ..errors import BeatsyncError, InvalidRequest, StoreUnavailable
 from ..ports import JobNotFound
-from .model import Job, new_job, now, request_hash
+from .model import Job, new_job, now, request_hash, seed_step
 
 if TYPE_CHECKING:
     from ..bootstrap import Container
@@ -263,7 +263,7 @@ def accepted_view(c: "Container", job: Job) -> dict:
     ahead = [j for j in active if j.created_at < job.created_at and j.job_id != job.job_id]
     waiting = sum(estimate_seconds(j) for j in ahead) / max(1, c.settings.workers)
     doc = api.JobAccepted(
-        job_id=job.job_id, type=job.type, status=job.status, progress=job.progress, current_step=job.current_step,
+        job_id=job.job_id, type=job.type, status=job.status, progress=job.progress, current_step=seed_step(job),
         estimated_duration=round(estimate_seconds(job) + waiting, 1), queue_position=len(ahead),
         status_url=f"{API}/{job.type}/{job.job_id}", created_at=job.created_at, updated_at=job.updated_at)
     return doc.model_dump(mode="json")
@@ -283,15 +283,15 @@ def _beat_map(c: "Container", key: str | None):
 def analyze_view(c: "Container", job: Job) -> dict:
     bm = _beat_map(c, (job.result or {}).get("beat_map_key")) if job.status == "completed" else None
     return api.AnalyzeStatus(
-        job_id=job.job_id, status=job.status, progress=job.progress, current_step=job.current_step,
-        created_at=job.created_at, updated_at=job.updated_at, beat_map=bm, error=_error(job),
+        job_id=job.job_id, status=job.status, progress=job.progress, current_step=seed_step(job),
+        step_detail=job.current_step, created_at=job.created_at, updated_at=job.updated_at, beat_map=bm, error=_error(job),
         status_url=f"{API}/analyze/{job.job_id}").model_dump(mode="json")
 
 
 def create_view(c: "Container", job: Job) -> dict:
     doc: dict[str, Any] = dict(
-        job_id=job.job_id, status=job.status, progress=job.progress, current_step=job.current_step,
-        created_at=job.created_at, updated_at=job.updated_at, started_at=job.started_at,
+        job_id=job.job_id, status=job.status, progress=job.progress, current_step=seed_step(job),
+        step_detail=job.current_step, created_at=job.created_at, updated_at=job.updated_at, started_at=job.started_at,
         completed_at=job.completed_at, error=_error(job), cancel_requested=job.cancel_requested)
     if job.status == "completed" and job.result:
         r, ttl = job.result, c.settings.url_ttl
@@ -344,15 +344,40 @@ def cancel(c: "Container", job_id: str, owner: str) -> dict:
                               status=status).model_dump(mode="json")
 
 
+#: signing threads for a page of completed jobs (IAM signBlob on Cloud Run is one call per URL)
+SIGN_WORKERS = 8
+
+
+def _output_urls(c: "Container", jobs: list[Job]) -> dict[str, str]:
+    """Signed ``output_url`` of each completed create job of a list page, as its status gives it."""
+    keys = {j.job_id: j.result["output_key"] for j in jobs
+            if j.type == "create" and j.status == "completed" and j.result and j.result.get("output_key")}
+    if not keys:
+        return {}
+    ttl = c.settings.url_ttl
+    if len(keys) == 1:
+        urls = {job_id: c.blobs.signed_url(key, ttl) for job_id, key in keys.items()}
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(SIGN_WORKERS, len(keys))) as pool:
+            urls = dict(zip(keys, pool.map(lambda k: c.blobs.signed_url(k, ttl), keys.values())))
+    for j in jobs:
+        if j.job_id in urls:
+            audit("output.url", owner=j.owner, job_id=j.job_id)
+    return urls
+
+
 def list_jobs(c: "Container", owner: str, status: str | None, type: str | None, limit: int, offset: int) -> dict:
     jobs, total = c.jobs.list(owner, status=status, type=type, limit=limit, offset=offset)
+    urls = _output_urls(c, jobs)
     summaries = []
     for j in jobs:
         req = j.request
         summaries.append(api.JobSummary(
-            job_id=j.job_id, type=j.type, status=j.status, progress=j.progress, current_step=j.current_step,
-            audio_url=req.get("audio_url"), video_count=len(req.get("video_urls") or []), created_at=j.created_at,
-            completed_at=j.completed_at, error=_error(j)))
+            job_id=j.job_id, type=j.type, status=j.status, progress=j.progress, current_step=seed_step(j),
+            step_detail=j.current_step, audio_url=req.get("audio_url"), video_count=len(req.get("video_urls") or []),
+            created_at=j.created_at, completed_at=j.completed_at, output_url=urls.get(j.job_id), error=_error(j)))
     return api.JobList(jobs=summaries, total=total, limit=limit, offset=offset,
                        has_more=offset + len(jobs) < total).model_dump(mode="json")
 

@@ -117,12 +117,15 @@ class _Reporter:
     def __init__(self, c: "Container", job_id: str):
         self.c, self.job_id = c, job_id
         self._last_report = self._last_poll = 0.0
+        self._last_step = ""
         self._cancelled = False
 
     def __call__(self, pct: float, step: str) -> None:
         t = time.monotonic()
-        if t - self._last_report >= REPORT_EVERY or pct >= 100:
-            self._last_report = t
+        # a new step is always written (a status read sees every step); progress within one step
+        # at most every REPORT_EVERY seconds
+        if step != self._last_step or t - self._last_report >= REPORT_EVERY or pct >= 100:
+            self._last_report, self._last_step = t, step
             job = self.c.jobs.report(self.job_id, pct, step)
             self._cancelled = self._cancelled or job.cancel_requested
 
@@ -271,7 +274,9 @@ def run_compose(c: "Container", job_id: str) -> StepOutcome:
         from ..render.encode import RenderCancelled
         from ..render.pipeline import make_video
 
-        audio, clips = _local_inputs(c, job, report, with_clips=True)
+        # inputs missing from this worker (a fresh compose container) are fetched again: part of
+        # composing, so progress stays where the analysis left it
+        audio, clips = _local_inputs(c, job, lambda pct, step: report(25.0, "preparing"), with_clips=True)
         config = EditConfig.model_validate(job.request["edit_config"])
         work = _workdir(c, job_id)
         name = ("preview" if config.preview_only else "output") + "." + config.output_format
