@@ -187,6 +187,8 @@ def cmd_compose_job(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .contracts.edit import FITS
+
     p = argparse.ArgumentParser(prog="beatsync", description="Cut a music video on the beat.")
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("analyze", help="analyse a song: tempo, beats, downbeats, sections")
@@ -210,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--resolution", metavar="WxH")
     m.add_argument("--fps", type=int)
     m.add_argument("--format", choices=("mp4", "webm"))
-    m.add_argument("--fit", choices=("fill", "letterbox"))
+    m.add_argument("--fit", choices=FITS,
+                   help="fill: crop the centre; letterbox: pad; smart: a crop that follows the subject")
     m.add_argument("--preview", action="store_true", help="render only the most energetic window")
     m.add_argument("--preview-duration", type=float, metavar="S")
     m.add_argument("--method", choices=("librosa", "madmom", "hybrid"), default=None)
