@@ -315,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--fps", type=int, help=dflt("output_fps"))
     m.add_argument("--format", choices=_choices("output_format"),
                    help="default: the output's extension (must agree with it)")
-    m.add_argument("--fit", choices=_choices("fit"), help=dflt("fit"))
+    m.add_argument("--fit", choices=_choices("fit"),
+                   help=f"fill: crop the centre; letterbox: pad; smart: a crop that follows the subject ({dflt('fit')})")
     m.add_argument("--preview", action="store_true", help="render only the most energetic window (default: the "
                    "whole song)")
     m.add_argument("--preview-duration", type=float, metavar="S", help=dflt("preview_duration"))

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from ._base import Model
 from .beat_map import BeatMap
-from .edit import SyncMode, TransitionStyle
+from .edit import FitMode, SyncMode, TransitionStyle
 
 Method = Literal["librosa", "madmom", "hybrid"]
 Status = Literal["queued", "processing", "completed", "failed", "cancelled"]
@@ -45,7 +45,7 @@ class CreateConfig(Model):
         None, description="'WxH' or [width, height] (as in the seed API).")
     output_fps: int | None = Field(None, ge=15, le=60)
     output_format: Literal["mp4", "webm"] | None = None
-    fit: Literal["fill", "letterbox"] | None = None
+    fit: FitMode | None = None
     min_shot_duration: float | None = Field(None, ge=0.1, le=10)
     section_aware: bool | None = None
 
@@ -191,7 +191,7 @@ class PresetConfig(Model):
     output_resolution: str
     output_fps: int = Field(ge=15, le=60)
     output_format: Literal["mp4", "webm"]
-    fit: Literal["fill", "letterbox"]
+    fit: FitMode
     min_shot_duration: float
     section_aware: bool
 

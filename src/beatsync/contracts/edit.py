@@ -11,6 +11,9 @@ TransitionStyle = Literal["cut", "fade", "zoom", "flash", "glitch", "slide"]
 TRANSITIONS: tuple[str, ...] = ("cut", "fade", "zoom", "flash", "glitch", "slide")
 OutputFormat = Literal["mp4", "webm"]
 OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
+#: fill: scale and crop the centre; letterbox: scale to fit, pad; smart: crop that follows the subject
+FitMode = Literal["fill", "letterbox", "smart"]
+FITS: tuple[str, ...] = get_args(FitMode)
 
 
 class EditConfig(_Model):
@@ -21,7 +24,7 @@ class EditConfig(_Model):
     output_resolution: str = Field("1920x1080", pattern=r"^[1-9][0-9]{1,3}x[1-9][0-9]{1,3}$")
     output_fps: int = Field(30, ge=15, le=60)
     output_format: OutputFormat = "mp4"
-    fit: Literal["fill", "letterbox"] = "fill"
+    fit: FitMode = "fill"
     preview_only: bool = False
     preview_duration: float = Field(30.0, ge=5, le=120)
     min_shot_duration: float = Field(0.4, ge=0.1, le=10)
@@ -71,7 +74,7 @@ class EditDecisionList(_Model):
     fps: int = Field(ge=15, le=60)
     width: int = Field(ge=16, le=7680)
     height: int = Field(ge=16, le=7680)
-    fit: Literal["fill", "letterbox"]
+    fit: FitMode
     output_format: Literal["mp4", "webm"]
     song: SongWindow
     total_frames: int = Field(ge=1)

@@ -131,7 +131,12 @@ def render(
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".render-", suffix="." + edl.output_format)
     os.close(fd)
-    pool = ReaderPool(probes, edl.width, edl.height, edl.fit)
+    crops = None
+    if edl.fit == "smart":
+        from .reframe import plan_crops
+
+        crops = plan_crops(edl, probes)
+    pool = ReaderPool(probes, edl.width, edl.height, edl.fit, crops=crops)
     # thumbnail candidates: the middle of each shot in the most energetic part (scored as we go)
     candidates = {(s.start_frame + s.end_frame) // 2 for s in edl.shots if s.section in ("chorus", "drop")}
     candidates |= {(s.start_frame + s.end_frame) // 2 for s in edl.shots[:: max(1, len(edl.shots) // 8)]}

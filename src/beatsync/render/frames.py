@@ -47,6 +47,11 @@ class FrameConverter:
         self.probe, self.width, self.height, self.fit = probe, width, height, fit
         self.graph = None
         self.key = None
+        # smart: the crop window's start along the free axis, as a fraction of the slack (set per
+        # frame from reframe.CropPlan; 0.5 = centre, as fill)
+        self.crop_at: tuple[str, float] = ("x", 0.5)
+        self._crop = None
+        self._crop_applied: tuple[str, float] | None = None
 
     def _identity(self, frame: av.VideoFrame) -> bool:
         """Already the output picture: no rotation, square pixels, limited range, yuv420p, same size."""
@@ -65,10 +70,14 @@ class FrameConverter:
         for name, args in rotation_filters(self.probe.rotation):
             nodes.append(g.add(name, args))
         in_range = ":in_range=full" if self.probe.full_range else ""
-        mode = "increase" if self.fit == "fill" else "decrease"
+        mode = "decrease" if self.fit == "letterbox" else "increase"
         nodes.append(g.add("scale", f"w={self.width}:h={self.height}:force_original_aspect_ratio={mode}"
                                     f":force_divisible_by=2:flags=bicubic{in_range}:out_range=tv"))
-        if self.fit == "fill":
+        if self.fit == "smart":  # fill's scale, then a crop that moves (process_command per frame)
+            self._crop = g.add("crop", f"{self.width}:{self.height}")
+            self._crop_applied = None
+            nodes.append(self._crop)
+        elif self.fit == "fill":
             nodes.append(g.add("crop", f"{self.width}:{self.height}"))
         else:
             nodes.append(g.add("pad", f"{self.width}:{self.height}:(ow-iw)/2:(oh-ih)/2:black"))
@@ -84,6 +93,11 @@ class FrameConverter:
             return frame
         if self.graph is None or self.key != (frame.width, frame.height, frame.format.name):
             self._build(frame)
+        if self._crop is not None and self.crop_at != self._crop_applied:
+            axis, at = self.crop_at
+            self._crop.process_command("x", f"(iw-ow)*{at if axis == 'x' else 0.5:.6f}")
+            self._crop.process_command("y", f"(ih-oh)*{at if axis == 'y' else 0.5:.6f}")
+            self._crop_applied = self.crop_at
         self.graph.vpush(frame)
         return self.graph.vpull()
 
@@ -109,6 +123,7 @@ class ClipReader:
         self._current: tuple[float, av.VideoFrame] | None = None  # shown source frame (time, frame)
         self._next: tuple[float, av.VideoFrame] | None = None  # decoded, not yet shown
         self._converted: tuple[tuple[float, av.VideoFrame], av.VideoFrame] | None = None
+        self._converted_at: tuple[str, float] | None = None  # the crop the cached frame was made with
         self.position = -1.0
         self.decoded_frames = 0
         self.clip = -1  # set by ReaderPool
@@ -176,7 +191,8 @@ class ClipReader:
         # convert each shown source frame once (it repeats when the clip's rate is below the output's);
         # the cache holds the (time, frame) pair itself, so identity cannot be recycled
         # An encoder takes ownership of the frames it is given: a repeat is sent as a copy.
-        if self._converted is None or self._converted[0] is not self._current:
+        if self._converted is None or self._converted[0] is not self._current or self._converted_at != self.convert.crop_at:
+            self._converted_at = self.convert.crop_at
             self._converted = (self._current, self.convert(self._current[1]))
             return self._converted[1]
         return copy_frame(self._converted[1])
@@ -192,8 +208,10 @@ class ReaderPool:
     recently used is closed), so memory does not grow with the number of clips.
     """
 
-    def __init__(self, probes: list[ClipProbe], width: int, height: int, fit: str, max_open: int = 6):
+    def __init__(self, probes: list[ClipProbe], width: int, height: int, fit: str, max_open: int = 6,
+                 crops=None):
         self.probes, self.width, self.height, self.fit = probes, width, height, fit
+        self.crops = crops  # fit smart: a reframe.CropPlan (the window per shot and time)
         self.max_open = max(2, max_open)
         self.readers: list[ClipReader] = []
         self.tick = 0
@@ -212,6 +230,8 @@ class ReaderPool:
                 reader = self._open(clip, owner)
             reader.owner = owner
         reader.last_used = self.tick
+        if self.crops is not None:
+            reader.convert.crop_at = self.crops.position(owner, t)
         return reader.frame_at(t)
 
     def _open(self, clip: int, owner: int) -> ClipReader:

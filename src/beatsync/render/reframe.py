@@ -1,0 +1,325 @@
+"""Subject-aware reframing (``fit: smart``): where the output's crop window sits in each frame.
+
+When the output's aspect ratio differs from the source's (9:16 or 1:1 from 16:9, or the
+reverse), the biggest window of the output's shape is cut from the source picture, and it
+slides along one axis only (the "free" axis: x for a landscape source into a narrower output,
+y for a portrait source into a wider one). ``plan_crops`` decides, for every output frame of
+every shot, where that window sits, in the spirit of Google's AutoFlip:
+
+1. A cheap analysis pass over the source ranges the edit shows (each clip's used ranges merged,
+   decoded once at low resolution): faces (OpenCV's Haar cascade, bundled in
+   opencv-python-headless) every ``FACE_EVERY`` s at ``FACE_WIDTH`` px wide; salient motion
+   (the largest blob of a decaying frame-difference history at ``MOTION_WIDTH`` px wide; a
+   difference over most of the frame is camera motion, not a subject); and hard cuts in the
+   source (a jump in the frame difference).
+2. A subject box per output frame: faces first, then salient motion; none means "no subject".
+   The window must hold the box plus a margin: a corridor of allowed window centres.
+3. A smooth path through the corridors, per stretch between cuts (a shot boundary in the
+   output, or a source cut inside a shot: only there may the window jump): a lazy start (the
+   centre when nothing is seen), held while the corridor allows, smoothed by repeated moving
+   averages clamped to the corridor, then limited to ``MAX_SPEED`` of the frame per second.
+
+Positions are fractions of the source's displayed extent along the free axis (after rotation
+and sample aspect ratio), so the renderer applies them at output resolution with sub-source-
+pixel steps (see ``frames.FrameConverter``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import av
+import cv2
+import numpy as np
+
+from ..contracts import EditDecisionList
+from ..media import decode_tolerant, is_cover_art
+from .probe import ClipProbe
+
+#: the window's centre moves at most this fraction of the source's free-axis extent per second
+MAX_SPEED = 0.4
+#: analysis widths (px) and face sampling interval (s)
+FACE_WIDTH, MOTION_WIDTH, FACE_EVERY = 320, 160, 0.2
+#: margin around the subject inside the window, as a fraction of the window's extent
+MARGIN = 0.08
+#: moving-average window (s) and passes of the path smoother
+SMOOTH_WINDOW, SMOOTH_PASSES = 0.5, 12
+#: motion history decay per second, grey-level threshold, and the share of the frame above
+#: which a difference is camera motion (no subject)
+DECAY_PER_S, MOTION_THRESHOLD, GLOBAL_MOTION = 0.15, 18, 0.35
+#: hard cut: mean grey difference (0..255, 64x36) above this and above CUT_RATIO x the recent median
+CUT_LEVEL, CUT_RATIO = 28.0, 4.0
+#: aspect ratios closer than this (relative) need no reframing: the window is the whole frame
+SAME_ASPECT = 0.01
+
+_cascade = None
+
+
+def _face_detector():
+    global _cascade
+    if _cascade is None:
+        _cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_alt2.xml")
+    return _cascade
+
+
+def display_aspect(probe: ClipProbe) -> float:
+    w, h = probe.display_size
+    return w / h if h else 1.0
+
+
+def window_extent(probe: ClipProbe, width: int, height: int) -> tuple[str, float]:
+    """(free axis, window extent as a fraction of the source along it)."""
+    src, out = display_aspect(probe), width / height
+    if abs(src - out) / out <= SAME_ASPECT:
+        return "x", 1.0
+    return ("x", out / src) if src > out else ("y", src / out)
+
+
+def _to_display(box: tuple[float, float, float, float], rotation: int) -> tuple[float, float, float, float]:
+    """A normalised (x0, y0, x1, y1) box in coded orientation -> displayed orientation."""
+    x0, y0, x1, y1 = box
+    if rotation == 90:  # transpose=cclock
+        return y0, 1 - x1, y1, 1 - x0
+    if rotation == 270:  # transpose=clock
+        return 1 - y1, x0, 1 - y0, x1
+    if rotation == 180:
+        return 1 - x1, 1 - y1, 1 - x0, 1 - y0
+    return box
+
+
+@dataclass
+class ClipAnalysis:
+    """Subject boxes along the free axis at sample times (clip seconds), and source cuts."""
+
+    times: np.ndarray  # (n,)
+    boxes: np.ndarray  # (n, 2): free-axis interval [lo, hi] in 0..1, nan: no subject
+    kinds: list[str]  # "face", "motion" or ""
+    cuts: list[float]  # clip times of hard cuts (the first frame of the new source shot)
+
+
+def _merge(ranges: list[tuple[float, float]], gap: float = 1.0) -> list[tuple[float, float]]:
+    out: list[list[float]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1] + gap:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def _motion_box(history: np.ndarray) -> tuple[float, float, float, float] | None:
+    mask = (history > 0.35).astype(np.uint8)
+    if mask.mean() > GLOBAL_MOTION:
+        return None  # the camera moves: everything differs
+    mask = cv2.dilate(mask, np.ones((5, 5), np.uint8))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    i = int(np.argmax(areas)) + 1
+    if areas[i - 1] < 0.004 * mask.size:
+        return None  # noise
+    h, w = mask.shape
+    x, y, bw, bh = (int(v) for v in stats[i, :4])
+    return x / w, y / h, (x + bw) / w, (y + bh) / h
+
+
+def analyse_clip(probe: ClipProbe, ranges: list[tuple[float, float]], axis: str) -> ClipAnalysis:
+    """Decode ``ranges`` (clip seconds) of the clip once, at low resolution: faces, motion, cuts."""
+    times: list[float] = []
+    boxes: list[tuple[float, float]] = []
+    kinds: list[str] = []
+    cuts: list[float] = []
+    cascade = _face_detector()
+    aspect = probe.width * float(probe.sample_aspect_ratio or 1) / max(1, probe.height)  # coded orientation
+    fw, fh = FACE_WIDTH, max(16, int(round(FACE_WIDTH / aspect)))
+    mw, mh = MOTION_WIDTH, max(8, int(round(MOTION_WIDTH / aspect)))
+    decay = DECAY_PER_S ** (1.0 / (probe.fps or 30.0))
+    with av.open(probe.path, metadata_errors="ignore") as c:
+        s = next(s for s in c.streams.video if not is_cover_art(s))
+        s.thread_type = "AUTO"
+        tb = s.time_base
+        for a, b in _merge(ranges):
+            try:
+                c.seek(max(0, int((a + probe.start_time) / tb)), stream=s, backward=True)
+            except av.error.FFmpegError:
+                c.seek(0, stream=s, backward=True)
+            prev_small = prev_motion = None
+            history = np.zeros((mh, mw), np.float32)
+            diffs: list[float] = []
+            next_face = a
+            try:
+                for f in decode_tolerant(c, s):
+                    if f.pts is None:
+                        continue
+                    t = float(f.pts * tb) - probe.start_time
+                    if t > b:
+                        break
+                    grey = f.reformat(width=fw, height=fh, format="gray").to_ndarray()
+                    small = cv2.resize(grey, (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32)
+                    motion = cv2.GaussianBlur(cv2.resize(grey, (mw, mh), interpolation=cv2.INTER_AREA), (3, 3), 0)
+                    if prev_small is not None:
+                        d = float(np.abs(small - prev_small).mean())
+                        recent = float(np.median(diffs[-15:])) if diffs else 0.0
+                        if t >= a and d > CUT_LEVEL and d > CUT_RATIO * max(recent, 1.0):
+                            cuts.append(t)
+                            history[:] = 0  # the old shot's motion says nothing about the new one
+                            prev_motion = None
+                        diffs.append(d)
+                    if prev_motion is not None:
+                        moved = (cv2.absdiff(motion, prev_motion) > MOTION_THRESHOLD).astype(np.float32)
+                        np.maximum(history * decay, moved, out=history)
+                    prev_small, prev_motion = small, motion
+                    if t < a - 1e-6 or t < next_face - 1e-6:
+                        continue
+                    next_face = t + FACE_EVERY
+                    faces = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
+                                                     minSize=(max(12, fh // 15),) * 2)
+                    box, kind = None, ""
+                    if len(faces):
+                        x0 = min(x for x, _, _, _ in faces) / fw
+                        y0 = min(y for _, y, _, _ in faces) / fh
+                        x1 = max(x + w for x, _, w, _ in faces) / fw
+                        y1 = max(y + h for _, y, _, h in faces) / fh
+                        box, kind = (x0, y0, x1, y1), "face"
+                    else:
+                        box = _motion_box(history)
+                        kind = "motion" if box else ""
+                    times.append(t)
+                    kinds.append(kind)
+                    if box is None:
+                        boxes.append((np.nan, np.nan))
+                    else:
+                        d = _to_display(box, probe.rotation)
+                        boxes.append((d[0], d[2]) if axis == "x" else (d[1], d[3]))
+            except av.error.FFmpegError:
+                pass  # a truncated clip: what was read
+    order = np.argsort(times, kind="stable") if times else np.zeros(0, int)
+    arr = np.array(boxes, float).reshape(-1, 2)[order]
+    kinds = [kinds[i] for i in order]
+    # a face seen once, with no face near it in the samples either side, is a false detection
+    for i, k in enumerate(kinds):
+        if k != "face":
+            continue
+        mid = arr[i].mean()
+        near = [j for j in (i - 1, i + 1) if 0 <= j < len(kinds) and kinds[j] == "face"
+                and abs(arr[j].mean() - mid) < 0.1]
+        if not near:
+            kinds[i] = ""
+            arr[i] = np.nan
+    return ClipAnalysis(np.array(times, float)[order], arr, kinds, sorted(set(cuts)))
+
+
+def _corridors(boxes: np.ndarray, extent: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Allowed window centres per frame for subject boxes (nan: free), and which frames see a subject."""
+    half = extent / 2
+    lo = np.full(len(boxes), half)
+    hi = np.full(len(boxes), 1 - half)
+    seen = ~np.isnan(boxes[:, 0])
+    m = MARGIN * extent
+    b0, b1 = boxes[seen, 0] - m, boxes[seen, 1] + m
+    need_lo, need_hi = b1 - half, b0 + half
+    wide = need_lo > need_hi  # the subject (with margin) is wider than the window: centre on it
+    mid = (boxes[seen, 0] + boxes[seen, 1]) / 2
+    need_lo = np.where(wide, mid, need_lo)
+    need_hi = np.where(wide, mid, need_hi)
+    lo[seen] = np.clip(need_lo, half, 1 - half)
+    hi[seen] = np.clip(need_hi, half, 1 - half)
+    return lo, hi, seen
+
+
+def smooth_path(lo: np.ndarray, hi: np.ndarray, seen: np.ndarray, fps: float) -> np.ndarray:
+    """A smooth window-centre path inside the corridors [lo, hi] of one stretch without cuts."""
+    n = len(lo)
+    if n == 0:
+        return np.zeros(0)
+    if not seen.any():
+        return np.full(n, 0.5).clip(lo, hi)  # nothing to follow: the centre
+    first = int(np.argmax(seen))
+    p = np.empty(n)
+    # lazy start: the centre if the first corridor allows it, else its nearest edge; then hold
+    # while the corridor allows (a still subject keeps the window still)
+    x = float(np.clip(0.5, lo[first], hi[first]))
+    for i in range(n):
+        x = float(np.clip(x, lo[i], hi[i])) if i >= first else x
+        p[i] = x
+    k = max(1, int(round(SMOOTH_WINDOW * fps)))
+    if n > 2 and k > 1:
+        kernel = np.ones(k) / k
+        for _ in range(SMOOTH_PASSES):
+            padded = np.concatenate([np.full(k, p[0]), p, np.full(k, p[-1])])
+            p = np.clip(np.convolve(padded, kernel, mode="same")[k:-k], lo, hi)
+    v = MAX_SPEED / fps
+    for i in range(1, n):  # forward, then backward: every step within v
+        p[i] = np.clip(p[i], p[i - 1] - v, p[i - 1] + v)
+    for i in range(n - 2, -1, -1):
+        p[i] = np.clip(p[i], p[i + 1] - v, p[i + 1] + v)
+    return p
+
+
+@dataclass
+class ShotCrop:
+    axis: str
+    extent: float  # window extent along the axis (fraction of the source)
+    source_in: float
+    centres: np.ndarray  # window centre per output frame of the shot (and its tail)
+    cuts: list[int]  # frame indices (within the shot) where a source cut lets the window jump
+
+
+class CropPlan:
+    """Per shot: the crop window's centre at each output frame; read by ``frames.ReaderPool``."""
+
+    def __init__(self, fps: int, shots: dict[int, ShotCrop]):
+        self.fps, self.shots = fps, shots
+
+    def position(self, owner: int, t: float) -> tuple[str, float]:
+        """(free axis, window start as a fraction of the slack: 0 = left/top, 1 = right/bottom)."""
+        sc = self.shots.get(owner)
+        if sc is None or sc.extent >= 1.0 or not len(sc.centres):
+            return "x", 0.5
+        k = min(len(sc.centres) - 1, max(0, int(round((t - sc.source_in) * self.fps))))
+        c = float(sc.centres[k])
+        return sc.axis, float(np.clip((c - sc.extent / 2) / (1 - sc.extent), 0.0, 1.0))
+
+
+def plan_crops(edl: EditDecisionList, probes: list[ClipProbe]) -> CropPlan:
+    """Analyse what each shot shows and plan its crop path (see the module docstring)."""
+    fps = edl.fps
+    # a shot plays on under the next shot's transition: its path covers those frames too
+    tails = {s.index: int(round(nxt.transition.duration * fps)) + 1 for s, nxt in zip(edl.shots, edl.shots[1:])}
+    geometry = {i: window_extent(p, edl.width, edl.height) for i, p in enumerate(probes)}
+    ranges: dict[int, list[tuple[float, float]]] = {}
+    for s in edl.shots:
+        if geometry[s.clip][1] < 1.0:
+            ranges.setdefault(s.clip, []).append((s.source_in, s.source_in + (s.frames + tails.get(s.index, 1)) / fps))
+    analyses = {clip: analyse_clip(probes[clip], r, geometry[clip][0]) for clip, r in ranges.items()}
+    plan: dict[int, ShotCrop] = {}
+    for s in edl.shots:
+        axis, extent = geometry[s.clip]
+        if extent >= 1.0:
+            continue
+        an = analyses[s.clip]
+        n = s.frames + tails.get(s.index, 1)
+        t = s.source_in + np.arange(n) / fps
+        boxes = np.full((n, 2), np.nan)
+        if len(an.times):
+            # each frame takes the union of the samples either side of it (a subject between two
+            # samples stays covered); a sample further than 2 face intervals away does not count
+            j = np.searchsorted(an.times, t, side="right")
+            for side in (j - 1, j):
+                ok = (side >= 0) & (side < len(an.times))
+                idx = np.clip(side, 0, len(an.times) - 1)
+                near = ok & (np.abs(an.times[idx] - t) <= 2 * FACE_EVERY + 1.0 / fps)
+                cand = np.where(near[:, None], an.boxes[idx], np.nan)
+                boxes[:, 0] = np.fmin(boxes[:, 0], cand[:, 0])
+                boxes[:, 1] = np.fmax(boxes[:, 1], cand[:, 1])
+        lo, hi, seen = _corridors(boxes, extent)
+        cut_frames = sorted({int(np.ceil((c - s.source_in) * fps - 1e-6)) for c in an.cuts
+                             if s.source_in < c < s.source_in + n / fps})
+        cut_frames = [k for k in cut_frames if 0 < k < n]
+        centres = np.empty(n)
+        for a, b in zip([0, *cut_frames], [*cut_frames, n]):
+            centres[a:b] = smooth_path(lo[a:b], hi[a:b], seen[a:b], fps)
+        plan[s.index] = ShotCrop(axis, extent, s.source_in, centres, cut_frames)
+    return CropPlan(fps, plan)
+

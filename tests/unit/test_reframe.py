@@ -1,0 +1,154 @@
+"""fit "smart": the crop follows the subject on a smooth path, measured on the rendered output."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+
+from beatsync.analysis.synth import click_track, encode_wav
+from beatsync.contracts import ClipRef, EditDecisionList, Shot, SongWindow, Transition
+from beatsync.render import reframe
+from beatsync.render.encode import render
+from beatsync.render.probe import probe_clip
+from beatsync.render.synth import write_clip
+
+FPS = 30
+SRC_W, SRC_H = 480, 270
+RADIUS = 16
+
+
+def disc_track(seconds: float = 7.0):
+    """Where a bright disc is (centre x, y in source px) at each frame, and the source's own cut.
+
+    0-2.5 s: moves left to right across the frame; 2.5-4 s: still at the right; 4 s: a hard cut
+    (another background, the disc jumps to the left); 4-7 s: it drifts right slowly."""
+    n = int(seconds * FPS)
+    xs = []
+    for i in range(n):
+        t = i / FPS
+        if t < 2.5:
+            x = 40 + (440 - 40) * t / 2.5
+        elif t < 4.0:
+            x = 440
+        else:
+            x = 50 + 40 * (t - 4.0)
+        xs.append(x)
+    return np.array(xs), 4.0
+
+
+def disc_frames(xs, cut_t):
+    rng = np.random.default_rng(3)
+    backgrounds = [np.clip(rng.normal(m, 6, (SRC_H, SRC_W, 3)), 0, 255).astype(np.uint8) for m in (70, 120)]
+    yy, xx = np.mgrid[:SRC_H, :SRC_W]
+    out = []
+    for i, x in enumerate(xs):
+        img = backgrounds[int(i / FPS >= cut_t)].copy()
+        img[(xx - x) ** 2 + (yy - SRC_H / 2) ** 2 <= RADIUS**2] = (255, 255, 255)
+        out.append(img)
+    return out
+
+
+def edl_for(probes, width, height, shots, fit="smart"):
+    """shots: [(clip, source_in, frames)]"""
+    out, start = [], 0
+    for i, (clip, source_in, frames) in enumerate(shots):
+        out.append(Shot(index=i, clip=clip, source_in=source_in, start_frame=start, end_frame=start + frames,
+                        transition=Transition(style="cut", duration=0), section="verse", motion=0.5))
+        start += frames
+    return EditDecisionList(fps=FPS, width=width, height=height, fit=fit, output_format="mp4",
+                            song=SongWindow(start=0, end=start / FPS, audio_hash="-"), total_frames=start,
+                            clips=[ClipRef(index=i, name=p.path, duration=p.duration) for i, p in enumerate(probes)],
+                            shots=out)
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    y, _ = click_track(120.0, 12.0, 44100, offset=0.5)
+    p = tmp_path_factory.mktemp("song") / "clicks.wav"
+    p.write_bytes(encode_wav(y, 44100))
+    return str(p)
+
+
+@pytest.fixture(scope="module")
+def disc_clip(tmp_path_factory):
+    xs, cut = disc_track()
+    path = write_clip(str(tmp_path_factory.mktemp("disc") / "disc.mp4"), disc_frames(xs, cut), FPS)
+    return probe_clip(path), xs, cut
+
+
+def _bright_columns(frame: np.ndarray):
+    y = frame[: frame.shape[0] * 2 // 3]  # yuv420p packed: the luma plane
+    cols = np.flatnonzero((y > 200).sum(axis=0) >= 2)
+    return cols
+
+
+def test_smart_keeps_a_moving_disc_in_frame(disc_clip, song, tmp_path):
+    probe, xs, cut = disc_clip
+    # two output shots: the second starts inside the first's range (a jump at an output cut),
+    # and the first runs across the source's own cut at 4 s
+    shots = [(0, 0.0, 150), (0, 1.0, 60)]
+    width, height = 144, 256  # 9:16
+    edl = edl_for([probe], width, height, shots)
+    plan = reframe.plan_crops(edl, [probe])
+    out = tmp_path / "smart.mp4"
+    render(edl, [probe], song, str(out))
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray() for f in c.decode(c.streams.video[0])]
+    assert len(frames) == edl.total_frames
+    # the whole disc in the rendered frame: bright columns, not touching a side, as wide as the disc
+    scale = height / SRC_H
+    inside, disc_width = 0, 2 * RADIUS * scale
+    for f in frames:
+        cols = _bright_columns(f)
+        if len(cols) and cols[0] > 0 and cols[-1] < width - 1 and cols[-1] - cols[0] + 1 >= 0.85 * disc_width:
+            inside += 1
+    assert inside / len(frames) >= 0.95, inside / len(frames)
+
+    # the same on the plan: the disc's box inside the window in source coordinates
+    extent = reframe.window_extent(probe, width, height)[1]
+    ok, n = 0, 0
+    for s in edl.shots:
+        sc = plan.shots[s.index]
+        for k in range(s.frames):
+            i = int(round((s.source_in + k / FPS) * FPS))
+            c = sc.centres[k]
+            lo, hi = (xs[i] - RADIUS) / SRC_W, (xs[i] + RADIUS) / SRC_W
+            ok += c - extent / 2 <= lo and hi <= c + extent / 2
+            n += 1
+    assert ok / n >= 0.95, ok / n
+
+    # smooth: every step within the speed bound except at the source's cut (frame 120 of shot 0)
+    first = plan.shots[0]
+    assert first.cuts == [int(round(cut * FPS))]
+    steps = np.abs(np.diff(first.centres[: edl.shots[0].frames]))
+    bound = reframe.MAX_SPEED / FPS + 1e-9
+    jump_at = [k + 1 for k in np.flatnonzero(steps > bound)]
+    assert set(jump_at) <= set(first.cuts), jump_at
+    assert steps[int(cut * FPS) - 1] > 0.2  # the window did jump there (the disc went from right to left)
+    # hold: the disc is still from 2.5 s to 4 s: once the window has caught up it does not move
+    still = first.centres[int(3.0 * FPS): int(4.0 * FPS) - 1]
+    assert np.ptp(still) < 1e-6
+
+
+def test_centre_when_nothing_moves(tmp_path, song):
+    rng = np.random.default_rng(1)
+    img = np.clip(rng.normal(100, 5, (SRC_H, SRC_W, 3)), 0, 255).astype(np.uint8)
+    img[100:170, 20:60] = 250  # a still bright block at the left: not a subject (no face, no motion)
+    path = write_clip(str(tmp_path / "still.mp4"), [img] * 60, FPS)
+    probe = probe_clip(path)
+    edl = edl_for([probe], 144, 256, [(0, 0.0, 45)])
+    plan = reframe.plan_crops(edl, [probe])
+    assert np.allclose(plan.shots[0].centres, 0.5)
+
+
+@pytest.mark.parametrize("size,axis", [((256, 256), "x"), ((256, 144), "y")])
+def test_window_geometry(tmp_path, size, axis):
+    """1:1 from 16:9 slides along x; 16:9 from a portrait clip slides along y; same aspect: no window."""
+    w, h = (SRC_W, SRC_H) if axis == "x" else (SRC_H, SRC_W)
+    path = write_clip(str(tmp_path / "g.mp4"), [np.zeros((h, w, 3), np.uint8)] * 3, FPS)
+    probe = probe_clip(path)
+    got_axis, extent = reframe.window_extent(probe, *size)
+    assert got_axis == axis and extent == pytest.approx((size[0] / size[1]) / (w / h) if axis == "x"
+                                                        else (w / h) / (size[0] / size[1]))
+    assert reframe.window_extent(probe, w * 2, h * 2)[1] == 1.0
