@@ -91,6 +91,7 @@ def cmd_make(args) -> int:
     result = make_video(
         args.song, args.clips, out, config, method=args.method or settings.analysis_method,
         cache=_cache_store(args), max_audio_duration=settings.max_audio_duration, progress=ProgressBar(),
+        workers=args.workers,
     )
     if args.edl:
         Path(args.edl).write_text(result.edl.to_json())
@@ -216,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--method", choices=("librosa", "madmom", "hybrid"), default=None)
     m.add_argument("--edl", metavar="OUT.json", help="also write the edit decision list here")
     m.add_argument("--no-cache", action="store_true")
+    m.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="render N segments in parallel processes and join them (default 1)")
     m.set_defaults(func=cmd_make)
     w = sub.add_parser("warmup", help="compile and cache the analysis kernels (for images and CI)")
     w.set_defaults(func=cmd_warmup)

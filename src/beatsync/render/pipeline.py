@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -40,7 +41,10 @@ def make_video(
     should_stop: Callable[[], bool] | None = None,
     preset: str = "veryfast",
     max_clip_pixels: int = 4096 * 2304,
+    workers: int = 1,
 ) -> MakeResult:
+    """Analyse, plan and render. ``workers > 1`` renders that many segments in parallel processes and joins them
+    (:func:`beatsync.render.segments.render_parallel`): the same frames, cuts and audio timing."""
     from ..analysis import analyze
     from ..editing import ClipInfo, plan
     from .encode import render
@@ -66,6 +70,10 @@ def make_video(
     folder = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(folder, exist_ok=True)
     thumbnail = os.path.join(folder, "thumbnail.jpg")
+    if workers > 1:
+        from .segments import render_parallel
+
+        render = functools.partial(render_parallel, workers=workers)
     result = render(
         edl, probes, song, out_path, thumbnail_path=thumbnail, should_stop=should_stop, preset=preset,
         progress=lambda pct, step: report(25.0 + 0.75 * pct, step),
