@@ -80,3 +80,11 @@ class StoreUnavailable(BeatsyncError):
 class NotFound(BeatsyncError):
     code = "not_found"
     http_status = 404
+
+
+class SegmentsMissing(BeatsyncError):
+    """A parallel render's segments are not all rendered yet (a task failed or is still running): the
+    merge waits; the compose attempt is retried."""
+
+    code = "segments_missing"
+    http_status = 503

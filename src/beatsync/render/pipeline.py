@@ -28,6 +28,24 @@ class MakeResult:
     decoded_frames: int
 
 
+def plan_edit(beat_map: BeatMap, clips: list[str], config: EditConfig, *, max_clip_pixels: int = 4096 * 2304,
+              progress: Progress | None = None) -> tuple[EditDecisionList, list]:
+    """Probe the clips, score their motion and plan the edit: ``(edl, probes)``."""
+    from ..editing import ClipInfo, plan
+    from .motion import motion_profile, normalise
+    from .probe import probe_clip
+
+    report = progress or (lambda pct, step: None)
+    probes = [probe_clip(c, max_pixels=max_clip_pixels) for c in clips]
+    profiles = []
+    for i, p in enumerate(probes):
+        profiles.append(motion_profile(p))
+        report(100.0 * (i + 1) / len(probes), "motion")
+    infos = [ClipInfo(i, os.path.basename(p.path), p.duration, m, p.keyframes)
+             for i, (p, m) in enumerate(zip(probes, normalise(profiles)))]
+    return plan(beat_map, infos, config), probes
+
+
 def make_video(
     song: str,
     clips: list[str],
@@ -46,10 +64,7 @@ def make_video(
     """Analyse, plan and render. ``workers > 1`` renders that many segments in parallel processes and joins them
     (:func:`beatsync.render.segments.render_parallel`): the same frames, cuts and audio timing."""
     from ..analysis import analyze
-    from ..editing import ClipInfo, plan
     from .encode import render
-    from .motion import motion_profile, normalise
-    from .probe import probe_clip
 
     if not clips:
         raise InvalidRequest("at least one clip is needed", code="no_clips")
@@ -59,14 +74,8 @@ def make_video(
     report(0.0, "analyze")
     beat_map = analyze(song, method, fps=config.output_fps, max_duration=max_audio_duration, cache=cache)
     report(15.0, "probe")
-    probes = [probe_clip(c, max_pixels=max_clip_pixels) for c in clips]
-    profiles = []
-    for i, p in enumerate(probes):
-        profiles.append(motion_profile(p))
-        report(15.0 + 10.0 * (i + 1) / len(probes), "motion")
-    infos = [ClipInfo(i, os.path.basename(p.path), p.duration, m, p.keyframes)
-             for i, (p, m) in enumerate(zip(probes, normalise(profiles)))]
-    edl = plan(beat_map, infos, config)
+    edl, probes = plan_edit(beat_map, clips, config, max_clip_pixels=max_clip_pixels,
+                            progress=lambda pct, step: report(15.0 + 0.1 * pct, step))
     folder = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(folder, exist_ok=True)
     thumbnail = os.path.join(folder, "thumbnail.jpg")
