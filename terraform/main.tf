@@ -42,6 +42,8 @@ locals {
     BEATSYNC_MAX_AUDIO_DURATION   = tostring(var.max_audio_duration_seconds)
     BEATSYNC_ANALYSIS_METHOD      = var.analysis_method
     BEATSYNC_JOB_TTL_DAYS         = tostring(var.job_ttl_days)
+    BEATSYNC_RENDER_TASK_SECONDS  = tostring(var.render_task_seconds)
+    BEATSYNC_RENDER_MAX_TASKS     = tostring(var.render_max_tasks)
   }
 
   # components that end jobs queue webhooks, whose tasks carry the tasks account's OIDC identity

@@ -72,8 +72,10 @@ resource "google_cloud_run_v2_service" "analyze" {
 }
 
 # The compose step: one execution per attempt, started by the analyze service with
-# args ["compose-job", JOB_ID]. 4 vCPU / 8 GiB, one task, no retries here: the workflow owns the
-# retry budget (BEATSYNC_COMPOSE_ATTEMPTS), and the task timeout is far above any HTTP limit.
+# args ["compose-job", JOB_ID] and taskCount = the render plan's segments (overrides.taskCount; each
+# task reads CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT and renders its segment). 4 vCPU / 8 GiB per
+# task; a failed task is retried by the execution (max_retries); the workflow owns the outer budget
+# (BEATSYNC_COMPOSE_ATTEMPTS executions), and the task timeout is far above any HTTP limit.
 resource "google_cloud_run_v2_job" "compose" {
   project             = var.project_id
   name                = local.compose_name
@@ -83,13 +85,13 @@ resource "google_cloud_run_v2_job" "compose" {
 
   template {
     task_count  = 1
-    parallelism = 1
+    parallelism = var.render_max_tasks
     labels      = local.labels
 
     template {
       service_account = google_service_account.this["compose"].email
       timeout         = "${var.compose_timeout_seconds}s"
-      max_retries     = 0
+      max_retries     = var.compose_task_retries
       encryption_key  = var.kms_key_name
 
       containers {

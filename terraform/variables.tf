@@ -105,6 +105,39 @@ variable "compose_timeout_seconds" {
   }
 }
 
+variable "render_task_seconds" {
+  description = "A parallel render gets one compose task (a segment) per this many seconds of output."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.render_task_seconds >= 5
+    error_message = "render_task_seconds must be at least 5."
+  }
+}
+
+variable "render_max_tasks" {
+  description = "Most compose tasks (segments) of one render; also the compose job's parallelism."
+  type        = number
+  default     = 8
+
+  validation {
+    condition     = var.render_max_tasks >= 1 && var.render_max_tasks <= 100
+    error_message = "render_max_tasks must be between 1 and 100."
+  }
+}
+
+variable "compose_task_retries" {
+  description = "Retries of a failed compose task within one execution (the job's max_retries)."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.compose_task_retries >= 0 && var.compose_task_retries <= 10
+    error_message = "compose_task_retries must be between 0 and 10."
+  }
+}
+
 variable "job_deadline_seconds" {
   description = "A job still running this long after its workflow started fails with deadline_exceeded."
   type        = number

@@ -86,7 +86,7 @@ def compose_runner(settings: Settings):
         return CloudRunJobRunner(project=settings.project, region=settings.region, job=settings.compose_job)
     from .adapters.process_runner import ProcessComposeRunner
 
-    return ProcessComposeRunner(settings.data_dir / "logs")
+    return ProcessComposeRunner(settings.data_dir / "logs", max_retries=settings.compose_task_retries)
 
 
 @dataclass

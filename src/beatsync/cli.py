@@ -130,6 +130,7 @@ def cmd_make(args) -> int:
         result = make_video(
             args.song, args.clips, args.output, config, method=args.method or settings.analysis_method,
             cache=_cache_store(args), max_audio_duration=settings.max_audio_duration, progress=progress,
+            workers=args.workers,
         )
     finally:
         progress.close()
@@ -249,8 +250,16 @@ def cmd_compose_job(args) -> int:
     from .jobs.steps import TRANSIENT, run_compose
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # a task of a parallel render (Cloud Run sets these; so does the process runner)
+    index = int(os.environ.get("CLOUD_RUN_TASK_INDEX") or 0)
+    count = int(os.environ.get("CLOUD_RUN_TASK_COUNT") or 1)
     try:
-        outcome = run_compose(bootstrap(), args.job_id)
+        if count > 1:
+            from .jobs.parallel import run_task
+
+            outcome = run_task(bootstrap(), args.job_id, index, count)
+        else:
+            outcome = run_compose(bootstrap(), args.job_id, parallel=False)
     except TRANSIENT as exc:
         print(f"compose {args.job_id}: transient error, retry: {exc}", file=sys.stderr)
         return 75  # EX_TEMPFAIL
@@ -325,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "NAME.edl.json beside the video)")
     m.add_argument("--no-cache", action="store_true", help="do not read or write the beat-map cache (default: cache "
                    "in $BEATSYNC_CACHE_DIR)")
+    m.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="render N segments in parallel processes and join them (default: 1)")
     m.set_defaults(func=cmd_make)
     w = sub.add_parser("warmup", help="compile and cache the analysis kernels (for images and CI)")
     w.set_defaults(func=cmd_warmup)
@@ -332,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
     v.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)), help="default: $PORT, else 8080")
     v.set_defaults(func=cmd_serve)
-    j = sub.add_parser("compose-job", help="run the compose step of one job (the Cloud Run job's entry point)")
+    j = sub.add_parser("compose-job", help="run the compose step of one job, or one task of it with "
+                                           "CLOUD_RUN_TASK_INDEX/COUNT (the Cloud Run job's entry point)")
     j.add_argument("job_id", help="the job to compose")
     j.set_defaults(func=cmd_compose_job)
     return p

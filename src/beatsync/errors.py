@@ -99,3 +99,11 @@ class AuthUnavailable(BeatsyncError):
 
     code = "auth_unavailable"
     http_status = 503
+
+
+class SegmentsMissing(BeatsyncError):
+    """A parallel render's segments are not all rendered yet (a task failed or is still running): the
+    merge waits; the compose attempt is retried."""
+
+    code = "segments_missing"
+    http_status = 503

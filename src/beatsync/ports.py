@@ -140,13 +140,14 @@ class ComposeRunner(abc.ABC):
     or a local process), so that a render can outlive any one HTTP request and be stopped."""
 
     @abc.abstractmethod
-    def start(self, job_id: str) -> str:
-        """Start composing ``job_id``; return a handle for :meth:`state` and :meth:`stop`."""
+    def start(self, job_id: str, tasks: int = 1) -> str:
+        """Start composing ``job_id`` as ``tasks`` parallel tasks (each sees ``CLOUD_RUN_TASK_INDEX`` and
+        ``CLOUD_RUN_TASK_COUNT``; a failed task is retried); return a handle for :meth:`state` and :meth:`stop`."""
 
     @abc.abstractmethod
     def state(self, handle: str) -> str:
-        """``running``, ``exited`` (finished, crashed or stopped) or ``unknown``."""
+        """``running``, ``exited`` (every task finished, crashed or stopped) or ``unknown``."""
 
     @abc.abstractmethod
     def stop(self, handle: str) -> None:
-        """Stop the compute (a no-op once it has exited)."""
+        """Stop the compute, every task of it (a no-op once it has exited)."""

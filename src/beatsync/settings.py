@@ -60,6 +60,13 @@ class Settings:
     #: (an execution of the Cloud Run job ``compose_job``) (``BEATSYNC_COMPOSE_RUNNER``, ``BEATSYNC_COMPOSE_JOB``)
     compose_runner: str = "process"
     compose_job: str = "beat-sync-compose"
+    #: the compose step as parallel tasks: one task per ``render_task_seconds`` of output, at most
+    #: ``render_max_tasks`` (``BEATSYNC_RENDER_TASK_SECONDS``, ``BEATSYNC_RENDER_MAX_TASKS``); the process
+    #: runner retries a failed task ``compose_task_retries`` times, as the Cloud Run job's max_retries does
+    #: (``BEATSYNC_COMPOSE_TASK_RETRIES``), and runs at most as many tasks at once as there are cores
+    render_task_seconds: float = 30.0
+    render_max_tasks: int = 8
+    compose_task_retries: int = 2
     #: ``local`` (a durable SQLite retry queue) or ``cloud_tasks`` (``BEATSYNC_NOTIFIER``)
     notifier: str = "local"
     #: Cloud Tasks queue for webhooks (``BEATSYNC_TASKS_QUEUE``) and an emulator host:port
@@ -163,7 +170,8 @@ class Settings:
                 raise InvalidSetting(f"BEATSYNC_{name.upper()} must be one of {', '.join(allowed)}, not "
                                      f"{getattr(self, name)!r}", code="invalid_setting")
         for name in ("max_input_bytes", "max_clips", "url_ttl", "workers", "fetch_timeout",
-                     "max_submissions_per_minute", "max_active_jobs", "max_clip_pixels"):
+                     "max_submissions_per_minute", "max_active_jobs", "max_clip_pixels", "render_task_seconds",
+                     "render_max_tasks"):
             if getattr(self, name) <= 0:
                 raise InvalidSetting(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")
         if self.cors_credentials not in ("true", "false"):
@@ -175,6 +183,8 @@ class Settings:
         if "*" in self.cors_origin_list and self.cors_credentials == "true":
             raise InvalidSetting("BEATSYNC_CORS_CREDENTIALS=true cannot be combined with the origin *",
                                  code="invalid_setting")
+        if self.compose_task_retries < 0:
+            raise InvalidSetting("BEATSYNC_COMPOSE_TASK_RETRIES must not be negative", code="invalid_setting")
         if self.job_store not in ("sqlite", "firestore"):
             raise InvalidSetting(f"BEATSYNC_JOB_STORE must be sqlite or firestore, not {self.job_store!r}",
                                  code="invalid_setting")

@@ -58,6 +58,9 @@ def test_start_state_and_stop_speak_the_admin_api():
         method, path, body = calls[0]
         assert (method, path) == ("POST", f"/v2/{JOB}:run")
         assert body["overrides"]["containerOverrides"][0]["args"] == ["compose-job", "0123456789abcdef0123456789abcdef"]
+        assert body["overrides"]["taskCount"] == 1
+        parallel = runner.start("0123456789abcdef0123456789abcdef", tasks=3)  # one execution, three tasks
+        assert parallel == f"{JOB}/executions/e2" and calls[-1][2]["overrides"]["taskCount"] == 3
         assert runner.state(handle) == "running"
         runner.stop(handle)
         assert calls[-1][:2] == ("POST", f"/v2/{handle}:cancel")

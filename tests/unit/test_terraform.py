@@ -121,7 +121,8 @@ def test_compose_is_4_vcpu_8_gib_and_analyze_is_internal():
     task = compose["template"][0]["template"][0]
     limits = task["containers"][0]["resources"][0]["limits"]
     assert limits == {"cpu": "4", "memory": "8Gi"}
-    assert task["max_retries"] == 0 and task["timeout"] == "${var.compose_timeout_seconds}s"
+    assert task["max_retries"] == "${var.compose_task_retries}" and task["timeout"] == "${var.compose_timeout_seconds}s"
+    assert compose["template"][0]["parallelism"] == "${var.render_max_tasks}"  # every segment at once
     analyze = resources("google_cloud_run_v2_service")["analyze"]
     assert analyze["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY"
 

@@ -1,6 +1,6 @@
 """ComposeRunner on Cloud Run jobs: each compose attempt is an execution of the compose job
-(4 vCPU / 8 GiB, task timeout up to hours: no HTTP request limit applies), started with the job id
-as its argument, inspected and cancelled through the Cloud Run Admin API v2 (REST, with the
+(4 vCPU / 8 GiB per task, task timeout up to hours: no HTTP request limit applies), started with the
+job id as its argument and ``taskCount`` tasks (the segments of a parallel render), inspected and cancelled through the Cloud Run Admin API v2 (REST, with the
 service account's credentials). The session is built on first use, never at import."""
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ class CloudRunJobRunner(ComposeRunner):
     def job_path(self) -> str:
         return f"projects/{self.project}/locations/{self.region}/jobs/{self.job}"
 
-    def start(self, job_id: str) -> str:
-        body = {"overrides": {"containerOverrides": [{"args": ["compose-job", job_id]}], "taskCount": 1}}
+    def start(self, job_id: str, tasks: int = 1) -> str:
+        # one execution of ``tasks`` tasks: each reads CLOUD_RUN_TASK_INDEX / CLOUD_RUN_TASK_COUNT and renders
+        # its segment; the job's max_retries retries a failed task; cancelling the execution stops them all
+        body = {"overrides": {"containerOverrides": [{"args": ["compose-job", job_id]}], "taskCount": int(tasks)}}
         resp = self.session.post(f"{self.api}/{self.job_path}:run", json=body, timeout=60)
         resp.raise_for_status()
         # a long-running operation; its metadata is the Execution being created

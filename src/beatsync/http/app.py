@@ -309,6 +309,12 @@ def control_compose_stop(request) -> Reply:
     return Reply(200, steps.compose_stop(get_container(), body["job_id"], body.get("handle")))
 
 
+def control_compose_merge(request) -> Reply:
+    from ..jobs import steps
+
+    return Reply(200, steps.compose_merge(get_container(), _control(request)["job_id"]))
+
+
 def control_end(request) -> Reply:
     from ..jobs import steps
 
@@ -387,6 +393,7 @@ ROUTES: list[tuple[str, str, str, Callable]] = [
     ("control", "POST", r"/internal/compose/start", control_compose_start),
     ("control", "POST", r"/internal/compose/poll", control_compose_poll),
     ("control", "POST", r"/internal/compose/stop", control_compose_stop),
+    ("control", "POST", r"/internal/compose/merge", control_compose_merge),
     ("control", "POST", r"/internal/end", control_end),
     ("files", "GET", r"/files/(?P<key>.+)", files),
 ]

@@ -214,7 +214,10 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
     report = _Reporter(c, job_id)
     try:
         beat_map_key = f"outputs/{job_id}/beat_map.json"
-        if job.type == "create" and c.blobs.exists(beat_map_key) and os.path.isdir(_workdir(c, job_id)):
+        from .parallel import make_plan, plan_key
+
+        if (job.type == "create" and c.blobs.exists(beat_map_key) and c.blobs.exists(plan_key(job_id))
+                and os.path.isdir(_workdir(c, job_id))):
             # a retried call after the analysis finished: only the local copies may be missing
             _local_inputs(c, job, report, with_clips=True)
             return _outcome(c.jobs.get(job_id), "analyze", True)
@@ -235,6 +238,8 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
         beat_map = analyze(audio, job.request["method"], fps=fps, max_duration=c.settings.max_audio_duration,
                            cache=c.blobs)
         c.blobs.put_bytes(beat_map_key, beat_map.to_json().encode(), "application/json")
+        if job.type == "create":  # the edit, planned once for every compose task (temp/{id}/plan.json)
+            make_plan(c, job, clips, beat_map, report=_scaled(report, 20.0, 25.0))
         if c.jobs.get(job_id).terminal:  # cancelled (or ended by the orchestrator) meanwhile: leave nothing
             return _outcome(_cancelled(c, job_id), "analyze", True)
         c.jobs.add_log(job_id, f"analysed: {beat_map.tempo:.1f} BPM, {len(beat_map.beats)} beats, "
@@ -251,13 +256,18 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
 
 
 def _cancelled(c: "Container", job_id: str) -> Job:
+    from .parallel import remove_temp
+
     for key in c.blobs.list(f"outputs/{job_id}/"):
         c.blobs.delete(key)
+    remove_temp(c, job_id)
     shutil.rmtree(_workdir(c, job_id), ignore_errors=True)
     return end_job(c, job_id, "cancelled", error={"code": "cancelled", "message": "cancelled by the caller"})
 
 
-def run_compose(c: "Container", job_id: str) -> StepOutcome:
+def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutcome:
+    """Compose on this machine. With ``parallel`` and a plan of several tasks, the tasks run as local
+    processes (:func:`beatsync.jobs.parallel.run_local`) and are merged; else one render."""
     job = _begin(c, job_id, "composing")
     if job.terminal:
         return _outcome(job, "compose", True)
@@ -268,6 +278,16 @@ def run_compose(c: "Container", job_id: str) -> StepOutcome:
     if c.blobs.exists(result_key):  # rendered and uploaded by an attempt that died before completing
         result = json.loads(c.blobs.get_bytes(result_key))
         return _outcome(end_job(c, job_id, "completed", result=result), "compose", True)
+    if parallel:
+        from .parallel import load_plan, run_local
+
+        try:
+            plan = load_plan(c, job_id)
+            if plan is not None and plan["tasks"] > 1:
+                run_local(c, job_id, plan)
+                return _outcome(c.jobs.get(job_id), "compose", True)
+        except Exception as exc:  # noqa: BLE001 - sorted by _settle
+            return _settle(c, job, "compose", exc)
     report = _Reporter(c, job_id)
     try:
         from ..contracts import EditConfig
@@ -347,13 +367,31 @@ def compose_start(c: "Container", job_id: str, attempt: int = 1) -> dict:
     job = c.jobs.get(job_id)
     if job.terminal:
         return {**state(c, job_id), "handle": None}
-    handle = c.runner.start(job_id)
-    c.jobs.add_log(job_id, f"workflow: compose attempt {attempt} started ({handle})")
-    return {**state(c, job_id), "handle": handle}
+    from .parallel import planned_tasks
+
+    tasks = planned_tasks(c, job_id)
+    handle = c.runner.start(job_id, tasks=tasks)
+    c.jobs.add_log(job_id, f"workflow: compose attempt {attempt} started ({handle})"
+                           + (f", {tasks} tasks" if tasks > 1 else ""))
+    return {**state(c, job_id), "handle": handle, "tasks": tasks}
 
 
 def compose_poll(c: "Container", job_id: str, handle: str | None) -> dict:
-    return {**state(c, job_id), "runner": c.runner.state(handle) if handle else "unknown"}
+    from .parallel import progress
+
+    runner = c.runner.state(handle) if handle else "unknown"
+    pct = progress(c, job_id)  # a parallel render: the sum over its tasks
+    if pct is not None and runner == "running":
+        c.jobs.report(job_id, pct, "rendering")
+    return {**state(c, job_id), "runner": runner}
+
+
+def compose_merge(c: "Container", job_id: str) -> dict:
+    """After the compose execution ended: join a parallel render's segments if every one is there
+    (``merged``), else report the ``missing`` ones; a no-op for a one-task render or an ended job."""
+    from .parallel import run_merge
+
+    return run_merge(c, job_id)
 
 
 def compose_stop(c: "Container", job_id: str, handle: str | None) -> dict:
@@ -379,4 +417,7 @@ def end(c: "Container", job_id: str, status: str, code: str, message: str) -> di
         if job.status != "completed":
             for key in c.blobs.list(prefix):
                 c.blobs.delete(key)
+        from .parallel import remove_temp
+
+        remove_temp(c, job_id)
     return state(c, job_id)

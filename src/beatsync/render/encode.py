@@ -40,6 +40,8 @@ class RenderResult:
     duration: float
     file_size: int
     decoded_frames: int
+    #: the chosen thumbnail's score (-1: no candidate frame in the range rendered)
+    thumbnail_score: float = -1.0
 
 
 def _video_stream(out, edl: EditDecisionList, preset: str, crf: int):
@@ -108,6 +110,19 @@ def _audio_frames(song: str, start: float, end: float, frame_size: int):
         c.close()
 
 
+def _audio_stream(out, edl: EditDecisionList, song: str):
+    """Add the song's audio stream to ``out``; return it and the window's frames to encode."""
+    if edl.output_format == "mp4":
+        a = out.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
+        a.bit_rate = 192000
+    else:
+        a = out.add_stream("libopus", rate=AUDIO_RATE, layout="stereo")
+        a.bit_rate = 160000
+    a.time_base = Fraction(1, AUDIO_RATE)
+    frame_size = 1024 if edl.output_format == "mp4" else 960  # AAC / Opus (20 ms) frame sizes
+    return a, _audio_frames(song, edl.song.start, edl.song.end, frame_size)
+
+
 def _luma_spread(frame: av.VideoFrame) -> float:
     y = frame.to_ndarray()[: frame.height : 8, ::8]
     return float(y.std()) + 0.25 * float(y.mean())
@@ -124,9 +139,16 @@ def render(
     should_stop: Callable[[], bool] | None = None,
     preset: str = "veryfast",
     crf: int = 23,
+    frames: tuple[int, int] | None = None,
+    with_audio: bool = True,
 ) -> RenderResult:
-    """Render ``edl`` to ``out_path`` (written atomically: a temporary file, then renamed)."""
+    """Render ``edl`` to ``out_path`` (written atomically: a temporary file, then renamed).
+
+    ``frames=(start, end)`` renders only output frames ``start <= n < end`` (a segment of a parallel
+    render, :mod:`beatsync.render.segments`): the same pictures, the first one an IDR frame, pts
+    counted from 0; ``with_audio=False`` writes the video stream only."""
     fps = edl.fps
+    first, stop = frames if frames is not None else (0, edl.total_frames)
     folder = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".render-", suffix="." + edl.output_format)
@@ -144,21 +166,13 @@ def render(
     try:
         with av.open(tmp, "w", format=edl.output_format, options={"movflags": "+faststart"} if edl.output_format == "mp4" else {}) as out:
             v = _video_stream(out, edl, preset, crf)
-            if edl.output_format == "mp4":
-                a = out.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
-                a.bit_rate = 192000
-            else:
-                a = out.add_stream("libopus", rate=AUDIO_RATE, layout="stereo")
-                a.bit_rate = 160000
-            a.time_base = Fraction(1, AUDIO_RATE)
-            frame_size = 1024 if edl.output_format == "mp4" else 960  # AAC / Opus (20 ms) frame sizes
-            audio = _audio_frames(song, edl.song.start, edl.song.end, frame_size)
-            audio_done = False
+            a, audio = _audio_stream(out, edl, song) if with_audio else (None, iter(()))
+            audio_done = not with_audio
             audio_time = 0.0
             shot_iter = iter(edl.shots)
             shot = next(shot_iter)
             prev = None
-            for n in range(edl.total_frames):
+            for n in range(first, stop):
                 while n >= shot.end_frame:
                     prev, shot = shot, next(shot_iter)
                 if should_stop is not None and n % max(1, fps // 2) == 0 and should_stop():
@@ -175,7 +189,7 @@ def render(
                     score = _luma_spread(frame)
                     if score > best_thumb[0]:
                         best_thumb = (score, frame.to_image())  # the encoder takes the frame's buffers
-                frame.pts = n
+                frame.pts = n - first
                 frame.time_base = Fraction(1, fps)  # not v.time_base: the muxer changes it (mp4: 1/15360)
                 frame.pict_type = av.video.frame.PictureType.NONE  # don't inherit source keyframes
                 for p in v.encode(frame):
@@ -189,14 +203,14 @@ def render(
                     audio_time = (af.pts + af.samples) / AUDIO_RATE
                     for p in a.encode(af):
                         out.mux(p)
-                if progress is not None and (n % fps == 0 or n == edl.total_frames - 1):
-                    progress(100.0 * (n + 1) / edl.total_frames, "render")
+                if progress is not None and (n % fps == 0 or n == stop - 1):
+                    progress(100.0 * (n + 1 - first) / (stop - first), "render")
             for p in v.encode(None):
                 out.mux(p)
             for af in audio:
                 for p in a.encode(af):
                     out.mux(p)
-            for p in a.encode(None):
+            for p in a.encode(None) if a is not None else ():
                 out.mux(p)
         umask = os.umask(0)
         os.umask(umask)
@@ -211,5 +225,5 @@ def render(
         pool.close()
     if thumbnail_path is not None and best_thumb[1] is not None:
         best_thumb[1].save(thumbnail_path, quality=88)
-    return RenderResult(path=out_path, frames=edl.total_frames, duration=edl.total_frames / fps,
-                        file_size=os.path.getsize(out_path), decoded_frames=decoded)
+    return RenderResult(path=out_path, frames=stop - first, duration=(stop - first) / fps,
+                        file_size=os.path.getsize(out_path), decoded_frames=decoded, thumbnail_score=best_thumb[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -35,6 +36,24 @@ def side_files(out_path: str) -> tuple[str, str, str]:
     return f"{stem}.thumbnail.jpg", f"{stem}.edl.json", f"{stem}.beat_map.json"
 
 
+def plan_edit(beat_map: BeatMap, clips: list[str], config: EditConfig, *, max_clip_pixels: int = 4096 * 2304,
+              progress: Progress | None = None) -> tuple[EditDecisionList, list]:
+    """Probe the clips, score their motion and plan the edit: ``(edl, probes)``."""
+    from ..editing import ClipInfo, plan
+    from .motion import motion_profile, normalise
+    from .probe import probe_clip
+
+    report = progress or (lambda pct, step: None)
+    probes = [probe_clip(c, max_pixels=max_clip_pixels) for c in clips]
+    profiles = []
+    for i, p in enumerate(probes):
+        profiles.append(motion_profile(p))
+        report(100.0 * (i + 1) / len(probes), "motion")
+    infos = [ClipInfo(i, os.path.basename(p.path), p.duration, m, p.keyframes)
+             for i, (p, m) in enumerate(zip(probes, normalise(profiles)))]
+    return plan(beat_map, infos, config), probes
+
+
 def make_video(
     song: str,
     clips: list[str],
@@ -48,12 +67,12 @@ def make_video(
     should_stop: Callable[[], bool] | None = None,
     preset: str = "veryfast",
     max_clip_pixels: int = 4096 * 2304,
+    workers: int = 1,
 ) -> MakeResult:
+    """Analyse, plan and render. ``workers > 1`` renders that many segments in parallel processes and joins them
+    (:func:`beatsync.render.segments.render_parallel`): the same frames, cuts and audio timing."""
     from ..analysis import analyze
-    from ..editing import ClipInfo, plan
     from .encode import render
-    from .motion import motion_profile, normalise
-    from .probe import probe_clip
 
     if not clips:
         raise InvalidRequest("at least one clip is needed", code="no_clips")
@@ -63,16 +82,14 @@ def make_video(
     report(0.0, "analyze")
     beat_map = analyze(song, method, fps=config.output_fps, max_duration=max_audio_duration, cache=cache)
     report(15.0, "probe")
-    probes = [probe_clip(c, max_pixels=max_clip_pixels) for c in clips]
-    profiles = []
-    for i, p in enumerate(probes):
-        profiles.append(motion_profile(p))
-        report(15.0 + 10.0 * (i + 1) / len(probes), "motion")
-    infos = [ClipInfo(i, os.path.basename(p.path), p.duration, m, p.keyframes)
-             for i, (p, m) in enumerate(zip(probes, normalise(profiles)))]
-    edl = plan(beat_map, infos, config)
+    edl, probes = plan_edit(beat_map, clips, config, max_clip_pixels=max_clip_pixels,
+                            progress=lambda pct, step: report(15.0 + 0.1 * pct, step))
     thumbnail, edl_path, bm_path = side_files(out_path)
     os.makedirs(os.path.dirname(thumbnail), exist_ok=True)
+    if workers > 1:
+        from .segments import render_parallel
+
+        render = functools.partial(render_parallel, workers=workers)
     result = render(
         edl, probes, song, out_path, thumbnail_path=thumbnail, should_stop=should_stop, preset=preset,
         progress=lambda pct, step: report(25.0 + 0.75 * pct, step),

@@ -1,0 +1,151 @@
+"""Parallel render: the same 1080p30 edit (render_speed.py's: a cut every 0.5 s over the shared
+clips upscaled to 1080p, x264 veryfast CRF 23, AAC) rendered by 1 process and split into N
+segments rendered by N processes, then joined by stream copy (beatsync.render.segments).
+
+    nice -n 10 python benchmarks/parallel_render.py [--lengths 30,120,300] [--workers 1,2,4]
+
+Each configuration runs in a fresh process. Reported per row: wall s; total CPU s (the process and
+all its workers, from getrusage); split overhead = CPU with N workers / CPU with 1 (target <= 1.10);
+critical path = the slowest segment's CPU s + the merge's CPU s (what a machine with a core per
+segment would wait for); the largest peak RSS of one task (target < 400 MB at 1080p).
+Then a prediction of time to video on Cloud Run (8 tasks of 4 vCPU, a 4-minute song) from the
+measured CPU seconds; its derivation is printed with it. On a shared machine, read CPU seconds:
+wall time depends on what else runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import render_speed  # noqa: E402
+from render_speed import CACHE, ffmpeg_exe, prepare_sources, shots  # noqa: E402
+
+if not (render_speed.SHARED / "video").is_dir():  # a git worktree: the shared data sits elsewhere
+    render_speed.SHARED = Path(os.environ.get("BEATSYNC_SHARED_DATA", "/work/shared/data"))
+SONG = render_speed.SHARED / "music" / render_speed.SONG.name
+
+SCRIPT = r"""
+import json, resource, sys, time
+from beatsync.contracts import ClipRef, EditDecisionList, Shot, SongWindow, Transition
+from beatsync.render.encode import render
+from beatsync.render.probe import probe_clip
+from beatsync.render.segments import render_parallel
+spec = json.loads(sys.argv[1])
+t0 = time.perf_counter()
+probes = [probe_clip(p) for p in spec["sources"]]
+shots = [Shot(index=i, clip=s["clip"], source_in=s["source_in"], start_frame=s["start"], end_frame=s["end"],
+              transition=Transition(style="cut", duration=0), section="verse", motion=0.5)
+         for i, s in enumerate(spec["shots"])]
+edl = EditDecisionList(fps=30, width=1920, height=1080, fit="fill", output_format="mp4",
+                       song=SongWindow(start=0.0, end=spec["seconds"], audio_hash="-"),
+                       total_frames=spec["shots"][-1]["end"],
+                       clips=[ClipRef(index=i, name=p.path, duration=p.duration) for i, p in enumerate(probes)],
+                       shots=shots)
+w = spec["workers"]
+if w == 1:
+    c0 = time.process_time()
+    r = render(edl, probes, spec["song"], spec["out"], preset="veryfast", crf=23)
+    segments = [{"frames": r.frames, "cpu_s": time.process_time() - c0,
+                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}]
+    merge_cpu = 0.0
+else:
+    r = render_parallel(edl, probes, spec["song"], spec["out"], workers=w, tasks=w, preset="veryfast")
+    segments, merge_cpu = list(r.segments), r.merge_cpu_s
+wall = time.perf_counter() - t0
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"wall": wall, "cpu": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
+                  "segments": segments, "merge_cpu": merge_cpu, "frames": r.frames,
+                  "parent_rss_mb": me.ru_maxrss / 1024}))
+"""
+
+
+def long_song(seconds: float) -> Path:
+    """The benchmark song looped to ``seconds`` (the shared songs are shorter than 5 minutes)."""
+    dst = CACHE / f"song_{int(seconds)}s.wav"
+    if not dst.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-stream_loop", "-1", "-i", str(SONG), "-t",
+                        str(seconds + 1), "-ac", "2", "-ar", "44100", str(dst)], check=True)
+    return dst
+
+
+def run(spec: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(spec)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lengths", default="30,120,300", help="seconds of output, comma-separated")
+    ap.add_argument("--workers", default="1,2,4")
+    ap.add_argument("--analysis-s", type=float, default=12.0,
+                    help="analysis + planning wall s for a 4-min song on the analyze service (for the prediction)")
+    args = ap.parse_args(argv)
+    lengths = [float(x) for x in args.lengths.split(",")]
+    workers = [int(x) for x in args.workers.split(",")]
+    sources = [str(p) for p in prepare_sources()]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seconds in lengths:
+            song = long_song(max(seconds, 150.0))
+            for w in workers:
+                spec = {"sources": sources, "shots": shots(seconds), "song": str(song), "seconds": seconds,
+                        "workers": w, "out": os.path.join(tmp, f"out_{int(seconds)}_{w}.mp4")}
+                t = time.perf_counter()
+                r = run(spec)
+                r.update(seconds=seconds, workers=w)
+                rows.append(r)
+                print(f"  {seconds:5.0f} s x {w} workers: {r['wall']:.1f} s wall, {r['cpu']:.1f} CPU s "
+                      f"({time.perf_counter() - t:.0f} s with start-up)", file=sys.stderr)
+    base = {r["seconds"]: r["cpu"] for r in rows if r["workers"] == 1}
+    print(f"\n1920x1080@30 output, a cut every 0.5 s, x264 veryfast CRF 23; one run each\n")
+    print("| output | workers | wall s | total CPU s | split overhead | critical path CPU s | slowest segment CPU s "
+          "| merge CPU s | peak RSS per task MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        slow = max(s["cpu_s"] for s in r["segments"])
+        over = f"{r['cpu'] / base[r['seconds']]:.3f}" if r["seconds"] in base else "-"
+        rss = max(s["peak_rss_mb"] for s in r["segments"])
+        print(f"| {r['seconds']:.0f} s | {r['workers']} | {r['wall']:.1f} | {r['cpu']:.1f} | {over} | "
+              f"{slow + r['merge_cpu']:.1f} | {slow:.1f} | {r['merge_cpu']:.2f} | {rss:.0f} |")
+    # -- prediction: a 4-minute song, 8 tasks of 4 vCPU ---------------------------------------------------
+    longest = max(r["seconds"] for r in rows)
+    multi = [r for r in rows if r["seconds"] == longest and r["workers"] == max(workers)]
+    one = [r for r in rows if r["seconds"] == longest and r["workers"] == 1]
+    if multi and one:
+        m = multi[0]
+        per_out_s = one[0]["cpu"] / longest  # CPU s per output second, single process
+        overhead = m["cpu"] / one[0]["cpu"]
+        merge_per_out_s = m["merge_cpu"] / longest
+        task_cpu = per_out_s * overhead * 240 / 8
+        vcpu_eff = 0.7  # assumed: x264 frame threads + slice decode on 4 vCPU give 4 x 0.7 = 2.8x one core
+        task_wall = task_cpu / (4 * vcpu_eff)
+        merge_wall = merge_per_out_s * 240 + 2 * 240 * 0.6 / 100  # remux + moving ~60 MB in and out of GCS
+        start, poll = 8.0, 2.0  # execution + container start (warm image), half a poll interval (BEATSYNC_POLL_SECONDS=4)
+        total = args.analysis_s + start + task_wall + poll + merge_wall
+        print(f"\nPrediction, 4-minute song, 8 tasks x 4 vCPU (derived from the {longest:.0f} s rows):")
+        print(f"  CPU per output second, 1 process: {per_out_s:.2f}; split overhead with {m['workers']} segments: "
+              f"{overhead:.3f}")
+        print(f"  one task: 240 s / 8 = 30 s of output = {task_cpu:.1f} CPU s; on 4 vCPU at an assumed {vcpu_eff:.0%} "
+              f"thread efficiency: {task_wall:.1f} s")
+        print(f"  + analysis and planning {args.analysis_s:.0f} s (--analysis-s) + execution start {start:.0f} s "
+              f"+ half a poll {poll:.0f} s + merge {merge_wall:.1f} s (measured merge CPU scaled to 240 s, plus GCS "
+              f"transfer at ~100 MB/s)")
+        print(f"  = {total:.1f} s to video (target <= 45 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,318 @@
+"""The compose step as parallel tasks (one Cloud Run job execution with N tasks, or N local processes).
+
+Blob keys, all under ``temp/{job_id}/`` (the bucket's lifecycle rule deletes what a crash leaves):
+
+- ``plan.json``: the EDL, per-shot work estimates and the segments, made once by the analyze step
+  (so every task renders the same plan) with ``tasks`` = one per ``render_task_seconds`` of output,
+  at most ``render_max_tasks``;
+- ``seg-{N}-{i}.{mp4|webm}`` (the segment's video), ``seg-{N}-{i}.jpg`` (its best thumbnail
+  candidate) and ``seg-{N}-{i}.json`` (written last: the segment's completion marker), for task
+  ``i`` of ``N``; ``progress-{N}-{i}.json``: frames rendered so far.
+
+A task (:func:`run_task`) renders its segment and exits; one whose marker exists returns at once, so a
+retried execution renders only the missing segments. :func:`run_merge` runs only when every marker is
+present, joins the segments by stream copy, muxes the song's audio, uploads the outputs and
+``result.json`` last, completes the job and deletes ``temp/{job_id}/``; called again after that it finds
+``result.json`` and renders nothing. The job's progress is the sum over the tasks (:func:`progress`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from typing import TYPE_CHECKING
+
+from ..errors import SegmentsMissing
+from ..ports import BlobNotFound
+
+if TYPE_CHECKING:
+    from ..bootstrap import Container
+    from .model import Job
+
+TASK_REPORT_EVERY = 2.0  # seconds between a task's progress writes (GCS: one write per second per object)
+LOCAL_POLL = 0.5
+
+
+def plan_key(job_id: str) -> str:
+    return f"temp/{job_id}/plan.json"
+
+
+def _seg_key(job_id: str, count: int, index: int, ext: str) -> str:
+    return f"temp/{job_id}/seg-{count:03d}-{index:03d}.{ext}"
+
+
+def _progress_key(job_id: str, count: int, index: int) -> str:
+    return f"temp/{job_id}/progress-{count:03d}-{index:03d}.json"
+
+
+def remove_temp(c: "Container", job_id: str) -> None:
+    for key in c.blobs.list(f"temp/{job_id}/"):
+        c.blobs.delete(key)
+
+
+def make_plan(c: "Container", job: "Job", clips: list[str], beat_map, report=None) -> dict:
+    """Plan the edit once and store it with its segments (the analyze step, create jobs)."""
+    from ..contracts import EditConfig
+    from ..render.pipeline import plan_edit
+    from ..render.segments import segments_json, shot_costs, split, task_count
+
+    config = EditConfig.model_validate(job.request["edit_config"])
+    edl, probes = plan_edit(beat_map, clips, config, max_clip_pixels=c.settings.max_clip_pixels, progress=report)
+    costs = shot_costs(edl, probes)
+    wanted = task_count(edl.total_frames / edl.fps, c.settings.render_task_seconds, c.settings.render_max_tasks)
+    segments = split(edl, costs, wanted, probes)
+    plan = {"edl": edl.model_dump(mode="json"), "costs": costs, "tasks": len(segments),
+            "segments": segments_json(segments), "created": time.time()}
+    c.blobs.put_bytes(plan_key(job.job_id), json.dumps(plan).encode(), "application/json")
+    return plan
+
+
+def load_plan(c: "Container", job_id: str) -> dict | None:
+    try:
+        return json.loads(c.blobs.get_bytes(plan_key(job_id)))
+    except BlobNotFound:
+        return None
+
+
+def planned_tasks(c: "Container", job_id: str) -> int:
+    plan = load_plan(c, job_id)
+    return int(plan["tasks"]) if plan else 1
+
+
+def _edl(plan: dict):
+    from ..contracts import EditDecisionList
+
+    return EditDecisionList.model_validate(plan["edl"])
+
+
+def _segments(plan: dict, count: int):
+    from ..render.segments import segments_from_json, split
+
+    if count == plan["tasks"]:
+        return segments_from_json(plan["segments"])
+    return split(_edl(plan), plan["costs"], count)  # an execution started with another count
+
+
+def progress(c: "Container", job_id: str, plan: dict | None = None) -> float | None:
+    """The job's compose progress (25-97 %) from the tasks' frame counts; None for a one-task render."""
+    plan = plan or load_plan(c, job_id)
+    if not plan or plan["tasks"] <= 1:
+        return None
+    done = 0.0
+    for key in c.blobs.list(f"temp/{job_id}/progress-{plan['tasks']:03d}-"):
+        try:
+            done += float(json.loads(c.blobs.get_bytes(key))["frames"])
+        except (BlobNotFound, ValueError, KeyError):
+            continue
+    total = plan["edl"]["total_frames"]
+    return 25.0 + 72.0 * min(1.0, done / total)
+
+
+class _TaskReporter:
+    """A task's progress (its own object, throttled) and the job's cancel flag (polled)."""
+
+    def __init__(self, c: "Container", job_id: str, count: int, index: int, frames: int):
+        from .steps import CANCEL_POLL
+
+        self.c, self.job_id, self.key, self.frames = c, job_id, _progress_key(job_id, count, index), frames
+        self.poll_every = CANCEL_POLL
+        self._last_report = self._last_poll = 0.0
+        self.cancelled = False
+
+    def __call__(self, pct: float, step: str) -> None:
+        t = time.monotonic()
+        if t - self._last_report >= TASK_REPORT_EVERY or pct >= 100:
+            self._last_report = t
+            self.c.blobs.put_bytes(self.key, json.dumps({"frames": self.frames * pct / 100.0}).encode(),
+                                   "application/json")
+
+    def should_stop(self) -> bool:
+        t = time.monotonic()
+        if not self.cancelled and t - self._last_poll >= self.poll_every:
+            self._last_poll = t
+            job = self.c.jobs.get(self.job_id)
+            self.cancelled = job.cancel_requested or job.terminal
+        return self.cancelled
+
+
+def run_task(c: "Container", job_id: str, index: int, count: int) -> dict:
+    """Task ``index`` of ``count``: render that segment's video into ``temp/{job_id}/``."""
+    from . import steps
+
+    job = c.jobs.get(job_id)
+    if job.terminal:
+        return steps.state(c, job_id)
+    if job.cancel_requested:
+        steps._cancelled(c, job_id)
+        return steps.state(c, job_id)
+    work = None
+    try:
+        plan = load_plan(c, job_id)
+        if plan is None:
+            raise SegmentsMissing(f"job {job_id} has no render plan (temp/{job_id}/plan.json)")
+        segments = _segments(plan, count)
+        if index >= len(segments):
+            return steps.state(c, job_id)
+        seg = segments[index]
+        marker = _seg_key(job_id, count, index, "json")
+        if c.blobs.exists(marker):
+            c.jobs.add_log(job_id, f"compose task {index + 1}/{count}: segment already rendered")
+            return steps.state(c, job_id)
+        from ..render.encode import RenderCancelled
+        from ..render.probe import probe_clip
+        from ..render.segments import render_segment
+
+        edl = _edl(plan)
+        # the clips this segment shows (the shot before it too: a transition at its start shows it)
+        used = {s.clip for s in edl.shots if s.end_frame >= seg.start and s.start_frame < seg.end}
+        _, clip_keys = steps._input_keys(job)
+        work = os.path.join(steps._workdir(c, job_id), f"task-{count}-{index}")
+        os.makedirs(work, exist_ok=True)
+        probes = []
+        for i, (url, key) in enumerate(zip(job.request["video_urls"], clip_keys)):
+            if i not in used:
+                probes.append(None)
+                continue
+            local = os.path.join(work, os.path.basename(key))
+            steps._fetch(c, url, key, local)
+            probes.append(probe_clip(local, max_pixels=c.settings.max_clip_pixels))
+        attempt = os.environ.get("CLOUD_RUN_TASK_ATTEMPT", "0")
+        c.jobs.add_log(job_id, f"compose task {index + 1}/{count} started: frames {seg.start}-{seg.end} "
+                               f"(attempt {attempt}, pid {os.getpid()})")
+        report = _TaskReporter(c, job_id, count, index, seg.frames)
+        video = os.path.join(work, f"segment.{edl.output_format}")
+        thumb = os.path.join(work, "thumbnail.jpg")
+        started, cpu = time.monotonic(), time.process_time()
+        try:
+            r = render_segment(edl, probes, seg, video, thumbnail_path=thumb, progress=report,
+                               should_stop=report.should_stop)
+        except RenderCancelled:
+            steps._cancelled(c, job_id)
+            return steps.state(c, job_id)
+        keys = [_seg_key(job_id, count, index, edl.output_format)]
+        c.blobs.put_file(keys[0], video, f"video/{edl.output_format}")
+        if r.thumbnail_score >= 0:
+            keys.append(_seg_key(job_id, count, index, "jpg"))
+            c.blobs.put_file(keys[-1], thumb, "image/jpeg")
+        manifest = {"index": index, "start": seg.start, "end": seg.end, "frames": r.frames,
+                    "thumbnail_score": r.thumbnail_score, "decoded_frames": r.decoded_frames,
+                    "cpu_s": round(time.process_time() - cpu, 3), "wall_s": round(time.monotonic() - started, 3)}
+        c.blobs.put_bytes(marker, json.dumps(manifest).encode(), "application/json")
+        report(100.0, "render")
+        c.jobs.add_log(job_id, f"compose task {index + 1}/{count} rendered frames {seg.start}-{seg.end} in "
+                               f"{manifest['wall_s']:.1f} s")
+        if c.jobs.get(job_id).terminal and c.jobs.get(job_id).status != "completed":
+            remove_temp(c, job_id)  # cancelled while uploading: leave nothing behind
+        return steps.state(c, job_id)
+    except Exception as exc:  # noqa: BLE001 - sorted by _settle: transient errors propagate (task retried)
+        return steps._settle(c, job, "compose", exc)
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run_merge(c: "Container", job_id: str) -> dict:
+    """Join the segments once every one is present; ``{..state, "merged": bool, "missing": [...]}``."""
+    from . import steps
+
+    job = c.jobs.get(job_id)
+    if job.terminal:
+        return {**steps.state(c, job_id), "merged": job.status == "completed", "missing": []}
+    result_key = f"outputs/{job_id}/result.json"
+    if c.blobs.exists(result_key):  # merged by an attempt that died before completing: nothing to redo
+        result = json.loads(c.blobs.get_bytes(result_key))
+        steps.end_job(c, job_id, "completed", result=result)
+        remove_temp(c, job_id)
+        return {**steps.state(c, job_id), "merged": True, "missing": []}
+    plan = load_plan(c, job_id)
+    if plan is None or plan["tasks"] <= 1:
+        return {**steps.state(c, job_id), "merged": False, "missing": []}
+    count = plan["tasks"]
+    segments = _segments(plan, count)
+    missing = [s.index for s in segments if not c.blobs.exists(_seg_key(job_id, count, s.index, "json"))]
+    if missing:
+        c.jobs.add_log(job_id, f"merge: segments {missing} of {count} missing; not merging")
+        return {**steps.state(c, job_id), "merged": False, "missing": missing}
+    if job.cancel_requested:
+        steps._cancelled(c, job_id)
+        return {**steps.state(c, job_id), "merged": False, "missing": []}
+    try:
+        from ..contracts import EditConfig
+        from ..render.segments import merge
+
+        c.jobs.report(job_id, 97.0, "merging")
+        started = time.monotonic()
+        edl = _edl(plan)
+        audio, _ = steps._local_inputs(c, job, lambda pct, step: None, with_clips=False)
+        work = os.path.join(steps._workdir(c, job_id), "merge")
+        os.makedirs(work, exist_ok=True)
+        parts, manifests = [], []
+        for s in segments:
+            local = os.path.join(work, f"seg-{s.index:03d}.{edl.output_format}")
+            c.blobs.get_file(_seg_key(job_id, count, s.index, edl.output_format), local)
+            parts.append((s, local))
+            manifests.append(json.loads(c.blobs.get_bytes(_seg_key(job_id, count, s.index, "json"))))
+        config = EditConfig.model_validate(job.request["edit_config"])
+        name = ("preview" if config.preview_only else "output") + "." + config.output_format
+        out = os.path.join(work, name)
+        merged = merge(edl, audio, parts, out)
+        best = max(manifests, key=lambda m: m["thumbnail_score"])
+        thumb = os.path.join(work, "thumbnail.jpg")
+        c.blobs.get_file(_seg_key(job_id, count, best["index"], "jpg"), thumb)
+        edl_path = os.path.join(work, "edl.json")
+        with open(edl_path, "w") as fh:
+            fh.write(edl.to_json())
+        prefix = f"outputs/{job_id}/"
+        c.blobs.put_file(prefix + "thumbnail.jpg", thumb, "image/jpeg")
+        c.blobs.put_file(prefix + "edl.json", edl_path, "application/json")
+        c.blobs.put_file(prefix + name, out, f"video/{config.output_format}")
+        elapsed = time.time() - plan["created"]
+        result = {"output_key": prefix + name, "thumbnail_key": prefix + "thumbnail.jpg",
+                  "beat_map_key": prefix + "beat_map.json", "edl_key": prefix + "edl.json",
+                  "preview": config.preview_only, "duration": round(merged.duration, 3),
+                  "file_size": merged.file_size, "total_cuts": len(edl.cut_frames),
+                  "processing_time": round(elapsed, 3)}
+        c.blobs.put_bytes(result_key, json.dumps(result).encode(), "application/json")
+        c.jobs.add_log(job_id, f"rendered {merged.duration:.1f} s, {len(edl.shots)} shots, {merged.file_size} bytes "
+                               f"in {elapsed:.1f} s ({count} tasks, joined in {time.monotonic() - started:.1f} s)")
+        job = steps.end_job(c, job_id, "completed", result=result)
+        if job.status != "completed":  # cancelled at the last moment: no output stays behind
+            for key in c.blobs.list(prefix):
+                c.blobs.delete(key)
+        remove_temp(c, job_id)
+        shutil.rmtree(steps._workdir(c, job_id), ignore_errors=True)
+        return {**steps.state(c, job_id), "merged": job.status == "completed", "missing": []}
+    except Exception as exc:  # noqa: BLE001 - sorted by _settle
+        return {**steps._settle(c, job, "compose", exc), "merged": False, "missing": []}
+
+
+def run_local(c: "Container", job_id: str, plan: dict) -> dict:
+    """One machine: the plan's tasks as processes through the compose runner, waited for (progress
+    summed, cancel flag watched), then the merge. Missing segments raise :class:`SegmentsMissing`
+    (transient: the orchestrator retries the step, and only the missing segments render)."""
+    from . import steps
+
+    handle = c.runner.start(job_id, tasks=plan["tasks"])
+    c.jobs.add_log(job_id, f"compose: {plan['tasks']} tasks started ({handle})")
+    try:
+        while c.runner.state(handle) == "running":
+            time.sleep(LOCAL_POLL)
+            job = c.jobs.get(job_id)
+            if job.terminal or job.cancel_requested:
+                c.runner.stop(handle)
+                if not job.terminal:
+                    steps._cancelled(c, job_id)
+                remove_temp(c, job_id)
+                return steps.state(c, job_id)
+            pct = progress(c, job_id, plan)
+            if pct is not None:
+                c.jobs.report(job_id, pct, "rendering")
+    finally:
+        if c.runner.state(handle) == "running":
+            c.runner.stop(handle)
+    out = run_merge(c, job_id)
+    if not out["merged"] and out["status"] == "processing":
+        raise SegmentsMissing(f"segments {out['missing']} were not rendered")
+    return out

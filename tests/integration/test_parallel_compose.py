@@ -1,0 +1,120 @@
+"""A create job rendered as parallel compose tasks on one machine (SQLite + a local folder, the
+process runner: what `beatsync serve` does), on real footage: a task killed mid-segment is
+retried and the merged video cuts on the same frames as a one-process render of the same plan;
+a cancel during the parallel render stops every task and leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+
+import av
+import numpy as np
+import pytest
+
+from beatsync.bootstrap import bootstrap
+from beatsync.contracts import EditDecisionList
+from beatsync.jobs import service, steps
+from beatsync.render.encode import render
+from beatsync.render.probe import probe_clip
+from beatsync.settings import Settings
+from tests.conftest import ROOT
+from tests.servers import media_server, wait_for
+from tests.suites.service import RecordingOrchestrator
+
+CLIPS = ("bottles.mp4", "cars.mp4", "people.mp4")
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    media_dir = tmp_path / "media"
+    media_dir.mkdir()
+    for name in ("lets_go_fishin_excerpt.opus",) + CLIPS:
+        shutil.copy(ROOT / "examples" / name, media_dir / name)
+    media = media_server(media_dir)
+    # the task processes read their settings from the environment, as on Cloud Run
+    for key, value in {"BEATSYNC_DATA_DIR": str(tmp_path / "data"), "BEATSYNC_ALLOWED_HOSTS": media.host,
+                       "BEATSYNC_RENDER_TASK_SECONDS": "8", "BEATSYNC_ANALYSIS_METHOD": "librosa"}.items():
+        monkeypatch.setenv(key, value)
+    c = bootstrap(Settings.from_env(), orchestrator=RecordingOrchestrator())
+    yield c, media
+    media.close()
+
+
+def submit(c, media) -> str:
+    body = {"audio_url": f"{media.url}/lets_go_fishin_excerpt.opus",
+            "video_urls": [f"{media.url}/{n}" for n in CLIPS], "preset": "fast_cuts", "method": "librosa",
+            "config": {"output_resolution": [320, 180]}}
+    job, _ = service.submit_create(c, body, "alice")
+    out = steps.run_analyze(c, job.job_id)
+    assert out["status"] == "processing"
+    return job.job_id
+
+
+def task_pids(c, job_id, task: str = "") -> list[int]:
+    """Pids of the task processes started (``task``: "2/4" for one task, "" for all)."""
+    return [int(e["message"].rsplit("pid ", 1)[1].rstrip(")")) for e in c.jobs.logs(job_id)
+            if e["message"].startswith(f"compose task {task}") and " started: " in e["message"]]
+
+
+def in_background(fn, *args):
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("result", fn(*args)), daemon=True)
+    t.start()
+    return t, out
+
+
+def frames(path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        return np.array([f.to_ndarray(format="rgb24")[::4, ::4].astype(np.float32) for f in c.decode(c.streams.video[0])])
+
+
+def test_a_task_killed_mid_segment_is_retried_and_the_merge_matches_one_render(setup, tmp_path):
+    c, media = setup
+    job_id = submit(c, media)
+    plan = json.loads(c.blobs.get_bytes(f"temp/{job_id}/plan.json"))
+    assert plan["tasks"] == 4  # 30 s of output, 8 s per task
+    t, out = in_background(steps.run_compose, c, job_id)
+    # kill task 2 once it has rendered part of its segment
+    pid = wait_for(lambda: (task_pids(c, job_id, "2/4") or [None])[0], timeout=120, interval=0.05)
+    wait_for(lambda: c.blobs.exists(f"temp/{job_id}/progress-004-001.json"), timeout=120, interval=0.05)
+    os.killpg(pid, signal.SIGKILL)
+    t.join(300)
+    assert out["result"]["status"] == "completed", c.jobs.logs(job_id)
+    assert len(task_pids(c, job_id, "2/4")) == 2  # retried once, by the runner
+    logs = [e["message"] for e in c.jobs.logs(job_id)]
+    assert sum(m.startswith("rendered") for m in logs) == 1
+    assert c.blobs.list(f"temp/{job_id}/") == []
+    assert {k.rsplit("/", 1)[1] for k in c.blobs.list(f"outputs/{job_id}/")} == {
+        "output.mp4", "thumbnail.jpg", "edl.json", "beat_map.json", "result.json"}
+    # the same plan rendered by one process: same frame count, every cut on the same frame
+    c.blobs.get_file(f"outputs/{job_id}/output.mp4", str(tmp_path / "merged.mp4"))
+    edl = EditDecisionList.model_validate_json(c.blobs.get_bytes(f"outputs/{job_id}/edl.json"))
+    probes = [probe_clip(str(tmp_path / "media" / n)) for n in CLIPS]
+    render(edl, probes, str(tmp_path / "media" / "lets_go_fishin_excerpt.opus"), str(tmp_path / "one.mp4"))
+    one, merged = frames(tmp_path / "one.mp4"), frames(tmp_path / "merged.mp4")
+    assert len(one) == len(merged) == edl.total_frames
+    assert np.abs(one - merged).mean() < 4  # the same pictures, up to encoding noise
+    for k in edl.cut_frames:  # each side of each cut matches its own frame, not its neighbour
+        if np.abs(one[k] - one[k - 1]).mean() > 8:
+            assert np.abs(merged[k] - one[k]).mean() < np.abs(merged[k] - one[k - 1]).mean()
+            assert np.abs(merged[k - 1] - one[k - 1]).mean() < np.abs(merged[k - 1] - one[k]).mean()
+    with av.open(str(tmp_path / "merged.mp4")) as m:
+        assert m.duration / 1e6 == pytest.approx(edl.total_frames / edl.fps, abs=0.05)
+
+
+def test_cancel_during_a_parallel_render_stops_every_task_and_leaves_nothing(setup):
+    c, media = setup
+    job_id = submit(c, media)
+    t, out = in_background(steps.run_compose, c, job_id)
+    wait_for(lambda: len(c.blobs.list(f"temp/{job_id}/progress-")) >= 1, timeout=120, interval=0.05)
+    service.cancel(c, job_id, "alice")
+    t.join(60)
+    assert not t.is_alive() and c.jobs.get(job_id).status == "cancelled"
+    assert c.blobs.list(f"outputs/{job_id}/") == [] and c.blobs.list(f"temp/{job_id}/") == []
+    for pid in task_pids(c, job_id):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
