@@ -48,6 +48,18 @@ class _MediaHandler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        if parts.path == "/slow-headers":  # a status line, then one header byte every 0.3 s, for minutes
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                self.wfile.flush()
+                for _ in range(600):
+                    self.wfile.write(b"X")
+                    self.wfile.flush()
+                    time.sleep(0.3)
+            except OSError:
+                pass
+            self.close_connection = True
+            return
         if parts.path == "/short":  # promises more than it sends
             self.send_response(200)
             self.send_header("Content-Length", "5000")

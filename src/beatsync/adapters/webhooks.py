@@ -36,23 +36,25 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(state, next_at);
 """
 
 
-def deliver_once(url: str, body: bytes, event: str, secret: bytes, policy) -> tuple[bool, str]:
-    """One signed POST; ``(delivered, detail)``."""
+def deliver_once(url: str, body: bytes, event: str, secret: bytes, policy, timeout: float = 10.0) -> tuple[bool, str]:
+    """One signed POST, all of it (connect to the last byte of the answer) within ``timeout`` seconds;
+    ``(delivered, detail)``."""
     from ..errors import BeatsyncError
     from ..fetch import request
 
     headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign_event(secret, body),
                EVENT_HEADER: event}
     try:
-        resp, conn, _ = request("POST", url, policy, body=body, headers=headers, follow=False)
+        resp = request("POST", url, policy, body=body, headers=headers, follow=False, timeout=timeout)
     except BeatsyncError as exc:
         return False, str(exc)
     try:
-        resp.read(65536)
+        resp.read(65536)  # bounded by the same deadline: a receiver that dribbles its answer is cut off
         return 200 <= resp.status < 300, f"HTTP {resp.status}"
+    except BeatsyncError as exc:
+        return False, str(exc)
     finally:
         resp.close()
-        conn.close()
 
 
 class LocalWebhookNotifier(Notifier):
