@@ -134,6 +134,42 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         self.end_headers()
 
 
+class _HostileReceiverHandler(BaseHTTPRequestHandler):
+    """``hang``: reads the delivery and never answers; ``dribble``: answers 200 with a long
+    Content-Length, then one byte every 0.3 s."""
+
+    mode: str
+    hits: list
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.hits.append(time.monotonic())
+        try:
+            if self.mode == "hang":
+                time.sleep(120)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            for _ in range(400):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.3)
+        except OSError:
+            pass
+        self.close_connection = True
+
+
+def hostile_receiver(mode: str) -> Server:
+    handler = type("HR", (_HostileReceiverHandler,), {"mode": mode, "hits": []})
+    server = Server(handler)
+    server.hits = handler.hits
+    return server
+
+
 def webhook_receiver(fail_first: int = 0) -> Server:
     handler = type("R", (_ReceiverHandler,), {"received": [], "fail_first": [fail_first]})
     server = Server(handler)

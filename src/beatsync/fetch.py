@@ -297,7 +297,7 @@ class Response:
             if isinstance(exc, (socket.timeout, TimeoutError)):
                 raise FetchFailed(f"timed out fetching {self.url}", code="fetch_timeout") from None
             raise FetchFailed(f"download of {self.url} broke off: {exc}") from None
-        if not data and self._watch.why is not None:  # the watchdog shut the socket: not a clean end
+        if self._watch.why is not None:  # the watchdog shut the socket: what came is not the whole answer
             self._watch.raise_(self.url)
         return data
 
