@@ -16,7 +16,7 @@ import httpx
 
 from tests.emulators import free_port, stop_process
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 class _MediaHandler(BaseHTTPRequestHandler):
@@ -79,7 +79,7 @@ class _MediaHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(10 ** 12))
             self.end_headers()
             return
-        path = self.root / parts.path.lstrip("/")
+        path = self.root / unquote(parts.path).lstrip("/")
         if not path.is_file() or ".." in parts.path:
             self.send_response(404)
             self.send_header("Content-Length", "0")
@@ -123,6 +123,7 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.paths.append(self.path)
         if self.fail_first[0] > 0:
             self.fail_first[0] -= 1
             self.send_response(500)
@@ -171,9 +172,9 @@ def hostile_receiver(mode: str) -> Server:
 
 
 def webhook_receiver(fail_first: int = 0) -> Server:
-    handler = type("R", (_ReceiverHandler,), {"received": [], "fail_first": [fail_first]})
+    handler = type("R", (_ReceiverHandler,), {"received": [], "fail_first": [fail_first], "paths": []})
     server = Server(handler)
-    server.received = handler.received
+    server.received, server.paths = handler.received, handler.paths
     return server
 
 

@@ -10,6 +10,9 @@ Rules, in order:
   wrapper of one), unless the host (or ``host:port``) is in the allowlist;
 - the connection goes to the checked address (the Host header and TLS SNI carry the name), so a
   second DNS answer cannot redirect it;
+- the request carries only ASCII: an internationalised host name is IDNA-encoded (``xn--...``), the
+  path and query are percent-encoded (existing ``%XX`` escapes are kept); a URL that cannot be
+  encoded is refused (``url_not_allowed``) - at submit, since the service checks every URL then;
 - redirects are followed by hand (at most 5), each hop checked the same way;
 - size: a Content-Length over the limit is refused before reading, and reading stops at the limit;
 - time: one overall deadline covers connect, TLS, status line, headers and body: a watchdog thread
@@ -31,7 +34,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from .errors import BeatsyncError, InvalidRequest
 
@@ -185,6 +188,28 @@ def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     raise UrlNotAllowed(f"host {host!r} is an IP address in a non-canonical spelling")
 
 
+#: characters left as they are in a path or query (RFC 3986 reserved and unreserved, and ``%``)
+_SAFE = "/?:@!$&'()*+,;=-._~%[]"
+
+
+def ascii_host(host: str) -> str:
+    """``host`` as the DNS and the Host header want it: IDNA for a non-ASCII name."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise UrlNotAllowed("the URL's host name is not a valid internationalised name") from None
+
+
+def ascii_path(path: str) -> str:
+    """Percent-encode what may not go on the request line (non-ASCII as UTF-8); keep ``%XX``."""
+    try:
+        return quote(path, safe=_SAFE, encoding="utf-8", errors="strict")
+    except UnicodeError:
+        raise UrlNotAllowed("the URL's path cannot be encoded") from None
+
+
 def check_url(url: str, policy: Policy) -> Target:
     """Validate ``url`` and resolve its host once; raise :class:`UrlNotAllowed`."""
     if not isinstance(url, str) or len(url) > 4096:
@@ -201,7 +226,7 @@ def check_url(url: str, policy: Policy) -> Target:
         raise UrlNotAllowed(f"only http and https URLs are fetched, not {scheme or 'no scheme'!r}")
     if parts.username or parts.password:
         raise UrlNotAllowed("URLs with credentials are refused")
-    host = (parts.hostname or "").lower().rstrip(".")
+    host = ascii_host((parts.hostname or "").lower().rstrip("."))
     if not host:
         raise UrlNotAllowed("URL has no host")
     try:
@@ -226,9 +251,9 @@ def check_url(url: str, policy: Policy) -> Target:
         for a in addresses:
             if not _public(ipaddress.ip_address(a.split("%")[0])):
                 raise UrlNotAllowed(f"host {host!r} resolves to a non-public address", details={"host": host})
-    path = parts.path or "/"
+    path = ascii_path(parts.path or "/")
     if parts.query:
-        path += "?" + parts.query
+        path += "?" + ascii_path(parts.query)
     return Target(scheme, host, port, path, addresses[0])
 
 

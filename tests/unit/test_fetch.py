@@ -7,7 +7,8 @@ import pytest
 import threading
 import time
 
-from beatsync.fetch import FetchCancelled, FetchFailed, Policy, TooLarge, UrlNotAllowed, check_url, download
+from beatsync.fetch import (FetchCancelled, FetchFailed, Policy, TooLarge, UrlNotAllowed, ascii_host, check_url,
+                            download)
 from tests.servers import media_server
 
 REFUSED = [
@@ -139,3 +140,22 @@ def test_a_connect_that_never_completes_is_bounded_by_the_deadline(tmp_path):
         for f in fillers:
             f.close()
         lsock.close()
+
+
+def test_non_ascii_urls_are_encoded_for_the_request_line():
+    t = check_url("https://93.184.215.14/musique/\u00e9t\u00e9\u00a02.mp3?titre=caf\u00e9&x=%41", Policy())
+    assert t.path == "/musique/%C3%A9t%C3%A9%C2%A02.mp3?titre=caf%C3%A9&x=%41"
+    assert ascii_host("b\u00fccher.example") == "xn--bcher-kva.example"
+    with pytest.raises(UrlNotAllowed):  # resolves nowhere offline, but fails as a refusal, not an encoding error
+        check_url("http://b\u00fccher.invalid/a", Policy())
+    with pytest.raises(UrlNotAllowed):  # not a valid IDNA label
+        check_url("http://" + "\u00e9" * 70 + ".example/a", Policy())
+    with pytest.raises(UrlNotAllowed):  # a lone surrogate cannot be encoded
+        check_url("https://93.184.215.14/\ud800", Policy())
+
+
+def test_a_file_with_a_non_ascii_name_is_downloaded(server, tmp_path):
+    (server_root := tmp_path / "\u00e9t\u00e9.bin").write_bytes(b"e" * 100)
+    assert server_root.exists()
+    n = download(f"{server.url}/\u00e9t\u00e9.bin", tmp_path / "out", Policy(allowed_hosts=(server.host,)))
+    assert n == 100
