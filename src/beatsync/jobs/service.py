@@ -72,7 +72,14 @@ def parse_request(schema: str, model, body: Any):
         first = errors[0]
         raise InvalidRequest(f"invalid request: {first['path']}: {first['message']}", code="invalid_request",
                              details={"errors": errors})
-    return model.model_validate(body)
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:  # the schema and the model agree (drift-tested); this is a safety net
+        errors = [{"path": ".".join(map(str, e["loc"])) or "$", "message": e["msg"][:300]} for e in exc.errors()[:10]]
+        raise InvalidRequest(f"invalid request: {errors[0]['path']}: {errors[0]['message']}",
+                             code="invalid_request", details={"errors": errors}) from None
 
 
 def check_input_url(c: "Container", url: str) -> None:
