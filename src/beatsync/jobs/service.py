@@ -131,8 +131,15 @@ def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_ke
             start: bool = True) -> tuple[Job, bool]:
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
         raise InvalidRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
-    check_limits(c, owner)
     job = new_job(type, request, owner=owner, idempotency_key=idempotency_key)
+    if idempotency_key is not None:  # a replay is answered before the quotas: it adds no work
+        existing = c.jobs.find_idempotent(owner, idempotency_key)
+        if existing is not None:
+            if existing.request_hash != job.request_hash:
+                raise IdempotencyConflict("this Idempotency-Key was used with a different request",
+                                          details={"job_id": existing.job_id})
+            return existing, False
+    check_limits(c, owner)
     stored, created = c.jobs.create(job)
     if not created:
         if stored.request_hash != job.request_hash:
