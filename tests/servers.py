@@ -16,7 +16,7 @@ import httpx
 
 from tests.emulators import free_port, stop_process
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 class _MediaHandler(BaseHTTPRequestHandler):
@@ -48,6 +48,18 @@ class _MediaHandler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        if parts.path == "/slow-headers":  # a status line, then one header byte every 0.3 s, for minutes
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                self.wfile.flush()
+                for _ in range(600):
+                    self.wfile.write(b"X")
+                    self.wfile.flush()
+                    time.sleep(0.3)
+            except OSError:
+                pass
+            self.close_connection = True
+            return
         if parts.path == "/short":  # promises more than it sends
             self.send_response(200)
             self.send_header("Content-Length", "5000")
@@ -67,7 +79,7 @@ class _MediaHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(10 ** 12))
             self.end_headers()
             return
-        path = self.root / parts.path.lstrip("/")
+        path = self.root / unquote(parts.path).lstrip("/")
         if not path.is_file() or ".." in parts.path:
             self.send_response(404)
             self.send_header("Content-Length", "0")
@@ -111,6 +123,7 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.paths.append(self.path)
         if self.fail_first[0] > 0:
             self.fail_first[0] -= 1
             self.send_response(500)
@@ -122,10 +135,46 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         self.end_headers()
 
 
-def webhook_receiver(fail_first: int = 0) -> Server:
-    handler = type("R", (_ReceiverHandler,), {"received": [], "fail_first": [fail_first]})
+class _HostileReceiverHandler(BaseHTTPRequestHandler):
+    """``hang``: reads the delivery and never answers; ``dribble``: answers 200 with a long
+    Content-Length, then one byte every 0.3 s."""
+
+    mode: str
+    hits: list
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.hits.append(time.monotonic())
+        try:
+            if self.mode == "hang":
+                time.sleep(120)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            for _ in range(400):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.3)
+        except OSError:
+            pass
+        self.close_connection = True
+
+
+def hostile_receiver(mode: str) -> Server:
+    handler = type("HR", (_HostileReceiverHandler,), {"mode": mode, "hits": []})
     server = Server(handler)
-    server.received = handler.received
+    server.hits = handler.hits
+    return server
+
+
+def webhook_receiver(fail_first: int = 0) -> Server:
+    handler = type("R", (_ReceiverHandler,), {"received": [], "fail_first": [fail_first], "paths": []})
+    server = Server(handler)
+    server.received, server.paths = handler.received, handler.paths
     return server
 
 

@@ -49,7 +49,7 @@ def fetch_policy(settings: Settings):
                   timeout=settings.fetch_timeout)
 
 
-def notifier(settings: Settings) -> Notifier:
+def notifier(settings: Settings, container: "Container | None" = None) -> Notifier:
     secret = settings.secret("webhook_secret")
     if settings.notifier == "cloud_tasks":
         from .adapters.cloud_tasks import CloudTasksNotifier
@@ -59,7 +59,15 @@ def notifier(settings: Settings) -> Notifier:
                                   service_account=settings.tasks_service_account or None)
     from .adapters.webhooks import LocalWebhookNotifier
 
-    return LocalWebhookNotifier(settings.data_dir / "webhooks.db", secret, fetch_policy(settings))
+    def outcome(job_id: str, state: str, attempts: int, detail: str) -> None:
+        if container is not None:  # the caller sees the delivery's end in the job's log
+            message = (f"webhook delivered ({detail}) after {attempts} attempt(s)" if state == "delivered" else
+                       f"webhook dead after {attempts} attempt(s): {detail}")
+            container.jobs.add_log(job_id, message, "info" if state == "delivered" else "error")
+
+    return LocalWebhookNotifier(settings.data_dir / "webhooks.db", secret, fetch_policy(settings),
+                                concurrency=settings.webhook_concurrency, timeout=settings.webhook_timeout,
+                                on_outcome=outcome)
 
 
 def orchestrator(settings: Settings, container: "Container") -> Orchestrator:
@@ -111,7 +119,7 @@ class Container:
 
     @property
     def notifier(self) -> Notifier:
-        return self._get("notifier", lambda: notifier(self.settings))
+        return self._get("notifier", lambda: notifier(self.settings, self))
 
     @property
     def orchestrator(self) -> Orchestrator:

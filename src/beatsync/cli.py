@@ -209,6 +209,7 @@ def cmd_serve(args) -> int:
 
     from .bootstrap import bootstrap
     from .http import create_flask_app, set_container
+    from .http.app import request_handler_class
     from .settings import Settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -216,7 +217,8 @@ def cmd_serve(args) -> int:
     settings = Settings.from_env(public_url=public)
     container = bootstrap(settings)
     set_container(container)
-    server = make_server(args.host, args.port, create_flask_app(), threaded=True)
+    server = make_server(args.host, args.port, create_flask_app(), threaded=True,
+                         request_handler=request_handler_class())
     print(f"beatsync {__version__} serving on http://{args.host}:{server.server_port} "
           f"(jobs: {settings.job_store}, blobs: {settings.blob_store}, data: {settings.data_dir})", flush=True)
     from .http.auth import auth_configured

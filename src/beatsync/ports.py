@@ -78,6 +78,10 @@ class JobStore(abc.ABC):
         nothing and return ``(existing job, False)``; else ``(job, True)``."""
 
     @abc.abstractmethod
+    def find_idempotent(self, owner: str, idempotency_key: str) -> "Job | None":
+        """The owner's job created with this idempotency key, if any (answered before quotas)."""
+
+    @abc.abstractmethod
     def get(self, job_id: str) -> "Job":
         """The job, or raise :class:`JobNotFound`."""
 

@@ -88,8 +88,12 @@ class Settings:
     max_clip_pixels: int = 4096 * 2304
     #: most clips in one create request (``BEATSYNC_MAX_CLIPS``)
     max_clips: int = 20
-    #: seconds an input download may take in all (``BEATSYNC_FETCH_TIMEOUT``)
+    #: seconds an input download may take in all: connect, headers and body (``BEATSYNC_FETCH_TIMEOUT``)
     fetch_timeout: float = 120.0
+    #: seconds one webhook attempt may take in all (``BEATSYNC_WEBHOOK_TIMEOUT``), and attempts run at
+    #: once by the local notifier, at most one per destination (``BEATSYNC_WEBHOOK_CONCURRENCY``)
+    webhook_timeout: float = 10.0
+    webhook_concurrency: int = 4
     #: lifetime of output URLs, seconds (``BEATSYNC_URL_TTL``)
     url_ttl: int = 24 * 3600
     #: how long POST /analyze waits for a result before answering with a job (``BEATSYNC_SYNC_WAIT``)
@@ -171,7 +175,7 @@ class Settings:
                                      f"{getattr(self, name)!r}", code="invalid_setting")
         for name in ("max_input_bytes", "max_clips", "url_ttl", "workers", "fetch_timeout",
                      "max_submissions_per_minute", "max_active_jobs", "max_clip_pixels", "render_task_seconds",
-                     "render_max_tasks"):
+                     "render_max_tasks", "webhook_timeout", "webhook_concurrency"):
             if getattr(self, name) <= 0:
                 raise InvalidSetting(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")
         if self.cors_credentials not in ("true", "false"):

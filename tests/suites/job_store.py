@@ -19,6 +19,9 @@ def test_create_get_and_idempotency(store):
     assert not created and again.job_id == job.job_id and again.request == {"a": 1}
     other, created = store.create(new_job("create", {"a": 1}, owner="bob", idempotency_key="k1"))
     assert created and other.job_id != job.job_id  # keys are per caller
+    assert store.find_idempotent("alice", "k1").job_id == job.job_id
+    assert store.find_idempotent("bob", "k1").job_id == other.job_id
+    assert store.find_idempotent("carol", "k1") is None and store.find_idempotent("alice", "k2") is None
     with pytest.raises(JobNotFound):
         store.get("0" * 32)
 

@@ -237,3 +237,22 @@ def test_cancel_between_steps_ends_the_job_at_once(container, media, receiver):
     assert container.blobs.list(f"outputs/{job.job_id}/") == []
     (event,) = _deliver(container, receiver, 1)
     assert event["json"]["event"] == "beat_sync.job.cancelled"
+
+
+def test_cancel_during_a_slow_download_frees_the_worker_at_once(container, media):
+    """A source that dribbles its headers: cancelling the job abandons the fetch within a second or two
+    (the fetch watches the cancel flag), however long the fetch timeout."""
+    import threading
+    import time
+
+    body = create_body(media, video_urls=[f"{media.url}/slow-headers"])
+    job, _ = service.submit_create(container, body, "alice")
+    worker = threading.Thread(target=steps.run_analyze, args=(container, job.job_id), daemon=True)
+    worker.start()
+    wait_for(lambda: container.jobs.get(job.job_id).status == "processing", timeout=30)
+    time.sleep(0.5)
+    service.cancel(container, job.job_id, "alice")
+    t = time.monotonic()
+    worker.join(10)
+    assert not worker.is_alive() and time.monotonic() - t < 2.5
+    assert container.jobs.get(job.job_id).status == "cancelled"

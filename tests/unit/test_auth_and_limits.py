@@ -156,6 +156,19 @@ def test_quotas_answer_429_with_retry_after(setup):
     assert submit.post(f"{API}/create", json=BODY).status_code == 202
 
 
+def test_an_idempotent_replay_is_answered_before_the_quotas(setup):
+    setup(max_active_jobs=2, max_submissions_per_minute=3)
+    submit, _ = _clients()
+    first = submit.post(f"{API}/create", json=BODY, headers={"Idempotency-Key": "k1"})
+    submit.post(f"{API}/create", json=BODY)
+    assert submit.post(f"{API}/create", json=BODY).status_code == 429  # at the active-job limit
+    for _ in range(3):  # replays of the first job: its answer, not 429, however often
+        r = submit.post(f"{API}/create", json=BODY, headers={"Idempotency-Key": "k1"})
+        assert r.status_code == 202 and r.json["job_id"] == first.json["job_id"]
+    r = submit.post(f"{API}/create", json={**BODY, "preview_only": True}, headers={"Idempotency-Key": "k1"})
+    assert r.status_code == 409 and r.json["error"]["code"] == "idempotency_conflict"
+
+
 def test_submission_rate_is_limited_per_caller(setup):
     setup(max_active_jobs=100, max_submissions_per_minute=3, api_keys="a,b")
     submit, _ = _clients()

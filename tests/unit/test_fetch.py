@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from beatsync.fetch import FetchFailed, Policy, TooLarge, UrlNotAllowed, check_url, download
+import threading
+import time
+
+from beatsync.fetch import (FetchCancelled, FetchFailed, Policy, TooLarge, UrlNotAllowed, ascii_host, check_url,
+                            download)
 from tests.servers import media_server
 
 REFUSED = [
@@ -86,3 +90,72 @@ def test_a_redirect_to_an_unlisted_internal_address_is_refused(server, tmp_path)
         assert canary.hits == ["/song.bin"]
     finally:
         canary.close()
+
+
+@pytest.mark.parametrize("path", ["/slow-headers", "/slow"])
+def test_one_deadline_covers_status_line_headers_and_body(server, tmp_path, path):
+    """A source that dribbles its headers (or its body) one byte at a time is dropped at the overall
+    deadline, not after a per-read timeout that every byte resets."""
+    t = time.monotonic()
+    with pytest.raises(FetchFailed) as info:
+        download(f"{server.url}{path}", tmp_path / "out", Policy(allowed_hosts=(server.host,), timeout=1.5))
+    assert info.value.code == "fetch_timeout"
+    assert time.monotonic() - t < 3.0
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.part").exists()
+
+
+@pytest.mark.parametrize("path", ["/slow-headers", "/slow"])
+def test_a_cancelled_fetch_is_abandoned_within_a_second_or_two(server, tmp_path, path):
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    t = time.monotonic()
+    with pytest.raises(FetchCancelled):
+        download(f"{server.url}{path}", tmp_path / "out", Policy(allowed_hosts=(server.host,), timeout=60),
+                 should_stop=stop.is_set)
+    assert time.monotonic() - t < 2.0
+
+
+def test_a_connect_that_never_completes_is_bounded_by_the_deadline(tmp_path):
+    """A listening socket whose backlog is full: the SYN is never answered."""
+    import socket
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    port = lsock.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(8):  # fill the accept queue so that further connects hang
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(("127.0.0.1", port))
+            fillers.append(f)
+        t = time.monotonic()
+        with pytest.raises((FetchFailed, FetchCancelled)) as info:
+            download(f"http://127.0.0.1:{port}/a", tmp_path / "out",
+                     Policy(allowed_hosts=(f"127.0.0.1:{port}",), timeout=1.0))
+        assert info.value.code == "fetch_timeout"
+        assert time.monotonic() - t < 2.5
+    finally:
+        for f in fillers:
+            f.close()
+        lsock.close()
+
+
+def test_non_ascii_urls_are_encoded_for_the_request_line():
+    t = check_url("https://93.184.215.14/musique/\u00e9t\u00e9\u00a02.mp3?titre=caf\u00e9&x=%41", Policy())
+    assert t.path == "/musique/%C3%A9t%C3%A9%C2%A02.mp3?titre=caf%C3%A9&x=%41"
+    assert ascii_host("b\u00fccher.example") == "xn--bcher-kva.example"
+    with pytest.raises(UrlNotAllowed):  # resolves nowhere offline, but fails as a refusal, not an encoding error
+        check_url("http://b\u00fccher.invalid/a", Policy())
+    with pytest.raises(UrlNotAllowed):  # not a valid IDNA label
+        check_url("http://" + "\u00e9" * 70 + ".example/a", Policy())
+    with pytest.raises(UrlNotAllowed):  # a lone surrogate cannot be encoded
+        check_url("https://93.184.215.14/\ud800", Policy())
+
+
+def test_a_file_with_a_non_ascii_name_is_downloaded(server, tmp_path):
+    (server_root := tmp_path / "\u00e9t\u00e9.bin").write_bytes(b"e" * 100)
+    assert server_root.exists()
+    n = download(f"{server.url}/\u00e9t\u00e9.bin", tmp_path / "out", Policy(allowed_hosts=(server.host,)))
+    assert n == 100

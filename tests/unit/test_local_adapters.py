@@ -10,7 +10,7 @@ from beatsync.adapters.webhooks import LocalWebhookNotifier
 from beatsync.errors import StoreUnavailable
 from beatsync.fetch import Policy
 from beatsync.signing import SIGNATURE_HEADER, verify_event
-from tests.servers import wait_for, webhook_receiver
+from tests.servers import hostile_receiver, wait_for, webhook_receiver
 
 
 class _Job:
@@ -84,5 +84,88 @@ def test_pending_webhooks_survive_a_restart(tmp_path):
         second.start()
         wait_for(lambda: receiver.received, timeout=10)
         assert second.pending() == 0
+    finally:
+        receiver.close()
+
+
+def test_a_slow_or_hanging_receiver_delays_only_its_own_deliveries(tmp_path):
+    hang, dribble, good = hostile_receiver("hang"), hostile_receiver("dribble"), webhook_receiver()
+    try:
+        policy = Policy(allowed_hosts=(hang.host, dribble.host, good.host))
+        n = LocalWebhookNotifier(tmp_path / "w.db", b"k", policy, poll=0.02, timeout=30.0, concurrency=4)
+        for _ in range(5):  # a backlog for each hostile receiver, due before the good one's
+            n.notify(f"{hang.url}/h", _event())
+            n.notify(f"{dribble.url}/h", _event())
+        time.sleep(0.3)
+        t = time.monotonic()
+        n.notify(f"{good.url}/h", _event())
+        wait_for(lambda: good.received, timeout=10)
+        assert time.monotonic() - t < 3.0
+        # one attempt at a time per destination: the backlogs wait behind their own receiver only
+        assert len(hang.hits) == 1 and len(dribble.hits) == 1
+    finally:
+        for s in (hang, dribble, good):
+            s.close()
+
+
+def test_one_attempt_is_bounded_by_the_webhook_timeout(tmp_path):
+    hang = hostile_receiver("hang")
+    try:
+        n = LocalWebhookNotifier(tmp_path / "h.db", b"k", Policy(allowed_hosts=(hang.host,)), timeout=1.0,
+                                 max_attempts=1)
+        n.start = lambda: None
+        n.notify(f"{hang.url}/h", _event())
+        t = time.monotonic()
+        assert n.run_due() == 1
+        assert time.monotonic() - t < 2.5
+        (d,) = n.deliveries()
+        assert d["state"] == "dead" and "timed out" in d["last_error"]
+    finally:
+        hang.close()
+    dribble = hostile_receiver("dribble")
+    try:
+        n = LocalWebhookNotifier(tmp_path / "w.db", b"k", Policy(allowed_hosts=(dribble.host,)), timeout=1.0,
+                                 max_attempts=1)
+        n.start = lambda: None
+        n.notify(f"{dribble.url}/h", _event())
+        t = time.monotonic()
+        assert n.run_due() == 1
+        assert time.monotonic() - t < 2.5
+        (d,) = n.deliveries()
+        assert d["state"] == "delivered" and d["attempts"] == 1  # its status came; the dribble is cut off
+    finally:
+        dribble.close()
+
+
+def test_an_undeliverable_webhook_ends_dead_with_its_reason_in_the_job_log(tmp_path):
+    from beatsync.bootstrap import bootstrap
+    from beatsync.jobs import service
+    from beatsync.jobs.steps import end_job
+    from beatsync.settings import Settings
+    from tests.suites.service import RecordingOrchestrator
+
+    closed = webhook_receiver()
+    closed.close()  # a port nobody listens on: every attempt is refused
+    c = bootstrap(Settings.from_env({}, data_dir=tmp_path / "data", allowed_hosts=f"{closed.host},93.184.215.14"),
+                  orchestrator=RecordingOrchestrator())
+    c.notifier.max_attempts, c.notifier.base_delay, c.notifier.poll = 2, 0.01, 0.02
+    job, _ = service.submit_create(c, {"audio_url": "https://93.184.215.14/s.mp3",
+                                       "video_urls": ["https://93.184.215.14/v.mp4"],
+                                       "webhook_url": f"{closed.url}/hook"}, "alice")
+    end_job(c, job.job_id, "failed", error={"code": "x", "message": "y"})
+    wait_for(lambda: c.notifier.deliveries()[0]["state"] == "dead", timeout=10)
+    logs = service.job_logs(c, job.job_id, "alice")["logs"]
+    assert any(e["message"].startswith("webhook dead after 2 attempt(s)") and "Connection refused" in e["message"]
+               and e["level"] == "error" for e in logs), logs
+
+
+def test_a_webhook_url_with_a_non_ascii_path_is_delivered(tmp_path):
+    receiver = webhook_receiver()
+    try:
+        n = LocalWebhookNotifier(tmp_path / "w.db", b"k", Policy(allowed_hosts=(receiver.host,)), poll=0.02)
+        n.notify(f"{receiver.url}/h\u00e9/\u00e9t\u00e9?q=\u00fc", _event())
+        wait_for(lambda: receiver.received, timeout=10)
+        assert receiver.paths == ["/h%C3%A9/%C3%A9t%C3%A9?q=%C3%BC"]
+        assert n.deliveries()[0]["state"] == "delivered"
     finally:
         receiver.close()

@@ -95,6 +95,19 @@ class FirestoreJobStore(JobStore):
                 raise StoreUnavailable(f"job store busy, try again ({exc})") from None
             raise
 
+    def find_idempotent(self, owner: str, idempotency_key: str) -> Job | None:
+        key_ref = self.client.collection(self.collection_name + "_idempotency").document(
+            f"{owner}:{idempotency_key}".replace("/", "%2F"))
+
+        def run(_tx):  # two reads; no transaction needed (a key document is never changed)
+            snap = key_ref.get()
+            if not snap.exists:
+                return None
+            doc = self.jobs.document(snap.to_dict()["job_id"]).get()
+            return self._from_doc(doc.to_dict()) if doc.exists else None
+
+        return self._run(run)
+
     def create(self, job: Job) -> tuple[Job, bool]:
         from google.cloud import firestore
 

@@ -85,6 +85,12 @@ class SqliteJobStore(JobStore):
             )
         return job, True
 
+    def find_idempotent(self, owner: str, idempotency_key: str) -> Job | None:
+        with self._tx() as db:
+            row = db.execute("SELECT doc FROM jobs WHERE owner = ? AND idempotency_key = ?",
+                             (owner, idempotency_key)).fetchone()
+        return self._load(row) if row is not None else None
+
     def get(self, job_id: str) -> Job:
         with self._tx() as db:
             return self._get(db, job_id)

@@ -22,6 +22,7 @@ log = logging.getLogger("beatsync.http")
 
 API = "/api/v1/beat-sync"
 MAX_JSON_BYTES = 1 << 20  # 1 MiB: a create request with 20 long URLs is a few KB
+MAX_JSON_DEPTH = 32  # the deepest request document is 3 levels; deeper is refused before validation
 
 
 class HttpError(BeatsyncError):
@@ -80,9 +81,32 @@ def json_body(request) -> Any:
     if len(raw) > MAX_JSON_BYTES:
         raise HttpError(413, "body_too_large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
     try:
-        return json.loads(raw)
+        doc = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise HttpError(400, "too_deeply_nested", f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise HttpError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    if _depth(doc) > MAX_JSON_DEPTH:
+        raise HttpError(400, "too_deeply_nested", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return doc
+
+
+def _no_constant(name: str):
+    """NaN, Infinity and -Infinity are not JSON (RFC 8259); Python's parser accepts them."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _depth(doc: Any) -> int:
+    """Nesting depth, without recursion (a hostile document must not exhaust the stack)."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, d)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            stack.extend((child, d + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def _idempotency_key(request) -> str | None:
@@ -190,7 +214,7 @@ def post_analyze(request) -> Reply:
             raise InvalidRequest("multipart requests carry the song as audio_file", code="missing_audio_file")
         form = {k: request.form[k] for k in ("method", "fps") if request.form.get(k)}
         if "fps" in form:
-            if not form["fps"].isdigit():
+            if not re.fullmatch(r"[0-9]{1,4}", form["fps"]):  # ASCII digits only ("²".isdigit() is true)
                 raise InvalidRequest("fps must be an integer", code="invalid_request")
             form["fps"] = int(form["fps"])
         data = upload.stream.read(c.settings.max_input_bytes + 1)
@@ -504,6 +528,35 @@ def _error_doc(exc: BeatsyncError) -> dict:
 
 def _error_body(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message, "details": None}}
+
+
+_PROTOCOL_CODES = {400: "bad_request", 408: "request_timeout", 413: "body_too_large", 414: "uri_too_long",
+                   431: "headers_too_large", 501: "method_not_implemented", 505: "http_version_not_supported"}
+
+
+def request_handler_class():
+    """Werkzeug's request handler, with the errors its HTTP parser answers by itself (a request line
+    or headers too long, too many headers: 414, 431, 400) in the JSON error format, not as HTML."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    class JsonErrorRequestHandler(WSGIRequestHandler):
+        def send_error(self, code, message=None, explain=None):  # noqa: D401 - http.server's signature
+            try:
+                short, _ = self.responses.get(code, ("error", ""))
+            except AttributeError:
+                short = "error"
+            body = json.dumps(_error_body(_PROTOCOL_CODES.get(code, "bad_request"),
+                                          (message or short)[:200]), separators=(",", ":")).encode()
+            self.log_error("code %d, message %s", code, message)
+            self.send_response(code, message)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
+
+    return JsonErrorRequestHandler
 
 
 def create_flask_app(groups: tuple[str, ...] = SERVE_GROUPS):

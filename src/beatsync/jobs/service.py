@@ -72,7 +72,14 @@ def parse_request(schema: str, model, body: Any):
         first = errors[0]
         raise InvalidRequest(f"invalid request: {first['path']}: {first['message']}", code="invalid_request",
                              details={"errors": errors})
-    return model.model_validate(body)
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:  # the schema and the model agree (drift-tested); this is a safety net
+        errors = [{"path": ".".join(map(str, e["loc"])) or "$", "message": e["msg"][:300]} for e in exc.errors()[:10]]
+        raise InvalidRequest(f"invalid request: {errors[0]['path']}: {errors[0]['message']}",
+                             code="invalid_request", details={"errors": errors}) from None
 
 
 def check_input_url(c: "Container", url: str) -> None:
@@ -132,8 +139,15 @@ def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_ke
             start: bool = True) -> tuple[Job, bool]:
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
         raise InvalidRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
-    check_limits(c, owner)
     job = new_job(type, request, owner=owner, idempotency_key=idempotency_key)
+    if idempotency_key is not None:  # a replay is answered before the quotas: it adds no work
+        existing = c.jobs.find_idempotent(owner, idempotency_key)
+        if existing is not None:
+            if existing.request_hash != job.request_hash:
+                raise IdempotencyConflict("this Idempotency-Key was used with a different request",
+                                          details={"job_id": existing.job_id})
+            return existing, False
+    check_limits(c, owner)
     stored, created = c.jobs.create(job)
     if not created:
         if stored.request_hash != job.request_hash:

@@ -133,7 +133,8 @@ class _Reporter:
         t = time.monotonic()
         if not self._cancelled and t - self._last_poll >= CANCEL_POLL:
             self._last_poll = t
-            self._cancelled = self.c.jobs.get(self.job_id).cancel_requested
+            job = self.c.jobs.get(self.job_id)
+            self._cancelled = job.cancel_requested or job.terminal  # cancelled, or ended by the orchestrator
         return self._cancelled
 
 
@@ -165,8 +166,9 @@ def _url_path(url: str) -> str:
     return urlsplit(url).path if url else ""
 
 
-def _fetch(c: "Container", url: str, key: str, local: str) -> None:
-    """Bring ``url`` into the blob store at ``key`` (skipped if there) and into ``local``."""
+def _fetch(c: "Container", url: str, key: str, local: str, should_stop=None) -> None:
+    """Bring ``url`` into the blob store at ``key`` (skipped if there) and into ``local``; a fetch is
+    abandoned (FetchCancelled) within a second or so of ``should_stop()`` turning true."""
     if os.path.exists(local):
         return
     if c.blobs.exists(key):
@@ -183,7 +185,7 @@ def _fetch(c: "Container", url: str, key: str, local: str) -> None:
     else:
         from ..fetch import download
 
-        download(url, local, c.fetch_policy)
+        download(url, local, c.fetch_policy, should_stop=should_stop)
     c.blobs.put_file(key, local)
 
 
@@ -196,13 +198,13 @@ def _local_inputs(c: "Container", job: Job, report, with_clips: bool) -> tuple[s
         if not os.path.exists(audio):
             c.blobs.get_file(audio_key, audio)
     else:
-        _fetch(c, req["audio_url"], audio_key, audio)
+        _fetch(c, req["audio_url"], audio_key, audio, report.should_stop)
     clips = []
     if with_clips:
         for i, (url, key) in enumerate(zip(req["video_urls"], clip_keys)):
             report(10.0 * (i + 1) / (len(clip_keys) + 1), "downloading")
             local = os.path.join(work, os.path.basename(key))
-            _fetch(c, url, key, local)
+            _fetch(c, url, key, local, report.should_stop)
             clips.append(local)
     return audio, clips
 
@@ -252,7 +254,15 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
         job = c.jobs.report(job_id, 25.0, "analyzed")
         return _outcome(job, "analyze", True)
     except Exception as exc:  # noqa: BLE001 - sorted by _settle
+        if _stopped(exc):
+            return _outcome(_cancelled(c, job_id), "analyze", True)
         return _settle(c, job, "analyze", exc)
+
+
+def _stopped(exc: BaseException) -> bool:
+    from ..fetch import FetchCancelled
+
+    return isinstance(exc, FetchCancelled)
 
 
 def _cancelled(c: "Container", job_id: str) -> Job:
@@ -331,6 +341,8 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
         shutil.rmtree(work, ignore_errors=True)
         return _outcome(job, "compose", True)
     except Exception as exc:  # noqa: BLE001 - sorted by _settle
+        if _stopped(exc):
+            return _outcome(_cancelled(c, job_id), "compose", True)
         return _settle(c, job, "compose", exc)
 
 
