@@ -35,7 +35,8 @@ locals {
     compose = "roles/storage.objectUser"
   }
 
-  # cancel (status) removes a cancelled job's partial outputs: object writes under outputs/ only
+  # cancel (status) removes a cancelled job's partial outputs and its parallel render's segments:
+  # object writes under outputs/ and temp/ only
   conditional_bucket_roles = {
     status-outputs = {
       sa        = "status"
@@ -43,6 +44,13 @@ locals {
       prefix    = "outputs/"
       title     = "outputs-only"
       rationale = "cancel deletes outputs/JOB_ID/*"
+    }
+    status-temp = {
+      sa        = "status"
+      role      = "roles/storage.objectUser"
+      prefix    = "temp/"
+      title     = "temp-only"
+      rationale = "cancel deletes temp/JOB_ID/* (parallel render segments)"
     }
   }
 

@@ -122,13 +122,15 @@ def serves(groups: tuple[str, ...], method: str, path: str) -> bool:
 
 
 def openapi_operations() -> list[tuple[str, str]]:
-    """Every public ``(METHOD, concrete path)`` of the OpenAPI document."""
+    """Every public ``(METHOD, concrete path)`` of the OpenAPI document that the deployment serves
+    (``x-beatsync-local-only`` operations, the local download links, are V4 signed GCS URLs there)."""
     from beatsync.contracts.schemas import openapi
 
     ops = []
     for template, item in openapi()["paths"].items():
         path = re.sub(r"\{[^}]+\}", "job-0123456789abcdef", template)
-        ops += [(m.upper(), path) for m in item if m in ("get", "post", "put", "patch", "delete")]
+        ops += [(m.upper(), path) for m, op in item.items()
+                if m in ("get", "post", "put", "patch", "delete") and not op.get("x-beatsync-local-only")]
     return ops
 
 
@@ -174,7 +176,10 @@ def _subst(text: str, key, value) -> str:
 
 def _account(ref: str, key, value) -> str:
     m = re.search(r"google_service_account\.this\[(.+?)\]\.(email|name|id)", ref)
-    assert m, ref
+    if m is None:  # an account of its own (the build pipeline's: google_service_account.build)
+        m = re.search(r"google_service_account\.(\w+)\.(email|name|id)", ref)
+        assert m and m.group(1) != "this", ref
+        return m.group(1)
     return _each(m.group(1), key, value)
 
 
@@ -205,6 +210,11 @@ def _target(rtype: str, spec: dict, key, value) -> tuple[str, str | None]:
     if rtype == "google_cloud_run_v2_job_iam_member":
         m = re.fullmatch(r"\$\{google_cloud_run_v2_job\.(\w+)\.name\}", spec["name"])
         return "job:" + m.group(1), None
+    if rtype == "google_artifact_registry_repository_iam_member":
+        repo = _subst(spec["repository"], key, value)
+        m = re.fullmatch(r"\$\{google_artifact_registry_repository\.(\w+)\.(repository_id|name)\}", repo)
+        assert m, repo
+        return "repository:" + m.group(1), None
     raise AssertionError(f"unknown grant type {rtype}")
 
 
@@ -220,6 +230,9 @@ def grants() -> list[dict]:
             for name, spec in named.items():
                 for key, value in _instances(spec):
                     member = _subst(spec["member"], key, value)
+                    ref = re.fullmatch(r"\$\{local\.(\w+)\}", member)
+                    if ref:
+                        member = local(ref.group(1))
                     if member in ("allUsers", "allAuthenticatedUsers"):
                         continue
                     assert member.startswith("serviceAccount:"), member
@@ -253,6 +266,9 @@ def components() -> dict[str, dict]:
     wf = resources("google_workflows_workflow")["beat_sync"]
     out["workflow"] = {"account": _account(wf["service_account"], None, None), "secrets": [],
                        "env": dict(wf["user_env_vars"])}
+    trigger = resources("google_cloudbuild_trigger").get("main")
+    if trigger is not None:  # the pipeline (cloudbuild.yaml) runs as its own account
+        out["build"] = {"account": _account(trigger["service_account"], None, None), "secrets": [], "env": {}}
     return out
 
 

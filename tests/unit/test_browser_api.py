@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from beatsync.bootstrap import bootstrap
-from beatsync.errors import InvalidRequest
+from beatsync.errors import Misconfigured
 from beatsync.http import create_flask_app, set_container
 from beatsync.jobs.model import SEED_STEPS, Job, seed_step
 from beatsync.settings import Settings
@@ -89,12 +89,12 @@ def test_credentials_only_for_listed_origins_never_with_the_wildcard(serve, tmp_
     r = client.get(f"{API}/jobs", headers={"Origin": "https://anyone.example.org"})
     assert r.headers["Access-Control-Allow-Origin"] == "*" and "Access-Control-Allow-Credentials" not in r.headers
     # a listed origin beside the wildcard still never gets credentials with *
-    with pytest.raises(InvalidRequest, match="cannot be combined"):
+    with pytest.raises(Misconfigured, match="cannot be combined"):
         Settings.from_env({}, data_dir=tmp_path, cors_origins=f"*,{APP}", cors_credentials="true")
     for bad in ("app.example.com", "https://app.example.com/path", "ftp://x.example.com"):
-        with pytest.raises(InvalidRequest, match="not an origin"):
+        with pytest.raises(Misconfigured, match="not an origin"):
             Settings.from_env({}, data_dir=tmp_path, cors_origins=bad)
-    with pytest.raises(InvalidRequest, match="true or false"):
+    with pytest.raises(Misconfigured, match="true or false"):
         Settings.from_env({}, data_dir=tmp_path, cors_credentials="yes")
 
 

@@ -69,7 +69,7 @@ class RecordingRunner(ComposeRunner):
     """The analyze service's compose runner as a recorder: the compose job is exercised on its own
     below (its own container, its own records), so the attempt is not started twice."""
 
-    def start(self, job_id):
+    def start(self, job_id, tasks=1):
         return f"recorded/{job_id}"
 
     def state(self, handle):
@@ -208,7 +208,35 @@ def needs(recorded) -> dict[str, set[tuple[str, str, str | None]]]:
     if "sys.log" in yaml_text:
         need.add(("logging.logEntries.create", "project", None))
     out["workflow"] = need
+    if "build" in comps:
+        out["build"] = build_needs()
     return out
+
+
+def build_needs() -> set[tuple[str, str, None]]:
+    """What cloudbuild.yaml does as the build account: pull the layer cache, push the images by
+    commit, deploy them to the analyze service and the compose job (acting as their accounts), log."""
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
+    repos = {"${_REPOSITORY}": "repository:images", "${_CACHE_REPOSITORY}": "repository:build_cache"}
+    need = {("logging.logEntries.create", "project", None)}
+    for step in doc["steps"]:
+        text = " ".join(str(a) for a in step.get("args", []))
+        for ref, repo in repos.items():
+            if f"push \"${{_REGION}}-docker.pkg.dev/$PROJECT_ID/{ref}/" in text:
+                need.add(("artifactregistry.repositories.uploadArtifacts", repo, None))
+            if f"pull \"${{_REGION}}-docker.pkg.dev/$PROJECT_ID/{ref}/" in text or f"--cache-from=${{_REGION}}-docker.pkg.dev/$PROJECT_ID/{ref}/" in text:
+                need.add(("artifactregistry.repositories.downloadArtifacts", repo, None))
+        if step.get("entrypoint") == "gcloud" and step["args"][:3] == ["run", "services", "update"]:
+            assert step["args"][3] == "${_NAME_PREFIX}-analyze", step["args"]
+            need |= {("run.services.get", "service:analyze", None), ("run.services.update", "service:analyze", None),
+                     ("iam.serviceAccounts.actAs", "account:analyze", None)}
+        if step.get("entrypoint") == "gcloud" and step["args"][:3] == ["run", "jobs", "update"]:
+            assert step["args"][3] == "${_NAME_PREFIX}-compose", step["args"]
+            need |= {("run.jobs.get", "job:compose", None), ("run.jobs.update", "job:compose", None),
+                     ("iam.serviceAccounts.actAs", "account:compose", None)}
+    return need
 
 
 def _covers(grant: dict, perm: str, resource: str, key: str | None) -> bool:
@@ -253,7 +281,8 @@ def test_every_granted_role_is_in_the_role_table():
 
 def test_each_component_has_the_permissions_its_routes_and_steps_need(recorded):
     all_needs = needs(recorded)
-    assert set(all_needs) == {"submit", "status", "analyze", "compose", "workflow"}
+    assert set(all_needs) == {"submit", "status", "analyze", "compose", "workflow", "build"}
+    assert ("artifactregistry.repositories.uploadArtifacts", "repository:images", None) in all_needs["build"]
     # the exercise reached the operations that matter
     assert ("storage.objects.delete", "bucket") in {(p, r) for p, r, _ in all_needs["status"]}  # cancel
     assert ("workflows.executions.create", "workflow", None) in all_needs["submit"]
@@ -265,9 +294,10 @@ def test_each_component_has_the_permissions_its_routes_and_steps_need(recorded):
 def test_cancel_deletes_outputs_only_through_the_outputs_prefix_grant(recorded):
     all_needs = needs(recorded)
     deletes = {k for p, _, k in all_needs["status"] if p == "storage.objects.delete"}
-    assert deletes and all(k.startswith("outputs/") for k in deletes)
-    (cond,) = [g for g in grants() if g["account"] == "status" and g["prefix"]]
-    assert cond["prefix"] == "outputs/" and cond["role"] == "roles/storage.objectUser"
+    assert deletes and all(k.startswith(("outputs/", "temp/")) for k in deletes)
+    conds = [g for g in grants() if g["account"] == "status" and g["prefix"]]
+    assert sorted(g["prefix"] for g in conds) == ["outputs/", "temp/"]
+    assert all(g["role"] == "roles/storage.objectUser" for g in conds)
     # the status function's unconditional storage role cannot delete
     (plain,) = [g for g in grants() if g["account"] == "status" and g["on"] == "bucket" and not g["prefix"]]
     assert "storage.objects.delete" not in ROLES[plain["role"]]
@@ -288,4 +318,6 @@ def test_removing_any_one_grant_fails_the_check(recorded):
 
 def test_the_workflow_alone_invokes_the_analyze_service():
     invokers = resources("google_cloud_run_v2_service_iam_member")
-    assert [g["account"] for g in grants() if g["on"] == "service:analyze"] == ["flow"] and len(invokers) == 1
+    assert [g["account"] for g in grants() if g["on"] == "service:analyze" and g["role"] == "roles/run.invoker"] \
+        == ["flow"]
+    assert [k for k, v in invokers.items() if v["role"] == "roles/run.invoker"] == ["flow_invokes_analyze"]

@@ -20,6 +20,7 @@ class FirestoreJobStore(JobStore):
     PERMISSIONS = {
         "create": (("datastore.entities.create", "project"), ("datastore.entities.get", "project")),
         "get": (("datastore.entities.get", "project"),),
+        "find_idempotent": (("datastore.entities.get", "project"),),
         "transition": (("datastore.entities.get", "project"), ("datastore.entities.update", "project")),
         "report": (("datastore.entities.get", "project"), ("datastore.entities.update", "project")),
         "request_cancel": (("datastore.entities.get", "project"), ("datastore.entities.update", "project")),

@@ -183,7 +183,7 @@ def openapi() -> dict:
                 "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}}}},
                 **errors(404)}}},
         "/files/{key}": {"get": {
-            "operationId": "downloadFile", "security": [],
+            "operationId": "downloadFile", "security": [], "x-beatsync-local-only": True,
             "summary": "A signed download link (output_url, thumbnail_url, beat_map_url, edl_url)",
             "description": ("The links in a completed job's status. With local storage (`beatsync serve`) they "
                             "point here and carry `expires` and `signature` (HMAC-SHA256, the link is its own "

@@ -65,7 +65,8 @@ SEED_STEPS: dict[str, str] = {
     "starting": "downloading", "downloading": "downloading", "checking": "downloading",
     "analyzing": "analyzing",
     "analyzed": "composing", "composing": "composing", "preparing": "composing", "analyze": "composing",
-    "probe": "composing", "motion": "composing", "render": "composing", "done": "composing",
+    "probe": "composing", "motion": "composing", "render": "composing", "rendering": "composing",
+    "merge": "composing", "merging": "composing", "done": "composing",
     "uploading": "uploading",
 }
 

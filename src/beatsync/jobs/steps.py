@@ -189,7 +189,8 @@ def _fetch(c: "Container", url: str, key: str, local: str, should_stop=None) -> 
     c.blobs.put_file(key, local)
 
 
-def _local_inputs(c: "Container", job: Job, report, with_clips: bool) -> tuple[str, list[str]]:
+def _local_inputs(c: "Container", job: Job, report, with_clips: bool,
+                  should_stop: Callable[[], bool] | None = None) -> tuple[str, list[str]]:
     work = _workdir(c, job.job_id)
     audio_key, clip_keys = _input_keys(job)
     req = job.request
@@ -198,13 +199,13 @@ def _local_inputs(c: "Container", job: Job, report, with_clips: bool) -> tuple[s
         if not os.path.exists(audio):
             c.blobs.get_file(audio_key, audio)
     else:
-        _fetch(c, req["audio_url"], audio_key, audio, report.should_stop)
+        _fetch(c, req["audio_url"], audio_key, audio, should_stop)
     clips = []
     if with_clips:
         for i, (url, key) in enumerate(zip(req["video_urls"], clip_keys)):
             report(10.0 * (i + 1) / (len(clip_keys) + 1), "downloading")
             local = os.path.join(work, os.path.basename(key))
-            _fetch(c, url, key, local, report.should_stop)
+            _fetch(c, url, key, local, should_stop)
             clips.append(local)
     return audio, clips
 
@@ -221,10 +222,10 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
         if (job.type == "create" and c.blobs.exists(beat_map_key) and c.blobs.exists(plan_key(job_id))
                 and os.path.isdir(_workdir(c, job_id))):
             # a retried call after the analysis finished: only the local copies may be missing
-            _local_inputs(c, job, report, with_clips=True)
+            _local_inputs(c, job, report, with_clips=True, should_stop=report.should_stop)
             return _outcome(c.jobs.get(job_id), "analyze", True)
         report(0.0, "downloading")
-        audio, clips = _local_inputs(c, job, report, with_clips=job.type == "create")
+        audio, clips = _local_inputs(c, job, report, with_clips=job.type == "create", should_stop=report.should_stop)
         if report.should_stop():
             return _outcome(_cancelled(c, job_id), "analyze", True)
         from ..analysis import analyze
@@ -306,7 +307,8 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
 
         # inputs missing from this worker (a fresh compose container) are fetched again: part of
         # composing, so progress stays where the analysis left it
-        audio, clips = _local_inputs(c, job, lambda pct, step: report(25.0, "preparing"), with_clips=True)
+        audio, clips = _local_inputs(c, job, lambda pct, step: report(25.0, "preparing"), with_clips=True,
+                                     should_stop=report.should_stop)
         config = EditConfig.model_validate(job.request["edit_config"])
         work = _workdir(c, job_id)
         name = ("preview" if config.preview_only else "output") + "." + config.output_format
