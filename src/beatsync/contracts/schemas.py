@@ -114,6 +114,10 @@ def openapi() -> dict:
         "audio_file": {"type": "string", "contentMediaType": "application/octet-stream"},
         "method": {"type": "string", "enum": ["librosa", "madmom", "hybrid"]},
         "fps": {"type": "string", "pattern": "^[0-9]{1,3}$"}}}
+    user = {"name": "X-Beatsync-User-Id", "in": "header", "required": False,
+            "description": "A trusted caller (BEATSYNC_TRUSTED_CALLERS) names the end user the request is for: "
+                           "quotas and job lists are then that user's, within the caller; other callers get 403.",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._@+:-]{0,127}$"}}
     paths = {
         "/": {"get": {"operationId": "root", "summary": "Service info",
                       "responses": {"200": {"description": "OK", "content": _json(n["service_info"])}}}},
@@ -162,6 +166,15 @@ def openapi() -> dict:
         f"{API}/transitions": {"get": {"operationId": "transitions", "responses": {
             "200": {"description": "Transitions", "content": _json(n["transitions"])}}}},
     }
+    # every API route needs a caller: an ID token or an API key (401 without, 403 when not allowed,
+    # 503 auth_not_configured on a deployment with no identity configured)
+    for path, item in paths.items():
+        if path.startswith(API):
+            for op in item.values():
+                op["security"] = [{"bearer": []}]
+                op["parameters"] = [*op.get("parameters", []), user]
+                op["responses"] = {**op["responses"], **{k: v for k, v in errors(400, 401, 403, 503).items()
+                                                         if k not in op["responses"]}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "beatsync API", "version": __version__,
@@ -172,5 +185,7 @@ def openapi() -> dict:
             "summary": "A job ended (signed with X-Beatsync-Signature)",
             "requestBody": {"content": _json(n["webhook_event"])},
             "responses": {"200": {"description": "Received"}}}}},
-        "components": {"schemas": comps},
+        "components": {"schemas": comps, "securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "A Google-signed ID token whose audience is the service's URL, or an API key."}}},
     }
