@@ -119,6 +119,10 @@ def openapi() -> dict:
         "fps": {"type": "string", "pattern": "^[0-9]{1,3}$"}}}
     html = {"text/html": {"schema": {"type": "string"}}}
     js = {"text/javascript": {"schema": {"type": "string"}}}
+    user = {"name": "X-Beatsync-User-Id", "in": "header", "required": False,
+            "description": "A trusted caller (BEATSYNC_TRUSTED_CALLERS) names the end user the request is for: "
+                           "quotas and job lists are then that user's, within the caller; other callers get 403.",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._@+:-]{0,127}$"}}
     paths = {
         "/": {"get": {"operationId": "root", "summary": "Service info", "security": [],
                       "responses": {"200": {"description": "OK", "content": _json(n["service_info"])}}}},
@@ -200,11 +204,15 @@ def openapi() -> dict:
                 for t in ("video/mp4", "video/webm", "image/jpeg", "application/json")}},
                 **errors(403, 404)}}},
     }
-    unauthenticated = {"description": "No or an unknown API key / ID token", "content": _json(n["error"])}
+    # every API route needs a caller: an ID token or an API key (401 without, 403 when not allowed,
+    # 503 auth_not_configured on a deployment with no identity configured)
     for path, item in paths.items():
         if path.startswith(API):
             for op in item.values():
-                op["responses"].setdefault("401", unauthenticated)
+                op["security"] = [{"bearer": []}]
+                op["parameters"] = [*op.get("parameters", []), user]
+                op["responses"] = {**op["responses"], **{k: v for k, v in errors(400, 401, 403, 503).items()
+                                                         if k not in op["responses"]}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "beatsync API", "version": __version__,
