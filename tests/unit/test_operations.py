@@ -72,8 +72,8 @@ def test_the_dashboard_has_the_seeds_six_charts_and_the_job_charts():
     # error rate: a ratio of the non-2xx answers to all, as the seed's filter
     errors = charts["Error rate (non-2xx / all)"]
     assert errors.count("timeSeriesFilterRatio") == 2 and 'response_code_class"!="2xx"' in errors
-    assert 'groupByFields = ["metric.label."status""]' in charts["Jobs by status"].replace("\\", "") or \
-        'metric.label."status"' in charts["Jobs by status"]
+    assert 'metric.label."status"' in charts["Jobs by status"]  # grouped by the seed's labels
+    assert 'metric.label."job_type"' in charts["Job duration (p50, p95, p99)"]
     assert "job_name" in charts["Compose attempts (job executions by result)"]
     # the public entry and the functions
     assert "https_lb_rule" in charts["Request rate"] and "cloud_run_revision" in charts["Request rate"]

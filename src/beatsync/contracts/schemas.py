@@ -217,10 +217,11 @@ def openapi() -> dict:
         "openapi": "3.1.0",
         "info": {"title": "beatsync API", "version": __version__,
                  "description": "Songs and clips in, music videos cut on the beat out."},
-        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        # no jsonSchemaDialect: OpenAPI 3.1's default dialect is JSON Schema 2020-12 (with OAS's
+        # vocabulary), and Swagger UI refuses to render any other value
         "paths": paths,
         "webhooks": {"jobEnded": {"post": {
-            "summary": "A job ended (signed with X-Beatsync-Signature)",
+            "summary": "A job ended (signed with X-Beatsync-Signature)", "security": [],
             "requestBody": {"content": _json(n["webhook_event"])},
             "responses": {"200": {"description": "Received"}}}}},
         "security": [{"bearer": []}],

@@ -26,7 +26,7 @@ def allowed_origin(settings, origin: str | None) -> tuple[str, bool] | None:
     origins = settings.cors_origin_list
     o = origin.strip().lower().rstrip("/")
     if o in origins and o != "*":
-        return origin.strip(), settings.cors_credentials == "true"
+        return o, settings.cors_credentials == "true"  # the configured origin, not the header's bytes
     if "*" in origins:
         return "*", False
     return None
