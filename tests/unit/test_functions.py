@@ -173,12 +173,18 @@ def test_internal_step_routes_run_the_steps(container, media):
     assert r.status_code == 200 and r.json["status"] == "processing"
     valid("step_response", r.json)
     assert client("analyze").post("/internal/analyze", json={"job_id": "x"}).status_code == 400
-    # compose runs as the Cloud Run job (`beatsync compose-job JOB_ID`), not behind an HTTP route
+    # compose runs as the Cloud Run job, not behind an HTTP route: functions/compose/main.py is the
+    # job's entry point (the container runs it with the execution's args `compose-job JOB_ID`)
     assert client("analyze").post("/internal/compose", json={"job_id": job_id}).status_code == 404
-    assert not (ROOT / "functions" / "compose").exists()
-    from beatsync.jobs import steps
+    import os
 
-    assert steps.run_compose(container, job_id)["status"] == "completed"
+    env = {**os.environ, "BEATSYNC_DATA_DIR": str(container.settings.data_dir),
+           "BEATSYNC_ALLOWED_HOSTS": container.settings.allowed_hosts}
+    proc = subprocess.run([sys.executable, str(ROOT / "functions" / "compose" / "main.py"), "compose-job", job_id],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"compose {job_id}: completed" in proc.stdout
+    assert container.jobs.get(job_id).status == "completed"
 
 
 def test_openapi_document_is_consistent():
