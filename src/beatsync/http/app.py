@@ -435,7 +435,9 @@ def dispatch(request, groups: tuple[str, ...] = GROUPS):
 
 def _error_doc(exc: BeatsyncError) -> dict:
     details = {k: v for k, v in exc.details.items() if k != "retry_after"} if exc.details else {}
-    return {"code": exc.code, "message": exc.message,
+    from ..errors import scrub
+
+    return {"code": exc.code, "message": scrub(exc.message),
             "details": json.loads(json.dumps(details, default=str)) if details else None}
 
 

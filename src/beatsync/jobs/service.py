@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..contracts import api
 from ..contracts.schemas import validation_errors
-from ..errors import BeatsyncError, InvalidRequest, StoreUnavailable
+from ..errors import BeatsyncError, InvalidRequest, StoreUnavailable, scrub
 from ..ports import JobNotFound
 from .model import Job, new_job, now, request_hash
 
@@ -253,7 +253,9 @@ def wait_until_ended(c: "Container", job_id: str, timeout: float, interval: floa
 # -- views -----------------------------------------------------------------------------------------
 
 def _error(job: Job) -> dict | None:
-    return {**job.error.model_dump(), "details": None} if job.error else None
+    if not job.error:
+        return None
+    return {**job.error.model_dump(), "message": scrub(job.error.message), "details": None}
 
 
 def estimate_seconds(job: Job) -> float:
@@ -265,7 +267,10 @@ def estimate_seconds(job: Job) -> float:
 
 
 def accepted_view(c: "Container", job: Job) -> dict:
-    active = c.jobs.active()
+    """``queue_position`` and ``estimated_duration`` count only the caller's own unfinished jobs
+    submitted earlier: the local workers take callers in turn, so other callers' backlogs do not
+    stand in front of this job (and stay private)."""
+    active = [j for st in ("processing", "queued") for j in c.jobs.list(job.owner, status=st, limit=100)[0]]
     ahead = [j for j in active if j.created_at < job.created_at and j.job_id != job.job_id]
     waiting = sum(estimate_seconds(j) for j in ahead) / max(1, c.settings.workers)
     doc = api.JobAccepted(
@@ -365,7 +370,8 @@ def list_jobs(c: "Container", owner: str, status: str | None, type: str | None, 
 
 def job_logs(c: "Container", job_id: str, owner: str) -> dict:
     _owned(c, job_id, owner)
-    return api.JobLogs(job_id=job_id, logs=c.jobs.logs(job_id)).model_dump(mode="json")
+    logs = [{**entry, "message": scrub(entry["message"])} for entry in c.jobs.logs(job_id)]
+    return api.JobLogs(job_id=job_id, logs=logs).model_dump(mode="json")
 
 
 def presets() -> dict:

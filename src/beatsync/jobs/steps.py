@@ -22,7 +22,6 @@ import os
 import shutil
 import tempfile
 import time
-import traceback
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import BeatsyncError, StoreUnavailable
@@ -77,11 +76,14 @@ def end_job(c: "Container", job_id: str, status: str, *, result: dict | None = N
 
 
 def _fail(c: "Container", job: Job, exc: BaseException) -> Job:
+    """End the job failed with the error's code and a message fit for the caller: no server paths;
+    a bug's traceback goes to the server log only (``_settle`` logged it), never to the job."""
+    from ..errors import scrub
+
     if isinstance(exc, BeatsyncError):
-        error = {"code": exc.code, "message": exc.message[:2000]}
+        error = {"code": exc.code, "message": scrub(exc.message)[:2000]}
     else:
-        c.jobs.add_log(job.job_id, "".join(traceback.format_exception(exc))[-4000:], "error")
-        error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"[:2000]}
+        error = {"code": "internal_error", "message": "internal error (the server log has the details)"}
     return end_job(c, job.job_id, "failed", error=error)
 
 
