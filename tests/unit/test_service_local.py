@@ -71,3 +71,28 @@ def test_queue_position_counts_only_the_callers_own_jobs(container, media):
     view = service.accepted_view(container, alice2)
     assert view["queue_position"] == 3
     assert service.accepted_view(container, bob)["estimated_duration"] < view["estimated_duration"]
+
+
+@pytest.mark.parametrize("size, ok", [
+    ([4096, 2160], True), ("4096x2160", True), ([2160, 4096], True), ("2160x4096", True), ([2160, 2160], True),
+    ([16, 64], True), ([1080, 1920], True),
+    ([7680, 7680], False), ("9999x9999", False), ("4096x2161", False), ([2161, 4096], False), ([4097, 1000], False),
+    ("4096x512", False), ([16, 65], False), ("15x20", False), ([3000, 3000], False),
+])
+def test_one_output_size_rule_for_both_forms_at_submit(container, media, size, ok):
+    from beatsync.contracts import EditConfig
+    from beatsync.jobs import service
+    from tests.suites.service import create_body
+
+    body = create_body(media)
+    body["config"] = {**body["config"], "output_resolution": size}
+    if ok:
+        job, _ = service.submit_create(container, body, "alice")
+        assert job.request["edit_config"]["output_resolution"] == (size if isinstance(size, str) else "%dx%d" % tuple(size))
+    else:
+        with pytest.raises(service.InvalidRequest) as info:
+            service.submit_create(container, body, "alice")
+        assert info.value.code == "output_size_not_allowed" and info.value.http_status == 400
+        label = size if isinstance(size, str) else "%dx%d" % tuple(size)
+        with pytest.raises(ValueError):  # the worker's model holds the same rule
+            EditConfig(output_resolution=label)

@@ -67,10 +67,13 @@ class JobAlreadyEnded(BeatsyncError):
 def parse_request(schema: str, model, body: Any):
     """``body`` checked against ``schemas/{schema}.schema.json`` (every failing path in the 400's
     details), then parsed into ``model``."""
-    errors = validation_errors(schema, body)
+    errors = validation_errors(schema, body, keywords=True)
     if errors:
-        first = errors[0]
-        raise InvalidRequest(f"invalid request: {first['path']}: {first['message']}", code="invalid_request",
+        sized = [e for e in errors if e["keyword"] == "x-output-size"]
+        first = sized[0] if sized else errors[0]
+        errors = [{"path": e["path"], "message": e["message"]} for e in errors]
+        raise InvalidRequest(f"invalid request: {first['path']}: {first['message']}",
+                             code="output_size_not_allowed" if sized else "invalid_request",
                              details={"errors": errors})
     from pydantic import ValidationError
 
