@@ -106,6 +106,18 @@ class Settings:
     max_active_jobs: int = 10
     #: jobs run at once by the local orchestrator (``BEATSYNC_WORKERS``)
     workers: int = 1
+    #: local storage retention in days, mirroring the bucket's lifecycle rules (terraform/storage.tf):
+    #: ``temp/`` and work folders (``BEATSYNC_RETENTION_TEMP_DAYS``), ``inputs/`` of jobs no longer
+    #: running (``BEATSYNC_RETENTION_INPUTS_DAYS``), ``outputs/`` (``BEATSYNC_RETENTION_OUTPUTS_DAYS``;
+    #: the bucket moves them to NEARLINE after 7 days, a local disk deletes them after this many)
+    retention_temp_days: float = 7.0
+    retention_inputs_days: float = 30.0
+    retention_outputs_days: float = 30.0
+    #: seconds between retention sweeps of ``beatsync serve`` (``BEATSYNC_SWEEP_INTERVAL``)
+    sweep_interval: float = 3600.0
+    #: new jobs are refused (503, Retry-After) while the data folder's disk has less free space than
+    #: this, in bytes (``BEATSYNC_MIN_FREE_BYTES``; local blob store only)
+    min_free_bytes: int = 1024 ** 3
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -153,6 +165,9 @@ class Settings:
                      "webhook_concurrency"):
             if getattr(self, name) <= 0:
                 raise InvalidRequest(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")
+        for name in ("retention_temp_days", "retention_inputs_days", "retention_outputs_days", "min_free_bytes"):
+            if getattr(self, name) < 0:
+                raise InvalidRequest(f"BEATSYNC_{name.upper()} must not be negative", code="invalid_setting")
         if self.job_store not in ("sqlite", "firestore"):
             raise InvalidRequest(f"BEATSYNC_JOB_STORE must be sqlite or firestore, not {self.job_store!r}",
                                  code="invalid_setting")

@@ -142,6 +142,9 @@ def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_ke
                 raise IdempotencyConflict("this Idempotency-Key was used with a different request",
                                           details={"job_id": existing.job_id})
             return existing, False
+    from .storage import check_free_space
+
+    check_free_space(c)
     check_limits(c, owner)
     stored, created = c.jobs.create(job)
     if not created:
@@ -225,10 +228,20 @@ def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str |
         digest = hashlib.sha256(data).hexdigest()
         key = f"inputs/uploads/{digest}{_ext(filename)}"
         req = parse_request("analyze_request", api.AnalyzeRequest, {**body, "audio_url": "https://upload.invalid/"})
-        if not c.blobs.exists(key):
-            c.blobs.put_bytes(key, data)
         request = {"audio_url": None, "audio_key": key, "upload_name": filename[:200], "upload_sha256": digest,
                    "method": req.method or c.settings.analysis_method, "fps": req.fps}
+        from .storage import check_free_space, remove_upload
+
+        check_free_space(c)  # before anything is written
+        wrote = not c.blobs.exists(key)
+        if wrote:
+            c.blobs.put_bytes(key, data)
+        try:
+            return _submit(c, "analyze", request, owner, idempotency_key)
+        except BaseException:  # refused (quota, conflict...): the upload does not stay behind
+            if wrote:
+                remove_upload(c, key)
+            raise
     else:
         req = parse_request("analyze_request", api.AnalyzeRequest, body)
         check_input_url(c, req.audio_url)

@@ -58,6 +58,9 @@ def end_job(c: "Container", job_id: str, status: str, *, result: dict | None = N
         job = c.jobs.transition(job_id, status, result=result, error=error, step=status)
     except IllegalTransition:
         return c.jobs.get(job_id)  # someone else ended it first; keep their outcome
+    from .storage import remove_inputs
+
+    remove_inputs(c, job)  # outputs stay (retention); inputs and the work folder go now
     c.jobs.add_log(job_id, f"job {status}" + (f": [{error['code']}] {error['message']}" if error else ""),
                    "error" if status == "failed" else "info")
     from .service import audit
