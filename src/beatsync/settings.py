@@ -106,6 +106,9 @@ class Settings:
     max_active_jobs: int = 10
     #: jobs run at once by the local orchestrator (``BEATSYNC_WORKERS``)
     workers: int = 1
+    #: a local job's time budget: the fetches' timeouts, plus this many seconds per second of output
+    #: at 1920x1080@30 (scaled by pixels and frame rate), plus the analysis (``BEATSYNC_JOB_BUDGET_FACTOR``)
+    job_budget_factor: float = 10.0
     #: local storage retention in days, mirroring the bucket's lifecycle rules (terraform/storage.tf):
     #: ``temp/`` and work folders (``BEATSYNC_RETENTION_TEMP_DAYS``), ``inputs/`` of jobs no longer
     #: running (``BEATSYNC_RETENTION_INPUTS_DAYS``), ``outputs/`` (``BEATSYNC_RETENTION_OUTPUTS_DAYS``;
@@ -161,7 +164,7 @@ class Settings:
                 raise InvalidRequest(f"BEATSYNC_{name.upper()} must be one of {', '.join(allowed)}, not "
                                      f"{getattr(self, name)!r}", code="invalid_setting")
         for name in ("max_input_bytes", "max_clips", "url_ttl", "workers", "fetch_timeout",
-                     "max_submissions_per_minute", "max_active_jobs", "max_clip_pixels", "webhook_timeout",
+                     "max_submissions_per_minute", "max_active_jobs", "max_clip_pixels", "webhook_timeout", "job_budget_factor",
                      "webhook_concurrency"):
             if getattr(self, name) <= 0:
                 raise InvalidRequest(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")

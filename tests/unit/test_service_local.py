@@ -96,3 +96,21 @@ def test_one_output_size_rule_for_both_forms_at_submit(container, media, size, o
         label = size if isinstance(size, str) else "%dx%d" % tuple(size)
         with pytest.raises(ValueError):  # the worker's model holds the same rule
             EditConfig(output_resolution=label)
+
+
+def test_a_stuck_job_is_ended_at_its_time_budget_and_the_next_caller_runs(tmp_path, media, monkeypatch):
+    """The real local orchestrator: mallory's job hangs on a source that dribbles its headers (fetch
+    timeout 60 s); at its (here tiny) budget it ends failed and alice's job runs."""
+    from beatsync.jobs import service, steps
+    from tests.servers import wait_for
+    from tests.suites.service import create_body
+
+    monkeypatch.setattr(steps, "time_budget", lambda c, job: 2.0 if job.owner == "mallory" else 600.0)
+    c = bootstrap(Settings.from_env({}, data_dir=tmp_path / "data", allowed_hosts=media.host, fetch_timeout=60))
+    stuck, _ = service.submit_create(c, create_body(media, video_urls=[f"{media.url}/slow-headers"]), "mallory")
+    wait_for(lambda: c.jobs.get(stuck.job_id).current_step == "downloading", timeout=30)
+    good, _ = service.submit_analyze(c, {"audio_url": f"{media.url}/missing.wav"}, "alice")  # quick to run
+    final = wait_for(lambda: (lambda j: j if j.terminal else None)(c.jobs.get(stuck.job_id)), timeout=15)
+    assert final.status == "failed" and final.error.code == "time_budget_exceeded"
+    done = wait_for(lambda: (lambda j: j if j.terminal else None)(c.jobs.get(good.job_id)), timeout=30)
+    assert done.error.code == "source_not_found"  # it ran once the worker was free

@@ -326,6 +326,25 @@ def run_compose(c: "Container", job_id: str) -> StepOutcome:
         return _settle(c, job, "compose", exc)
 
 
+ANALYSIS_BUDGET = 300.0  # seconds: decode and beat-track the longest accepted song on a busy machine
+
+
+def time_budget(c: "Container", job: Job) -> float:
+    """Seconds a local worker may spend on ``job``: every fetch's timeout, the analysis, and
+    ``job_budget_factor`` seconds per second of output at 1080p30, scaled by pixels and fps (the
+    output's length is the preview's, or at most the longest accepted song)."""
+    s = c.settings
+    fetches = 1 + len(job.request.get("video_urls") or [])
+    budget = s.fetch_timeout * fetches + ANALYSIS_BUDGET
+    if job.type == "create":
+        cfg = job.request.get("edit_config") or {}
+        seconds = cfg.get("preview_duration", 30) if cfg.get("preview_only") else s.max_audio_duration
+        w, _, h = str(cfg.get("output_resolution", "1920x1080")).partition("x")
+        scale = max(0.25, int(w) * int(h) / (1920 * 1080)) * max(0.5, cfg.get("output_fps", 30) / 30)
+        budget += s.job_budget_factor * seconds * scale
+    return budget
+
+
 def run_job(c: "Container", job_id: str) -> Job:
     """Both steps in order (the local orchestrator; Cloud Workflows calls them one by one)."""
     outcome = run_analyze(c, job_id)
