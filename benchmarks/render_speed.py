@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(os.environ.get("BEATSYNC_SHARED_DATA") or ROOT.parent / "shared" / "data")
 CACHE = Path(os.environ.get("BEATSYNC_CACHE_DIR", Path.home() / ".cache" / "beatsync")) / "bench"
 SOURCES = ["intel_bottle-detection.mp4", "intel_car-detection.mp4", "intel_one-by-one-person-detection.mp4",
            "intel_asl_again.mkv"]
