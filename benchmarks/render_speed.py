@@ -9,6 +9,12 @@ CRF 23, AAC audio from the same song window. Runs are interleaved; each is a fre
 whose process tree is sampled for peak RSS. Prints medians: wall s, CPU s, peak RSS, and
 realtime factor (output seconds per wall second). Also the peak RSS of beatsync for a 4x
 longer edit, to show memory stays flat.
+
+    nice -n 10 python benchmarks/render_speed.py --max-size [--seconds 3]
+
+The worst case the service accepts, for memory: sources at the clip limit (4096x2304), output at the
+largest size of the output-size rule in both orientations (4096x2160, 2160x4096), 60 fps, 0.5 s
+crossfades at every cut; prints wall s and the peak RSS of the render process tree (one job).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(os.environ.get("BEATSYNC_SHARED_DATA") or ROOT.parent / "shared" / "data")
 CACHE = Path(os.environ.get("BEATSYNC_CACHE_DIR", Path.home() / ".cache" / "beatsync")) / "bench"
 SOURCES = ["intel_bottle-detection.mp4", "intel_car-detection.mp4", "intel_one-by-one-person-detection.mp4",
            "intel_asl_again.mkv"]
@@ -78,7 +84,8 @@ fade = spec["fade"]
 shots = [Shot(index=i, clip=s["clip"], source_in=s["source_in"], start_frame=s["start"], end_frame=s["end"],
               transition=Transition(style="fade" if fade and i else "cut", duration=fade if i else 0),
               section="verse", motion=0.5) for i, s in enumerate(spec["shots"])]
-edl = EditDecisionList(fps=30, width=1920, height=1080, fit="fill", output_format="mp4",
+edl = EditDecisionList(fps=spec.get("fps", 30), width=spec.get("width", 1920), height=spec.get("height", 1080),
+                       fit="fill", output_format="mp4",
                        song=SongWindow(start=spec["song_start"], end=spec["song_start"] + spec["seconds"], audio_hash="-"),
                        total_frames=spec["shots"][-1]["end"],
                        clips=[ClipRef(index=i, name=p.path, duration=p.duration) for i, p in enumerate(probes)], shots=shots)
@@ -179,13 +186,43 @@ def measure(cmd: list[str]) -> dict:
     return {"wall": wall, "cpu": sum(cpu.values()), "rss": peak, "stdout": out.decode()}
 
 
+def max_size(seconds: float) -> int:
+    """Peak RSS of the largest accepted render (see the module docstring)."""
+    sw, sh, fps, fade = 4096, 2304, 60, 0.5
+    CACHE.mkdir(parents=True, exist_ok=True)
+    sources = []
+    for name in SOURCES[:2]:
+        dst = CACHE / (Path(name).stem + f"_{sw}x{sh}.mp4")
+        if not dst.exists():
+            subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-stream_loop", "-1", "-i", str(SHARED / "video" / name),
+                            "-t", "8", "-vf", f"scale={sw}:{sh},fps=30,format=yuv420p", "-an", "-c:v", "libx264",
+                            "-preset", "ultrafast", "-crf", "28", "-g", "30", str(dst)], check=True)
+        sources.append(str(dst))
+    sources = sources * 2  # shots() takes the 4 sources in turn
+    print(f"| output | sources | fps | edit | wall s | peak RSS MB |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for w, h in ((4096, 2160), (2160, 4096)):
+            cuts = [dict(s, start=s["start"] * fps // FPS, end=s["end"] * fps // FPS) for s in shots(seconds, 6.0)]
+            spec = {"sources": sources, "shots": cuts, "fade": fade, "song": str(SONG), "song_start": 20.0,
+                    "seconds": seconds, "out": os.path.join(tmp, f"{w}x{h}.mp4"), "width": w, "height": h,
+                    "fps": fps}
+            r = measure([sys.executable, "-c", BEATSYNC, json.dumps(spec)])
+            print(f"| {w}x{h} | {sw}x{sh} | {fps} | {seconds:.0f} s, {fade} s crossfade every {SHOT} s | "
+                  f"{r['wall']:.1f} | {r['rss'] / 1e6:.0f} |", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--tools", default="beatsync,ffmpeg,moviepy,ceiling")
     ap.add_argument("--no-flat", action="store_true", help="skip the long-edit memory run")
+    ap.add_argument("--max-size", action="store_true", help="only the largest accepted render, for memory")
     args = ap.parse_args(argv)
+    if args.max_size:
+        return max_size(args.seconds)
     sources = [str(p) for p in prepare_sources()]
     tools = args.tools.split(",")
     results: dict[tuple[str, str], list[dict]] = {}

@@ -83,8 +83,16 @@ def orchestrator(settings: Settings, container: "Container") -> Orchestrator:
         # ends the job failed and removes any partial outputs
         end(container, job_id, "failed", getattr(exc, "code", "internal_error"), f"gave up after retries: {exc}")
 
+    from .jobs import steps
+
+    def over_budget(job_id: str, budget: float) -> None:
+        end(container, job_id, "failed", "time_budget_exceeded",
+            f"the job ran longer than its time budget of {budget:.0f} s")
+
     return LocalOrchestrator(lambda job_id: run_job(container, job_id), workers=settings.workers,
-                             on_give_up=give_up, transient=TRANSIENT)
+                             on_give_up=give_up, transient=TRANSIENT,
+                             budget=lambda job_id: steps.time_budget(container, container.jobs.get(job_id)),
+                             on_over_budget=over_budget)
 
 
 def compose_runner(settings: Settings):

@@ -234,6 +234,9 @@ def cmd_serve(args) -> int:
             print(f"resumed {resumed} unfinished job(s)", flush=True)
     if settings.notifier == "local":
         container.notifier.start()
+    from .jobs.storage import sweep_forever
+
+    threading.Thread(target=sweep_forever, args=(container,), name="beatsync-sweep", daemon=True).start()
 
     def stop(signum, frame):
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -6,6 +6,17 @@ layer should answer with, ``code`` is what clients switch on.
 
 from __future__ import annotations
 
+import re
+
+#: an absolute file path (not the path part of a URL: that follows a host name)
+_PATH = re.compile(r"(?<![\w:/\]\.%-])/(?:[^\s'\"/:,;()<>]+/)+([^\s'\"/:,;()<>]+)")
+
+
+def scrub(message: str) -> str:
+    """``message`` without server paths: ``/tmp/beatsync-work/JOB/clip_0.mp4`` becomes ``clip_0.mp4``
+    (what callers see: job errors, job logs, error answers)."""
+    return _PATH.sub(lambda m: m.group(1), message) if "/" in message else message
+
 
 class BeatsyncError(Exception):
     """Root of every error beatsync raises on purpose."""

@@ -127,6 +127,21 @@ class Settings:
     #: ``true``: answer listed origins with ``Access-Control-Allow-Credentials`` (``BEATSYNC_CORS_CREDENTIALS``;
     #: refused together with ``*``). Bearer tokens need no credentials mode; cookies would.
     cors_credentials: str = "false"
+    #: a local job's time budget: the fetches' timeouts, plus this many seconds per second of output
+    #: at 1920x1080@30 (scaled by pixels and frame rate), plus the analysis (``BEATSYNC_JOB_BUDGET_FACTOR``)
+    job_budget_factor: float = 10.0
+    #: local storage retention in days, mirroring the bucket's lifecycle rules (terraform/storage.tf):
+    #: ``temp/`` and work folders (``BEATSYNC_RETENTION_TEMP_DAYS``), ``inputs/`` of jobs no longer
+    #: running (``BEATSYNC_RETENTION_INPUTS_DAYS``), ``outputs/`` (``BEATSYNC_RETENTION_OUTPUTS_DAYS``;
+    #: the bucket moves them to NEARLINE after 7 days, a local disk deletes them after this many)
+    retention_temp_days: float = 7.0
+    retention_inputs_days: float = 30.0
+    retention_outputs_days: float = 30.0
+    #: seconds between retention sweeps of ``beatsync serve`` (``BEATSYNC_SWEEP_INTERVAL``)
+    sweep_interval: float = 3600.0
+    #: new jobs are refused (503, Retry-After) while the data folder's disk has less free space than
+    #: this, in bytes (``BEATSYNC_MIN_FREE_BYTES``; local blob store only)
+    min_free_bytes: int = 1024 ** 3
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -175,7 +190,7 @@ class Settings:
                                      f"{getattr(self, name)!r}", code="invalid_setting")
         for name in ("max_input_bytes", "max_clips", "url_ttl", "workers", "fetch_timeout",
                      "max_submissions_per_minute", "max_active_jobs", "max_clip_pixels", "render_task_seconds",
-                     "render_max_tasks", "webhook_timeout", "webhook_concurrency"):
+                     "render_max_tasks", "webhook_timeout", "webhook_concurrency", "job_budget_factor"):
             if getattr(self, name) <= 0:
                 raise InvalidSetting(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")
         if self.cors_credentials not in ("true", "false"):
@@ -187,6 +202,9 @@ class Settings:
         if "*" in self.cors_origin_list and self.cors_credentials == "true":
             raise InvalidSetting("BEATSYNC_CORS_CREDENTIALS=true cannot be combined with the origin *",
                                  code="invalid_setting")
+        for name in ("retention_temp_days", "retention_inputs_days", "retention_outputs_days", "min_free_bytes"):
+            if getattr(self, name) < 0:
+                raise InvalidSetting(f"BEATSYNC_{name.upper()} must not be negative", code="invalid_setting")
         if self.compose_task_retries < 0:
             raise InvalidSetting("BEATSYNC_COMPOSE_TASK_RETRIES must not be negative", code="invalid_setting")
         if self.job_store not in ("sqlite", "firestore"):

@@ -59,6 +59,7 @@ def test_webhooks_are_retried_with_backoff_until_delivered(tmp_path):
         n.notify(f"{receiver.url}/h", event)
         (got,) = wait_for(lambda: receiver.received, timeout=10)
         assert got["json"] == event and verify_event(b"k", got["body"], got["headers"][SIGNATURE_HEADER])
+        wait_for(lambda: n.deliveries()[0]["state"] != "sending", timeout=10)  # recorded after the answer
         (d,) = n.deliveries()
         assert d["state"] == "delivered" and d["attempts"] == 3
     finally:
@@ -166,6 +167,54 @@ def test_a_webhook_url_with_a_non_ascii_path_is_delivered(tmp_path):
         n.notify(f"{receiver.url}/h\u00e9/\u00e9t\u00e9?q=\u00fc", _event())
         wait_for(lambda: receiver.received, timeout=10)
         assert receiver.paths == ["/h%C3%A9/%C3%A9t%C3%A9?q=%C3%BC"]
-        assert n.deliveries()[0]["state"] == "delivered"
+        wait_for(lambda: n.deliveries()[0]["state"] == "delivered", timeout=10)
     finally:
         receiver.close()
+
+
+class _OwnedJob:
+    def __init__(self, job_id, owner):
+        self.job_id, self.owner = job_id, owner
+
+
+def test_workers_take_callers_in_turn():
+    import threading
+
+    order, gate = [], threading.Event()
+
+    def run(job_id):
+        order.append(job_id)
+        if job_id == "a0":
+            gate.wait(10)  # the first job holds the only worker while the queues fill
+
+    o = LocalOrchestrator(run, workers=1)
+    o.start(_OwnedJob("a0", "alice"))
+    wait_for(lambda: order == ["a0"], timeout=5)
+    for i in range(1, 6):
+        o.start(_OwnedJob(f"a{i}", "alice"))  # alice's backlog, queued first
+    o.start(_OwnedJob("b1", "bob"))
+    o.start(_OwnedJob("b2", "bob"))
+    o.start(_OwnedJob("c1", "carol"))
+    gate.set()
+    wait_for(o.idle, timeout=10)
+    assert order == ["a0", "a1", "b1", "c1", "a2", "b2", "a3", "a4", "a5"]
+
+
+def test_a_job_over_its_time_budget_is_ended_and_frees_the_worker():
+    import threading
+
+    ended, order = threading.Event(), []
+
+    def run(job_id):
+        order.append(job_id)
+        if job_id == "stuck":
+            ended.wait(30)  # a step that stops once the job has been ended (as the real steps do)
+
+    over = []
+    o = LocalOrchestrator(run, workers=1, budget=lambda j: 0.5 if j == "stuck" else 60.0,
+                          on_over_budget=lambda j, b: (over.append(j), ended.set()), check_every=0.1)
+    t = time.monotonic()
+    o.start(_OwnedJob("stuck", "mallory"))
+    o.start(_OwnedJob("next", "alice"))
+    wait_for(o.idle, timeout=10)
+    assert over == ["stuck"] and order == ["stuck", "next"] and time.monotonic() - t < 3

@@ -5,14 +5,20 @@ server hands every queued or processing job back to :meth:`LocalOrchestrator.res
 interrupted by a crash or ``kill -9`` runs again (its steps reuse finished work).
 Transient errors (a store briefly unavailable) are retried with backoff; after the last retry
 the job ends ``failed`` - it is never left running forever.
+
+Fairness: each caller (job owner) has its own queue and free workers take callers in turn
+(round-robin), so one caller's backlog never stands in front of another caller's next job. Each
+running job has a time budget (``budget(job_id)`` seconds, from its output length and size); past
+it, ``on_over_budget`` ends the job (``time_budget_exceeded``) and the running step, which watches
+for an ended job as for a cancel, stops within a second or two and frees the worker.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 from ..ports import Orchestrator
@@ -23,14 +29,20 @@ log = logging.getLogger("beatsync.orchestrator")
 class LocalOrchestrator(Orchestrator):
     def __init__(self, run: Callable[[str], object], *, workers: int = 1, retries: int = 3,
                  backoff: float = 1.0, on_give_up: Callable[[str, BaseException], object] | None = None,
-                 transient: tuple[type[BaseException], ...] = (Exception,)):
+                 transient: tuple[type[BaseException], ...] = (Exception,),
+                 budget: Callable[[str], float] | None = None,
+                 on_over_budget: Callable[[str, float], object] | None = None, check_every: float = 0.5):
         self._run, self.workers, self.retries, self.backoff = run, workers, retries, backoff
         self._on_give_up, self._transient = on_give_up, transient
-        self._queue: queue.Queue[str] = queue.Queue()
+        self._budget, self._on_over_budget, self._check_every = budget, on_over_budget, check_every
+        self._queues: dict[str, deque[str]] = {}  # owner -> its queued job ids, in order
+        self._turns: deque[str] = deque()  # owners with queued jobs, in round-robin order
         self._queued: set[str] = set()
-        self._running: set[str] = set()
+        self._running: dict[str, tuple[float, float | None]] = {}  # job id -> (started, budget)
         self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
         self._threads: list[threading.Thread] = []
+        self._monitor: threading.Thread | None = None
 
     def _ensure_workers(self) -> None:
         with self._lock:
@@ -38,9 +50,12 @@ class LocalOrchestrator(Orchestrator):
                 t = threading.Thread(target=self._loop, name=f"beatsync-worker-{len(self._threads)}", daemon=True)
                 t.start()
                 self._threads.append(t)
+            if self._budget is not None and (self._monitor is None or not self._monitor.is_alive()):
+                self._monitor = threading.Thread(target=self._watch_budgets, name="beatsync-budgets", daemon=True)
+                self._monitor.start()
 
     def start(self, job) -> str | None:
-        self._enqueue(job.job_id)
+        self._enqueue(job.job_id, getattr(job, "owner", ""))
         return None
 
     def cancel(self, job) -> None:
@@ -49,17 +64,34 @@ class LocalOrchestrator(Orchestrator):
     def resume(self, jobs) -> int:
         n = 0
         for job in jobs:
-            n += self._enqueue(job.job_id)
+            n += self._enqueue(job.job_id, getattr(job, "owner", ""))
         return n
 
-    def _enqueue(self, job_id: str) -> bool:
+    def _enqueue(self, job_id: str, owner: str = "") -> bool:
         with self._lock:
             if job_id in self._queued or job_id in self._running:
                 return False
             self._queued.add(job_id)
-        self._queue.put(job_id)
+            if owner not in self._queues:
+                self._queues[owner] = deque()
+                self._turns.append(owner)
+            self._queues[owner].append(job_id)
+            self._ready.notify()
         self._ensure_workers()
         return True
+
+    def _next(self) -> str:
+        """The next job: the first queued job of the caller whose turn it is (lock held)."""
+        while not self._turns:
+            self._ready.wait()
+        owner = self._turns.popleft()
+        jobs = self._queues[owner]
+        job_id = jobs.popleft()
+        if jobs:
+            self._turns.append(owner)  # its next job waits for every other caller's turn
+        else:
+            del self._queues[owner]
+        return job_id
 
     def idle(self) -> bool:
         with self._lock:
@@ -67,15 +99,41 @@ class LocalOrchestrator(Orchestrator):
 
     def _loop(self) -> None:
         while True:
-            job_id = self._queue.get()
             with self._lock:
+                job_id = self._next()
                 self._queued.discard(job_id)
-                self._running.add(job_id)
+                self._running[job_id] = (time.monotonic(), None)
+            budget = None
+            if self._budget is not None:
+                try:
+                    budget = self._budget(job_id)
+                except Exception:  # noqa: BLE001 - no budget rather than no job
+                    log.exception("job %s: no time budget", job_id)
+            with self._lock:
+                self._running[job_id] = (time.monotonic(), budget)
             try:
                 self._attempt(job_id)
             finally:
                 with self._lock:
-                    self._running.discard(job_id)
+                    self._running.pop(job_id, None)
+
+    def _watch_budgets(self) -> None:
+        over: set[str] = set()
+        while True:
+            time.sleep(self._check_every)
+            t = time.monotonic()
+            with self._lock:
+                late = [(j, b) for j, (started, b) in self._running.items()
+                        if b is not None and t - started > b and j not in over]
+                over &= set(self._running)
+            for job_id, budget in late:
+                over.add(job_id)
+                log.warning("job %s: over its time budget of %.0f s; ending it", job_id, budget)
+                if self._on_over_budget is not None:
+                    try:
+                        self._on_over_budget(job_id, budget)
+                    except Exception:  # noqa: BLE001
+                        log.exception("job %s: could not end it", job_id)
 
     def _attempt(self, job_id: str) -> None:
         for attempt in range(self.retries + 1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ._base import Model
 from .beat_map import BeatMap
@@ -31,7 +31,7 @@ class AnalyzeRequest(Model):
 
 
 Resolution = (Annotated[str, Field(pattern=r"^[1-9][0-9]{1,3}x[1-9][0-9]{1,3}$")]
-              | Annotated[list[Annotated[int, Field(ge=16, le=7680)]], Field(min_length=2, max_length=2)])
+              | Annotated[list[Annotated[int, Field(ge=16, le=4096)]], Field(min_length=2, max_length=2)])
 
 
 class CreateConfig(Model):
@@ -42,12 +42,27 @@ class CreateConfig(Model):
     transition_style: TransitionStyle | None = None
     transition_duration: float | None = Field(None, ge=0, le=2)
     output_resolution: Resolution | None = Field(
-        None, description="'WxH' or [width, height] (as in the seed API).")
+        None, description="'WxH' or [width, height] (as in the seed API); within the x-output-size rule.")
     output_fps: int | None = Field(None, ge=15, le=60)
     output_format: Literal["mp4", "webm"] | None = None
     fit: FitMode | None = None
     min_shot_duration: float | None = Field(None, ge=0.1, le=10)
     section_aware: bool | None = None
+
+
+    @field_validator("output_resolution")
+    @classmethod
+    def _output_size(cls, value):
+        return _check_output_size(value)
+
+
+def _check_output_size(value):
+    from .schemas import output_size_problem, output_size_rule
+
+    problem = output_size_problem(value, output_size_rule()) if value is not None else None
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 class CreateRequest(Model):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ._base import Model as _Model
 
@@ -29,6 +29,17 @@ class EditConfig(_Model):
     preview_duration: float = Field(30.0, ge=5, le=120)
     min_shot_duration: float = Field(0.4, ge=0.1, le=10)
     section_aware: bool = True
+
+    @field_validator("output_resolution")
+    @classmethod
+    def _output_size(cls, value: str) -> str:
+        """The output-size rule of schemas/edit_config.schema.json (``x-output-size``)."""
+        from .schemas import output_size_problem, output_size_rule
+
+        problem = output_size_problem(value, output_size_rule())
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @property
     def size(self) -> tuple[int, int]:

@@ -31,23 +31,78 @@ def load(name: str) -> dict:
     return json.loads((schemas_dir() / f"{name}.schema.json").read_text())
 
 
+OUTPUT_SIZE = "x-output-size"
+
+
+def output_size_problem(value: Any, rule: dict) -> str | None:
+    """Why ``value`` ("WxH" or [w, h]) breaks the output-size rule of the schemas
+    (``x-output-size``: ``min_side``, ``max_long_side``, ``max_short_side``, ``max_aspect_ratio``),
+    or None. Other shapes are left to the other keywords."""
+    if isinstance(value, str):
+        w, sep, h = value.partition("x")
+        if not (sep and w.isascii() and w.isdigit() and h.isascii() and h.isdigit()):
+            return None
+        size = (int(w), int(h))
+    elif isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value):
+        size = (value[0], value[1])
+    else:
+        return None
+    short, long = sorted(size)
+    label = f"{size[0]}x{size[1]}"
+    if short < rule["min_side"]:
+        return f"output size {label}: each side must be at least {rule['min_side']} pixels"
+    if long > rule["max_long_side"] or short > rule["max_short_side"]:
+        return (f"output size {label} is above the limit of {rule['max_long_side']}x{rule['max_short_side']} "
+                "(either orientation)")
+    if long > rule["max_aspect_ratio"] * short:
+        return f"output size {label}: the long side may be at most {rule['max_aspect_ratio']}x the short side"
+    return None
+
+
+def output_size_rule() -> dict:
+    """The rule as edit_config.schema.json states it (the pydantic models apply the same one)."""
+    return load("edit_config")["properties"]["output_resolution"][OUTPUT_SIZE]
+
+
 @functools.lru_cache(maxsize=None)
 def validator(name: str):
-    """A Draft 2020-12 validator for one schema file; references to other files resolve."""
+    """A Draft 2020-12 validator for one schema file, with the ``x-output-size`` keyword; references
+    to other files resolve."""
     import jsonschema
     from referencing import Registry, Resource
 
     def retrieve(uri: str):
         return Resource.from_contents(load(uri.rsplit("/", 1)[-1].removesuffix(".schema.json")))
 
-    return jsonschema.Draft202012Validator(load(name), registry=Registry(retrieve=retrieve))
+    def output_size(validator, rule, instance, schema):
+        problem = output_size_problem(instance, rule)
+        if problem:
+            yield jsonschema.ValidationError(problem)
+
+    cls = jsonschema.validators.extend(jsonschema.Draft202012Validator, {OUTPUT_SIZE: output_size})
+    return cls(load(name), registry=Registry(retrieve=retrieve))
 
 
-def validation_errors(name: str, document: Any, limit: int = 10) -> list[dict]:
-    """``[{"path": "config.output_fps", "message": ...}]`` for ``document``, at most ``limit``."""
+def _find(err, keyword: str):
+    if err.validator == keyword:
+        return err
+    for sub in err.context or ():
+        found = _find(sub, keyword)
+        if found is not None:
+            return found
+    return None
+
+
+def validation_errors(name: str, document: Any, limit: int = 10, *, keywords: bool = False) -> list[dict]:
+    """``[{"path": "config.output_fps", "message": ...}]`` for ``document``, at most ``limit``
+    (with ``keywords``, each also names the failing schema keyword)."""
     out = []
     for err in sorted(validator(name).iter_errors(document), key=lambda e: list(map(str, e.path))):
+        sized = _find(err, OUTPUT_SIZE)  # inside an anyOf (an optional object), name the rule that failed
+        err = sized or err
         out.append({"path": ".".join(str(p) for p in err.absolute_path) or "$", "message": err.message[:300]})
+        if keywords:
+            out[-1]["keyword"] = err.validator
         if len(out) >= limit:
             break
     return out

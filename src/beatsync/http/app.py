@@ -522,7 +522,9 @@ def _error_doc(exc: BeatsyncError) -> dict:
     if exc.public_message is not None:  # the operator's business: the details stay in the log
         return {"code": exc.code, "message": exc.public_message, "details": None}
     details = {k: v for k, v in exc.details.items() if k != "retry_after"} if exc.details else {}
-    return {"code": exc.code, "message": exc.message,
+    from ..errors import scrub
+
+    return {"code": exc.code, "message": scrub(exc.message),
             "details": json.loads(json.dumps(details, default=str)) if details else None}
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..contracts import api
 from ..contracts.schemas import validation_errors
-from ..errors import BeatsyncError, InvalidRequest, StoreUnavailable
+from ..errors import BeatsyncError, InvalidRequest, StoreUnavailable, scrub
 from ..ports import JobNotFound
 from .model import Job, new_job, now, request_hash, seed_step
 
@@ -67,10 +67,13 @@ class JobAlreadyEnded(BeatsyncError):
 def parse_request(schema: str, model, body: Any):
     """``body`` checked against ``schemas/{schema}.schema.json`` (every failing path in the 400's
     details), then parsed into ``model``."""
-    errors = validation_errors(schema, body)
+    errors = validation_errors(schema, body, keywords=True)
     if errors:
-        first = errors[0]
-        raise InvalidRequest(f"invalid request: {first['path']}: {first['message']}", code="invalid_request",
+        sized = [e for e in errors if e["keyword"] == "x-output-size"]
+        first = sized[0] if sized else errors[0]
+        errors = [{"path": e["path"], "message": e["message"]} for e in errors]
+        raise InvalidRequest(f"invalid request: {first['path']}: {first['message']}",
+                             code="output_size_not_allowed" if sized else "invalid_request",
                              details={"errors": errors})
     from pydantic import ValidationError
 
@@ -147,6 +150,9 @@ def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_ke
                 raise IdempotencyConflict("this Idempotency-Key was used with a different request",
                                           details={"job_id": existing.job_id})
             return existing, False
+    from .storage import check_free_space
+
+    check_free_space(c)
     check_limits(c, owner)
     stored, created = c.jobs.create(job)
     if not created:
@@ -230,10 +236,20 @@ def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str |
         digest = hashlib.sha256(data).hexdigest()
         key = f"inputs/uploads/{digest}{_ext(filename)}"
         req = parse_request("analyze_request", api.AnalyzeRequest, {**body, "audio_url": "https://upload.invalid/"})
-        if not c.blobs.exists(key):
-            c.blobs.put_bytes(key, data)
         request = {"audio_url": None, "audio_key": key, "upload_name": filename[:200], "upload_sha256": digest,
                    "method": req.method or c.settings.analysis_method, "fps": req.fps}
+        from .storage import check_free_space, remove_upload
+
+        check_free_space(c)  # before anything is written
+        wrote = not c.blobs.exists(key)
+        if wrote:
+            c.blobs.put_bytes(key, data)
+        try:
+            return _submit(c, "analyze", request, owner, idempotency_key)
+        except BaseException:  # refused (quota, conflict...): the upload does not stay behind
+            if wrote:
+                remove_upload(c, key)
+            raise
     else:
         req = parse_request("analyze_request", api.AnalyzeRequest, body)
         check_input_url(c, req.audio_url)
@@ -261,7 +277,9 @@ def wait_until_ended(c: "Container", job_id: str, timeout: float, interval: floa
 # -- views -----------------------------------------------------------------------------------------
 
 def _error(job: Job) -> dict | None:
-    return {**job.error.model_dump(), "details": None} if job.error else None
+    if not job.error:
+        return None
+    return {**job.error.model_dump(), "message": scrub(job.error.message), "details": None}
 
 
 def estimate_seconds(job: Job) -> float:
@@ -273,7 +291,10 @@ def estimate_seconds(job: Job) -> float:
 
 
 def accepted_view(c: "Container", job: Job) -> dict:
-    active = c.jobs.active()
+    """``queue_position`` and ``estimated_duration`` count only the caller's own unfinished jobs
+    submitted earlier: the local workers take callers in turn, so other callers' backlogs do not
+    stand in front of this job (and stay private)."""
+    active = [j for st in ("processing", "queued") for j in c.jobs.list(job.owner, status=st, limit=100)[0]]
     ahead = [j for j in active if j.created_at < job.created_at and j.job_id != job.job_id]
     waiting = sum(estimate_seconds(j) for j in ahead) / max(1, c.settings.workers)
     doc = api.JobAccepted(
@@ -398,7 +419,8 @@ def list_jobs(c: "Container", owner: str, status: str | None, type: str | None, 
 
 def job_logs(c: "Container", job_id: str, owner: str) -> dict:
     _owned(c, job_id, owner)
-    return api.JobLogs(job_id=job_id, logs=c.jobs.logs(job_id)).model_dump(mode="json")
+    logs = [{**entry, "message": scrub(entry["message"])} for entry in c.jobs.logs(job_id)]
+    return api.JobLogs(job_id=job_id, logs=logs).model_dump(mode="json")
 
 
 def presets() -> dict:

@@ -22,7 +22,6 @@ import os
 import shutil
 import tempfile
 import time
-import traceback
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import BeatsyncError, StoreUnavailable
@@ -59,6 +58,9 @@ def end_job(c: "Container", job_id: str, status: str, *, result: dict | None = N
         job = c.jobs.transition(job_id, status, result=result, error=error, step=status)
     except IllegalTransition:
         return c.jobs.get(job_id)  # someone else ended it first; keep their outcome
+    from .storage import remove_inputs
+
+    remove_inputs(c, job)  # outputs stay (retention); inputs and the work folder go now
     c.jobs.add_log(job_id, f"job {status}" + (f": [{error['code']}] {error['message']}" if error else ""),
                    "error" if status == "failed" else "info")
     from .service import audit
@@ -77,11 +79,14 @@ def end_job(c: "Container", job_id: str, status: str, *, result: dict | None = N
 
 
 def _fail(c: "Container", job: Job, exc: BaseException) -> Job:
+    """End the job failed with the error's code and a message fit for the caller: no server paths;
+    a bug's traceback goes to the server log only (``_settle`` logged it), never to the job."""
+    from ..errors import scrub
+
     if isinstance(exc, BeatsyncError):
-        error = {"code": exc.code, "message": exc.message[:2000]}
+        error = {"code": exc.code, "message": scrub(exc.message)[:2000]}
     else:
-        c.jobs.add_log(job.job_id, "".join(traceback.format_exception(exc))[-4000:], "error")
-        error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"[:2000]}
+        error = {"code": "internal_error", "message": "internal error (the server log has the details)"}
     return end_job(c, job.job_id, "failed", error=error)
 
 
@@ -346,6 +351,25 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
         if _stopped(exc):
             return _outcome(_cancelled(c, job_id), "compose", True)
         return _settle(c, job, "compose", exc)
+
+
+ANALYSIS_BUDGET = 300.0  # seconds: decode and beat-track the longest accepted song on a busy machine
+
+
+def time_budget(c: "Container", job: Job) -> float:
+    """Seconds a local worker may spend on ``job``: every fetch's timeout, the analysis, and
+    ``job_budget_factor`` seconds per second of output at 1080p30, scaled by pixels and fps (the
+    output's length is the preview's, or at most the longest accepted song)."""
+    s = c.settings
+    fetches = 1 + len(job.request.get("video_urls") or [])
+    budget = s.fetch_timeout * fetches + ANALYSIS_BUDGET
+    if job.type == "create":
+        cfg = job.request.get("edit_config") or {}
+        seconds = cfg.get("preview_duration", 30) if cfg.get("preview_only") else s.max_audio_duration
+        w, _, h = str(cfg.get("output_resolution", "1920x1080")).partition("x")
+        scale = max(0.25, int(w) * int(h) / (1920 * 1080)) * max(0.5, cfg.get("output_fps", 30) / 30)
+        budget += s.job_budget_factor * seconds * scale
+    return budget
 
 
 def run_job(c: "Container", job_id: str) -> Job:
