@@ -103,6 +103,8 @@ def stack(tmp_path_factory, firestore_emulator, fake_gcs, tasks_emulator):  # no
         "BEATSYNC_WEBHOOK_SECRET": SECRET, "BEATSYNC_ALLOWED_HOSTS": f"{media.host},{receiver.host}",
         "BEATSYNC_ANALYSIS_METHOD": "librosa", "BEATSYNC_COMPOSE_RUNNER": "process",
         "BEATSYNC_DATA_DIR": str(tmp / "data"), "FIRESTORE_EMULATOR_HOST": firestore_emulator,
+        # a full 30 s render runs as 3 compose tasks (a parallel render); an 8 s preview as one
+        "BEATSYNC_RENDER_TASK_SECONDS": "12",
     }
     settings = Settings.from_env(env)
     blobs = GcsBlobStore(bucket, project=PROJECT, endpoint=fake_gcs)
@@ -235,20 +237,35 @@ def test_analyze_answering_503_twice_is_retried(stack):
     assert webhook(stack, job_id)["event"] == "beat_sync.job.completed"
 
 
-def test_a_killed_compose_process_is_retried_and_yields_one_output(stack):
+def task_pids(stack, job_id, task):
+    return [int(e["message"].rsplit("pid ", 1)[1].rstrip(")")) for e in stack.container.jobs.logs(job_id)
+            if e["message"].startswith(f"compose task {task} started: ")]
+
+
+def test_a_job_of_3_tasks_with_one_task_failing_once_completes_with_one_output(stack):
     job_id = submit(stack, body(stack, long=True))
     run = in_background(execute, stack, {"job_id": job_id})
-    wait_progress(stack, job_id)
-    (line,) = [e["message"] for e in stack.container.jobs.logs(job_id) if "compose attempt 1 started" in e["message"]]
-    pid = int(line.rsplit("process/", 1)[1].rstrip(")"))
-    os.killpg(pid, signal.SIGKILL)
+    pid = wait_for(lambda: (task_pids(stack, job_id, "2/3") or [None])[0], timeout=300, interval=0.1)
+    wait_for(lambda: stack.container.blobs.exists(f"temp/{job_id}/progress-003-001.json"), timeout=300, interval=0.1)
+    os.killpg(pid, signal.SIGKILL)  # task 2 dies mid-segment; the execution retries it
     run["thread"].join(400)
     assert run["result"]["status"] == "completed", run
     videos = [k for k in outputs(stack, job_id) if k.endswith(".mp4")]
     assert videos == [f"outputs/{job_id}/output.mp4"]
+    assert stack.container.blobs.list(f"temp/{job_id}/") == []
     logs = [e["message"] for e in stack.container.jobs.logs(job_id)]
-    assert any("compose attempt 2 started" in m for m in logs)
+    assert any("compose attempt 1 started" in m and m.endswith("3 tasks") for m in logs)
+    assert not any("compose attempt 2" in m for m in logs)  # retried by the execution, not the workflow
+    assert len(task_pids(stack, job_id, "2/3")) == 2
     assert sum(m.startswith("rendered") for m in logs) == 1
+    edl = json.loads(stack.container.blobs.get_bytes(f"outputs/{job_id}/edl.json"))
+    local = stack.tmp / f"{job_id}.mp4"
+    stack.container.blobs.get_file(videos[0], str(local))
+    import av
+
+    with av.open(str(local)) as c:  # one frame per planned frame, a valid index
+        assert sum(1 for p in c.demux(c.streams.video[0]) if p.size) == edl["total_frames"]
+        assert c.duration / 1e6 == pytest.approx(edl["total_frames"] / edl["fps"], abs=0.05)
 
 
 def test_cancel_during_compose_ends_cancelled_within_10_s(stack):
@@ -262,7 +279,7 @@ def test_cancel_during_compose_ends_cancelled_within_10_s(stack):
     assert time.monotonic() - t < 10
     run["thread"].join(60)
     assert run["result"]["status"] == "cancelled"
-    assert outputs(stack, job_id) == []
+    assert outputs(stack, job_id) == [] and stack.container.blobs.list(f"temp/{job_id}/") == []
     assert webhook(stack, job_id)["event"] == "beat_sync.job.cancelled"
 
 
