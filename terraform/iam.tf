@@ -35,8 +35,8 @@ locals {
     compose = "roles/storage.objectUser"
   }
 
-  # cancel (status) removes a cancelled job's partial outputs and its parallel render's segments:
-  # object writes under outputs/ and temp/ only
+  # cancel (status) removes a cancelled job's partial outputs, its parallel render's segments and
+  # its fetched inputs: object writes under outputs/, temp/ and inputs/ only
   conditional_bucket_roles = {
     status-outputs = {
       sa        = "status"
@@ -51,6 +51,13 @@ locals {
       prefix    = "temp/"
       title     = "temp-only"
       rationale = "cancel deletes temp/JOB_ID/* (parallel render segments)"
+    }
+    status-inputs = {
+      sa        = "status"
+      role      = "roles/storage.objectUser"
+      prefix    = "inputs/"
+      title     = "inputs-only"
+      rationale = "cancel deletes the ended job's fetched inputs (inputs/*/JOB_ID/*)"
     }
   }
 

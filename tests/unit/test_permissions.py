@@ -294,9 +294,9 @@ def test_each_component_has_the_permissions_its_routes_and_steps_need(recorded):
 def test_cancel_deletes_outputs_only_through_the_outputs_prefix_grant(recorded):
     all_needs = needs(recorded)
     deletes = {k for p, _, k in all_needs["status"] if p == "storage.objects.delete"}
-    assert deletes and all(k.startswith(("outputs/", "temp/")) for k in deletes)
+    assert deletes and all(k.startswith(("outputs/", "temp/", "inputs/")) for k in deletes)
     conds = [g for g in grants() if g["account"] == "status" and g["prefix"]]
-    assert sorted(g["prefix"] for g in conds) == ["outputs/", "temp/"]
+    assert sorted(g["prefix"] for g in conds) == ["inputs/", "outputs/", "temp/"]
     assert all(g["role"] == "roles/storage.objectUser" for g in conds)
     # the status function's unconditional storage role cannot delete
     (plain,) = [g for g in grants() if g["account"] == "status" and g["on"] == "bucket" and not g["prefix"]]
