@@ -175,3 +175,33 @@ def test_path_is_smooth_through_noisy_tight_corridors():
     seen = np.arange(120) < 30
     p2 = reframe.smooth_path(lo2, hi2, seen, FPS)
     assert np.allclose(p2[:24], 0.8) and p2[-1] < p2[30] - 0.1 and np.abs(np.diff(p2)).max() <= 0.4 / FPS + 1e-9
+
+
+def test_a_face_comes_before_motion(tmp_path):
+    """A still face at the left (a real photograph: Grace Hopper, public domain, shipped in
+    matplotlib's sample data) and a big block moving at the right: the window holds the face."""
+    import os
+
+    import cv2
+    import matplotlib
+
+    photo = cv2.imread(os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg"))
+    portrait = cv2.cvtColor(cv2.resize(photo, (150, 176)), cv2.COLOR_BGR2RGB)
+    x0, y0 = 20, 40
+    frames = []
+    for i in range(90):
+        img = np.full((SRC_H, SRC_W, 3), 90, np.uint8)
+        img[y0:y0 + portrait.shape[0], x0:x0 + portrait.shape[1]] = portrait
+        bx = 300 + int(120 * abs(np.sin(i / 9)))  # bouncing at the right
+        img[40:200, bx:bx + 60] = (240, 240, 60)
+        frames.append(img)
+    probe = probe_clip(write_clip(str(tmp_path / "face.mp4"), frames, FPS))
+    edl = edl_for([probe], 144, 256, [(0, 0.0, 75)])
+    an = reframe.analyse_clip(probe, [(0.0, 2.5)], "x")
+    assert an.kinds.count("face") >= 0.8 * len(an.kinds)
+    plan = reframe.plan_crops(edl, [probe])
+    extent = reframe.window_extent(probe, 144, 256)[1]
+    c = plan.shots[0].centres[:75]
+    # the face spans about 0.25..0.8 of the photograph's width (checked by eye)
+    lo, hi = (x0 + 0.25 * portrait.shape[1]) / SRC_W, (x0 + 0.8 * portrait.shape[1]) / SRC_W
+    assert np.mean((c - extent / 2 <= lo) & (hi <= c + extent / 2)) >= 0.95
