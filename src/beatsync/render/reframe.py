@@ -38,8 +38,8 @@ from .probe import ClipProbe
 
 #: the window's centre moves at most this fraction of the source's free-axis extent per second
 MAX_SPEED = 0.4
-#: analysis widths (px) and face sampling interval (s)
-FACE_WIDTH, MOTION_WIDTH, FACE_EVERY = 320, 160, 0.25
+#: analysis widths (px), subject sampling and face detection intervals (s)
+FACE_WIDTH, MOTION_WIDTH, SAMPLE_EVERY, FACE_EVERY = 320, 160, 0.25, 0.5
 #: margin around the subject inside the window, as a fraction of the window's extent
 MARGIN = 0.1
 #: the window ignores movements within +- this (fraction of the frame) of a subject wider than it
@@ -51,7 +51,7 @@ SMOOTH_WINDOW, SMOOTH_PASSES = 0.5, 12
 DECAY_PER_S, MOTION_THRESHOLD, GLOBAL_MOTION = 0.003, 18, 0.35
 #: a moving blob this share of the frame, apart from the held subject, is a new subject; a
 #: subject that stops moving is held this long (s); analysis starts this long before a range
-SUBJECT_SHARE, HOLD_S, PRE_ROLL = 0.01, 30.0, 5.0
+SUBJECT_SHARE, HOLD_S, PRE_ROLL = 0.01, 30.0, 3.0
 #: a blob whose centre moved less than this (fraction of the frame) since the last sample is
 #: motion in place: it widens the held subject instead of replacing it
 SETTLED = 0.03
@@ -145,13 +145,14 @@ class _Sample:
     face: tuple[float, float] | None  # free-axis interval
     motion: tuple[float, float] | None
     motion_share: float = 0.0
+    face_t: float = -1.0  # when ``face`` was detected (faces are looked for at every other sample)
 
 
 def _track(samples: list[_Sample]) -> tuple[np.ndarray, list[str]]:
     """Subject per sample: a (confirmed) face; else the moving subject, held while it stands still.
 
-    A face counts when a face is also seen at a neighbouring sample of the same stretch (a lone
-    hit is a false detection). Motion updates the held subject: a large blob apart from it is a
+    A face counts when a face is also seen near it by the detection before or after it in the
+    same stretch (a lone hit is a false detection). Motion updates the held subject: a large blob apart from it is a
     new subject; a small blob inside or beside it (a hand, a head turning) slides the held box
     just enough to contain it; no motion keeps it for ``HOLD_S`` (someone standing still)."""
     n = len(samples)
@@ -167,7 +168,9 @@ def _track(samples: list[_Sample]) -> tuple[np.ndarray, list[str]]:
         if face is not None:
             mid = (face[0] + face[1]) / 2
             confirmed = any(0 <= j < n and samples[j].stretch == s.stretch and samples[j].face is not None
-                            and abs((samples[j].face[0] + samples[j].face[1]) / 2 - mid) < 0.1 for j in (i - 1, i + 1))
+                            and samples[j].face_t != s.face_t and abs(samples[j].face_t - s.face_t) <= 2 * FACE_EVERY
+                            and abs((samples[j].face[0] + samples[j].face[1]) / 2 - mid) < 0.1
+                            for j in range(i - 3, i + 4))
             if confirmed:
                 boxes[i], kinds[i] = face, "face"
                 held, held_t, last = face, s.t, None
@@ -228,7 +231,8 @@ def analyse_clip(probe: ClipProbe, ranges: list[tuple[float, float]], axis: str)
             prev_small = prev_motion = None
             history = np.zeros((mh, mw), np.float32)
             diffs: list[float] = []
-            next_sample = a
+            next_sample = next_face = a
+            face, face_t = None, -1.0
             try:
                 for f in decode_tolerant(c, s):
                     if f.pts is None:
@@ -236,7 +240,7 @@ def analyse_clip(probe: ClipProbe, ranges: list[tuple[float, float]], axis: str)
                     t = float(f.pts * tb) - probe.start_time
                     if t > b:
                         break
-                    grey = f.reformat(width=fw, height=fh, format="gray").to_ndarray()
+                    grey = f.reformat(width=fw, height=fh, format="gray", interpolation="AREA").to_ndarray()
                     small = cv2.resize(grey, (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32)
                     motion = cv2.GaussianBlur(cv2.resize(grey, (mw, mh), interpolation=cv2.INTER_AREA), (3, 3), 0)
                     if prev_small is not None:
@@ -254,14 +258,17 @@ def analyse_clip(probe: ClipProbe, ranges: list[tuple[float, float]], axis: str)
                     prev_small, prev_motion = small, motion
                     if t < a - 1e-6 or t < next_sample - 1e-6:
                         continue
-                    next_sample = t + FACE_EVERY
-                    faces = cascade.detectMultiScale(grey, scaleFactor=1.2, minNeighbors=5, minSize=(16, 16))
-                    face = None
-                    if len(faces):
-                        face = free((min(x for x, _, _, _ in faces) / fw, min(y for _, y, _, _ in faces) / fh,
-                                     max(x + w for x, _, w, _ in faces) / fw, max(y + h for _, y, _, h in faces) / fh))
+                    next_sample = t + SAMPLE_EVERY
+                    if t >= next_face - 1e-6:  # faces at every other sample; the last result stands between
+                        next_face = t + FACE_EVERY
+                        faces = cascade.detectMultiScale(grey, scaleFactor=1.2, minNeighbors=5, minSize=(16, 16))
+                        face, face_t = None, t
+                        if len(faces):
+                            face = free((min(x for x, _, _, _ in faces) / fw, min(y for _, y, _, _ in faces) / fh,
+                                         max(x + w for x, _, w, _ in faces) / fw,
+                                         max(y + h for _, y, _, h in faces) / fh))
                     mb = _motion_box(history)
-                    samples.append(_Sample(t, stretch, face, free(mb[0]) if mb else None, mb[1] if mb else 0.0))
+                    samples.append(_Sample(t, stretch, face, free(mb[0]) if mb else None, mb[1] if mb else 0.0, face_t))
             except av.error.FFmpegError:
                 pass  # a truncated clip: what was read
     samples.sort(key=lambda x: x.t)
@@ -383,7 +390,7 @@ def plan_crops(edl: EditDecisionList, probes: list[ClipProbe]) -> CropPlan:
                 else np.zeros(n, int)
             i0 = np.maximum(j - 1, 0)
             t0, t1 = an.times[i0], an.times[j]
-            reach = 2 * FACE_EVERY + 1.0 / fps
+            reach = 2 * SAMPLE_EVERY + 1.0 / fps
             ok0 = ~np.isnan(an.boxes[i0, 0]) & (np.abs(t - t0) <= reach)
             ok1 = ~np.isnan(an.boxes[j, 0]) & (np.abs(t1 - t) <= reach)
             w = np.clip((t - t0) / np.maximum(t1 - t0, 1e-9), 0, 1)[:, None]
