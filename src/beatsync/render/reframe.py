@@ -38,15 +38,27 @@ from .probe import ClipProbe
 
 #: the window's centre moves at most this fraction of the source's free-axis extent per second
 MAX_SPEED = 0.4
-#: analysis widths (px) and face sampling interval (s)
-FACE_WIDTH, MOTION_WIDTH, FACE_EVERY = 320, 160, 0.2
+#: analysis widths (px), subject sampling and face detection intervals (s)
+FACE_WIDTH, MOTION_WIDTH, SAMPLE_EVERY, FACE_EVERY = 320, 160, 0.25, 0.5
 #: margin around the subject inside the window, as a fraction of the window's extent
-MARGIN = 0.08
+MARGIN = 0.1
+#: the window ignores movements within +- this (fraction of the frame) of a subject wider than it
+DEADBAND = 0.015
 #: moving-average window (s) and passes of the path smoother
 SMOOTH_WINDOW, SMOOTH_PASSES = 0.5, 12
 #: motion history decay per second, grey-level threshold, and the share of the frame above
 #: which a difference is camera motion (no subject)
-DECAY_PER_S, MOTION_THRESHOLD, GLOBAL_MOTION = 0.15, 18, 0.35
+DECAY_PER_S, MOTION_THRESHOLD, GLOBAL_MOTION = 0.003, 18, 0.35
+#: a moving blob this share of the frame, apart from the held subject, is a new subject; a
+#: subject that stops moving is held this long (s); analysis starts this long before a range
+SUBJECT_SHARE, HOLD_S, PRE_ROLL = 0.01, 30.0, 3.0
+#: a blob whose centre moved less than this (fraction of the frame) since the last sample is
+#: motion in place: it widens the held subject instead of replacing it
+SETTLED = 0.03
+#: a held subject at the frame's edge with no motion for this long (s) has left the frame
+LEFT_S = 0.6
+#: with no subject, the window drifts back to the centre at this share of MAX_SPEED
+RECENTRE = 0.5
 #: hard cut: mean grey difference (0..255, 64x36) above this and above CUT_RATIO x the recent median
 CUT_LEVEL, CUT_RATIO = 28.0, 4.0
 #: aspect ratios closer than this (relative) need no reframing: the window is the whole frame
@@ -107,7 +119,8 @@ def _merge(ranges: list[tuple[float, float]], gap: float = 1.0) -> list[tuple[fl
     return [(a, b) for a, b in out]
 
 
-def _motion_box(history: np.ndarray) -> tuple[float, float, float, float] | None:
+def _motion_box(history: np.ndarray) -> tuple[tuple[float, float, float, float], float] | None:
+    """The largest blob of recent motion: (normalised box, its share of the frame), or None."""
     mask = (history > 0.35).astype(np.uint8)
     if mask.mean() > GLOBAL_MOTION:
         return None  # the camera moves: everything differs
@@ -117,29 +130,100 @@ def _motion_box(history: np.ndarray) -> tuple[float, float, float, float] | None
         return None
     areas = stats[1:, cv2.CC_STAT_AREA]
     i = int(np.argmax(areas)) + 1
-    if areas[i - 1] < 0.004 * mask.size:
+    share = float(areas[i - 1]) / mask.size
+    if share < 0.004:
         return None  # noise
     h, w = mask.shape
     x, y, bw, bh = (int(v) for v in stats[i, :4])
-    return x / w, y / h, (x + bw) / w, (y + bh) / h
+    return (x / w, y / h, (x + bw) / w, (y + bh) / h), share
+
+
+@dataclass
+class _Sample:
+    t: float
+    stretch: int  # samples of one stretch are continuous (no source cut, one decoded range)
+    face: tuple[float, float] | None  # free-axis interval
+    motion: tuple[float, float] | None
+    motion_share: float = 0.0
+    face_t: float = -1.0  # when ``face`` was detected (faces are looked for at every other sample)
+
+
+def _track(samples: list[_Sample]) -> tuple[np.ndarray, list[str]]:
+    """Subject per sample: a (confirmed) face; else the moving subject, held while it stands still.
+
+    A face counts when a face is also seen near it by the detection before or after it in the
+    same stretch (a lone hit is a false detection). Motion updates the held subject: a large blob apart from it is a
+    new subject; a small blob inside or beside it (a hand, a head turning) slides the held box
+    just enough to contain it; no motion keeps it for ``HOLD_S`` (someone standing still)."""
+    n = len(samples)
+    boxes = np.full((n, 2), np.nan)
+    kinds = [""] * n
+    held: tuple[float, float] | None = None
+    held_t = -1e9
+    last: tuple[float, float] | None = None  # the previous sample's motion blob
+    for i, s in enumerate(samples):
+        if i and s.stretch != samples[i - 1].stretch:
+            held = None
+        face = s.face
+        if face is not None:
+            mid = (face[0] + face[1]) / 2
+            confirmed = any(0 <= j < n and samples[j].stretch == s.stretch and samples[j].face is not None
+                            and samples[j].face_t != s.face_t and abs(samples[j].face_t - s.face_t) <= 2 * FACE_EVERY
+                            and abs((samples[j].face[0] + samples[j].face[1]) / 2 - mid) < 0.1
+                            for j in range(i - 3, i + 4))
+            if confirmed:
+                boxes[i], kinds[i] = face, "face"
+                held, held_t, last = face, s.t, None
+                continue
+        m = s.motion
+        if m is not None:
+            overlaps = held is not None and m[0] < held[1] and held[0] < m[1]
+            settling = (overlaps and last is not None and samples[i - 1].stretch == s.stretch
+                        and abs((m[0] + m[1]) / 2 - (last[0] + last[1]) / 2) < SETTLED
+                        and m[0] > 0.01 and m[1] < 0.99)  # cut by the frame's edge: leaving, not settling
+            union = (min(held[0], m[0]), max(held[1], m[1])) if held is not None else m
+            if settling and union[1] - union[0] <= 1.2 * max(m[1] - m[0], last[1] - last[0]):
+                # moving in place (arms, head): the subject is all of what moved lately (not an
+                # old trail: the union stays near the size of the blobs themselves)
+                held = union
+            elif held is None or (not overlaps and (s.motion_share >= SUBJECT_SHARE or s.t - held_t > 1.0)) or \
+                    (overlaps and m[1] - m[0] >= 0.6 * (held[1] - held[0])):
+                held = m
+            elif overlaps:  # slide the held box to contain the small blob
+                shift = max(0.0, m[1] - held[1]) - max(0.0, held[0] - m[0])
+                held = (held[0] + shift, held[1] + shift)
+            if overlaps or held == m:
+                held_t = s.t
+        last = m
+        if held is not None and (held[0] <= 0.01 or held[1] >= 0.99) and s.t - held_t > LEFT_S:
+            held = None  # it went out of the frame's edge and nothing moves there any more: gone
+        if held is not None and s.t - held_t <= HOLD_S:
+            boxes[i], kinds[i] = held, "motion"
+    return boxes, kinds
 
 
 def analyse_clip(probe: ClipProbe, ranges: list[tuple[float, float]], axis: str) -> ClipAnalysis:
-    """Decode ``ranges`` (clip seconds) of the clip once, at low resolution: faces, motion, cuts."""
-    times: list[float] = []
-    boxes: list[tuple[float, float]] = []
-    kinds: list[str] = []
+    """Decode ``ranges`` (clip seconds, each with ``PRE_ROLL`` s before it) of the clip once, at
+    low resolution: faces, motion, cuts; then the subject per sample (``_track``)."""
+    samples: list[_Sample] = []
     cuts: list[float] = []
     cascade = _face_detector()
     aspect = probe.width * float(probe.sample_aspect_ratio or 1) / max(1, probe.height)  # coded orientation
     fw, fh = FACE_WIDTH, max(16, int(round(FACE_WIDTH / aspect)))
     mw, mh = MOTION_WIDTH, max(8, int(round(MOTION_WIDTH / aspect)))
     decay = DECAY_PER_S ** (1.0 / (probe.fps or 30.0))
+
+    def free(box):
+        d = _to_display(box, probe.rotation)
+        return (d[0], d[2]) if axis == "x" else (d[1], d[3])
+
+    stretch = 0
     with av.open(probe.path, metadata_errors="ignore") as c:
         s = next(s for s in c.streams.video if not is_cover_art(s))
         s.thread_type = "AUTO"
         tb = s.time_base
-        for a, b in _merge(ranges):
+        for a, b in _merge([(max(0.0, x - PRE_ROLL), y) for x, y in ranges]):
+            stretch += 1
             try:
                 c.seek(max(0, int((a + probe.start_time) / tb)), stream=s, backward=True)
             except av.error.FFmpegError:
@@ -147,7 +231,8 @@ def analyse_clip(probe: ClipProbe, ranges: list[tuple[float, float]], axis: str)
             prev_small = prev_motion = None
             history = np.zeros((mh, mw), np.float32)
             diffs: list[float] = []
-            next_face = a
+            next_sample = next_face = a
+            face, face_t = None, -1.0
             try:
                 for f in decode_tolerant(c, s):
                     if f.pts is None:
@@ -155,7 +240,7 @@ def analyse_clip(probe: ClipProbe, ranges: list[tuple[float, float]], axis: str)
                     t = float(f.pts * tb) - probe.start_time
                     if t > b:
                         break
-                    grey = f.reformat(width=fw, height=fh, format="gray").to_ndarray()
+                    grey = f.reformat(width=fw, height=fh, format="gray", interpolation="AREA").to_ndarray()
                     small = cv2.resize(grey, (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32)
                     motion = cv2.GaussianBlur(cv2.resize(grey, (mw, mh), interpolation=cv2.INTER_AREA), (3, 3), 0)
                     if prev_small is not None:
@@ -163,6 +248,7 @@ def analyse_clip(probe: ClipProbe, ranges: list[tuple[float, float]], axis: str)
                         recent = float(np.median(diffs[-15:])) if diffs else 0.0
                         if t >= a and d > CUT_LEVEL and d > CUT_RATIO * max(recent, 1.0):
                             cuts.append(t)
+                            stretch += 1
                             history[:] = 0  # the old shot's motion says nothing about the new one
                             prev_motion = None
                         diffs.append(d)
@@ -170,44 +256,24 @@ def analyse_clip(probe: ClipProbe, ranges: list[tuple[float, float]], axis: str)
                         moved = (cv2.absdiff(motion, prev_motion) > MOTION_THRESHOLD).astype(np.float32)
                         np.maximum(history * decay, moved, out=history)
                     prev_small, prev_motion = small, motion
-                    if t < a - 1e-6 or t < next_face - 1e-6:
+                    if t < a - 1e-6 or t < next_sample - 1e-6:
                         continue
-                    next_face = t + FACE_EVERY
-                    faces = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
-                                                     minSize=(max(12, fh // 15),) * 2)
-                    box, kind = None, ""
-                    if len(faces):
-                        x0 = min(x for x, _, _, _ in faces) / fw
-                        y0 = min(y for _, y, _, _ in faces) / fh
-                        x1 = max(x + w for x, _, w, _ in faces) / fw
-                        y1 = max(y + h for _, y, _, h in faces) / fh
-                        box, kind = (x0, y0, x1, y1), "face"
-                    else:
-                        box = _motion_box(history)
-                        kind = "motion" if box else ""
-                    times.append(t)
-                    kinds.append(kind)
-                    if box is None:
-                        boxes.append((np.nan, np.nan))
-                    else:
-                        d = _to_display(box, probe.rotation)
-                        boxes.append((d[0], d[2]) if axis == "x" else (d[1], d[3]))
+                    next_sample = t + SAMPLE_EVERY
+                    if t >= next_face - 1e-6:  # faces at every other sample; the last result stands between
+                        next_face = t + FACE_EVERY
+                        faces = cascade.detectMultiScale(grey, scaleFactor=1.2, minNeighbors=5, minSize=(16, 16))
+                        face, face_t = None, t
+                        if len(faces):
+                            face = free((min(x for x, _, _, _ in faces) / fw, min(y for _, y, _, _ in faces) / fh,
+                                         max(x + w for x, _, w, _ in faces) / fw,
+                                         max(y + h for _, y, _, h in faces) / fh))
+                    mb = _motion_box(history)
+                    samples.append(_Sample(t, stretch, face, free(mb[0]) if mb else None, mb[1] if mb else 0.0, face_t))
             except av.error.FFmpegError:
                 pass  # a truncated clip: what was read
-    order = np.argsort(times, kind="stable") if times else np.zeros(0, int)
-    arr = np.array(boxes, float).reshape(-1, 2)[order]
-    kinds = [kinds[i] for i in order]
-    # a face seen once, with no face near it in the samples either side, is a false detection
-    for i, k in enumerate(kinds):
-        if k != "face":
-            continue
-        mid = arr[i].mean()
-        near = [j for j in (i - 1, i + 1) if 0 <= j < len(kinds) and kinds[j] == "face"
-                and abs(arr[j].mean() - mid) < 0.1]
-        if not near:
-            kinds[i] = ""
-            arr[i] = np.nan
-    return ClipAnalysis(np.array(times, float)[order], arr, kinds, sorted(set(cuts)))
+    samples.sort(key=lambda x: x.t)
+    boxes, kinds = _track(samples)
+    return ClipAnalysis(np.array([x.t for x in samples], float), boxes.reshape(-1, 2), kinds, sorted(set(cuts)))
 
 
 def _corridors(boxes: np.ndarray, extent: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -221,8 +287,13 @@ def _corridors(boxes: np.ndarray, extent: float) -> tuple[np.ndarray, np.ndarray
     need_lo, need_hi = b1 - half, b0 + half
     wide = need_lo > need_hi  # the subject (with margin) is wider than the window: centre on it
     mid = (boxes[seen, 0] + boxes[seen, 1]) / 2
-    need_lo = np.where(wide, mid, need_lo)
-    need_hi = np.where(wide, mid, need_hi)
+    mid = np.where(boxes[seen, 1] >= 0.99, 1.0, np.where(boxes[seen, 0] <= 0.01, 0.0, mid))
+    # wider than the window: centre on it, give or take the dead band (detection noise must not
+    # shake the window); cut by the frame's edge: hold that edge
+    edge = (boxes[seen, 1] >= 0.99) | (boxes[seen, 0] <= 0.01)
+    band = np.where(edge, 0.0, DEADBAND)
+    need_lo = np.where(wide, mid - band, need_lo)
+    need_hi = np.where(wide, mid + band, need_hi)
     lo[seen] = np.clip(need_lo, half, 1 - half)
     hi[seen] = np.clip(need_hi, half, 1 - half)
     return lo, hi, seen
@@ -236,12 +307,22 @@ def smooth_path(lo: np.ndarray, hi: np.ndarray, seen: np.ndarray, fps: float) ->
     if not seen.any():
         return np.full(n, 0.5).clip(lo, hi)  # nothing to follow: the centre
     first = int(np.argmax(seen))
+    # the corridors themselves are averaged over a short window: detection noise averages out
+    # instead of pushing the window to and fro
+    k = max(1, int(round(SMOOTH_WINDOW * fps / 2)))
+    if n > k > 1:
+        kernel = np.ones(k) / k
+        lo = np.convolve(np.concatenate([np.full(k, lo[0]), lo, np.full(k, lo[-1])]), kernel, mode="same")[k:-k]
+        hi = np.convolve(np.concatenate([np.full(k, hi[0]), hi, np.full(k, hi[-1])]), kernel, mode="same")[k:-k]
     p = np.empty(n)
     # lazy start: the centre if the first corridor allows it, else its nearest edge; then hold
     # while the corridor allows (a still subject keeps the window still)
     x = float(np.clip(0.5, lo[first], hi[first]))
+    drift = RECENTRE * MAX_SPEED / fps
     for i in range(n):
-        x = float(np.clip(x, lo[i], hi[i])) if i >= first else x
+        if i >= first:
+            # no subject (it left): drift back towards the centre, slowly
+            x = float(np.clip(x, lo[i], hi[i])) if seen[i] else x + float(np.clip(0.5 - x, -drift, drift))
         p[i] = x
     k = max(1, int(round(SMOOTH_WINDOW * fps)))
     if n > 2 and k > 1:
@@ -303,16 +384,20 @@ def plan_crops(edl: EditDecisionList, probes: list[ClipProbe]) -> CropPlan:
         t = s.source_in + np.arange(n) / fps
         boxes = np.full((n, 2), np.nan)
         if len(an.times):
-            # each frame takes the union of the samples either side of it (a subject between two
-            # samples stays covered); a sample further than 2 face intervals away does not count
-            j = np.searchsorted(an.times, t, side="right")
-            for side in (j - 1, j):
-                ok = (side >= 0) & (side < len(an.times))
-                idx = np.clip(side, 0, len(an.times) - 1)
-                near = ok & (np.abs(an.times[idx] - t) <= 2 * FACE_EVERY + 1.0 / fps)
-                cand = np.where(near[:, None], an.boxes[idx], np.nan)
-                boxes[:, 0] = np.fmin(boxes[:, 0], cand[:, 0])
-                boxes[:, 1] = np.fmax(boxes[:, 1], cand[:, 1])
+            # between two samples the box moves linearly; next to one sample only (the other
+            # sees nothing, or is too far away: 2 sample intervals) it is that sample's box
+            j = np.clip(np.searchsorted(an.times, t, side="right"), 1, len(an.times) - 1) if len(an.times) > 1 \
+                else np.zeros(n, int)
+            i0 = np.maximum(j - 1, 0)
+            t0, t1 = an.times[i0], an.times[j]
+            reach = 2 * SAMPLE_EVERY + 1.0 / fps
+            ok0 = ~np.isnan(an.boxes[i0, 0]) & (np.abs(t - t0) <= reach)
+            ok1 = ~np.isnan(an.boxes[j, 0]) & (np.abs(t1 - t) <= reach)
+            w = np.clip((t - t0) / np.maximum(t1 - t0, 1e-9), 0, 1)[:, None]
+            both = ok0 & ok1
+            boxes[both] = (1 - w[both]) * an.boxes[i0[both]] + w[both] * an.boxes[j[both]]
+            boxes[ok0 & ~ok1] = an.boxes[i0[ok0 & ~ok1]]
+            boxes[ok1 & ~ok0] = an.boxes[j[ok1 & ~ok0]]
         lo, hi, seen = _corridors(boxes, extent)
         cut_frames = sorted({int(np.ceil((c - s.source_in) * fps - 1e-6)) for c in an.cuts
                              if s.source_in < c < s.source_in + n / fps})
