@@ -42,6 +42,9 @@ locals {
     BEATSYNC_MAX_AUDIO_DURATION   = tostring(var.max_audio_duration_seconds)
     BEATSYNC_ANALYSIS_METHOD      = var.analysis_method
     BEATSYNC_JOB_TTL_DAYS         = tostring(var.job_ttl_days)
+
+    # madmom's models are non-commercial: the madmom/hybrid methods run only when this is "1"
+    BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS = var.allow_noncommercial_models ? "1" : "0"
   }
 
   # components that end jobs queue webhooks, whose tasks carry the tasks account's OIDC identity

@@ -44,7 +44,8 @@ def cmd_analyze(args) -> int:
 
     settings = Settings.from_env()
     method = args.method or settings.analysis_method
-    bm = analyze(args.audio, method, args.fps, max_duration=settings.max_audio_duration, cache=_cache_store(args))
+    bm = analyze(args.audio, method, args.fps, max_duration=settings.max_audio_duration, cache=_cache_store(args),
+                 allow_noncommercial=settings.allow_noncommercial_models)
     print(_summary(bm))
     if args.json:
         Path(args.json).write_text(bm.to_json())
@@ -91,6 +92,7 @@ def cmd_make(args) -> int:
     result = make_video(
         args.song, args.clips, out, config, method=args.method or settings.analysis_method,
         cache=_cache_store(args), max_audio_duration=settings.max_audio_duration, progress=ProgressBar(),
+        allow_noncommercial=settings.allow_noncommercial_models,
     )
     if args.edl:
         Path(args.edl).write_text(result.edl.to_json())
@@ -107,8 +109,10 @@ def cmd_warmup(args) -> int:
     """Fill the numba cache and load the models, so later processes start fast."""
     import numpy as np
 
-    from .analysis import analyze
+    from .analysis import METHODS, NONCOMMERCIAL_METHODS, analyze
+    from .settings import Settings
 
+    allowed = Settings.from_env().allow_noncommercial_models
     sr = 44100
     t = np.arange(int(sr * 12)) / sr
     clicks = np.zeros_like(t)
@@ -120,9 +124,10 @@ def cmd_warmup(args) -> int:
     from .analysis.synth import encode_wav
 
     data = encode_wav(clicks.astype(np.float32), sr)
-    for method in ("librosa", "madmom", "hybrid"):
-        analyze(io.BytesIO(data), method)
-    print("warm: numba kernels compiled and cached, madmom models loaded")
+    methods = [m for m in METHODS if allowed or m not in NONCOMMERCIAL_METHODS]
+    for method in methods:
+        analyze(io.BytesIO(data), method, allow_noncommercial=allowed)
+    print(f"warm: numba kernels compiled and cached, models loaded ({', '.join(methods)})")
     return 0
 
 
@@ -187,12 +192,14 @@ def cmd_compose_job(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .analysis import METHODS  # light: the list only
     p = argparse.ArgumentParser(prog="beatsync", description="Cut a music video on the beat.")
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("analyze", help="analyse a song: tempo, beats, downbeats, sections")
     a.add_argument("audio", help="audio file (wav, mp3, m4a, ogg, opus, flac) or a video with sound")
-    a.add_argument("--method", choices=("librosa", "madmom", "hybrid"), default=None,
-                   help="default: BEATSYNC_ANALYSIS_METHOD, else hybrid")
+    a.add_argument("--method", choices=METHODS, default=None,
+                   help="default: BEATSYNC_ANALYSIS_METHOD, else beatnet; madmom and hybrid run non-commercial "
+                        "models and need BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS=1")
     a.add_argument("--fps", type=float, default=30.0, help="video frame rate for beat frame numbers")
     a.add_argument("--json", metavar="OUT.json", help="write the beat map JSON here")
     a.add_argument("--plot", metavar="OUT.png", help="draw waveform, onsets, beats and sections")
@@ -213,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--fit", choices=("fill", "letterbox"))
     m.add_argument("--preview", action="store_true", help="render only the most energetic window")
     m.add_argument("--preview-duration", type=float, metavar="S")
-    m.add_argument("--method", choices=("librosa", "madmom", "hybrid"), default=None)
+    m.add_argument("--method", choices=METHODS, default=None)
     m.add_argument("--edl", metavar="OUT.json", help="also write the edit decision list here")
     m.add_argument("--no-cache", action="store_true")
     m.set_defaults(func=cmd_make)

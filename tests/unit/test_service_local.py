@@ -30,3 +30,26 @@ def fetch_url():
         return container.blobs.get_bytes(key)
 
     return fetch
+
+
+@pytest.mark.parametrize("method", ["madmom", "hybrid"])
+def test_noncommercial_methods_are_refused_at_submission(container, media, method):
+    from beatsync.errors import InvalidRequest
+    from beatsync.jobs import service
+
+    with pytest.raises(InvalidRequest) as e:
+        service.submit_analyze(container, {"audio_url": f"{media.url}/song.wav", "method": method}, "bob")
+    assert e.value.code == "noncommercial_model" and e.value.http_status == 400
+    assert not container.jobs.list("bob")[0]  # no job was created
+    job, _ = service.submit_analyze(container, {"audio_url": f"{media.url}/song.wav"}, "bob")
+    assert job.request["method"] == "beatnet"  # the service's default: commercially usable
+
+
+def test_noncommercial_methods_run_when_the_operator_allows_them(tmp_path, media):
+    from beatsync.jobs import service
+
+    settings = Settings.from_env({"BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS": "1"}, data_dir=tmp_path / "data",
+                                 allowed_hosts=media.host)
+    c = bootstrap(settings, orchestrator=RecordingOrchestrator())
+    job, _ = service.submit_analyze(c, {"audio_url": f"{media.url}/song.wav", "method": "madmom"}, "bob")
+    assert job.request["method"] == "madmom"

@@ -7,7 +7,9 @@ from pydantic import Field
 from ._base import Model as _Model
 
 SectionName = Literal["intro", "verse", "chorus", "bridge", "build", "drop", "outro"]
-Method = Literal["librosa", "madmom", "hybrid"]
+Method = Literal["beatnet", "librosa", "madmom", "hybrid"]
+#: licence of the trained models a method ran ("none": no trained model)
+ModelLicence = Literal["CC-BY-4.0", "CC-BY-NC-SA-4.0", "none"]
 
 
 class Beat(_Model):
@@ -53,6 +55,7 @@ class BeatMap(_Model):
     bars: list[Bar]
     sections: list[Section]
     detection_method: Method
+    model_licence: ModelLicence
     processing_time_ms: float = Field(ge=0)
     audio_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     analyzer: str

@@ -10,6 +10,7 @@ import copy
 import functools
 import json
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def openapi() -> dict:
             "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
     upload = {"type": "object", "required": ["audio_file"], "properties": {
         "audio_file": {"type": "string", "contentMediaType": "application/octet-stream"},
-        "method": {"type": "string", "enum": ["librosa", "madmom", "hybrid"]},
+        "method": {"type": "string", "enum": list(typing.get_args(_method()))},
         "fps": {"type": "string", "pattern": "^[0-9]{1,3}$"}}}
     paths = {
         "/": {"get": {"operationId": "root", "summary": "Service info",
@@ -174,3 +175,9 @@ def openapi() -> dict:
             "responses": {"200": {"description": "Received"}}}}},
         "components": {"schemas": comps},
     }
+
+
+def _method():
+    from .beat_map import Method
+
+    return Method

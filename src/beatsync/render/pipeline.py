@@ -33,13 +33,14 @@ def make_video(
     out_path: str,
     config: EditConfig,
     *,
-    method: str = "hybrid",
+    method: str = "beatnet",
     cache: BlobStore | None = None,
     max_audio_duration: float = 15 * 60.0,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     preset: str = "veryfast",
     max_clip_pixels: int = 4096 * 2304,
+    allow_noncommercial: bool = False,
 ) -> MakeResult:
     from ..analysis import analyze
     from ..editing import ClipInfo, plan
@@ -53,7 +54,8 @@ def make_video(
         raise InvalidRequest(f"{len(clips)} clips; at most {MAX_CLIPS}", code="too_many_clips")
     report = progress or (lambda pct, step: None)
     report(0.0, "analyze")
-    beat_map = analyze(song, method, fps=config.output_fps, max_duration=max_audio_duration, cache=cache)
+    beat_map = analyze(song, method, fps=config.output_fps, max_duration=max_audio_duration, cache=cache,
+                       allow_noncommercial=allow_noncommercial)
     report(15.0, "probe")
     probes = [probe_clip(c, max_pixels=max_clip_pixels) for c in clips]
     profiles = []
