@@ -103,19 +103,21 @@ def _analyze_bytes(source, data, audio_hash, method, fps, max_duration, analyzer
     else:
         activations = None
         y22 = None
-        if method == "beatnet":
-            y22 = resample(audio.samples, audio.sample_rate, FEATURE_SR)  # BeatNet's rate, the features' too
-            activations = trackers.beatnet_activations(y22)
-        elif method in ("madmom", "hybrid"):
-            # The network runs in onnxruntime (no GIL): import librosa on the other core meanwhile,
-            # which hides most of its start-up cost in a fresh process.
+        if method in ("beatnet", "madmom", "hybrid"):
+            # Import librosa on the other core while the network runs (onnxruntime runs without the
+            # GIL; numpy's FFTs and matrix products release it in part): in a fresh process this
+            # hides part of librosa's start-up cost.
             import threading
 
             from ._libs import librosa
 
             prefetch = threading.Thread(target=librosa, name="import-librosa", daemon=True)
             prefetch.start()
-            activations = trackers.madmom_activations(audio.samples, audio.sample_rate)
+            if method == "beatnet":
+                y22 = resample(audio.samples, audio.sample_rate, FEATURE_SR)  # BeatNet's rate, the features' too
+                activations = trackers.beatnet_activations(y22)
+            else:
+                activations = trackers.madmom_activations(audio.samples, audio.sample_rate)
             prefetch.join()
         features = compute_features(y22 if y22 is not None else resample(audio.samples, audio.sample_rate, FEATURE_SR))
         if method == "beatnet":
