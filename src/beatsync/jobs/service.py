@@ -208,10 +208,11 @@ def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str |
         digest = hashlib.sha256(data).hexdigest()
         key = f"inputs/uploads/{digest}{_ext(filename)}"
         req = parse_request("analyze_request", api.AnalyzeRequest, {**body, "audio_url": "https://upload.invalid/"})
+        method = _method(c, req.method)  # refused before anything is stored
         if not c.blobs.exists(key):
             c.blobs.put_bytes(key, data)
         request = {"audio_url": None, "audio_key": key, "upload_name": filename[:200], "upload_sha256": digest,
-                   "method": _method(c, req.method), "fps": req.fps}
+                   "method": method, "fps": req.fps}
     else:
         req = parse_request("analyze_request", api.AnalyzeRequest, body)
         check_input_url(c, req.audio_url)
