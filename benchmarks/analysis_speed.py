@@ -5,12 +5,14 @@ comparison): warm (in-process, second call) and cold
     python benchmarks/analysis_speed.py [--repeat 3]
 
 The song is built by concatenating the shared music (Let's Go Fishin' + Hungarian Dance
-No. 5 = 179 s). Prints a table of medians.
+No. 5 = 179 s). Prints a table of medians: wall seconds and CPU seconds (user + system, all threads;
+the cold column's CPU is the child process's). On a machine shared with other jobs compare CPU seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -60,22 +62,27 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS": "1"}  # warm every method's models
         subprocess.run([sys.executable, "-m", "beatsync.cli", "warmup"], check=True, capture_output=True, env=env)
         print(f"song: {duration:.1f} s, {args.repeat} runs each, medians\n")
-        print("| method  | warm s | cold s (fresh process) | cold - warm s | realtime factor (warm) |")
-        print("|---------|--------|------------------------|---------------|------------------------|")
+        print("| method  | warm s | warm CPU s | cold s (fresh process) | cold CPU s | realtime factor (warm) |")
+        print("|---------|--------|------------|------------------------|------------|------------------------|")
         for m in methods:
             analyze(song, m, allow_noncommercial=True)  # first call in this process: load models, JIT
-            warm = []
+            warm, warm_cpu = [], []
             for _ in range(args.repeat):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 analyze(song, m, allow_noncommercial=True)
                 warm.append(time.perf_counter() - t0)
-            cold = []
+                warm_cpu.append(time.process_time() - c0)
+            cold, cold_cpu = [], []
             for _ in range(args.repeat):
+                r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t0 = time.perf_counter()
                 subprocess.run([sys.executable, "-c", COLD, str(song), m], check=True, capture_output=True)
                 cold.append(time.perf_counter() - t0)
+                r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cold_cpu.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
             w, c = statistics.median(warm), statistics.median(cold)
-            print(f"| {m:7} | {w:6.2f} | {c:22.2f} | {c - w:13.2f} | {duration / w:22.0f}x |")
+            wc, cc = statistics.median(warm_cpu), statistics.median(cold_cpu)
+            print(f"| {m:7} | {w:6.2f} | {wc:10.2f} | {c:22.2f} | {cc:10.2f} | {duration / w:22.0f}x |")
     return 0
 
 
