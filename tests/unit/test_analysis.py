@@ -183,6 +183,16 @@ def test_beatnet_activations_on_a_click_track():
 
 # --- licences ---------------------------------------------------------------------------------
 
+def test_a_stored_map_without_licence_reads_with_its_methods_licence():
+    from beatsync.contracts import BeatMap
+
+    y, _ = click_track(120.0, 4.0, SR)
+    doc = analyze(wav(y), "librosa").model_dump(mode="json")
+    for method, licence in (("librosa", "none"), ("hybrid", "CC-BY-NC-SA-4.0")):
+        old = {k: v for k, v in doc.items() if k != "model_licence"} | {"detection_method": method}
+        assert BeatMap.model_validate(old).model_licence == licence
+
+
 @pytest.mark.parametrize("method", ["madmom", "hybrid"])
 def test_noncommercial_models_need_an_acknowledgement(method):
     y, _ = click_track(120.0, 4.0, SR)
@@ -216,10 +226,10 @@ def test_one_list_of_methods():
     import typing
 
     from beatsync.analysis import METHODS, MODEL_LICENCES
-    from beatsync.contracts.beat_map import Method, ModelLicence
+    from beatsync.contracts.beat_map import LICENCE_OF_METHOD, Method, ModelLicence
     from tests.conftest import ROOT
 
-    assert tuple(typing.get_args(Method)) == METHODS and set(MODEL_LICENCES) == set(METHODS)
+    assert tuple(typing.get_args(Method)) == METHODS and MODEL_LICENCES == LICENCE_OF_METHOD
     assert set(MODEL_LICENCES.values()) == set(typing.get_args(ModelLicence))
     for name in ("analyze_request", "create_request"):
         schema = json.loads((ROOT / "schemas" / f"{name}.schema.json").read_text())
