@@ -179,7 +179,11 @@ def mark(candidate: str, s: str) -> str:
 
 
 def _mean(rows: list[dict]) -> dict:
-    out = {k: float(np.nanmean([r[k] for r in rows])) if rows else float("nan") for k in ("F", "CMLt", "AMLt", "downF", "seconds")}
+    def nanmean(values: list[float]) -> float:  # nan when no value (the 2.8 s sample has no downbeat F)
+        values = [v for v in values if not np.isnan(v)]
+        return float(np.mean(values)) if values else float("nan")
+
+    out = {k: nanmean([r[k] for r in rows]) for k in ("F", "CMLt", "AMLt", "downF", "seconds")}
     out["tempo_ok"] = int(sum(r["tempo_ok"] for r in rows))
     out["n"] = len(rows)
     return out

@@ -193,6 +193,7 @@ def cmd_compose_job(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .analysis import METHODS  # light: the list only
+
     p = argparse.ArgumentParser(prog="beatsync", description="Cut a music video on the beat.")
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("analyze", help="analyse a song: tempo, beats, downbeats, sections")
