@@ -44,6 +44,9 @@ locals {
     BEATSYNC_JOB_TTL_DAYS         = tostring(var.job_ttl_days)
     BEATSYNC_RENDER_TASK_SECONDS  = tostring(var.render_task_seconds)
     BEATSYNC_RENDER_MAX_TASKS     = tostring(var.render_max_tasks)
+
+    # madmom's models are non-commercial: the madmom/hybrid methods run only when this is "1"
+    BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS = var.allow_noncommercial_models ? "1" : "0"
   }
 
   # components that end jobs queue webhooks, whose tasks carry the tasks account's OIDC identity

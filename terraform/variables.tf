@@ -205,14 +205,20 @@ variable "max_audio_duration_seconds" {
 }
 
 variable "analysis_method" {
-  description = "Default beat tracker: librosa (permissive licences), madmom or hybrid (madmom's models are CC BY-NC-SA: non-commercial)."
+  description = "Default beat tracker: beatnet (BeatNet's CC BY 4.0 models: commercially usable), librosa (no trained model), madmom or hybrid (madmom's models are CC BY-NC-SA 4.0: non-commercial; need allow_noncommercial_models)."
   type        = string
-  default     = "librosa"
+  default     = "beatnet"
 
   validation {
-    condition     = contains(["librosa", "madmom", "hybrid"], var.analysis_method)
-    error_message = "analysis_method must be librosa, madmom or hybrid."
+    condition     = contains(["beatnet", "librosa", "madmom", "hybrid"], var.analysis_method)
+    error_message = "analysis_method must be beatnet, librosa, madmom or hybrid."
   }
+}
+
+variable "allow_noncommercial_models" {
+  description = "Acknowledge that madmom's models are licensed CC BY-NC-SA 4.0 (non-commercial use only): only then do the madmom and hybrid methods run. Leave false on a commercial platform."
+  type        = bool
+  default     = false
 }
 
 variable "job_ttl_days" {

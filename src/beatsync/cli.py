@@ -45,7 +45,8 @@ def cmd_analyze(args) -> int:
 
     settings = Settings.from_env()
     method = args.method or settings.analysis_method
-    bm = analyze(args.audio, method, args.fps, max_duration=settings.max_audio_duration, cache=_cache_store(args))
+    bm = analyze(args.audio, method, args.fps, max_duration=settings.max_audio_duration, cache=_cache_store(args),
+                 allow_noncommercial=settings.allow_noncommercial_models)
     print(_summary(bm))
     if args.json:
         Path(args.json).write_text(bm.to_json())
@@ -130,7 +131,7 @@ def cmd_make(args) -> int:
         result = make_video(
             args.song, args.clips, args.output, config, method=args.method or settings.analysis_method,
             cache=_cache_store(args), max_audio_duration=settings.max_audio_duration, progress=progress,
-            workers=args.workers,
+            workers=args.workers, allow_noncommercial=settings.allow_noncommercial_models,
         )
     finally:
         progress.close()
@@ -180,8 +181,10 @@ def cmd_warmup(args) -> int:
     """Fill the numba cache and load the models, so later processes start fast."""
     import numpy as np
 
-    from .analysis import analyze
+    from .analysis import METHODS, NONCOMMERCIAL_METHODS, analyze
+    from .settings import Settings
 
+    allowed = Settings.from_env().allow_noncommercial_models
     sr = 44100
     t = np.arange(int(sr * 12)) / sr
     clicks = np.zeros_like(t)
@@ -193,9 +196,10 @@ def cmd_warmup(args) -> int:
     from .analysis.synth import encode_wav
 
     data = encode_wav(clicks.astype(np.float32), sr)
-    for method in ("librosa", "madmom", "hybrid"):
-        analyze(io.BytesIO(data), method)
-    print("warm: numba kernels compiled and cached, madmom models loaded")
+    methods = [m for m in METHODS if allowed or m not in NONCOMMERCIAL_METHODS]
+    for method in methods:
+        analyze(io.BytesIO(data), method, allow_noncommercial=allowed)
+    print(f"warm: numba kernels compiled and cached, models loaded ({', '.join(methods)})")
     return 0
 
 
@@ -291,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .settings import Settings
 
     methods = get_args(Method)
-    method_help = f"beat tracker (default: $BEATSYNC_ANALYSIS_METHOD, else {Settings.analysis_method})"
+    method_help = (f"beat tracker (default: $BEATSYNC_ANALYSIS_METHOD, else {Settings.analysis_method}); madmom "
+                   "and hybrid run non-commercial models and need BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS=1")
     defaults = {name: f.default for name, f in EditConfig.model_fields.items()}
     preset_cfg = PRESETS[DEFAULT_PRESET]["config"]
 

@@ -30,8 +30,11 @@ class Settings:
     cache_dir: Path
     #: longest song accepted, in seconds (``BEATSYNC_MAX_AUDIO_DURATION``)
     max_audio_duration: float = 15 * 60.0
-    #: default analysis method (``BEATSYNC_ANALYSIS_METHOD``)
-    analysis_method: str = "hybrid"
+    #: default analysis method (``BEATSYNC_ANALYSIS_METHOD``): ``beatnet`` (BeatNet's CC BY 4.0 models)
+    analysis_method: str = "beatnet"
+    #: the operator acknowledges that madmom's models are licensed CC BY-NC-SA 4.0 (non-commercial):
+    #: only then may the ``madmom`` and ``hybrid`` methods run (``BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS=1``)
+    allow_noncommercial_models: bool = False
     #: ``local`` (a folder under data_dir) or ``gcs`` (``BEATSYNC_BLOB_STORE``)
     blob_store: str = "local"
     #: GCS bucket for media when blob_store is gcs (``BEATSYNC_BUCKET``)
@@ -164,6 +167,14 @@ class Settings:
         values["data_dir"] = Path(values["data_dir"]).expanduser()
         values["cache_dir"] = Path(values["cache_dir"]).expanduser()
         for f in fields(cls):
+            if f.name in values and f.type == "bool" and isinstance(values[f.name], str):
+                flag = values[f.name].strip().lower()
+                if flag not in ("1", "true", "yes", "0", "false", "no"):
+                    from .errors import InvalidRequest
+
+                    raise InvalidRequest(f"BEATSYNC_{f.name.upper()} must be 1 or 0, not {values[f.name]!r}",
+                                         code="invalid_setting")
+                values[f.name] = flag in ("1", "true", "yes")
             if f.name in values and f.type in ("float", "int") and not isinstance(values[f.name], (int, float)):
                 try:
                     values[f.name] = (float if f.type == "float" else int)(values[f.name])
@@ -202,6 +213,13 @@ class Settings:
         if "*" in self.cors_origin_list and self.cors_credentials == "true":
             raise InvalidSetting("BEATSYNC_CORS_CREDENTIALS=true cannot be combined with the origin *",
                                  code="invalid_setting")
+        from .analysis import check_method
+        from .errors import InvalidRequest
+
+        try:
+            check_method(self.analysis_method, self.allow_noncommercial_models)  # the default must be allowed too
+        except InvalidRequest as exc:
+            raise InvalidSetting(f"BEATSYNC_ANALYSIS_METHOD: {exc.message}", code="invalid_setting") from None
         for name in ("retention_temp_days", "retention_inputs_days", "retention_outputs_days", "min_free_bytes"):
             if getattr(self, name) < 0:
                 raise InvalidSetting(f"BEATSYNC_{name.upper()} must not be negative", code="invalid_setting")

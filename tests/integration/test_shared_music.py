@@ -1,7 +1,12 @@
 """Accuracy on the shared, human-annotated set, and decoding of real files.
 
-Thresholds sit below the scores measured by benchmarks/beat_accuracy.py (see README):
-librosa beat F 0.86 / downbeat F 0.50, madmom and hybrid beat F 0.95 / downbeat F 0.85.
+Thresholds sit below the scores benchmarks/beat_accuracy.py measured on a set that none of the
+method's models was trained on (docs/analysis.md): GTZAN (5 files) for beatnet (BeatNet model 1,
+"GTZAN out": beat F 0.968, downbeat F 0.783, tempo 5/5) and for madmom/hybrid (madmom's models
+never saw GTZAN: 0.988 / 0.786 / 5; their latency offset was fitted on the shared files, which
+madmom's reference pipeline without it scores the same). librosa has no model and no held-out
+set here (its corrections were fitted on all eight files): its threshold only guards against
+regressions (measured 0.87 / 0.67 / 6 over all eight).
 """
 
 from __future__ import annotations
@@ -12,33 +17,38 @@ import pytest
 from beatsync.analysis import analyze
 from benchmarks.beat_accuracy import score
 
-THRESHOLDS = {  # mean beat F, mean downbeat F, songs with tempo within 8 %
-    "librosa": (0.78, 0.40, 5),
-    "madmom": (0.90, 0.75, 6),
-    "hybrid": (0.90, 0.75, 6),
+THRESHOLDS = {  # files scored (a set prefix, "" = all), mean beat F, mean downbeat F, songs with tempo within 8 %
+    "beatnet": ("gtzan.", 0.90, 0.65, 4),
+    "madmom": ("gtzan.", 0.90, 0.65, 4),
+    "hybrid": ("gtzan.", 0.90, 0.65, 4),
+    "librosa": ("", 0.78, 0.40, 5),
 }
 
 
 @pytest.mark.parametrize("method", sorted(THRESHOLDS))
 def test_accuracy_on_annotated_set(shared_data, method):
+    prefix, f_min, down_min, tempo_min = THRESHOLDS[method]
     files = sorted((shared_data / "beats" / "audio").glob("*.wav"))
     assert len(files) >= 8
-    rows = [score(method, f, shared_data / "beats" / "annotations" / (f.stem + ".beats")) for f in files]
+    scored = [f for f in files if f.stem.startswith(prefix)]
+    assert len(scored) >= 5
+    rows = [score(method, f, shared_data / "beats" / "annotations" / (f.stem + ".beats")) for f in scored]
     beat_f = np.mean([r["F"] for r in rows])
     down_f = np.nanmean([r["downF"] for r in rows])
     tempo_ok = sum(r["tempo_ok"] for r in rows)
-    f_min, down_min, tempo_min = THRESHOLDS[method]
     assert beat_f >= f_min, rows
     assert down_f >= down_min, rows
     assert tempo_ok >= tempo_min, rows
-    # the waltz is in 3/4, the rest in 4/4
-    meters = {f.stem: r["meter"] for f, r in zip(files, rows)}
-    waltz = [f for f in files if "Media-105901" in f.stem][0]
-    assert meters[waltz.stem] == 3 if method != "librosa" else meters[waltz.stem] in (3, 4)
+
+
+@pytest.mark.parametrize("method", ["beatnet", "hybrid"])
+def test_waltz_is_in_three(shared_data, method):
+    waltz = shared_data / "beats" / "audio" / "ballroom.Media-105901.wav"
+    assert analyze(waltz, method, allow_noncommercial=True).beats_per_bar == 3
 
 
 def test_real_ogg_song_sections(shared_data):
-    bm = analyze(shared_data / "music" / "Karissa_Hobbs_-_Lets_Go_Fishin.hq.ogg", "hybrid")
+    bm = analyze(shared_data / "music" / "Karissa_Hobbs_-_Lets_Go_Fishin.hq.ogg")  # the default method
     assert bm.duration == pytest.approx(133, abs=1)
     assert 150 <= bm.tempo <= 185 or 75 <= bm.tempo <= 92
     assert len(bm.sections) >= 3

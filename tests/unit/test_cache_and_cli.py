@@ -22,15 +22,15 @@ def song(tmp_path):
 
 def test_cache_hit_is_fast_and_identical(song, tmp_path):
     store = LocalBlobStore(tmp_path / "blobs")
-    first = analyze(song, "madmom", cache=store)
+    first = analyze(song, "beatnet", cache=store)
     keys = store.list("cache/beat_maps/")
     assert len(keys) == 1 and keys[0].startswith(f"cache/beat_maps/{first.audio_hash}/")
     t0 = time.perf_counter()
-    second = analyze(song, "madmom", cache=store)
+    second = analyze(song, "beatnet", cache=store)
     assert time.perf_counter() - t0 < 0.5
     assert second.model_dump(exclude={"processing_time_ms"}) == first.model_dump(exclude={"processing_time_ms"})
     # another method or fps is another entry
-    analyze(song, "madmom", fps=25, cache=store)
+    analyze(song, "beatnet", fps=25, cache=store)
     assert len(store.list("cache/beat_maps/")) == 2
 
 
@@ -67,3 +67,11 @@ def test_cli_bad_file_is_a_clear_error(tmp_path, capsys):
     assert main(["analyze", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "code: unsupported_media" in err and "Traceback" not in err
+
+
+def test_cli_refuses_noncommercial_models_unless_acknowledged(song, monkeypatch, capsys):
+    monkeypatch.delenv("BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS", raising=False)
+    assert main(["analyze", str(song), "--method", "madmom", "--no-cache"]) == 2
+    assert "noncommercial_model" in capsys.readouterr().err
+    monkeypatch.setenv("BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS", "1")
+    assert main(["analyze", str(song), "--method", "madmom", "--no-cache"]) == 0

@@ -229,3 +229,14 @@ def test_functions_start_without_heavy_libraries():
                 "'google.cloud.storage') if m in sys.modules))")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         assert out == "", f"{name} imported {out}"
+
+
+def test_noncommercial_method_is_a_400_over_http(container, media):
+    data = (media.root / "song.wav").read_bytes()
+    for kwargs in ({"json": {"audio_url": f"{media.url}/song.wav", "method": "hybrid"}},
+                   {"data": {"audio_file": (io.BytesIO(data), "song.wav"), "method": "madmom"},
+                    "content_type": "multipart/form-data"}):
+        r = client("submit").post(f"{API}/analyze", **kwargs)
+        assert r.status_code == 400 and r.json["error"]["code"] == "noncommercial_model", r.json
+        valid("error", r.json)
+    assert not container.blobs.list("inputs/")  # the refused upload was not stored

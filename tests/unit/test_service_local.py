@@ -114,3 +114,26 @@ def test_a_stuck_job_is_ended_at_its_time_budget_and_the_next_caller_runs(tmp_pa
     assert final.status == "failed" and final.error.code == "time_budget_exceeded"
     done = wait_for(lambda: (lambda j: j if j.terminal else None)(c.jobs.get(good.job_id)), timeout=30)
     assert done.error.code == "source_not_found"  # it ran once the worker was free
+
+
+@pytest.mark.parametrize("method", ["madmom", "hybrid"])
+def test_noncommercial_methods_are_refused_at_submission(container, media, method):
+    from beatsync.errors import InvalidRequest
+    from beatsync.jobs import service
+
+    with pytest.raises(InvalidRequest) as e:
+        service.submit_analyze(container, {"audio_url": f"{media.url}/song.wav", "method": method}, "bob")
+    assert e.value.code == "noncommercial_model" and e.value.http_status == 400
+    assert not container.jobs.list("bob")[0]  # no job was created
+    job, _ = service.submit_analyze(container, {"audio_url": f"{media.url}/song.wav"}, "bob")
+    assert job.request["method"] == "beatnet"  # the service's default: commercially usable
+
+
+def test_noncommercial_methods_run_when_the_operator_allows_them(tmp_path, media):
+    from beatsync.jobs import service
+
+    settings = Settings.from_env({"BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS": "1"}, data_dir=tmp_path / "data",
+                                 allowed_hosts=media.host)
+    c = bootstrap(settings, orchestrator=RecordingOrchestrator())
+    job, _ = service.submit_analyze(c, {"audio_url": f"{media.url}/song.wav", "method": "madmom"}, "bob")
+    assert job.request["method"] == "madmom"

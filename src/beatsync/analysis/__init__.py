@@ -16,31 +16,56 @@ if TYPE_CHECKING:  # keep `import beatsync.analysis` cheap until analyze() runs
     from ..ports import BlobStore
     from .decode import Source
 
-METHODS = ("librosa", "madmom", "hybrid")
+#: the analysis methods, the default first (one list: CLI choices, settings, request schemas)
+METHODS = ("beatnet", "librosa", "madmom", "hybrid")
+DEFAULT_METHOD = "beatnet"
+#: licence of the trained models each method runs (the code is BSD/ISC/MIT everywhere)
+MODEL_LICENCES = {
+    "beatnet": "CC-BY-4.0",  # BeatNet CRNN weights (attribution: analysis/models/BEATNET-LICENSE.md)
+    "librosa": "none",  # no trained model
+    "madmom": "CC-BY-NC-SA-4.0",  # madmom's downbeat RNNs: non-commercial
+    "hybrid": "CC-BY-NC-SA-4.0",
+}
+#: methods whose models may not be used commercially: only with BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS=1
+NONCOMMERCIAL_METHODS = frozenset(m for m, lic in MODEL_LICENCES.items() if "-NC" in lic)
 DEFAULT_MAX_DURATION = 15 * 60.0
 SILENCE_DBFS = -60.0
 #: bump when an algorithm changes its output, so cached beat maps are recomputed
-ALGORITHM_REVISION = 1
+ALGORITHM_REVISION = 2
 
-__all__ = ["METHODS", "analyze"]
+__all__ = ["DEFAULT_METHOD", "METHODS", "MODEL_LICENCES", "NONCOMMERCIAL_METHODS", "analyze", "check_method"]
+
+
+def check_method(method: str, allow_noncommercial: bool = False) -> None:
+    """Raise :class:`InvalidRequest` (400) for an unknown method, or for one whose models are
+    licensed for non-commercial use only unless the operator acknowledged that licence."""
+    if method not in METHODS:
+        raise InvalidRequest(f"unknown analysis method {method!r}; use one of {', '.join(METHODS)}",
+                             code="invalid_method")
+    if method in NONCOMMERCIAL_METHODS and not allow_noncommercial:
+        raise InvalidRequest(
+            f"analysis method {method!r} runs madmom's models, licensed {MODEL_LICENCES[method]} (non-commercial "
+            f"use only); the operator must set BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS=1 to acknowledge that licence. "
+            f"Commercially usable methods: {', '.join(m for m in METHODS if m not in NONCOMMERCIAL_METHODS)}",
+            code="noncommercial_model", details={"method": method, "model_licence": MODEL_LICENCES[method]})
 
 
 def analyze(
     source: "Source",
-    method: str = "hybrid",
+    method: str = DEFAULT_METHOD,
     fps: float = 30,
     *,
     max_duration: float = DEFAULT_MAX_DURATION,
     cache: "BlobStore | None" = None,
+    allow_noncommercial: bool = False,
 ) -> "BeatMap":
     """Analyse a song (or a video's soundtrack) and return its beat map.
 
     ``cache``: a blob store; a second analysis of the same bytes with the same method, fps and
-    library versions returns the stored map.
+    library versions returns the stored map. ``allow_noncommercial``: the caller acknowledges
+    the non-commercial licence of madmom's models (needed for ``madmom`` and ``hybrid``).
     """
-    if method not in METHODS:
-        raise InvalidRequest(f"unknown analysis method {method!r}; use one of {', '.join(METHODS)}",
-                             code="invalid_method")
+    check_method(method, allow_noncommercial)
     if not (0 < float(fps) <= 240):
         raise InvalidRequest(f"fps must be in (0, 240], got {fps}", code="invalid_fps")
     started = time.perf_counter()
@@ -77,19 +102,27 @@ def _analyze_bytes(source, data, audio_hash, method, fps, max_duration, analyzer
         track, features, sections = None, None, []
     else:
         activations = None
-        if method in ("madmom", "hybrid"):
-            # The network runs in onnxruntime (no GIL): import librosa on the other core meanwhile,
-            # which hides most of its start-up cost in a fresh process.
+        y22 = None
+        if method in ("beatnet", "madmom", "hybrid"):
+            # Import librosa on the other core while the network runs (onnxruntime runs without the
+            # GIL; numpy's FFTs and matrix products release it in part): in a fresh process this
+            # hides part of librosa's start-up cost.
             import threading
 
             from ._libs import librosa
 
             prefetch = threading.Thread(target=librosa, name="import-librosa", daemon=True)
             prefetch.start()
-            activations = trackers.madmom_activations(audio.samples, audio.sample_rate)
+            if method == "beatnet":
+                y22 = resample(audio.samples, audio.sample_rate, FEATURE_SR)  # BeatNet's rate, the features' too
+                activations = trackers.beatnet_activations(y22)
+            else:
+                activations = trackers.madmom_activations(audio.samples, audio.sample_rate)
             prefetch.join()
-        features = compute_features(resample(audio.samples, audio.sample_rate, FEATURE_SR))
-        if method == "librosa":
+        features = compute_features(y22 if y22 is not None else resample(audio.samples, audio.sample_rate, FEATURE_SR))
+        if method == "beatnet":
+            track = trackers.track_beatnet(activations)
+        elif method == "librosa":
             track = trackers.track_librosa(features)
         elif method == "madmom":
             track = trackers.track_madmom(activations)
@@ -133,6 +166,7 @@ def _assemble(track, features, sections, duration, fps, method, audio_hash, anal
         tempo=tempo, duration=round(duration, 4), fps=fps, total_beats=len(beats), beats_per_bar=meter,
         time_signature=f"{meter}/4" if meter else "none", confidence=confidence, beats=beats, bars=bars,
         sections=[Section(**vars(s)) for s in sections], detection_method=method,
+        model_licence=MODEL_LICENCES[method],
         processing_time_ms=round((time.perf_counter() - started) * 1000, 3), audio_hash=audio_hash,
         analyzer=analyzer,
     )

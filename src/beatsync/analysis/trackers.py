@@ -1,5 +1,8 @@
 """Beat trackers: each returns beat times, their bar positions and the meter.
 
+* ``beatnet`` (default): BeatNet's CRNN (CC BY 4.0 weights, run with numpy: :mod:`.beatnet`)
+  gives beat and downbeat activations at 50 fps, decoded by madmom's DBN (BSD code) over 3 and
+  4 beats per bar. No madmom model is used: commercially usable.
 * ``librosa``: dynamic-programming beat tracker over the onset envelope, with a log-normal
   tempo prior centred on 120 BPM; bar phase and meter from accents (:mod:`.meter`).
 * ``madmom``: one pass of the RNN downbeat network (beats and downbeats together) decoded
@@ -103,26 +106,27 @@ def madmom_activations(y44: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.asarray(madmom_downbeat_rnn()(signal), dtype=np.float32)
 
 
-def _dbn(activations: np.ndarray, min_bpm: float = MIN_BPM, max_bpm: float = MAX_BPM) -> tuple[np.ndarray, np.ndarray]:
+def _dbn(activations: np.ndarray, min_bpm: float = MIN_BPM, max_bpm: float = MAX_BPM, *,
+         fps: float = MADMOM_FPS, latency: float = MADMOM_LATENCY) -> tuple[np.ndarray, np.ndarray]:
     from madmom.features.downbeats import DBNDownBeatTrackingProcessor
 
-    if activations.shape[0] < MADMOM_FPS or float(activations.max(initial=0.0)) < 0.05:
+    if activations.shape[0] < fps or float(activations.max(initial=0.0)) < 0.05:
         return np.zeros(0), np.zeros(0, int)
     dbn = DBNDownBeatTrackingProcessor(
-        beats_per_bar=[3, 4], min_bpm=min_bpm, max_bpm=max_bpm, fps=MADMOM_FPS, num_tempi=60
+        beats_per_bar=[3, 4], min_bpm=min_bpm, max_bpm=max_bpm, fps=fps, num_tempi=60
     )
-    result = np.asarray(dbn(activations))
+    result = np.asarray(dbn(np.ascontiguousarray(activations, dtype=np.float64)))
     if result.ndim != 2 or result.shape[0] == 0:
         return np.zeros(0), np.zeros(0, int)
-    times = result[:, 0].astype(float) - MADMOM_LATENCY
+    times = result[:, 0].astype(float) - latency
     return times, result[:, 1].astype(int)
 
 
-def _from_dbn(times: np.ndarray, positions: np.ndarray, activations: np.ndarray) -> Tracking:
+def _from_dbn(times: np.ndarray, positions: np.ndarray, activations: np.ndarray, fps: float = MADMOM_FPS) -> Tracking:
     if len(times) < 2:
         return _empty()
     meter = int(positions.max())  # the DBN numbers beats 1..beats_per_bar
-    idx = np.clip(np.round(times * MADMOM_FPS).astype(int), 0, activations.shape[0] - 1)
+    idx = np.clip(np.round(times * fps).astype(int), 0, activations.shape[0] - 1)
     salience = float(np.clip(activations[idx].sum(axis=1).mean(), 0.0, 1.0))
     return Tracking(times, positions, meter, salience)
 
@@ -131,6 +135,26 @@ def track_madmom(act: np.ndarray) -> Tracking:
     """Beats and downbeats from the network's activations (:func:`madmom_activations`)."""
     times, positions = _dbn(act)
     return _from_dbn(times, positions, act)
+
+
+#: BeatNet models averaged by the ``beatnet`` method: model 1 ("GTZAN out") alone, the only one
+#: with a held-out score here (benchmarks/beat_accuracy.py; docs/analysis.md)
+BEATNET_MODELS = (1,)
+
+
+def beatnet_activations(y22: np.ndarray, models: tuple[int, ...] = BEATNET_MODELS) -> np.ndarray:
+    """(frames, 2) beat and downbeat activations at 50 fps from BeatNet's CRNN (numpy)."""
+    from . import beatnet
+
+    return beatnet.activations(y22, models)
+
+
+def track_beatnet(act: np.ndarray) -> Tracking:
+    """Beats and downbeats from BeatNet activations (:func:`beatnet_activations`), madmom's DBN."""
+    from .beatnet import FPS
+
+    times, positions = _dbn(act, fps=FPS, latency=0.0)
+    return _from_dbn(times, positions, act, fps=FPS)
 
 
 def _onset_at_madmom_rate(features: Features, n: int) -> np.ndarray:

@@ -8,10 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from ._base import Model
-from .beat_map import BeatMap
+from .beat_map import BeatMap, Method  # Method: the one list of analysis methods
 from .edit import FitMode, SyncMode, TransitionStyle
 
-Method = Literal["librosa", "madmom", "hybrid"]
 Status = Literal["queued", "processing", "completed", "failed", "cancelled"]
 #: ``current_step``: the seed's step names while processing, the status otherwise
 Step = Literal["queued", "downloading", "analyzing", "composing", "uploading", "completed", "failed", "cancelled"]
@@ -26,7 +25,7 @@ class AnalyzeRequest(Model):
     """POST /analyze as JSON (an upload sends the same fields as form fields beside ``audio_file``)."""
 
     audio_url: str = Url
-    method: Method | None = Field(None, description="Beat tracker; default: the service's setting (hybrid).")
+    method: Method | None = Field(None, description="Beat tracker; default: the service's setting (beatnet). madmom and hybrid run non-commercial models: refused unless the operator allows them.")
     fps: int = Field(30, ge=15, le=60, description="Video frame rate used for beat frame numbers.")
 
 

@@ -2,12 +2,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ._base import Model as _Model
 
 SectionName = Literal["intro", "verse", "chorus", "bridge", "build", "drop", "outro"]
-Method = Literal["librosa", "madmom", "hybrid"]
+Method = Literal["beatnet", "librosa", "madmom", "hybrid"]
+#: licence of the trained models a method ran ("none": no trained model)
+ModelLicence = Literal["CC-BY-4.0", "CC-BY-NC-SA-4.0", "none"]
+#: the licence each method's models carry (equal to beatsync.analysis.MODEL_LICENCES; a test checks)
+LICENCE_OF_METHOD = {"beatnet": "CC-BY-4.0", "librosa": "none", "madmom": "CC-BY-NC-SA-4.0",
+                     "hybrid": "CC-BY-NC-SA-4.0"}
 
 
 class Beat(_Model):
@@ -53,9 +58,20 @@ class BeatMap(_Model):
     bars: list[Bar]
     sections: list[Section]
     detection_method: Method
+    model_licence: ModelLicence
     processing_time_ms: float = Field(ge=0)
     audio_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     analyzer: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _licence_from_method(cls, data):
+        """Beat maps stored before ``model_licence`` existed (a job in flight across a deploy) read
+        with the licence their method implies; every new map states it."""
+        method = data.get("detection_method") if isinstance(data, dict) else None
+        if method in LICENCE_OF_METHOD and "model_licence" not in data:
+            data = {**data, "model_licence": LICENCE_OF_METHOD[method]}
+        return data
 
     @property
     def downbeats(self) -> list[Beat]:

@@ -10,6 +10,7 @@ import copy
 import functools
 import json
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,7 @@ def openapi() -> dict:
             "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
     upload = {"type": "object", "required": ["audio_file"], "properties": {
         "audio_file": {"type": "string", "contentMediaType": "application/octet-stream"},
-        "method": {"type": "string", "enum": ["librosa", "madmom", "hybrid"]},
+        "method": {"type": "string", "enum": list(typing.get_args(_method()))},
         "fps": {"type": "string", "pattern": "^[0-9]{1,3}$"}}}
     html = {"text/html": {"schema": {"type": "string"}}}
     js = {"text/javascript": {"schema": {"type": "string"}}}
@@ -288,3 +289,9 @@ def openapi() -> dict:
                             "service-to-service option). A service started with neither is open (local use) "
                             "and every caller is `anonymous`. Jobs belong to the caller that submitted them.")}}},
     }
+
+
+def _method():
+    from .beat_map import Method
+
+    return Method

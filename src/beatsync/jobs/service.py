@@ -218,7 +218,7 @@ def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | 
 
         check_url(req.webhook_url, c.fetch_policy)
     request = {**req.model_dump(mode="json"), "edit_config": config.model_dump(mode="json"),
-               "method": req.method or c.settings.analysis_method}
+               "method": _method(c, req.method)}
     return _submit(c, "create", request, owner, idempotency_key, start)
 
 
@@ -236,8 +236,9 @@ def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str |
         digest = hashlib.sha256(data).hexdigest()
         key = f"inputs/uploads/{digest}{_ext(filename)}"
         req = parse_request("analyze_request", api.AnalyzeRequest, {**body, "audio_url": "https://upload.invalid/"})
+        method = _method(c, req.method)  # refused before anything is stored
         request = {"audio_url": None, "audio_key": key, "upload_name": filename[:200], "upload_sha256": digest,
-                   "method": req.method or c.settings.analysis_method, "fps": req.fps}
+                   "method": method, "fps": req.fps}
         from .storage import check_free_space, remove_upload
 
         check_free_space(c)  # before anything is written
@@ -253,9 +254,18 @@ def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str |
     else:
         req = parse_request("analyze_request", api.AnalyzeRequest, body)
         check_input_url(c, req.audio_url)
-        request = {"audio_url": req.audio_url, "audio_key": None, "method": req.method or c.settings.analysis_method,
-                   "fps": req.fps}
+        request = {"audio_url": req.audio_url, "audio_key": None, "method": _method(c, req.method), "fps": req.fps}
     return _submit(c, "analyze", request, owner, idempotency_key)
+
+
+def _method(c: "Container", requested: str | None) -> str:
+    """The analysis method a job will run; 400 ``noncommercial_model`` at submission for madmom's
+    models unless the operator allowed them."""
+    from ..analysis import check_method
+
+    method = requested or c.settings.analysis_method
+    check_method(method, c.settings.allow_noncommercial_models)
+    return method
 
 
 def _ext(name: str) -> str:

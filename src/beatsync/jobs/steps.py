@@ -244,7 +244,7 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
         report(12.0 if job.type == "create" else 10.0, "analyzing")
         fps = job.request["edit_config"]["output_fps"] if job.type == "create" else job.request["fps"]
         beat_map = analyze(audio, job.request["method"], fps=fps, max_duration=c.settings.max_audio_duration,
-                           cache=c.blobs)
+                           cache=c.blobs, allow_noncommercial=c.settings.allow_noncommercial_models)
         c.blobs.put_bytes(beat_map_key, beat_map.to_json().encode(), "application/json")
         if job.type == "create":  # the edit, planned once for every compose task (temp/{id}/plan.json)
             make_plan(c, job, clips, beat_map, report=_scaled(report, 20.0, 25.0))

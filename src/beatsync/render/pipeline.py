@@ -60,7 +60,7 @@ def make_video(
     out_path: str,
     config: EditConfig,
     *,
-    method: str = "hybrid",
+    method: str = "beatnet",
     cache: BlobStore | None = None,
     max_audio_duration: float = 15 * 60.0,
     progress: Progress | None = None,
@@ -68,6 +68,7 @@ def make_video(
     preset: str = "veryfast",
     max_clip_pixels: int = 4096 * 2304,
     workers: int = 1,
+    allow_noncommercial: bool = False,
 ) -> MakeResult:
     """Analyse, plan and render. ``workers > 1`` renders that many segments in parallel processes and joins them
     (:func:`beatsync.render.segments.render_parallel`): the same frames, cuts and audio timing."""
@@ -80,7 +81,8 @@ def make_video(
         raise InvalidRequest(f"{len(clips)} clips; at most {MAX_CLIPS}", code="too_many_clips")
     report = progress or (lambda pct, step: None)
     report(0.0, "analyze")
-    beat_map = analyze(song, method, fps=config.output_fps, max_duration=max_audio_duration, cache=cache)
+    beat_map = analyze(song, method, fps=config.output_fps, max_duration=max_audio_duration, cache=cache,
+                       allow_noncommercial=allow_noncommercial)
     report(15.0, "probe")
     edl, probes = plan_edit(beat_map, clips, config, max_clip_pixels=max_clip_pixels,
                             progress=lambda pct, step: report(15.0 + 0.1 * pct, step))
