@@ -170,10 +170,10 @@ class Settings:
             if f.name in values and f.type == "bool" and isinstance(values[f.name], str):
                 flag = values[f.name].strip().lower()
                 if flag not in ("1", "true", "yes", "0", "false", "no"):
-                    from .errors import InvalidRequest
+                    from .errors import Misconfigured
 
-                    raise InvalidRequest(f"BEATSYNC_{f.name.upper()} must be 1 or 0, not {values[f.name]!r}",
-                                         code="invalid_setting")
+                    raise Misconfigured(f"BEATSYNC_{f.name.upper()} must be 1 or 0, not {values[f.name]!r}",
+                                        code="invalid_setting")
                 values[f.name] = flag in ("1", "true", "yes")
             if f.name in values and f.type in ("float", "int") and not isinstance(values[f.name], (int, float)):
                 try:
