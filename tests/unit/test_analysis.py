@@ -211,13 +211,16 @@ def test_default_method_is_commercially_usable_everywhere():
     assert DEFAULT_METHOD == METHODS[0] == "beatnet" and DEFAULT_METHOD not in NONCOMMERCIAL_METHODS
     assert Settings.from_env({}).analysis_method == DEFAULT_METHOD
     assert NONCOMMERCIAL_METHODS == {"madmom", "hybrid"} and MODEL_LICENCES["librosa"] == "none"
-    with pytest.raises(InvalidRequest) as e:
+    from beatsync.errors import Misconfigured
+
+    with pytest.raises(Misconfigured) as e:  # the operator's setting: a 500 to callers, details in the log
         Settings.from_env({"BEATSYNC_ANALYSIS_METHOD": "hybrid"})
-    assert e.value.code == "noncommercial_model"
+    assert e.value.code == "invalid_setting" and "noncommercial" not in e.value.public_message
+    assert "BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS" in e.value.message
     s = Settings.from_env({"BEATSYNC_ANALYSIS_METHOD": "hybrid", "BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS": "1"})
     assert s.analysis_method == "hybrid" and s.allow_noncommercial_models is True
     assert Settings.from_env({"BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS": "0"}).allow_noncommercial_models is False
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(Misconfigured):
         Settings.from_env({"BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS": "maybe"})
 
 
