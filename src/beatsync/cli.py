@@ -83,6 +83,7 @@ def cmd_make(args) -> int:
         "transition_style": args.transition, "transition_duration": args.transition_duration,
         "output_resolution": args.resolution, "output_fps": args.fps, "output_format": args.format,
         "fit": args.fit, "preview_only": True if args.preview else None, "preview_duration": args.preview_duration,
+        "min_shot_duration": args.min_shot_duration, "section_aware": args.section_aware, "punch": args.punch,
     }
     out = args.output
     if args.format is None and out.lower().endswith(".webm"):
@@ -94,12 +95,18 @@ def cmd_make(args) -> int:
     )
     if args.edl:
         Path(args.edl).write_text(result.edl.to_json())
+    if args.otio:
+        import shutil
+
+        shutil.copyfile(result.otio_path, args.otio)
     bm = result.beat_map
     print(f"{result.video}: {result.duration:.2f} s, {result.edl.width}x{result.edl.height} @ {result.edl.fps} fps, "
           f"{len(result.edl.shots)} shots ({len(result.edl.shots) - 1} cuts), {result.file_size / 1e6:.1f} MB")
     print(f"song: {bm.tempo:.1f} BPM {bm.time_signature}, window {result.edl.song.start:.2f}-{result.edl.song.end:.2f} s")
     print(f"beside it: {os.path.basename(result.thumbnail)}, {os.path.basename(result.edl_path)}, "
-          f"{os.path.basename(result.beat_map_path)}")
+          f"{os.path.basename(result.otio_path)}, {os.path.basename(result.beat_map_path)}")
+    for w in result.edl.warnings:
+        print(f"warning: {w.message} ({w.code})", file=sys.stderr)
     return 0
 
 
@@ -187,6 +194,8 @@ def cmd_compose_job(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .contracts import edit
+
     p = argparse.ArgumentParser(prog="beatsync", description="Cut a music video on the beat.")
     sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("analyze", help="analyse a song: tempo, beats, downbeats, sections")
@@ -202,19 +211,26 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("song")
     m.add_argument("clips", nargs="+", metavar="CLIP")
     m.add_argument("-o", "--output", required=True, help="output video (.mp4 or .webm)")
-    m.add_argument("--preset", choices=("music_video", "fast_cuts", "cinematic"))
-    m.add_argument("--sync-mode", choices=("every_beat", "every_other", "strong_beats", "downbeats"))
+    m.add_argument("--preset", choices=edit.PRESET_NAMES)
+    m.add_argument("--sync-mode", choices=edit.SYNC_MODES)
     m.add_argument("--strength-threshold", type=float)
-    m.add_argument("--transition", choices=("cut", "fade", "zoom", "flash", "glitch", "slide"))
-    m.add_argument("--transition-duration", type=float, metavar="S")
+    m.add_argument("--transition", choices=edit.TRANSITIONS)
+    m.add_argument("--transition-duration", type=float, metavar="S",
+                   help="default: the preset's, else 0.1 for a style other than cut")
     m.add_argument("--resolution", metavar="WxH")
     m.add_argument("--fps", type=int)
-    m.add_argument("--format", choices=("mp4", "webm"))
-    m.add_argument("--fit", choices=("fill", "letterbox"))
+    m.add_argument("--format", choices=edit.OUTPUT_FORMATS)
+    m.add_argument("--fit", choices=edit.FITS)
+    m.add_argument("--min-shot-duration", type=float, metavar="S")
+    m.add_argument("--section-aware", action=argparse.BooleanOptionalAction, default=None,
+                   help="cut density follows the sections (calm: downbeats only; chorus/drop: every beat)")
+    m.add_argument("--punch", action=argparse.BooleanOptionalAction, default=None,
+                   help="short zoom punches on strong downbeats inside long shots")
     m.add_argument("--preview", action="store_true", help="render only the most energetic window")
     m.add_argument("--preview-duration", type=float, metavar="S")
     m.add_argument("--method", choices=("librosa", "madmom", "hybrid"), default=None)
     m.add_argument("--edl", metavar="OUT.json", help="also write the edit decision list here")
+    m.add_argument("--otio", metavar="OUT.otio", help="also write the cut as an OpenTimelineIO timeline here")
     m.add_argument("--no-cache", action="store_true")
     m.set_defaults(func=cmd_make)
     w = sub.add_parser("warmup", help="compile and cache the analysis kernels (for images and CI)")

@@ -2,7 +2,7 @@
 ``tests/unit/test_contracts.py`` fails when the two drift)."""
 
 from .beat_map import Bar, Beat, BeatMap, Section
-from .edit import ClipRef, EditConfig, EditDecisionList, Shot, SongWindow, Transition
+from .edit import ClipRef, EditConfig, EditDecisionList, EditWarning, Shot, SongWindow, Transition
 
-__all__ = ["Bar", "Beat", "BeatMap", "ClipRef", "EditConfig", "EditDecisionList", "Section", "Shot", "SongWindow",
+__all__ = ["Bar", "Beat", "BeatMap", "ClipRef", "EditConfig", "EditDecisionList", "EditWarning", "Section", "Shot", "SongWindow",
            "Transition"]

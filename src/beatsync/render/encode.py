@@ -150,6 +150,7 @@ def render(
             audio = _audio_frames(song, edl.song.start, edl.song.end, frame_size)
             audio_done = False
             audio_time = 0.0
+            punch_frames = max(2, int(round(transitions.PUNCH_SECONDS * fps)))
             shot_iter = iter(edl.shots)
             shot = next(shot_iter)
             prev = None
@@ -166,6 +167,9 @@ def render(
                     if shot.transition.style in transitions.NEEDS_OUTGOING:
                         outgoing = pool.frame(prev.clip, prev.source_in + (n - prev.start_frame) / fps, owner=prev.index)
                     frame = transitions.apply(shot.transition.style, k, trans_frames, frame, outgoing, seed=shot.index)
+                for accent in shot.accents:
+                    if 0 <= n - accent < punch_frames:
+                        frame = transitions.punch(frame, n - accent, punch_frames)
                 if n in candidates:
                     score = _luma_spread(frame)
                     if score > best_thumb[0]:

@@ -1,4 +1,5 @@
-"""The main job: song + clips + config -> video, thumbnail, EDL and beat map, side by side."""
+"""The main job: song + clips + config -> video, thumbnail, EDL, OpenTimelineIO timeline and
+beat map, side by side."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class MakeResult:
     video: str
     thumbnail: str
     edl_path: str
+    otio_path: str
     beat_map_path: str
     edl: EditDecisionList
     beat_map: BeatMap
@@ -40,11 +42,16 @@ def make_video(
     should_stop: Callable[[], bool] | None = None,
     preset: str = "veryfast",
     max_clip_pixels: int = 4096 * 2304,
+    song_url: str | None = None,
+    clip_urls: list[str] | None = None,
 ) -> MakeResult:
+    """Analyse, probe, plan, render; ``song_url`` / ``clip_urls`` name the media in ``edit.otio``
+    (default: the local files)."""
     from ..analysis import analyze
     from ..editing import ClipInfo, plan
     from .encode import render
-    from .motion import motion_profile, normalise
+    from .motion import analyse_clip, normalise
+    from .otio import write_otio
     from .probe import probe_clip
 
     if not clips:
@@ -56,12 +63,12 @@ def make_video(
     beat_map = analyze(song, method, fps=config.output_fps, max_duration=max_audio_duration, cache=cache)
     report(15.0, "probe")
     probes = [probe_clip(c, max_pixels=max_clip_pixels) for c in clips]
-    profiles = []
+    analyses = []
     for i, p in enumerate(probes):
-        profiles.append(motion_profile(p))
+        analyses.append(analyse_clip(p))
         report(15.0 + 10.0 * (i + 1) / len(probes), "motion")
-    infos = [ClipInfo(i, os.path.basename(p.path), p.duration, m, p.keyframes)
-             for i, (p, m) in enumerate(zip(probes, normalise(profiles)))]
+    infos = [ClipInfo(i, os.path.basename(p.path), p.duration, m, p.keyframes, a.cuts)
+             for i, (p, a, m) in enumerate(zip(probes, analyses, normalise([a.motion for a in analyses])))]
     edl = plan(beat_map, infos, config)
     folder = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(folder, exist_ok=True)
@@ -76,7 +83,10 @@ def make_video(
         fh.write(edl.to_json())
     with open(bm_path, "w") as fh:
         fh.write(beat_map.to_json())
+    otio_path = write_otio(edl, beat_map, clip_urls or [p.path for p in probes], song_url or song,
+                           os.path.join(folder, "edit.otio"))
     report(100.0, "done")
-    return MakeResult(video=out_path, thumbnail=thumbnail, edl_path=edl_path, beat_map_path=bm_path, edl=edl,
+    return MakeResult(video=out_path, thumbnail=thumbnail, edl_path=edl_path, otio_path=otio_path,
+                      beat_map_path=bm_path, edl=edl,
                       beat_map=beat_map, file_size=result.file_size, duration=result.duration,
                       decoded_frames=result.decoded_frames)
