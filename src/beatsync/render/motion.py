@@ -12,8 +12,8 @@ Source shots (``ClipAnalysis.cuts``), on the same small grey frames:
   differences around each jump, so each jump is a cut by the same rule;
 - dissolve: over ``DISSOLVE_SPAN`` seconds the picture changes by more than ``DISSOLVE_MIN``, and
   coherently (the net change is at least ``DISSOLVE_COHERENCE`` of the summed frame-to-frame
-  changes: a blend moves every pixel one way, motion moves them back and forth); both ends of the
-  dissolve are boundaries.
+  changes: a blend moves every pixel one way, motion moves them back and forth); every frame of
+  the dissolve is a boundary, so no range shows part of one.
 
 A boundary is the time of the first decoded frame after it; where skipped frames lie between
 that frame and the previous decoded one, the previous frame's time (plus 1 ms) is a boundary too,
@@ -101,6 +101,9 @@ def analyse_clip(probe: ClipProbe, step: float = MOTION_STEP) -> ClipAnalysis:
                             dissolves.append(times[-len(recent)])
                         in_dissolve = True
                     elif in_dissolve:
+                        # every frame of the dissolve is a boundary: no range shows part of it
+                        t0 = dissolves[-1]
+                        dissolves.extend(float(x) for x in np.arange(t0 + period, times[-1], period))
                         dissolves.append(times[-1])
                         in_dissolve = False
                 prev = g
