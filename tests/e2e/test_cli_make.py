@@ -16,14 +16,22 @@ def test_beatsync_make_on_the_examples(tmp_path):
     out = tmp_path / "out" / "video.mp4"
     proc = subprocess.run(
         [sys.executable, "-m", "beatsync.cli", "make", str(ROOT / "examples" / "lets_go_fishin_excerpt.opus"), *clips,
-         "-o", str(out), "--preset", "music_video", "--resolution", "640x360", "--method", "librosa"],
+         "-o", str(out), "--preset", "music_video", "--resolution", "640x360", "--method", "librosa",
+         "--otio", str(tmp_path / "mine.otio"), "--preview", "--preview-duration", "60"],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     assert "100.0% done" in proc.stderr and "shots" in proc.stdout
-    for name in ("thumbnail.jpg", "edl.json", "beat_map.json"):
+    for name in ("thumbnail.jpg", "edl.json", "beat_map.json", "edit.otio"):
         assert (out.parent / name).stat().st_size > 0
     edl = json.loads((out.parent / "edl.json").read_text())
+    # a 60 s preview of a 30 s song: the whole song, and the CLI says so
+    assert "preview_longer_than_song" in [w["code"] for w in edl["warnings"]]
+    assert "warning: preview of 60 s asked" in proc.stderr and "(preview_longer_than_song)" in proc.stderr
+    import opentimelineio as otio
+
+    timeline = otio.adapters.read_from_file(str(tmp_path / "mine.otio"))
+    assert timeline.duration().value == edl["total_frames"] and len(list(timeline.find_clips())) == len(edl["shots"]) + 1
     with av.open(str(out)) as c:
         v, a = c.streams.video[0], c.streams.audio[0]
         assert v.codec_context.name == "h264" and a.codec_context.name == "aac"

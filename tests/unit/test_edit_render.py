@@ -221,3 +221,42 @@ def test_punch_zooms_on_strong_downbeats_inside_long_shots(song, tmp_path):
     off = plan(bm, infos, resolve_config(None, {"sync_mode": "downbeats", "min_shot_duration": 4,
                                                 "output_resolution": "96x64"}))
     assert all(not s.accents for s in off.shots)  # off by default
+
+
+def test_otio_export_reads_back_as_the_edl(tmp_path):
+    import opentimelineio as otio
+
+    from beatsync.render.otio import write_otio
+
+    sections = [Section(name="verse", start_time=0, end_time=12, energy=0.4, label="A"),
+                Section(name="chorus", start_time=12, end_time=20, energy=1.0, label="B")]
+    bm = beat_map(20.0, sections=sections)
+    clips = [ClipInfo(i, f"c{i}.mp4", d, (0.5,) * int(d * 2 + 1), cuts=(1.7,)) for i, d in enumerate((6.0, 9.0, 30.0))]
+    edl = plan(bm, clips, resolve_config("music_video", {"sync_mode": "every_other", "output_fps": 25}))
+    path = write_otio(edl, bm, [str(tmp_path / f"c{i}.mp4") for i in range(3)], "https://example.com/song.mp3",
+                      str(tmp_path / "edit.otio"))
+    tl = otio.adapters.read_from_file(path)
+    (video,), (audio,) = tl.video_tracks(), tl.audio_tracks()
+    clips_back = list(video.find_clips())
+    assert len(clips_back) == len(edl.shots)
+    for shot, clip in zip(edl.shots, clips_back):
+        r = clip.source_range
+        assert r.start_time.rate == 25 and r.duration.value == shot.frames
+        assert r.start_time.to_seconds() == pytest.approx(shot.source_in, abs=1e-6)
+        assert clip.media_reference.target_url == (tmp_path / f"c{shot.clip}.mp4").as_uri()
+        start = video.range_of_child(clip).start_time
+        assert start.to_frames() == shot.start_frame  # the cut lands where the EDL puts it
+    transitions = [t for t in video if isinstance(t, otio.schema.Transition)]
+    faded = [s for s in edl.shots if s.transition.style != "cut"]
+    assert len(transitions) == len(faded) > 0
+    for t, s in zip(transitions, faded):
+        assert t.transition_type == "SMPTE_Dissolve" and t.in_offset.value == 0
+        assert t.out_offset.value == round(s.transition.duration * 25)
+    assert video.duration().value == audio.duration().value == tl.duration().value == edl.total_frames
+    (song,) = audio.find_clips()
+    assert song.media_reference.target_url == "https://example.com/song.mp3"
+    markers = tl.tracks.markers
+    assert len([m for m in markers if m.name in ("beat", "downbeat")]) == len(bm.beats)
+    assert [(m.name, m.marked_range.start_time.to_seconds()) for m in markers if m.color == "BLUE"] == [
+        ("verse", 0.0), ("chorus", 12.0)]
+    assert [w["code"] for w in tl.metadata["beatsync"]["warnings"]] == [w.code for w in edl.warnings]
