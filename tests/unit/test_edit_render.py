@@ -11,7 +11,7 @@ import av
 from beatsync.analysis.synth import click_track, encode_wav
 from beatsync.contracts import Beat, BeatMap, Section
 from beatsync.editing import ClipInfo, plan, resolve_config
-from beatsync.editing.plan import FAIR_SLACK_S, screen_time
+from beatsync.editing.plan import screen_time
 from beatsync.render.encode import render
 from beatsync.render.motion import analyse_clip, normalise
 from beatsync.render.probe import probe_clip
@@ -57,12 +57,13 @@ def rgb_means(path) -> np.ndarray:
 
 def visual_cuts(frames: list[np.ndarray]) -> list[int]:
     """Output frames where the picture jumps: a difference to the previous frame above 8 grey levels
-    and 3x the median of the differences around it (written apart from render/motion.py's detector)."""
+    and 3x the median of the (non-zero) differences around it (written apart from render/motion.py's)."""
     d = np.array([0.0] + [float(np.abs(b - a).mean()) for a, b in zip(frames, frames[1:])])
     out = []
     for n in range(1, len(d)):
         around = np.concatenate([d[max(1, n - 6):n], d[n + 1:n + 7]])
-        if d[n] > 8 and d[n] > 3 * max(1.0, float(np.median(around))):
+        around = around[around > 0.5]  # a held frame (a clip slower than the output) is no motion
+        if d[n] > 8 and d[n] > 3 * max(1.0, float(np.median(around)) if around.size else 1.0):
             out.append(n)
     return out
 
@@ -123,7 +124,7 @@ def test_transitions_asked_are_rendered(song, cut_clips, tmp_path, preset, style
         assert s.transition.style == (style or "zoom") and n == (3 if style else 12)
         # the transition's frames differ from the hard cut's (most on the cut frame) ...
         diffs = [np.abs(with_t[s.start_frame + k] - hard[s.start_frame + k]).mean() for k in range(n)]
-        assert diffs[0] > 4 and np.mean(diffs) > 3, (s.index, diffs)
+        assert diffs[0] > 3 and np.mean(diffs) > 2.5, (s.index, diffs)  # a cut against a cut: < 1
         # ... and after it the incoming shot is shown untouched
         assert np.abs(with_t[s.start_frame + n + 1] - hard[s.start_frame + n + 1]).mean() < 3
 
@@ -140,7 +141,7 @@ def test_screen_time_is_fair_on_the_rendered_output(song, tmp_path):
     targets = [1.0, 2.0, 6.0, 11.0]  # equal shares of 20 s, capped at each clip's footage
     longest = max(s.frames for s in edl.shots) / 15
     for i, target in enumerate(targets):
-        assert abs(shown[i] - target) <= 2 * longest + FAIR_SLACK_S, shown
+        assert abs(shown[i] - target) <= 2 * longest + 0.5, shown
     assert shown == pytest.approx(screen_time(edl), abs=1 / 15)
     assert [w.code for w in edl.warnings].count("clip_under_share") == 3
 
@@ -215,9 +216,10 @@ def test_punch_zooms_on_strong_downbeats_inside_long_shots(song, tmp_path):
     assert accents and set(accents) <= downbeats
     render(edl, probes, song, str(tmp_path / "o.mp4"))
     frames = grey(tmp_path / "o.mp4")
-    jumps = set(visual_cuts(frames))
-    assert set(accents) <= jumps  # a still picture jumps on each punch
-    assert jumps <= set(accents) | {f + k for f in accents for k in range(1, 7)} | set(edl.cut_frames)
+    d = [0.0] + [float(np.abs(b - a).mean()) for a, b in zip(frames, frames[1:])]
+    punched = {f + k for f in accents for k in range(7)} | set(edl.cut_frames)
+    assert all(d[f] > 3 for f in accents)  # a still picture jumps on each punch ...
+    assert max(x for n, x in enumerate(d) if n not in punched) < 1  # ... and nowhere else
     off = plan(bm, infos, resolve_config(None, {"sync_mode": "downbeats", "min_shot_duration": 4,
                                                 "output_resolution": "96x64"}))
     assert all(not s.accents for s in off.shots)  # off by default

@@ -235,6 +235,30 @@ def _pick_range(clip: ClipInfo, usage: _Usage, need: float, target_motion: float
     return t, motion
 
 
+def fillable(clips: list[ClipInfo], shot: float, shortest: float, trans: float) -> dict[int, float]:
+    """Seconds of output each clip's footage can fill without showing a range twice: per source
+    shot, as many average shots (``shot`` long, each also holding ``trans`` of footage for the next
+    transition) as fit, or one shortest shot where none does."""
+    out = {}
+    for c in clips:
+        total = 0.0
+        for a, b in c.segments:
+            n = math.floor((b - a + 1e-6) / (shot + trans))
+            total += n * shot if n else (shortest if b - a + 1e-6 >= shortest else 0.0)
+        out[c.index] = total
+    return out
+
+
+def fair_shares(clips: list[ClipInfo], edl: EditDecisionList) -> dict[int, float]:
+    """The screen time each clip of ``edl`` is due (what the planner aims at): equal shares of the
+    output, capped at what each clip can fill (see :func:`fillable`)."""
+    trans = max((s.transition.duration for s in edl.shots), default=0.0)
+    total = edl.total_frames / edl.fps
+    cap = fillable(clips, total / len(edl.shots), min(s.frames for s in edl.shots) / edl.fps, trans)
+    out = _targets({i: c for i, c in cap.items() if c > 0}, total)
+    return {c.index: out.get(c.index, 0.0) for c in clips}
+
+
 def _targets(capacity: dict[int, float], total: float) -> dict[int, float]:
     """Equal shares of ``total`` seconds, each capped at its clip's capacity (water-filling). With
     less footage than output, shares in proportion to the footage (each shown as often)."""
@@ -313,22 +337,20 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
         warn.add("shot_split", f"{n_split} shots longer than the longest source shot ({longest:.2f} s) were split "
                                "(on a beat where one falls inside)")
 
-    # fair screen time: equal shares capped at each clip's usable footage
+    # fair screen time: equal shares capped at what each clip's footage can fill
+    total_s = total_frames / fps
     shortest_need = min((b - a) / fps for a, b in split)
-    capacity = {}
+    capacity = fillable(usable, total_s / len(split), shortest_need, trans)
     for c in usable:
-        cap = sum(b - a for a, b in c.segments if b - a + 1e-6 >= shortest_need)
-        if cap <= 0:
+        if capacity[c.index] <= 0:
             warn.add("clip_unused", f"clip {c.name} ({c.duration:.2f} s) is too short for any shot "
                                     f"(the shortest is {shortest_need:.2f} s): not used")
-        capacity[c.index] = cap
-    total_s = total_frames / fps
     target = _targets({i: cap for i, cap in capacity.items() if cap > 0}, total_s)
     share = max(target.values()) if target else 0.0
     for c in usable:
         if 0 < capacity[c.index] < share - 1e-6 and sum(capacity.values()) > total_s:
-            warn.add("clip_under_share", f"clip {c.name} has {capacity[c.index]:.1f} s of usable footage, less than "
-                                         f"its fair share of {share:.1f} s: it is shown for at most its footage")
+            warn.add("clip_under_share", f"clip {c.name} can fill {capacity[c.index]:.1f} s in shots of this edit, "
+                                         f"less than its fair share of {share:.1f} s: it is shown for that long")
     candidates_clips = [c for c in usable if c.index in target]
 
     usage = {c.index: _Usage() for c in usable}

@@ -7,9 +7,9 @@ which is plenty for a coarse score.
 Source shots (``ClipAnalysis.cuts``), on the same small grey frames:
 
 - hard cut: a frame difference above ``CUT_MIN`` and ``CUT_RATIO`` times the median of the
-  differences around it (so fast motion, where every difference is large, is not a cut);
-- frame-rate stutter: a file that holds few real frames (repeats, then jumps) has near-zero
-  differences around each jump, so each jump is a cut by the same rule;
+  non-zero differences around it (so fast motion, where every difference is large, is not a cut);
+- frame-rate stutter: a file that holds few real frames (repeats, then jumps) has only
+  repeats around each jump, so a jump above ``CUT_MIN`` is a cut by the same rule;
 - dissolve: over ``DISSOLVE_SPAN`` seconds the picture changes by more than ``DISSOLVE_MIN``, and
   coherently (the net change is at least ``DISSOLVE_COHERENCE`` of the summed frame-to-frame
   changes: a blend moves every pixel one way, motion moves them back and forth); every frame of
@@ -32,8 +32,8 @@ from ..editing.plan import MOTION_STEP
 from ..media import decode_tolerant, is_cover_art
 from .probe import ClipProbe
 
-CUT_MIN = 12.0
-CUT_RATIO = 4.0
+CUT_MIN = 8.0
+CUT_RATIO = 3.0
 #: frames either side whose differences give the local median
 CUT_CONTEXT = 6
 DISSOLVE_SPAN = 0.5
@@ -53,6 +53,7 @@ def _hard_cuts(times: list[float], diffs: list[float], period: float) -> list[fl
     for i in range(1, len(d)):
         lo, hi = max(1, i - CUT_CONTEXT), min(len(d), i + CUT_CONTEXT + 1)
         around = np.concatenate([d[lo:i], d[i + 1 : hi]])
+        around = around[around > 0.5]  # repeated frames are no motion
         ref = float(np.median(around)) if around.size else 0.0
         if d[i] >= CUT_MIN and d[i] >= CUT_RATIO * max(ref, 1.0):
             if times[i] - times[i - 1] > 1.5 * period:  # undecoded frames in between
@@ -95,7 +96,7 @@ def analyse_clip(probe: ClipProbe, step: float = MOTION_STEP) -> ClipAnalysis:
                 if len(recent) == recent.maxlen:
                     net = float(np.abs(g - recent[0][0]).mean())
                     steps = [x[1] for x in list(recent)[1:]]
-                    gradual = max(steps) < CUT_MIN
+                    gradual = max(steps) < 0.5 * net  # no one step carries the change (a hard cut)
                     if net >= DISSOLVE_MIN and gradual and net >= DISSOLVE_COHERENCE * sum(steps):
                         if not in_dissolve:
                             dissolves.append(times[-len(recent)])
