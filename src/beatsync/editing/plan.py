@@ -184,13 +184,15 @@ def _crossings(clip: ClipInfo, t: float, need: float) -> list[float]:
 
 
 def _pick_range(clip: ClipInfo, usage: _Usage, need: float, target_motion: float,
-                beat_offsets: tuple[float, ...] = (), fps: int = 30) -> tuple[float, float] | None:
+                beat_offsets: tuple[float, ...] = (), fps: int = 30, pack: bool = False) -> tuple[float, float] | None:
     """The best unused in-point in ``clip`` for ``need`` seconds, with its motion score.
 
     The range stays inside one source shot; failing that, it may cross source cuts that land on a
     beat of the song (``beat_offsets``: seconds from the shot's start). Among those, the motion
-    closest to ``target_motion`` wins, preferring keyframes (cheaper to start decoding at) and
-    in-points that pack against footage already used."""
+    closest to ``target_motion`` wins, preferring in-points that leave no sliver too short for a
+    shot, then keyframes (cheaper to start decoding at). With ``pack`` (a clip whose footage is
+    scarce), only in-points at the ends of free stretches are taken where any fits, so the
+    footage is used up in whole shots."""
     if clip.duration + 1e-6 < need:
         return None
     step = MOTION_STEP
@@ -222,6 +224,8 @@ def _pick_range(clip: ClipInfo, usage: _Usage, need: float, target_motion: float
             continue
         # footage left on either side of the range too short for a shot like this one is lost
         slivers = sum(1e-3 < x < need for x in (t - a, b - t - need))
+        if pack:
+            slivers = 0 if min(t - a, b - t - need) <= 1e-3 else 3
         lo, hi = int(t / step), max(int(t / step) + 1, int(math.ceil((t + need) / step)))
         scores = clip.motion[lo:hi]
         motion = sum(scores) / len(scores) if scores else 0.5
@@ -352,6 +356,7 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
             warn.add("clip_under_share", f"clip {c.name} can fill {capacity[c.index]:.1f} s in shots of this edit, "
                                          f"less than its fair share of {share:.1f} s: it is shown for that long")
     candidates_clips = [c for c in usable if c.index in target]
+    reuse = sum(capacity.values()) <= total_s
 
     usage = {c.index: _Usage() for c in usable}
     shots: list[Shot] = []
@@ -369,8 +374,16 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
         progress = (a + (b - a) / 2) / total_frames
         choice = None
         for attempt in range(2):
-            fits = [(clip, picked) for clip in candidates_clips
-                    if (picked := _pick_range(clip, usage[clip.index], need, energy, offsets, fps)) is not None]
+            fits = []
+            for clip in candidates_clips:
+                u, pack = usage[clip.index], target[clip.index] < share - 1e-6
+                picked = _pick_range(clip, u, need, energy, offsets, fps, pack=pack)
+                if picked is None and reuse and u.used and target[clip.index] * progress > u.seconds:
+                    u.used.clear()  # less footage than song: a clip behind its share starts its next round
+                    rounds += 1
+                    picked = _pick_range(clip, u, need, energy, offsets, fps, pack=pack)
+                if picked is not None:
+                    fits.append((clip, picked))
             if fits:
                 # behind = seconds a clip is behind its target at this point of the song
                 behind = {c.index: target[c.index] * progress - usage[c.index].seconds for c, _ in fits}
