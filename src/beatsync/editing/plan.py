@@ -11,11 +11,14 @@
 4. Source shots: each clip's own cuts (``ClipInfo.cuts``, found by ``render/shots.py``) split it
    into source shots; a range shown in one output shot stays inside one source shot, or crosses a
    source cut only where that cut lands on a beat of the song.
-5. Clips share the screen fairly by time: each clip's target is an equal share of the output,
-   capped at its usable footage (water-filling; warnings ``clip_under_share`` / ``clip_unused``);
-   each shot goes to the clip furthest behind its target at that point of the song (among those
-   within ``FAIR_SLACK_S`` of it, the best motion match for the section's energy). A source range
-   is not shown twice until all footage has been shown (warning ``footage_reused``).
+5. Clips share the screen fairly by time: each clip's target (:func:`fair_shares`) is an equal
+   share of the output, capped at what its footage can fill in whole shots (water-filling; warnings
+   ``clip_under_share`` / ``clip_unused``); each shot goes to the clip furthest behind its target at
+   that point of the song (among those within ``FAIR_SLACK_S`` of it, the best motion match for the
+   section's energy). A source range is not shown twice while the footage suffices; with less
+   footage than song, targets follow each clip's footage and a clip behind its target starts its
+   next round (warning ``footage_reused``). Stated bound: every clip within 2 x the longest shot
+   + 0.5 s of its target.
    A clip is never stretched: a shot longer than every source shot is split, on a beat where
    one falls inside it (warning ``shot_split``).
 6. With ``punch``, strong downbeats inside long shots get a short zoom accent.
