@@ -123,6 +123,7 @@ def cmd_make(args) -> int:
         "transition_style": args.transition, "transition_duration": args.transition_duration,
         "output_resolution": args.resolution, "output_fps": args.fps, "output_format": output_format(args),
         "fit": args.fit, "preview_only": True if args.preview else None, "preview_duration": args.preview_duration,
+        "min_shot_duration": args.min_shot_duration, "section_aware": args.section_aware, "punch": args.punch,
     }
     config = resolve_config(args.preset, overrides, names=CONFIG_FLAGS)
     _first_run_note()
@@ -137,12 +138,18 @@ def cmd_make(args) -> int:
         progress.close()
     if args.edl:
         Path(args.edl).write_text(result.edl.to_json())
+    if args.otio:
+        import shutil
+
+        shutil.copyfile(result.otio_path, args.otio)
     bm = result.beat_map
     print(f"{result.video}: {result.duration:.2f} s, {result.edl.width}x{result.edl.height} @ {result.edl.fps} fps, "
           f"{len(result.edl.shots)} shots ({len(result.edl.shots) - 1} cuts), {result.file_size / 1e6:.1f} MB")
     print(f"song: {bm.tempo:.1f} BPM {bm.time_signature}, window {result.edl.song.start:.2f}-{result.edl.song.end:.2f} s")
     print(f"beside it: {os.path.basename(result.thumbnail)}, {os.path.basename(result.edl_path)}, "
-          f"{os.path.basename(result.beat_map_path)}")
+          f"{os.path.basename(result.otio_path)}, {os.path.basename(result.beat_map_path)}")
+    for w in result.edl.warnings:
+        print(f"warning: {w.message} ({w.code})", file=sys.stderr)
     return 0
 
 
@@ -151,6 +158,7 @@ CONFIG_FLAGS = {
     "sync_mode": "--sync-mode", "strength_threshold": "--strength-threshold", "transition_style": "--transition",
     "transition_duration": "--transition-duration", "output_resolution": "--resolution", "output_fps": "--fps",
     "output_format": "--format", "fit": "--fit", "preview_duration": "--preview-duration",
+    "min_shot_duration": "--min-shot-duration", "section_aware": "--section-aware", "punch": "--punch",
 }
 
 
@@ -323,25 +331,35 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("clips", nargs="+", metavar="CLIP", help="video clips (any video FFmpeg reads)")
     m.add_argument("-o", "--output", required=True,
                    help="output video; its extension (.mp4 or .webm) decides the format. Beside it: "
-                        "NAME.thumbnail.jpg, NAME.edl.json, NAME.beat_map.json")
+                        "NAME.thumbnail.jpg, NAME.edl.json, NAME.otio, NAME.beat_map.json")
     m.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
                    help=f"named edit (default: {DEFAULT_PRESET})")
     m.add_argument("--sync-mode", choices=_choices("sync_mode"), help=dflt("sync_mode"))
     m.add_argument("--strength-threshold", type=float, metavar="X", help=dflt("strength_threshold"))
     m.add_argument("--transition", choices=_choices("transition_style"), help=dflt("transition_style"))
-    m.add_argument("--transition-duration", type=float, metavar="S", help=dflt("transition_duration"))
+    m.add_argument("--transition-duration", type=float, metavar="S",
+                   help=f"{dflt('transition_duration')}; a style given without a duration keeps the preset's, "
+                        "else 0.1")
     m.add_argument("--resolution", metavar="WxH", type=_resolution, help=dflt("output_resolution"))
     m.add_argument("--fps", type=int, help=dflt("output_fps"))
     m.add_argument("--format", choices=_choices("output_format"),
                    help="default: the output's extension (must agree with it)")
     m.add_argument("--fit", choices=_choices("fit"),
                    help=f"fill: crop the centre; letterbox: pad; smart: a crop that follows the subject ({dflt('fit')})")
+    m.add_argument("--min-shot-duration", type=float, metavar="S", help=dflt("min_shot_duration"))
+    m.add_argument("--section-aware", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"cut density follows the sections (calm: downbeats only; chorus/drop: every beat) "
+                        f"({dflt('section_aware')})")
+    m.add_argument("--punch", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"short zoom punches on strong downbeats inside long shots ({dflt('punch')})")
     m.add_argument("--preview", action="store_true", help="render only the most energetic window (default: the "
                    "whole song)")
     m.add_argument("--preview-duration", type=float, metavar="S", help=dflt("preview_duration"))
     m.add_argument("--method", choices=methods, default=None, help=method_help)
     m.add_argument("--edl", metavar="OUT.json", help="also write the edit decision list here (default: only "
                    "NAME.edl.json beside the video)")
+    m.add_argument("--otio", metavar="OUT.otio", help="also write the cut as an OpenTimelineIO timeline here "
+                   "(default: only NAME.otio beside the video)")
     m.add_argument("--no-cache", action="store_true", help="do not read or write the beat-map cache (default: cache "
                    "in $BEATSYNC_CACHE_DIR)")
     m.add_argument("--workers", type=int, default=1, metavar="N",

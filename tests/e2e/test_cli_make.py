@@ -43,6 +43,23 @@ def test_beatsync_make_on_the_examples(tmp_path):
         assert sum(1 for _ in c.decode(v)) == edl["total_frames"] == 900
 
 
+def test_otio_timeline_and_warnings_are_written_and_printed(tmp_path):
+    out = tmp_path / "out" / "clip.mp4"
+    proc = beatsync("make", SONG, *CLIPS, "-o", str(out), "--resolution", "160x90", "--method", "librosa",
+                    "--otio", str(tmp_path / "mine.otio"), "--preview", "--preview-duration", "60")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("clip.thumbnail.jpg", "clip.edl.json", "clip.beat_map.json", "clip.otio"):
+        assert (out.parent / name).stat().st_size > 0
+    edl = json.loads((out.parent / "clip.edl.json").read_text())
+    # a 60 s preview of a 30 s song: the whole song, and the CLI says so
+    assert "preview_longer_than_song" in [w["code"] for w in edl["warnings"]]
+    assert "warning: preview of 60 s asked" in proc.stderr and "(preview_longer_than_song)" in proc.stderr
+    import opentimelineio as otio
+
+    timeline = otio.adapters.read_from_file(str(tmp_path / "mine.otio"))
+    assert timeline.duration().value == edl["total_frames"] and len(list(timeline.find_clips())) == len(edl["shots"]) + 1
+
+
 def test_extension_decides_the_format_and_side_files_belong_to_their_video(tmp_path):
     out = tmp_path / "out"
     a = beatsync("make", SONG, *CLIPS, "-o", str(out / "a.mp4"), *SMALL)
@@ -53,7 +70,7 @@ def test_extension_decides_the_format_and_side_files_belong_to_their_video(tmp_p
     with av.open(str(out / "b.webm")) as c:
         assert "webm" in c.format.name and c.streams.video[0].codec_context.name in ("vp9", "libvpx-vp9")
     for stem in ("a", "b"):
-        for side in ("thumbnail.jpg", "edl.json", "beat_map.json"):
+        for side in ("thumbnail.jpg", "edl.json", "beat_map.json", "otio"):
             assert (out / f"{stem}.{side}").stat().st_size > 0
 
 

@@ -146,7 +146,8 @@ def test_a_job_survives_kill_9_mid_render(serve, examples):
     status = wait_for(lambda: (lambda s: s if s["status"] in ("completed", "failed") else None)(serve.job(job_id)),
                       timeout=300, interval=0.5)
     assert status["status"] == "completed", status
-    assert _outputs(serve, job_id) == ["beat_map.json", "edl.json", "output.mp4", "result.json", "thumbnail.jpg"]
+    assert _outputs(serve, job_id) == ["beat_map.json", "edit.otio", "edl.json", "output.mp4", "result.json",
+                                       "thumbnail.jpg"]
     logs = httpx.get(f"{serve.url}{API}/jobs/{job_id}/logs", timeout=10).json()["logs"]
     assert sum(e["message"].startswith("rendered") for e in logs) == 1
     assert any("attempt" in e["message"] for e in logs)

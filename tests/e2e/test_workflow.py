@@ -217,7 +217,7 @@ def test_happy_path_through_the_orchestrator_adapter(stack):
     job = wait_for(lambda: (lambda j: j if j.terminal else None)(stack.container.jobs.get(job.job_id)), timeout=120)
     assert job.status == "completed", job
     assert {k.rsplit("/", 1)[1] for k in outputs(stack, job.job_id)} == {
-        "preview.mp4", "thumbnail.jpg", "edl.json", "beat_map.json", "result.json"}
+        "preview.mp4", "thumbnail.jpg", "edl.json", "edit.otio", "beat_map.json", "result.json"}
     event = webhook(stack, job.job_id)
     assert event["event"] == "beat_sync.job.completed" and event["data"]["output_url"]
     logs = [e["message"] for e in stack.container.jobs.logs(job.job_id)]

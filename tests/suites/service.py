@@ -9,6 +9,8 @@ fake-gcs-server). A module provides fixtures ``container`` (with a RecordingOrch
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from beatsync.jobs import service, steps
@@ -58,7 +60,9 @@ def test_create_job_runs_through_both_steps(container, media, receiver, fetch_ur
         return job
 
     monkeypatch.setattr(container.jobs, "report", recording_report)
-    job, created = service.submit_create(container, create_body(media, receiver), "alice")
+    body = create_body(media, receiver)
+    body["config"]["transition_duration"] = 0  # a fade of 0 s: hard cuts, and a warning says so
+    job, created = service.submit_create(container, body, "alice")
     assert created and job.status == "queued" and container.orchestrator.started == [job.job_id]
     assert container.jobs.get(job.job_id).execution == f"recorded/{job.job_id}"
     accepted = service.accepted_view(container, job)
@@ -93,7 +97,15 @@ def test_create_job_runs_through_both_steps(container, media, receiver, fetch_ur
     assert fetch_url(container, summary["output_url"]) == video
     keys = set(container.blobs.list(f"outputs/{job.job_id}/"))
     assert {f"outputs/{job.job_id}/{n}" for n in ("output.mp4", "thumbnail.jpg", "beat_map.json", "edl.json",
-                                                  "result.json")} == keys
+                                                  "edit.otio", "result.json")} == keys
+    import opentimelineio as otio
+
+    timeline = otio.adapters.read_from_string(fetch_url(container, view["result"]["otio_url"]).decode(), "otio_json")
+    clip_urls = {c.media_reference.target_url for c in timeline.video_tracks()[0].find_clips()}
+    assert clip_urls <= set(body["video_urls"])  # the creator's own inputs
+    edl = json.loads(fetch_url(container, view["result"]["edl_url"]))
+    assert view["warnings"] == view["result"]["warnings"] == edl["warnings"]
+    assert "transition_is_cut" in [w["code"] for w in view["warnings"]], view["warnings"]
 
     (event,) = _deliver(container, receiver, 1)
     assert event["json"]["event"] == "beat_sync.job.completed" and event["json"]["job_id"] == job.job_id

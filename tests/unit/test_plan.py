@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 
-import jsonschema
 import pytest
 
 from beatsync.contracts import Beat, BeatMap, Section
+from beatsync.contracts.schemas import validator
 from beatsync.editing import ClipInfo, plan, resolve_config
 from beatsync.errors import InvalidRequest
-from tests.conftest import ROOT
 
 
 def beat_map(duration=40.0, bpm=120.0, sections=None, strengths=None) -> BeatMap:
@@ -140,8 +139,7 @@ def test_presets_and_overrides():
 
 def test_edl_validates_against_schema():
     edl = plan(beat_map(), CLIPS, resolve_config("music_video"))
-    schema = json.loads((ROOT / "schemas" / "edl.schema.json").read_text())
-    jsonschema.Draft202012Validator(schema).validate(json.loads(edl.to_json()))
+    validator("edl").validate(json.loads(edl.to_json()))
 
 
 def test_silent_song_gives_one_shot():
@@ -157,3 +155,112 @@ def test_in_points_prefer_keyframes():
     edl = plan(beat_map(duration=20), clips, cfg(sync_mode="downbeats"))
     on_key = [s for s in edl.shots if s.source_in in keys]
     assert len(on_key) >= 0.8 * len(edl.shots)
+
+
+# -- the request means what it says ----------------------------------------------------------------
+
+SECTIONED = [Section(name="intro", start_time=0, end_time=10, energy=0.2, label="A"),
+             Section(name="chorus", start_time=10, end_time=30, energy=1.0, label="B"),
+             Section(name="outro", start_time=30, end_time=40, energy=0.3, label="C")]
+
+
+@pytest.mark.parametrize("mode", ["every_beat", "every_other", "strong_beats", "downbeats"])
+def test_the_sync_mode_holds_on_every_cut_with_the_defaults(mode):
+    # calm and lively sections, the default config otherwise (the old default section_aware broke this)
+    for bpm in (120, 170):
+        bm = beat_map(bpm=bpm, sections=SECTIONED)
+        edl = plan(bm, CLIPS, resolve_config(None, {"sync_mode": mode}))
+        allowed = {round(b.time * 30) for i, b in enumerate(bm.beats) if
+                   {"every_beat": True, "every_other": i % 2 == 0, "strong_beats": b.strength >= 0.5,
+                    "downbeats": b.is_downbeat}[mode]}
+        assert edl.cut_frames and set(edl.cut_frames) <= allowed
+        # and every beat of the mode is cut (170 BPM: 0.35 s apart, over the 0.25 s default minimum)
+        assert len(edl.cut_frames) == len([f for f in allowed if 0 < f < edl.total_frames])
+        assert not [w for w in edl.warnings if w.code == "beats_skipped"]
+
+
+def test_section_aware_is_a_named_option_that_says_what_it_does():
+    bm = beat_map(sections=SECTIONED)
+    edl = plan(bm, CLIPS, resolve_config(None, {"sync_mode": "strong_beats", "section_aware": True}))
+    downbeats = {b.frame for b in bm.beats if b.is_downbeat}
+    assert {f for f in edl.cut_frames if f < 300} <= downbeats  # calm intro: downbeats only
+    assert len([f for f in edl.cut_frames if 300 <= f < 900]) > 30  # chorus: every beat
+    from beatsync.editing import PRESETS
+
+    for name, p in PRESETS.items():  # the /presets descriptions say how each preset cuts
+        assert "section_aware off" in p["description"] and not p["config"].get("section_aware")
+
+
+def test_skipped_beats_are_a_warning():
+    edl = plan(beat_map(bpm=170), CLIPS, resolve_config(None, {"sync_mode": "every_beat", "min_shot_duration": 0.4}))
+    (w,) = [w for w in edl.warnings if w.code == "beats_skipped"]
+    assert "every_beat" in w.message and "0.4" in w.message
+
+
+def test_a_transition_style_without_a_duration_gets_the_seeds_0_1_s():
+    assert resolve_config(None, {"transition_style": "fade"}).transition_duration == 0.1
+    assert resolve_config("fast_cuts", {"transition_style": "glitch"}).transition_duration == 0.1
+    assert resolve_config("music_video", {"transition_style": "glitch"}).transition_duration == 0.1
+    assert resolve_config("cinematic", {"transition_style": "fade"}).transition_duration == 0.4  # the preset's
+    assert resolve_config(None, {}).transition_style == "cut"
+    edl = plan(beat_map(), CLIPS, resolve_config("fast_cuts", {"transition_style": "glitch"}))
+    assert all(s.transition.style == "glitch" and s.transition.duration == 0.1 for s in edl.shots[1:])
+    # an explicit 0 is a hard cut, and says so
+    edl = plan(beat_map(), CLIPS, resolve_config(None, {"transition_style": "fade", "transition_duration": 0}))
+    assert all(s.transition.style == "cut" for s in edl.shots)
+    assert [w.code for w in edl.warnings] == ["transition_is_cut"]
+
+
+def test_presets_follow_the_seed():
+    mv, fc, ci = (resolve_config(n) for n in ("music_video", "fast_cuts", "cinematic"))
+    assert (mv.sync_mode, mv.transition_style, mv.transition_duration, mv.punch) == ("strong_beats", "fade", 0.1, True)
+    assert (fc.sync_mode, fc.transition_style, fc.punch) == ("every_beat", "cut", False) and fc.min_shot_duration <= 0.25
+    assert (ci.sync_mode, ci.transition_style, ci.output_fps) == ("downbeats", "zoom", 24)
+    assert ci.min_shot_duration > mv.min_shot_duration > fc.min_shot_duration
+
+
+def test_warnings_for_what_cannot_be_honoured():
+    bm = beat_map(duration=20)
+    edl = plan(bm, CLIPS, cfg(preview_only=True, preview_duration=60))
+    assert [w.code for w in edl.warnings] == ["preview_longer_than_song"] and edl.total_frames == 600
+    tiny = CLIPS + [ClipInfo(3, "blink.mp4", 0.1, (0.5,))]
+    edl = plan(bm, tiny, cfg(sync_mode="downbeats"))
+    assert "clip_unused" in [w.code for w in edl.warnings] and "blink.mp4" in str(edl.warnings)
+    assert all(s.clip != 3 for s in edl.shots)
+    edl = plan(beat_map(bpm=240), CLIPS, cfg(sync_mode="every_beat", transition_style="fade",
+                                             transition_duration=0.5, min_shot_duration=0.2))
+    assert "transition_shortened" in [w.code for w in edl.warnings]
+
+
+# -- fairness by screen time -----------------------------------------------------------------------
+
+def test_screen_time_is_fair_on_a_long_song_with_clips_of_very_different_lengths():
+    from beatsync.editing.plan import fair_shares, screen_time
+
+    lengths = [2.6, 4.0, 30.2, 39.9, 139.4]  # the shared footage's lengths
+    clips = [ClipInfo(i, f"c{i}.mp4", d, tuple([0.2 * i] * int(d * 2 + 1))) for i, d in enumerate(lengths)]
+    for song, n_capped in ((133, 4), (60, 2), (600, 0)):
+        # fair shares: equal, but no clip gets more than its footage (no repeats while footage is left)
+        share = song / 5
+        while song < sum(lengths):
+            capped = [d for d in lengths if d < share]
+            share_next = (song - sum(capped)) / (5 - len(capped))
+            if abs(share_next - share) < 1e-9:
+                break
+            share = share_next
+        # with less footage than song, each clip's footage is shown as often as the others'
+        targets = [min(d, share) for d in lengths] if song < sum(lengths) else [d * song / sum(lengths) for d in lengths]
+        for mode, bpm in (("every_beat", 150), ("downbeats", 100), ("strong_beats", 120)):
+            edl = plan(beat_map(duration=song, bpm=bpm), clips, cfg(sync_mode=mode))
+            times = screen_time(edl)
+            longest = max(s.frames for s in edl.shots) / edl.fps
+            shares = fair_shares(clips, edl)  # the planner's: capped at what a clip fills in whole shots
+            # the stated bound: twice the longest shot + 0.5 s
+            bound = 2 * longest + 0.5
+            for i, target in enumerate(targets):
+                if song < sum(lengths):  # (with repeats, shares follow what each clip fills in whole shots)
+                    assert abs(shares[i] - target) <= 2 * longest, (song, mode, i, target, shares)
+                assert abs(times[i] - shares[i]) <= bound, (song, mode, i, shares[i], times)
+            under = [w.message for w in edl.warnings if w.code == "clip_under_share"]
+            assert len(under) == n_capped and all("c4.mp4" not in m for m in under), (song, under)
+            assert ("footage_reused" in [w.code for w in edl.warnings]) == (song > sum(lengths))

@@ -3,7 +3,7 @@
 
 from ._base import describe_validation_error
 from .beat_map import Bar, Beat, BeatMap, Section
-from .edit import ClipRef, EditConfig, EditDecisionList, Shot, SongWindow, Transition
+from .edit import ClipRef, EditConfig, EditDecisionList, EditWarning, Shot, SongWindow, Transition
 
-__all__ = ["Bar", "Beat", "BeatMap", "ClipRef", "EditConfig", "EditDecisionList", "Section", "Shot", "SongWindow",
-           "Transition", "describe_validation_error"]
+__all__ = ["Bar", "Beat", "BeatMap", "ClipRef", "EditConfig", "EditDecisionList", "EditWarning", "Section", "Shot",
+           "SongWindow", "Transition", "describe_validation_error"]

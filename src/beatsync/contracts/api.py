@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from ._base import Model
 from .beat_map import BeatMap, Method  # Method: the one list of analysis methods
-from .edit import FitMode, SyncMode, TransitionStyle
+from .edit import EditWarning, Fit, OutputFormat, PresetName, SyncMode, TransitionStyle
 
 Status = Literal["queued", "processing", "completed", "failed", "cancelled"]
 #: ``current_step``: the seed's step names while processing, the status otherwise
@@ -43,10 +43,11 @@ class CreateConfig(Model):
     output_resolution: Resolution | None = Field(
         None, description="'WxH' or [width, height] (as in the seed API); within the x-output-size rule.")
     output_fps: int | None = Field(None, ge=15, le=60)
-    output_format: Literal["mp4", "webm"] | None = None
-    fit: FitMode | None = None
+    output_format: OutputFormat | None = None
+    fit: Fit | None = None
     min_shot_duration: float | None = Field(None, ge=0.1, le=10)
     section_aware: bool | None = None
+    punch: bool | None = None
 
 
     @field_validator("output_resolution")
@@ -68,7 +69,7 @@ class CreateRequest(Model):
     audio_url: str = Url
     video_urls: list[UrlStr] = Field(min_length=1, max_length=20)
     config: CreateConfig | None = None
-    preset: Literal["music_video", "fast_cuts", "cinematic"] | None = None
+    preset: PresetName | None = None
     preview_only: bool = False
     preview_duration: float = Field(30, ge=5, le=120)
     webhook_url: str | None = Field(None, min_length=1, max_length=4096, pattern=r"^https?://")
@@ -106,9 +107,11 @@ class VideoResult(Model):
     thumbnail_url: str
     beat_map_url: str
     edl_url: str
+    otio_url: str | None = Field(None, description="edit.otio: the cut as an OpenTimelineIO timeline (null for jobs rendered before it existed).")
     duration: float = Field(ge=0)
     file_size: int = Field(ge=0)
     total_cuts: int = Field(ge=0)
+    warnings: list[EditWarning]
     processing_time: float = Field(ge=0)
     expires_at: datetime
 
@@ -134,6 +137,8 @@ class CreateStatus(Model):
     duration: float | None = Field(None, ge=0)
     file_size: int | None = Field(None, ge=0)
     total_cuts: int | None = Field(None, ge=0)
+    warnings: list[EditWarning] = Field(
+        default_factory=list, description="Where the request could not be honoured as asked (from the EDL); empty until completed.")
     beat_map: BeatMap | None = None
     processing_time_seconds: float | None = Field(None, ge=0)
     expires_at: datetime | None = None
@@ -204,10 +209,11 @@ class PresetConfig(Model):
     transition_duration: float = Field(ge=0, le=2)
     output_resolution: str
     output_fps: int = Field(ge=15, le=60)
-    output_format: Literal["mp4", "webm"]
-    fit: FitMode
+    output_format: OutputFormat
+    fit: Fit
     min_shot_duration: float
     section_aware: bool
+    punch: bool
 
 
 class PresetInfo(Model):

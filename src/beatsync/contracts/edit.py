@@ -1,19 +1,32 @@
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ._base import Model as _Model
+from .schemas import load as _load
 
-SyncMode = Literal["every_beat", "every_other", "strong_beats", "downbeats"]
-TransitionStyle = Literal["cut", "fade", "zoom", "flash", "glitch", "slide"]
-TRANSITIONS: tuple[str, ...] = ("cut", "fade", "zoom", "flash", "glitch", "slide")
-OutputFormat = Literal["mp4", "webm"]
-OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
-#: fill: scale and crop the centre; letterbox: scale to fit, pad; smart: crop that follows the subject
-FitMode = Literal["fill", "letterbox", "smart"]
-FITS: tuple[str, ...] = get_args(FitMode)
+
+def _choices(name: str, schema: str = "edit_config") -> tuple[str, ...]:
+    """A list of choices, from its one definition in ``schemas/{schema}.schema.json#/$defs/{name}``."""
+    return tuple(_load(schema)["$defs"][name]["enum"])
+
+
+SYNC_MODES = _choices("SyncMode")
+TRANSITIONS = _choices("TransitionStyle")
+OUTPUT_FORMATS = _choices("OutputFormat")
+FITS = _choices("Fit")
+PRESET_NAMES = _choices("Preset")
+WARNING_CODES = _choices("WarningCode", "edl")
+SyncMode = Literal[SYNC_MODES]  # type: ignore[valid-type]
+TransitionStyle = Literal[TRANSITIONS]  # type: ignore[valid-type]
+OutputFormat = Literal[OUTPUT_FORMATS]  # type: ignore[valid-type]
+Fit = Literal[FITS]  # type: ignore[valid-type]
+PresetName = Literal[PRESET_NAMES]  # type: ignore[valid-type]
+WarningCode = Literal[WARNING_CODES]  # type: ignore[valid-type]
+#: the seed's transition duration, for a style given without one
+DEFAULT_TRANSITION_DURATION = 0.1
 
 
 class EditConfig(_Model):
@@ -24,11 +37,20 @@ class EditConfig(_Model):
     output_resolution: str = Field("1920x1080", pattern=r"^[1-9][0-9]{1,3}x[1-9][0-9]{1,3}$")
     output_fps: int = Field(30, ge=15, le=60)
     output_format: OutputFormat = "mp4"
-    fit: FitMode = "fill"
+    fit: Fit = "fill"
     preview_only: bool = False
     preview_duration: float = Field(30.0, ge=5, le=120)
-    min_shot_duration: float = Field(0.4, ge=0.1, le=10)
-    section_aware: bool = True
+    min_shot_duration: float = Field(0.25, ge=0.1, le=10)
+    section_aware: bool = False
+    punch: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_duration(cls, data: Any) -> Any:
+        """A style other than cut given without a duration gets the seed's 0.1 s (0 means a hard cut)."""
+        if isinstance(data, dict) and data.get("transition_duration") is None and data.get("transition_style", "cut") != "cut":
+            data = {**data, "transition_duration": DEFAULT_TRANSITION_DURATION}
+        return data
 
     @field_validator("output_resolution")
     @classmethod
@@ -60,6 +82,11 @@ class ClipRef(_Model):
     duration: float = Field(ge=0)
 
 
+class EditWarning(_Model):
+    code: WarningCode
+    message: str
+
+
 class Transition(_Model):
     style: TransitionStyle
     duration: float = Field(ge=0, le=2)
@@ -74,6 +101,7 @@ class Shot(_Model):
     transition: Transition
     section: str
     motion: float = Field(ge=0, le=1)
+    accents: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
 
     @property
     def frames(self) -> int:
@@ -85,12 +113,13 @@ class EditDecisionList(_Model):
     fps: int = Field(ge=15, le=60)
     width: int = Field(ge=16, le=7680)
     height: int = Field(ge=16, le=7680)
-    fit: FitMode
-    output_format: Literal["mp4", "webm"]
+    fit: Fit
+    output_format: OutputFormat
     song: SongWindow
     total_frames: int = Field(ge=1)
     clips: list[ClipRef] = Field(min_length=1)
     shots: list[Shot] = Field(min_length=1)
+    warnings: list[EditWarning] = Field(default_factory=list)
 
     @property
     def cut_frames(self) -> list[int]:

@@ -131,8 +131,10 @@ def _hoist(name: str, components: dict) -> str:
                 ref = node["$ref"]
                 if ref.startswith("#/$defs/"):
                     node["$ref"] = "#/components/schemas/" + ref.rsplit("/", 1)[-1]
-                elif ref.endswith(".schema.json"):
-                    node["$ref"] = "#/components/schemas/" + _hoist(ref.removesuffix(".schema.json"), components)
+                elif ".schema.json" in ref:  # another file, or one of its $defs ("file.schema.json#/$defs/X")
+                    file, _, fragment = ref.partition("#")
+                    title = _hoist(file.removesuffix(".schema.json"), components)
+                    node["$ref"] = "#/components/schemas/" + (fragment.rsplit("/", 1)[-1] if fragment else title)
             for v in node.values():
                 rewrite(v)
         elif isinstance(node, list):

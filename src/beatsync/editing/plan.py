@@ -1,32 +1,51 @@
 """Plan the edit: which beats become cuts, which clip range fills each shot.
 
 1. Song window: the whole song, or for a preview the most energetic window of the requested
-   length (start on a downbeat, scored by section energy), e.g. the chorus or drop.
-2. Cut candidates by sync mode (every beat, every other, strong beats, downbeats). With
-   ``section_aware``, calm sections (energy < 0.5) keep only downbeats, and choruses and drops
-   cut on every beat.
+   length (start on a downbeat, scored by section energy), e.g. the chorus or drop. A preview
+   at least as long as the song is the whole song (warning ``preview_longer_than_song``).
+2. Cut candidates are the beats of the sync mode (every beat, every other, strong beats,
+   downbeats): every cut is one of them. Only ``section_aware`` (off unless asked) changes
+   that: calm sections (energy < 0.5) keep only downbeats, choruses and drops cut every beat.
 3. A minimum shot length: a candidate closer than ``min_shot_duration`` to the previous cut
-   is skipped (no flicker). Cut frames are ``round((t - window_start) * fps)``.
-4. Clips spread fairly: each shot takes a clip used at most once more than the least-used one
-   (among those, the best motion match), at a source range not used before (ranges are only reused once every clip is used up); the range is
-   chosen by its motion score to match the section's energy (high-motion footage in choruses).
-   A clip is never stretched: a shot longer than every clip is split.
+   is skipped (no flicker; warning ``beats_skipped``). Cut frames are ``round((t - window_start) * fps)``.
+4. Source shots: each clip's own cuts (``ClipInfo.cuts``, found by ``render/shots.py``) split it
+   into source shots; a range shown in one output shot stays inside one source shot, or crosses a
+   source cut only where that cut lands on a beat of the song.
+5. Clips share the screen fairly by time: each clip's target (:func:`fair_shares`) is an equal
+   share of the output, capped at what its footage can fill in whole shots (water-filling; warnings
+   ``clip_under_share`` / ``clip_unused``); each shot goes to the clip furthest behind its target at
+   that point of the song (among those within ``FAIR_SLACK_S`` of it, the best motion match for the
+   section's energy). A source range is not shown twice while the footage suffices; with less
+   footage than song, targets follow each clip's footage and a clip behind its target starts its
+   next round (warning ``footage_reused``). Stated bound: every clip within 2 x the longest shot
+   + 0.5 s of its target.
+   A clip is never stretched: a shot longer than every source shot is split, on a beat where
+   one falls inside it (warning ``shot_split``).
+6. With ``punch``, strong downbeats inside long shots get a short zoom accent.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
-from ..contracts import BeatMap, ClipRef, EditConfig, EditDecisionList, Shot, SongWindow, Transition
+from ..contracts import BeatMap, ClipRef, EditConfig, EditDecisionList, EditWarning, Shot, SongWindow, Transition
 from ..errors import InvalidRequest
 
 #: seconds per motion score
 MOTION_STEP = 0.5
 CALM_ENERGY = 0.5
-#: a clip may be used this many times more than the least-used one, to match motion to energy
-FAIR_SLACK = 1
+#: a clip within this many seconds of the clip furthest behind its screen-time target may be
+#: chosen instead, for a better motion match (the fairness bound grows by this much)
+FAIR_SLACK_S = 0.5
 LIVELY = ("chorus", "drop")
+#: punch accents: only in shots at least this long, at least PUNCH_MARGIN from the shot's ends
+PUNCH_MIN_SHOT = 1.5
+PUNCH_MARGIN = 0.5
+PUNCH_STRENGTH = 0.5
+#: a source cut counts as on a beat within this many output frames
+ON_BEAT_FRAMES = 1
 
 
 @dataclass(frozen=True)
@@ -38,17 +57,47 @@ class ClipInfo:
     motion: tuple[float, ...] = ()
     #: keyframe times (s): a shot that starts on one needs no decoding before its first frame
     keyframes: tuple[float, ...] = ()
+    #: the clip's own shot boundaries (s): the time of the first frame of each new source shot
+    cuts: tuple[float, ...] = ()
+
+    @property
+    def segments(self) -> list[tuple[float, float]]:
+        """Source shots: ``[(start, end), ...]`` between the clip's own cuts."""
+        edges = [0.0] + [c for c in sorted(self.cuts) if 0.0 < c < self.duration] + [self.duration]
+        return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
 
 
 @dataclass
 class _Usage:
     used: list[tuple[float, float]] = field(default_factory=list)
     count: int = 0
+    seconds: float = 0.0
 
 
-def _window(beat_map: BeatMap, config: EditConfig) -> tuple[float, float]:
+class _Warnings:
+    def __init__(self) -> None:
+        self.items: dict[str, list[str]] = {}
+
+    def add(self, code: str, message: str) -> None:
+        self.items.setdefault(code, []).append(message)
+
+    def out(self) -> list[EditWarning]:
+        result = []
+        for code, messages in self.items.items():
+            for m in messages[:5]:
+                result.append(EditWarning(code=code, message=m))
+            if len(messages) > 5:
+                result.append(EditWarning(code=code, message=f"... and {len(messages) - 5} more"))
+        return result
+
+
+def _window(beat_map: BeatMap, config: EditConfig, warn: _Warnings) -> tuple[float, float]:
     duration = beat_map.duration
-    if not config.preview_only or config.preview_duration >= duration:
+    if not config.preview_only:
+        return 0.0, duration
+    if config.preview_duration >= duration:
+        warn.add("preview_longer_than_song", f"preview of {config.preview_duration:g} s asked, the song is "
+                                              f"{duration:.1f} s long: the whole song is used")
         return 0.0, duration
     length = config.preview_duration
     starts = [b.time for b in beat_map.downbeats] or [b.time for b in beat_map.beats] or [0.0]
@@ -66,12 +115,10 @@ def _window(beat_map: BeatMap, config: EditConfig) -> tuple[float, float]:
     return best, best + length
 
 
-def _candidates(beat_map: BeatMap, config: EditConfig, start: float, end: float) -> list[float]:
+def mode_beats(beat_map: BeatMap, config: EditConfig) -> list[float]:
+    """Times of the beats the sync mode cuts on (without section_aware)."""
     out = []
     for i, b in enumerate(beat_map.beats):
-        if not (start < b.time < end):
-            continue
-        section = beat_map.section_at(b.time)
         mode = config.sync_mode
         if mode == "every_beat":
             keep = True
@@ -81,10 +128,25 @@ def _candidates(beat_map: BeatMap, config: EditConfig, start: float, end: float)
             keep = b.strength >= config.strength_threshold
         else:
             keep = b.is_downbeat
-        if config.section_aware and section is not None:
+        if keep:
+            out.append(b.time)
+    return out
+
+
+def _candidates(beat_map: BeatMap, config: EditConfig, start: float, end: float) -> list[float]:
+    if not config.section_aware:
+        return [t for t in mode_beats(beat_map, config) if start < t < end]
+    chosen = set(mode_beats(beat_map, config))
+    out = []
+    for b in beat_map.beats:
+        if not (start < b.time < end):
+            continue
+        keep = b.time in chosen
+        section = beat_map.section_at(b.time)
+        if section is not None:
             if section.name in LIVELY:
                 keep = True
-            elif section.energy < CALM_ENERGY and section.name not in LIVELY:
+            elif section.energy < CALM_ENERGY:
                 keep = keep and b.is_downbeat
         if keep:
             out.append(b.time)
@@ -92,35 +154,148 @@ def _candidates(beat_map: BeatMap, config: EditConfig, start: float, end: float)
 
 
 def _overlaps(a: float, b: float, used: list[tuple[float, float]]) -> bool:
-    return any(a < u1 and u0 < b for u0, u1 in used)
+    """Whether ``[a, b)`` overlaps a range of ``used`` (sorted, non-overlapping)."""
+    k = bisect.bisect_left(used, (b,))
+    return k > 0 and used[k - 1][1] > a
+
+
+def _free(segment: tuple[float, float], used: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The parts of ``segment`` not in ``used`` (sorted)."""
+    a, b = segment
+    out = []
+    for u0, u1 in used[max(0, bisect.bisect_left(used, (a,)) - 1):]:
+        if u0 >= b:
+            break
+        if u1 <= a:
+            continue
+        if u0 > a:
+            out.append((a, u0))
+        a = max(a, u1)
+    if b > a:
+        out.append((a, b))
+    return out
 
 
 #: a keyframe in-point is preferred when its motion fit is this close to the best one
 KEYFRAME_SLACK = 0.05
+#: in-points tried per free stretch of footage (its ends and evenly between)
+POINTS_PER_STRETCH = 8
 
 
-def _pick_range(clip: ClipInfo, usage: _Usage, need: float, target_motion: float) -> tuple[float, float] | None:
-    """The best unused in-point in ``clip`` for ``need`` seconds, with its motion score: the
-    motion closest to ``target_motion``, preferring keyframes (cheaper to start decoding at)."""
+def _crossings(clip: ClipInfo, t: float, need: float) -> list[float]:
+    return [c for c in clip.cuts if t + 1e-4 < c < t + need - 1e-4]
+
+
+def _pick_range(clip: ClipInfo, usage: _Usage, need: float, target_motion: float,
+                beat_offsets: tuple[float, ...] = (), fps: int = 30, pack: bool = False) -> tuple[float, float] | None:
+    """The best unused in-point in ``clip`` for ``need`` seconds, with its motion score.
+
+    The range stays inside one source shot; failing that, it may cross source cuts that land on a
+    beat of the song (``beat_offsets``: seconds from the shot's start). Among those, the motion
+    closest to ``target_motion`` wins, preferring in-points that leave no sliver too short for a
+    shot, then keyframes (cheaper to start decoding at). With ``pack`` (a clip whose footage is
+    scarce), only in-points at the ends of free stretches are taken where any fits, so the
+    footage is used up in whole shots."""
     if clip.duration + 1e-6 < need:
         return None
     step = MOTION_STEP
     latest = max(0.0, clip.duration - need)
-    n = max(1, int(math.floor(latest / step)) + 1)
-    keys = {round(k, 4) for k in clip.keyframes if 0 <= k <= latest}
+    keys = sorted(round(k, 4) for k in clip.keyframes if 0 <= k <= latest)
+    starts: dict[float, tuple[float, float]] = {}  # in-point -> the free stretch it lies in
+    for seg in clip.segments:
+        for a, b in _free(seg, usage.used):
+            room = b - a - need
+            if room < -1e-6:
+                continue
+            points = {math.ceil(a * 1e4) / 1e4, math.floor((b - need) * 1e4) / 1e4}
+            n = min(POINTS_PER_STRETCH, int(room / step))
+            points |= {a + room * k / (n + 1) for k in range(1, n + 1)}
+            points |= set(keys[bisect.bisect_left(keys, a - 1e-6):bisect.bisect_right(keys, b - need + 1e-6)])
+            starts.update({p: (a, b) for p in points})
+    if clip.cuts and beat_offsets:  # a source cut put on a beat of the song
+        for c in clip.cuts:
+            starts.update({c - o: (c - o, c - o + need) for o in beat_offsets if 0 <= c - o <= latest})
+    tol = (ON_BEAT_FRAMES + 0.5) / fps
+    keyset = set(keys)
     options = []
-    for t in sorted({min(k * step, latest) for k in range(n)} | keys):
+    for t0, (a, b) in sorted(starts.items()):
+        t = min(max(0.0, round(t0, 4)), math.floor(latest * 1e4) / 1e4)
         if _overlaps(t, t + need, usage.used):
             continue
+        crossed = _crossings(clip, t, need)
+        if crossed and not all(any(abs((c - t) - o) <= tol for o in beat_offsets) for c in crossed):
+            continue
+        # footage left on either side of the range too short for a shot like this one is lost
+        slivers = sum(1e-3 < x < need for x in (t - a, b - t - need))
+        if pack:
+            slivers = 0 if min(t - a, b - t - need) <= 1e-3 else 3
         lo, hi = int(t / step), max(int(t / step) + 1, int(math.ceil((t + need) / step)))
         scores = clip.motion[lo:hi]
         motion = sum(scores) / len(scores) if scores else 0.5
-        options.append((abs(motion - target_motion), round(t, 4) not in keys, t, motion))
+        options.append((bool(crossed), slivers, abs(motion - target_motion), t not in keyset, t, motion))
     if not options:
         return None
-    best_fit = min(o[0] for o in options)
-    fit, _, t, motion = min((o for o in options if o[0] <= best_fit + KEYFRAME_SLACK), key=lambda o: (o[1], o[0], o[2]))
+    best = min(o[:2] for o in options)
+    options = [o for o in options if o[:2] == best]
+    best_fit = min(o[2] for o in options)
+    *_, t, motion = min((o for o in options if o[2] <= best_fit + KEYFRAME_SLACK), key=lambda o: (o[3], o[2], o[4]))
     return t, motion
+
+
+def fillable(clips: list[ClipInfo], shot: float, shortest: float, trans: float) -> dict[int, float]:
+    """Seconds of output each clip's footage can fill without showing a range twice: per source
+    shot, as many average shots (``shot`` long, each also holding ``trans`` of footage for the next
+    transition) as fit, or one shortest shot where none does."""
+    out = {}
+    for c in clips:
+        total = 0.0
+        for a, b in c.segments:
+            n = math.floor((b - a + 1e-6) / (shot + trans))
+            total += n * shot if n else (shortest if b - a + 1e-6 >= shortest else 0.0)
+        out[c.index] = total
+    return out
+
+
+def fair_shares(clips: list[ClipInfo], edl: EditDecisionList) -> dict[int, float]:
+    """The screen time each clip of ``edl`` is due (what the planner aims at): equal shares of the
+    output, capped at what each clip can fill (see :func:`fillable`)."""
+    trans = max((s.transition.duration for s in edl.shots), default=0.0)
+    total = edl.total_frames / edl.fps
+    cap = fillable(clips, total / len(edl.shots), min(s.frames for s in edl.shots) / edl.fps, trans)
+    out = _targets({i: c for i, c in cap.items() if c > 0}, total)
+    return {c.index: out.get(c.index, 0.0) for c in clips}
+
+
+def _targets(capacity: dict[int, float], total: float) -> dict[int, float]:
+    """Equal shares of ``total`` seconds, each capped at its clip's capacity (water-filling). With
+    less footage than output, shares in proportion to the footage (each shown as often)."""
+    footage = sum(capacity.values())
+    if footage <= total:
+        return {i: c * total / footage for i, c in capacity.items()} if footage > 0 else {}
+    left, open_ = total, dict(capacity)
+    out: dict[int, float] = {}
+    while open_:
+        share = left / len(open_)
+        capped = {i: c for i, c in open_.items() if c < share}
+        if not capped:
+            out.update({i: share for i in open_})
+            break
+        for i, c in capped.items():
+            out[i] = c
+            left -= c
+            del open_[i]
+    return out
+
+
+def _split_points(a: int, b: int, pieces: int, beats: list[int], min_frames: int) -> list[int]:
+    """``pieces - 1`` frames splitting ``[a, b)``: the beat frame nearest each even split where one
+    lies inside (keeping ``min_frames`` apart), else the even split itself."""
+    out = [a]
+    for k in range(1, pieces):
+        ideal = a + round((b - a) * k / pieces)
+        near = [f for f in beats if out[-1] + min_frames <= f <= b - min_frames and abs(f - ideal) <= (b - a) / pieces / 2]
+        out.append(min(near, key=lambda f: abs(f - ideal)) if near else max(out[-1] + 1, ideal))
+    return out + [b]
 
 
 def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDecisionList:
@@ -129,71 +304,153 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
     usable = [c for c in clips if c.duration > 0]
     if not usable:
         raise InvalidRequest("every clip is empty", code="no_clips")
+    warn = _Warnings()
     fps = config.output_fps
     width, height = config.size
-    start, end = _window(beat_map, config)
+    start, end = _window(beat_map, config, warn)
     total_frames = max(1, int(round((end - start) * fps)))
     min_frames = max(1, int(round(config.min_shot_duration * fps)))
+    beat_frames = sorted({int(round((b.time - start) * fps)) for b in beat_map.beats if start < b.time < end})
 
     cuts = [0]
-    for t in _candidates(beat_map, config, start, end):
+    skipped = 0
+    candidates = _candidates(beat_map, config, start, end)
+    for t in candidates:
         f = int(round((t - start) * fps))
         if f - cuts[-1] >= min_frames and total_frames - f >= min_frames:
             cuts.append(f)
+        else:
+            skipped += 1
+    if skipped:
+        warn.add("beats_skipped", f"{skipped} of {len(candidates)} {config.sync_mode} beats not cut: closer than "
+                                  f"min_shot_duration {config.min_shot_duration:g} s to the previous cut")
     bounds = list(zip(cuts, cuts[1:] + [total_frames]))
 
-    # a shot longer than the longest clip is split (clips are never stretched)
-    longest = max(c.duration for c in usable)
     trans = config.transition_duration if config.transition_style != "cut" else 0.0
+    if config.transition_style != "cut" and trans <= 0:
+        warn.add("transition_is_cut", f"transition_style {config.transition_style} with transition_duration 0: "
+                                      "hard cuts")
+    # a shot longer than the longest source shot is split (clips are never stretched)
+    longest = max(b - a for c in usable for a, b in c.segments)
     split: list[tuple[int, int]] = []
+    n_split = 0
     for a, b in bounds:
         pieces = max(1, math.ceil(((b - a) / fps + trans) / max(longest, 1e-3) - 1e-9))
-        edges = [a + round((b - a) * k / pieces) for k in range(pieces + 1)]
+        if pieces > 1:
+            n_split += 1
+        edges = _split_points(a, b, pieces, beat_frames, min(min_frames, max(1, (b - a) // (2 * pieces))))
         split.extend(zip(edges[:-1], edges[1:]))
+    if n_split:
+        warn.add("shot_split", f"{n_split} shots longer than the longest source shot ({longest:.2f} s) were split "
+                               "(on a beat where one falls inside)")
+
+    # fair screen time: equal shares capped at what each clip's footage can fill
+    total_s = total_frames / fps
+    shortest_need = min((b - a) / fps for a, b in split)
+    capacity = fillable(usable, total_s / len(split), shortest_need, trans)
+    for c in usable:
+        if capacity[c.index] <= 0:
+            warn.add("clip_unused", f"clip {c.name} ({c.duration:.2f} s) is too short for any shot "
+                                    f"(the shortest is {shortest_need:.2f} s): not used")
+    target = _targets({i: cap for i, cap in capacity.items() if cap > 0}, total_s)
+    share = max(target.values()) if target else 0.0
+    for c in usable:
+        if 0 < capacity[c.index] < share - 1e-6 and sum(capacity.values()) > total_s:
+            warn.add("clip_under_share", f"clip {c.name} can fill {capacity[c.index]:.1f} s in shots of this edit, "
+                                         f"less than its fair share of {share:.1f} s: it is shown for that long")
+    candidates_clips = [c for c in usable if c.index in target]
+    reuse = sum(capacity.values()) <= total_s
 
     usage = {c.index: _Usage() for c in usable}
     shots: list[Shot] = []
+    rounds = 0
+    crossed_off_beat = 0
     for i, (a, b) in enumerate(split):
         t_song = start + a / fps
         section = beat_map.section_at(t_song)
         energy = section.energy if section is not None else 0.5
         # the outgoing shot keeps playing under the next transition: reserve that too
         need = (b - a) / fps + (trans if i + 1 < len(split) else 0.0)
+        lo_b = bisect.bisect_right(beat_frames, a)
+        hi_b = bisect.bisect_left(beat_frames, a + int(round(need * fps)))
+        offsets = tuple((f - a) / fps for f in beat_frames[lo_b:hi_b])
+        progress = (a + (b - a) / 2) / total_frames
         choice = None
         for attempt in range(2):
-            fits = [(clip, picked) for clip in usable
-                    if (picked := _pick_range(clip, usage[clip.index], need, energy)) is not None]
+            fits = []
+            for clip in candidates_clips:
+                u, pack = usage[clip.index], target[clip.index] < share - 1e-6
+                picked = _pick_range(clip, u, need, energy, offsets, fps, pack=pack)
+                if picked is None and reuse and u.used and target[clip.index] * progress > u.seconds:
+                    u.used.clear()  # less footage than song: a clip behind its share starts its next round
+                    rounds += 1
+                    picked = _pick_range(clip, u, need, energy, offsets, fps, pack=pack)
+                if picked is not None:
+                    fits.append((clip, picked))
             if fits:
-                floor = min(usage[c.index].count for c, _ in fits)
-                slack = FAIR_SLACK if floor > 0 else 0  # every clip is shown once before any repeats
-                # fairness first (at most `slack` uses ahead of the least-used clip that fits), then
-                # the motion that fits the section's energy, then the least-used clip
-                options = [((usage[c.index].count - floor > slack, abs(p[1] - energy), usage[c.index].count, c.index),
+                # behind = seconds a clip is behind its target at this point of the song
+                behind = {c.index: target[c.index] * progress - usage[c.index].seconds for c, _ in fits}
+                most = max(behind.values())
+                unseen = any(usage[c.index].count == 0 for c, _ in fits)  # every clip is shown once first
+                options = [((unseen and usage[c.index].count > 0, behind[c.index] < most - FAIR_SLACK_S,
+                             abs(p[1] - energy), -behind[c.index], c.index),
                             (c, *p)) for c, p in fits]
                 choice = min(options, key=lambda o: o[0])[1]
                 break
+            rounds += 1
             for u in usage.values():  # every range has been used: start a new round
                 u.used.clear()
-        if choice is None:  # only when need > longest clip, which the split prevents
-            clip = max(usable, key=lambda c: c.duration)
+        if choice is None:  # a shot longer than every source shot, with no beat to hide the source cut on
+            clip = max(candidates_clips or usable, key=lambda c: c.duration)
+            crossed_off_beat += 1
             choice = (clip, 0.0, 0.5)
         clip, t_in, motion = choice
-        usage[clip.index].used.append((t_in, t_in + need))
+        bisect.insort(usage[clip.index].used, (t_in, t_in + need))
         usage[clip.index].count += 1
+        usage[clip.index].seconds += (b - a) / fps
         transition = Transition(style="cut", duration=0.0)
         if i > 0 and trans > 0:
             # bounded by the transition duration and by half of the shorter neighbouring shot
             limit = min(trans, (b - a) / fps / 2, (split[i - 1][1] - split[i - 1][0]) / fps / 2)
-            transition = Transition(style=config.transition_style, duration=math.floor(limit * 1e4) / 1e4)
+            d = math.floor(limit * 1e4) / 1e4
+            if int(round(d * fps)) < 1:
+                transition = Transition(style="cut", duration=0.0)
+                warn.add("transition_shortened", f"shot {i}: too short for a {config.transition_style} "
+                                                 f"of {trans:g} s: a hard cut")
+            else:
+                transition = Transition(style=config.transition_style, duration=d)
+                if d < trans - 1e-3:
+                    warn.add("transition_shortened", f"shot {i}: {config.transition_style} shortened from "
+                                                     f"{trans:g} s to {d:g} s (half of a neighbouring shot)")
+        accents: list[int] = []
+        if config.punch and (b - a) / fps >= PUNCH_MIN_SHOT:
+            margin = int(round(PUNCH_MARGIN * fps))
+            accents = sorted({int(round((bt.time - start) * fps)) for bt in beat_map.beats
+                              if bt.is_downbeat and bt.strength >= PUNCH_STRENGTH
+                              and a + margin <= int(round((bt.time - start) * fps)) < b - margin})
         shots.append(
             Shot(index=i, clip=clip.index, source_in=round(t_in, 4), start_frame=a, end_frame=b,
                  transition=transition, section=section.name if section else "verse",
-                 motion=round(min(1.0, max(0.0, motion)), 4))
+                 motion=round(min(1.0, max(0.0, motion)), 4), accents=accents)
         )
+    if rounds:
+        warn.add("footage_reused", f"the clips hold less distinct footage than the {total_s:.1f} s of output: "
+                                   "source ranges are shown again")
+    if crossed_off_beat:
+        warn.add("source_cut_in_shot", f"{crossed_off_beat} shots are longer than every source shot and show a "
+                                       "source cut off the beat")
     return EditDecisionList(
         fps=fps, width=width, height=height, fit=config.fit, output_format=config.output_format,
         song=SongWindow(start=round(start, 4), end=round(end, 4), audio_hash=beat_map.audio_hash),
         total_frames=total_frames,
         clips=[ClipRef(index=c.index, name=c.name, duration=round(c.duration, 4)) for c in clips],
-        shots=shots,
+        shots=shots, warnings=warn.out(),
     )
+
+
+def screen_time(edl: EditDecisionList) -> dict[int, float]:
+    """Seconds of output each clip fills (every clip of the EDL, 0 for an unused one)."""
+    out = {c.index: 0.0 for c in edl.clips}
+    for s in edl.shots:
+        out[s.clip] += s.frames / edl.fps
+    return out

@@ -265,12 +265,20 @@ def run_merge(c: "Container", job_id: str) -> dict:
         with open(edl_path, "w") as fh:
             fh.write(edl.to_json())
         prefix = f"outputs/{job_id}/"
+        from ..contracts import BeatMap
+        from ..render.otio import write_otio
+
+        beat_map = BeatMap.model_validate_json(c.blobs.get_bytes(prefix + "beat_map.json"))
+        otio_path = write_otio(edl, beat_map, list(job.request["video_urls"]), job.request["audio_url"],
+                               os.path.join(work, "edit.otio"))
         c.blobs.put_file(prefix + "thumbnail.jpg", thumb, "image/jpeg")
         c.blobs.put_file(prefix + "edl.json", edl_path, "application/json")
+        c.blobs.put_file(prefix + "edit.otio", otio_path, "application/json")
         c.blobs.put_file(prefix + name, out, f"video/{config.output_format}")
         elapsed = time.time() - plan["created"]
         result = {"output_key": prefix + name, "thumbnail_key": prefix + "thumbnail.jpg",
                   "beat_map_key": prefix + "beat_map.json", "edl_key": prefix + "edl.json",
+                  "otio_key": prefix + "edit.otio", "warnings": edl.model_dump(mode="json")["warnings"],
                   "preview": config.preview_only, "duration": round(merged.duration, 3),
                   "file_size": merged.file_size, "total_cuts": len(edl.cut_frames),
                   "processing_time": round(elapsed, 3)}

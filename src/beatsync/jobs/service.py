@@ -342,13 +342,14 @@ def create_view(c: "Container", job: Job) -> dict:
         r, ttl = job.result, c.settings.url_ttl
         urls = {name: c.blobs.signed_url(r[key], ttl) for name, key in (
             ("output_url", "output_key"), ("thumbnail_url", "thumbnail_key"), ("beat_map_url", "beat_map_key"),
-            ("edl_url", "edl_key"))}
+            ("edl_url", "edl_key"), ("otio_url", "otio_key")) if r.get(key)}
         expires = now() + timedelta(seconds=ttl)
+        warnings = r.get("warnings", [])
         result = {**urls, "preview_url": urls["output_url"] if r.get("preview") else None,
                   "duration": r["duration"], "file_size": r["file_size"], "total_cuts": r["total_cuts"],
-                  "processing_time": r["processing_time"], "expires_at": expires}
+                  "warnings": warnings, "processing_time": r["processing_time"], "expires_at": expires}
         doc.update(output_url=urls["output_url"], preview_url=result["preview_url"], thumbnail_url=urls["thumbnail_url"],
-                   duration=r["duration"], file_size=r["file_size"], total_cuts=r["total_cuts"],
+                   duration=r["duration"], file_size=r["file_size"], total_cuts=r["total_cuts"], warnings=warnings,
                    beat_map=_beat_map(c, r["beat_map_key"]), processing_time_seconds=r["processing_time"],
                    expires_at=expires, result=result)
         audit("output.url", owner=job.owner, job_id=job.job_id)
@@ -453,6 +454,9 @@ TRANSITION_INFO = {
 
 
 def transitions() -> dict:
+    from ..contracts.edit import TRANSITIONS
+
+    assert tuple(TRANSITION_INFO) == TRANSITIONS, "schemas/edit_config.schema.json#/$defs/TransitionStyle"
     return api.TransitionList(transitions=[
         {"name": name, "description": desc, "supports_duration": dur, "min_duration": 0.05 if dur else 0.0,
          "max_duration": 2.0 if dur else 0.0} for name, (desc, dur) in TRANSITION_INFO.items()]).model_dump(mode="json")

@@ -4,7 +4,7 @@
   the song (beat map cached under ``cache/beat_maps/``, copied to ``outputs/{id}/beat_map.json``).
   An analyze job ends here, completed.
 - :func:`run_compose`: plan and render, upload ``outputs/{id}/{output|preview}.mp4``,
-  ``thumbnail.jpg``, ``edl.json``, then ``result.json`` last (the completion marker), and complete.
+  ``thumbnail.jpg``, ``edl.json``, ``edit.otio``, then ``result.json`` last (the completion marker), and complete.
 
 Both may be called again for the same job (a retry after a crash or a 503): finished work is
 reused, an ended job is left alone. Both watch the cancel flag. Permanent problems (bad media, a
@@ -322,6 +322,7 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
             made = make_video(audio, clips, out, config, method=job.request["method"], cache=c.blobs,
                               max_audio_duration=c.settings.max_audio_duration,
                               max_clip_pixels=c.settings.max_clip_pixels,
+                              song_url=job.request["audio_url"], clip_urls=list(job.request["video_urls"]),
                               progress=_scaled(report, 25.0, 97.0), should_stop=report.should_stop)
         except RenderCancelled:
             return _outcome(_cancelled(c, job_id), "compose", True)
@@ -331,11 +332,13 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
         prefix = f"outputs/{job_id}/"
         c.blobs.put_file(prefix + "thumbnail.jpg", made.thumbnail, "image/jpeg")
         c.blobs.put_file(prefix + "edl.json", made.edl_path, "application/json")
+        c.blobs.put_file(prefix + "edit.otio", made.otio_path, "application/json")
         c.blobs.put_file(prefix + "beat_map.json", made.beat_map_path, "application/json")
         c.blobs.put_file(prefix + name, made.video, f"video/{config.output_format}")
         elapsed = time.monotonic() - started
         result = {"output_key": prefix + name, "thumbnail_key": prefix + "thumbnail.jpg",
                   "beat_map_key": prefix + "beat_map.json", "edl_key": prefix + "edl.json",
+                  "otio_key": prefix + "edit.otio", "warnings": made.edl.model_dump(mode="json")["warnings"],
                   "preview": config.preview_only, "duration": round(made.duration, 3), "file_size": made.file_size,
                   "total_cuts": len(made.edl.cut_frames), "processing_time": round(elapsed, 3)}
         c.blobs.put_bytes(result_key, json.dumps(result).encode(), "application/json")

@@ -169,6 +169,7 @@ def render(
             a, audio = _audio_stream(out, edl, song) if with_audio else (None, iter(()))
             audio_done = not with_audio
             audio_time = 0.0
+            punch_frames = max(2, int(round(transitions.PUNCH_SECONDS * fps)))
             shot_iter = iter(edl.shots)
             shot = next(shot_iter)
             prev = None
@@ -185,6 +186,9 @@ def render(
                     if shot.transition.style in transitions.NEEDS_OUTGOING:
                         outgoing = pool.frame(prev.clip, prev.source_in + (n - prev.start_frame) / fps, owner=prev.index)
                     frame = transitions.apply(shot.transition.style, k, trans_frames, frame, outgoing, seed=shot.index)
+                for accent in shot.accents:
+                    if 0 <= n - accent < punch_frames:
+                        frame = transitions.punch(frame, n - accent, punch_frames)
                 if n in candidates:
                     score = _luma_spread(frame)
                     if score > best_thumb[0]:

@@ -1,4 +1,5 @@
-"""The main job: song + clips + config -> video, thumbnail, EDL and beat map, side by side."""
+"""The main job: song + clips + config -> video, thumbnail, EDL, OpenTimelineIO timeline and
+beat map, side by side."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class MakeResult:
     video: str
     thumbnail: str
     edl_path: str
+    otio_path: str
     beat_map_path: str
     edl: EditDecisionList
     beat_map: BeatMap
@@ -28,29 +30,30 @@ class MakeResult:
     decoded_frames: int
 
 
-def side_files(out_path: str) -> tuple[str, str, str]:
-    """Thumbnail, EDL and beat-map paths that belong to one video: ``out/a.mp4`` ->
-    ``out/a.thumbnail.jpg``, ``out/a.edl.json``, ``out/a.beat_map.json`` (two videos in one folder
-    keep their own)."""
+def side_files(out_path: str) -> tuple[str, str, str, str]:
+    """Thumbnail, EDL, OpenTimelineIO and beat-map paths that belong to one video: ``out/a.mp4`` ->
+    ``out/a.thumbnail.jpg``, ``out/a.edl.json``, ``out/a.otio``, ``out/a.beat_map.json`` (two videos
+    in one folder keep their own)."""
     stem = os.path.splitext(os.path.abspath(out_path))[0]
-    return f"{stem}.thumbnail.jpg", f"{stem}.edl.json", f"{stem}.beat_map.json"
+    return f"{stem}.thumbnail.jpg", f"{stem}.edl.json", f"{stem}.otio", f"{stem}.beat_map.json"
 
 
 def plan_edit(beat_map: BeatMap, clips: list[str], config: EditConfig, *, max_clip_pixels: int = 4096 * 2304,
               progress: Progress | None = None) -> tuple[EditDecisionList, list]:
-    """Probe the clips, score their motion and plan the edit: ``(edl, probes)``."""
+    """Probe the clips, score their motion, find their own shot boundaries and plan the edit:
+    ``(edl, probes)``."""
     from ..editing import ClipInfo, plan
-    from .motion import motion_profile, normalise
+    from .motion import analyse_clip, normalise
     from .probe import probe_clip
 
     report = progress or (lambda pct, step: None)
     probes = [probe_clip(c, max_pixels=max_clip_pixels) for c in clips]
-    profiles = []
+    analyses = []
     for i, p in enumerate(probes):
-        profiles.append(motion_profile(p))
+        analyses.append(analyse_clip(p))
         report(100.0 * (i + 1) / len(probes), "motion")
-    infos = [ClipInfo(i, os.path.basename(p.path), p.duration, m, p.keyframes)
-             for i, (p, m) in enumerate(zip(probes, normalise(profiles)))]
+    infos = [ClipInfo(i, os.path.basename(p.path), p.duration, m, p.keyframes, a.cuts)
+             for i, (p, a, m) in enumerate(zip(probes, analyses, normalise([a.motion for a in analyses])))]
     return plan(beat_map, infos, config), probes
 
 
@@ -69,11 +72,15 @@ def make_video(
     max_clip_pixels: int = 4096 * 2304,
     workers: int = 1,
     allow_noncommercial: bool = False,
+    song_url: str | None = None,
+    clip_urls: list[str] | None = None,
 ) -> MakeResult:
-    """Analyse, plan and render. ``workers > 1`` renders that many segments in parallel processes and joins them
-    (:func:`beatsync.render.segments.render_parallel`): the same frames, cuts and audio timing."""
+    """Analyse, probe, plan, render. ``workers > 1`` renders that many segments in parallel processes and
+    joins them (:func:`beatsync.render.segments.render_parallel`): the same frames, cuts and audio timing.
+    ``song_url`` / ``clip_urls`` name the media in the OpenTimelineIO file (default: the local files)."""
     from ..analysis import analyze
     from .encode import render
+    from .otio import write_otio
 
     if not clips:
         raise InvalidRequest("at least one clip is needed", code="no_clips")
@@ -86,7 +93,7 @@ def make_video(
     report(15.0, "probe")
     edl, probes = plan_edit(beat_map, clips, config, max_clip_pixels=max_clip_pixels,
                             progress=lambda pct, step: report(15.0 + 0.1 * pct, step))
-    thumbnail, edl_path, bm_path = side_files(out_path)
+    thumbnail, edl_path, otio_path, bm_path = side_files(out_path)
     os.makedirs(os.path.dirname(thumbnail), exist_ok=True)
     if workers > 1:
         from .segments import render_parallel
@@ -100,7 +107,8 @@ def make_video(
         fh.write(edl.to_json())
     with open(bm_path, "w") as fh:
         fh.write(beat_map.to_json())
+    write_otio(edl, beat_map, clip_urls or [p.path for p in probes], song_url or song, otio_path)
     report(100.0, "done")
-    return MakeResult(video=out_path, thumbnail=thumbnail, edl_path=edl_path, beat_map_path=bm_path, edl=edl,
-                      beat_map=beat_map, file_size=result.file_size, duration=result.duration,
-                      decoded_frames=result.decoded_frames)
+    return MakeResult(video=out_path, thumbnail=thumbnail, edl_path=edl_path, otio_path=otio_path,
+                      beat_map_path=bm_path, edl=edl, beat_map=beat_map, file_size=result.file_size,
+                      duration=result.duration, decoded_frames=result.decoded_frames)
