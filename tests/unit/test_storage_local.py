@@ -48,11 +48,11 @@ def test_inputs_of_ended_jobs_are_removed(make, media):
 def test_uploads_are_removed_when_refused_or_when_their_job_ends(make, media):
     c = make(max_active_jobs=1)
     song = (media.root / "song.wav").read_bytes()
-    first, _ = service.submit_analyze(c, {}, "alice", upload=("song.wav", song))
+    first, _ = service.submit_analyze(c, {"method": "librosa"}, "alice", upload=("song.wav", song))
     with pytest.raises(service.RateLimited):  # refused: its (different) upload does not stay
         service.submit_analyze(c, {}, "alice", upload=("other.wav", song + b"\0" * 100))
     assert _files(c, "inputs/uploads/") == [first.request["audio_key"]]
-    text, _ = service.submit_analyze(c, {}, "bob", upload=("a.mp3", b"not audio " * 100))
+    text, _ = service.submit_analyze(c, {"method": "librosa"}, "bob", upload=("a.mp3", b"not audio " * 100))
     steps.run_job(c, text.job_id)
     steps.run_job(c, first.job_id)
     assert c.jobs.get(text.job_id).status == "failed" and c.jobs.get(first.job_id).status == "completed"

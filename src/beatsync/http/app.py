@@ -567,6 +567,16 @@ def create_flask_app(groups: tuple[str, ...] = SERVE_GROUPS):
 
     app = Flask("beatsync")
 
+    from werkzeug.exceptions import HTTPException
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc):  # what Flask's routing answers before dispatch (a path it cannot route...)
+        if exc.code is None or exc.code < 400:
+            return exc.get_response()  # a redirect (merged slashes)
+        codes = {404: "route_not_found", 405: "method_not_allowed", 413: "body_too_large"}
+        return _json_response(exc.code, _error_body(codes.get(exc.code, _PROTOCOL_CODES.get(exc.code, "bad_request")),
+                                                    exc.name))
+
     @app.route("/", defaults={"path": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     @app.route("/<path:path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
     def _all(path):
