@@ -102,6 +102,22 @@ class Settings:
     max_active_jobs: int = 10
     #: jobs run at once by the local orchestrator (``BEATSYNC_WORKERS``)
     workers: int = 1
+    #: where job events for a create request's ``callback_topic`` go (``BEATSYNC_EVENT_PUBLISHER``):
+    #: ``none`` (callback_topic is refused), ``memory`` (kept in this process) or ``pubsub``
+    event_publisher: str = "none"
+    #: Pub/Sub push intake: the audience of the push subscription's OIDC token and the push service
+    #: account's email (``BEATSYNC_PUBSUB_PUSH_AUDIENCE``, ``BEATSYNC_PUBSUB_PUSH_SERVICE_ACCOUNT``);
+    #: the push route answers 404 until both are set
+    pubsub_push_audience: str = ""
+    pubsub_push_service_account: str = ""
+    #: topic that intake messages which can never succeed are published to, with the reason
+    #: (``BEATSYNC_PUBSUB_DEAD_LETTER_TOPIC``; empty: they are only logged)
+    pubsub_dead_letter_topic: str = ""
+    #: Firestore collection of the daily analytics (``BEATSYNC_ANALYTICS_COLLECTION``)
+    analytics_collection: str = "beat_sync_analytics"
+    #: callers (``google:EMAIL`` or ``key-...`` as in job owners) allowed to read the analytics
+    #: (``BEATSYNC_ADMIN_CALLERS``, comma-separated); without authentication the one local caller is admin
+    admin_callers: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -140,7 +156,8 @@ class Settings:
         if self.blob_store == "gcs" and not self.bucket:
             raise InvalidRequest("BEATSYNC_BUCKET is required when BEATSYNC_BLOB_STORE=gcs", code="invalid_setting")
         for name, allowed in (("orchestrator", ("local", "workflows")), ("notifier", ("local", "cloud_tasks")),
-                              ("compose_runner", ("process", "cloud_run_job"))):
+                              ("compose_runner", ("process", "cloud_run_job")),
+                              ("event_publisher", ("none", "memory", "pubsub"))):
             if getattr(self, name) not in allowed:
                 raise InvalidRequest(f"BEATSYNC_{name.upper()} must be one of {', '.join(allowed)}, not "
                                      f"{getattr(self, name)!r}", code="invalid_setting")
@@ -148,6 +165,9 @@ class Settings:
                      "max_submissions_per_minute", "max_active_jobs", "max_clip_pixels"):
             if getattr(self, name) <= 0:
                 raise InvalidRequest(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")
+        if self.pubsub_dead_letter_topic and self.event_publisher == "none":
+            raise InvalidRequest("BEATSYNC_PUBSUB_DEAD_LETTER_TOPIC needs BEATSYNC_EVENT_PUBLISHER=pubsub (or memory)",
+                                 code="invalid_setting")
         if self.job_store not in ("sqlite", "firestore"):
             raise InvalidRequest(f"BEATSYNC_JOB_STORE must be sqlite or firestore, not {self.job_store!r}",
                                  code="invalid_setting")

@@ -197,7 +197,7 @@ def test_openapi_document_is_consistent():
     from beatsync.http.app import ROUTES
 
     served = {(method, pattern.replace("(?P<job_id>[^/]+)", "{job_id}").replace("\\", ""))
-              for group, method, pattern, _ in ROUTES if group in ("meta", "submit", "status")}
+              for group, method, pattern, _ in ROUTES if group in ("meta", "submit", "status", "pubsub")}
     assert documented | {("GET", "/openapi.json")} == served
 
 
