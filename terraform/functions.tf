@@ -19,7 +19,7 @@ resource "google_storage_bucket_object" "function_source" {
 }
 
 locals {
-  function_env = merge(local.common_env, {
+  function_env = merge(local.common_env, local.pubsub_intake_env, {
     LOG_EXECUTION_ID = "true"
   })
 }

@@ -10,6 +10,8 @@
 #   functions.tf  submit and status functions (Cloud Functions 2nd gen)
 #   workflow.tf   the Workflows workflow from workflows/beat_sync.yaml
 #   monitoring.tf log-based metrics, dashboard, alert policies
+#   metrics.tf    the seed's job_count and job_duration (log-based metrics)
+#   pubsub.tf     Pub/Sub intake (push, dead letter) and the job events topic
 
 locals {
   labels = merge({ app = "beatsync", managed-by = "terraform" }, var.labels)
@@ -42,6 +44,7 @@ locals {
     BEATSYNC_MAX_AUDIO_DURATION   = tostring(var.max_audio_duration_seconds)
     BEATSYNC_ANALYSIS_METHOD      = var.analysis_method
     BEATSYNC_JOB_TTL_DAYS         = tostring(var.job_ttl_days)
+    BEATSYNC_EVENT_PUBLISHER      = "pubsub"
   }
 
   # components that end jobs queue webhooks, whose tasks carry the tasks account's OIDC identity

@@ -277,3 +277,36 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "pubsub_requests_topic" {
+  description = "Pub/Sub topic the platform publishes create requests to (the seed's beat-sync-requests)."
+  type        = string
+  default     = "beat-sync-requests"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9._~%+-]{2,200}$", var.pubsub_requests_topic))
+    error_message = "pubsub_requests_topic must be a valid Pub/Sub topic id."
+  }
+}
+
+variable "pubsub_max_delivery_attempts" {
+  description = "Deliveries of one request message before Pub/Sub moves it to the dead-letter topic (5 to 100)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.pubsub_max_delivery_attempts >= 5 && var.pubsub_max_delivery_attempts <= 100
+    error_message = "pubsub_max_delivery_attempts must be between 5 and 100 (Pub/Sub's limits)."
+  }
+}
+
+variable "pubsub_publisher_members" {
+  description = "IAM members allowed to publish create requests to the requests topic (serviceAccount:...)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.pubsub_publisher_members : can(regex("^(serviceAccount|user|group|domain):", m))])
+    error_message = "pubsub_publisher_members must be serviceAccount:, user:, group: or domain: members; never allUsers."
+  }
+}
