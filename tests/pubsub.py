@@ -102,6 +102,7 @@ def relay(target: str, token, fail_after_forwarding: int = 0, with_token: bool =
             headers = {"Content-Type": self.headers.get("Content-Type", "application/json")}
             if with_token:
                 headers["Authorization"] = f"Bearer {token()}"
+            began = time.monotonic()
             try:
                 resp = httpx.post(target, content=body, headers=headers, timeout=30)
                 status, answer = resp.status_code, resp.json()
@@ -112,7 +113,7 @@ def relay(target: str, token, fail_after_forwarding: int = 0, with_token: bool =
                 if 200 <= status < 300 and state["to_fail"] > 0:
                     state["to_fail"] -= 1
                     status = 500
-                deliveries.append({"time": time.monotonic(), "message": json.loads(body)["message"],
+                deliveries.append({"time": time.monotonic(), "received": began, "message": json.loads(body)["message"],
                                    "service_status": forwarded, "answered": status, "answer": answer})
             self.send_response(status)
             self.send_header("Content-Length", "0")
