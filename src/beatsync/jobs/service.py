@@ -129,6 +129,7 @@ def _start(c: "Container", job: Job) -> Job:
         raise StoreUnavailable("the job could not be started; try again", code="orchestrator_unavailable") from None
     if handle:
         job = c.jobs.set_execution(job.job_id, handle)
+        c.jobs.add_log(job.job_id, f"orchestrator handle: {handle}")
     return job
 
 
