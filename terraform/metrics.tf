@@ -69,3 +69,16 @@ resource "google_logging_metric" "job_duration" {
     }
   }
 }
+
+# Daily analytics (src/beatsync/adapters/analytics.py): the markers that make a job count once are
+# deleted by Firestore after job_ttl_days, like the jobs themselves; the day totals stay.
+resource "google_firestore_field" "analytics_counted_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.jobs.name
+  collection = "counted"
+  field      = "expire_at"
+
+  ttl_config {}
+
+  index_config {}
+}

@@ -39,10 +39,11 @@ def analytics(settings: Settings) -> Analytics:
     if settings.job_store == "firestore":
         from .adapters.analytics import FirestoreAnalytics
 
-        return FirestoreAnalytics(project=settings.project or None, collection=settings.analytics_collection)
+        return FirestoreAnalytics(project=settings.project or None, collection=settings.analytics_collection,
+                                  ttl_days=settings.job_ttl_days)
     from .adapters.analytics import SqliteAnalytics
 
-    return SqliteAnalytics(settings.data_dir / "analytics.db")
+    return SqliteAnalytics(settings.data_dir / "analytics.db", ttl_days=settings.job_ttl_days)
 
 
 def event_publisher(settings: Settings) -> EventPublisher | None:

@@ -135,6 +135,15 @@ def test_a_message_that_can_never_succeed_is_acknowledged_and_dead_lettered(setu
     assert c.jobs.list("pubsub:beat-sync-requests-push")[1] == 0
 
 
+def test_the_per_caller_quotas_do_not_dead_letter_a_burst(setup, google, media):  # noqa: F811
+    c, client = setup(max_active_jobs=1, max_submissions_per_minute=1)
+    answers = [push(client, google, envelope(create_body(media), f"burst-{i}")) for i in range(3)]
+    assert [a.status_code for a in answers] == [200] * 3 and all(a.json["created"] for a in answers)
+    with pytest.raises(service.RateLimited):  # the HTTP API keeps them
+        service.submit_create(c, create_body(media), "alice")
+        service.submit_create(c, create_body(media), "alice")
+
+
 def test_transient_failures_are_answered_for_a_retry(setup, google, media):  # noqa: F811
     c, client = setup()
     c.jobs.down = True

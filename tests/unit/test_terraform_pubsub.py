@@ -87,3 +87,10 @@ def test_the_seeds_job_metrics_exist_as_log_based_metrics():
     assert metrics["job_count"]["name"] == "beat_sync/job_count"
     assert metrics["job_duration"]["name"] == "beat_sync/job_duration"
     assert "metrics.tf" in parsed() and "pubsub.tf" in parsed()
+
+
+def test_analytics_markers_expire_like_the_jobs():
+    ttl = resources("google_firestore_field")["analytics_counted_ttl"]
+    assert (ttl["collection"], ttl["field"]) == ("counted", "expire_at")
+    src = (ROOT / "src" / "beatsync" / "adapters" / "analytics.py").read_text()
+    assert '"expire_at"' in src and 'collection("counted")' in src

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from datetime import date, timedelta
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,6 +51,7 @@ def stats_doc(day: str, values: dict) -> dict:
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS analytics_counted (job_id TEXT PRIMARY KEY, day TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS analytics_counted_day ON analytics_counted(day);
 CREATE TABLE IF NOT EXISTS daily_stats (
     day TEXT PRIMARY KEY,
     total_jobs INTEGER NOT NULL DEFAULT 0,
@@ -64,8 +66,11 @@ CREATE TABLE IF NOT EXISTS daily_stats (
 
 
 class SqliteAnalytics(Analytics):
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+    """``ttl_days``: "counted" markers older than this are dropped (a job is not ended again that late:
+    its document is gone by then); the day totals stay."""
+
+    def __init__(self, path: str | os.PathLike, ttl_days: int = 90):
+        self.path, self.ttl_days = Path(path), ttl_days
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=30)
         try:
@@ -97,6 +102,8 @@ class SqliteAnalytics(Analytics):
                           (job.job_id, day)).rowcount == 0:
                 return False
             db.execute("INSERT OR IGNORE INTO daily_stats (day) VALUES (?)", (day,))
+            cutoff = (date.fromisoformat(day) - timedelta(days=self.ttl_days)).isoformat()
+            db.execute("DELETE FROM analytics_counted WHERE day < ?", (cutoff,))
             sets = ", ".join(f"{k} = {k} + ?" for k in inc)
             db.execute(f"UPDATE daily_stats SET {sets} WHERE day = ?", (*inc.values(), day))
         return True
@@ -111,11 +118,12 @@ class SqliteAnalytics(Analytics):
 class FirestoreAnalytics(Analytics):
     """Days at ``{collection}/daily_stats/days/{date}`` (the seed's ``beat_sync_analytics/daily_stats/{date}``
     with the ``days`` collection Firestore needs between a document and its children), counted
-    jobs at ``{collection}/daily_stats/counted/{job_id}``."""
+    jobs at ``{collection}/daily_stats/counted/{job_id}`` with ``expire_at`` = end + ``ttl_days`` (the
+    TTL policy of terraform/metrics.tf deletes them; the day totals stay)."""
 
     def __init__(self, *, project: str | None = None, collection: str = "beat_sync_analytics",
-                 database: str | None = None):
-        self.project, self.collection, self.database = project, collection, database
+                 database: str | None = None, ttl_days: int = 90):
+        self.project, self.collection, self.database, self.ttl_days = project, collection, database, ttl_days
 
     @functools.cached_property
     def client(self):
@@ -142,7 +150,8 @@ class FirestoreAnalytics(Analytics):
         def run(tx):
             if marker.get(transaction=tx).exists:
                 return False
-            tx.create(marker, {"day": day, "counted_at": firestore.SERVER_TIMESTAMP})
+            tx.create(marker, {"day": day, "counted_at": firestore.SERVER_TIMESTAMP,
+                               "expire_at": (job.completed_at or job.updated_at) + timedelta(days=self.ttl_days)})
             tx.set(day_ref, {"date": day, **{k: firestore.Increment(v) for k, v in inc.items()}}, merge=True)
             return True
 

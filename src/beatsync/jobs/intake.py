@@ -8,8 +8,9 @@ becomes a create job.
 - A message that can never succeed (not base64 JSON, fails the create schema, a refused URL, ...) is
   acknowledged (2xx: redelivering it would fail the same way) after it was logged and published,
   with the reason in its attributes, to the dead-letter topic (``BEATSYNC_PUBSUB_DEAD_LETTER_TOPIC``).
-- A transient failure (job store or orchestrator unavailable, rate limit, dead-letter publish
-  failing) answers 5xx / 429: Pub/Sub redelivers with backoff, and after the subscription's
+- The per-caller quotas of the HTTP API do not apply (see :func:`handle_push`).
+- A transient failure (job store or orchestrator unavailable, dead-letter publish failing)
+  answers 5xx: Pub/Sub redelivers with backoff, and after the subscription's
   ``max_delivery_attempts`` forwards the message to the same dead-letter topic itself.
 """
 
@@ -66,7 +67,10 @@ def handle_push(c: "Container", body: Any) -> tuple[int, dict]:
         request = decode(msg)
         if not isinstance(request, dict):
             raise InvalidRequest("the message must be a JSON object (a create request)", code="invalid_message")
-        job, created = submit_create(c, request, owner_of(push.subscription), key)
+        # no per-caller quotas: every message of a subscription is one caller, and a 429 would be retried
+        # only max_delivery_attempts times before a burst's tail is dead-lettered; the topic is the
+        # queue and its IAM decides who may publish
+        job, created = submit_create(c, request, owner_of(push.subscription), key, limits=False)
     except BeatsyncError as exc:
         if transient(exc):
             audit("pubsub.retry", message_id=message_id, subscription=push.subscription, code=exc.code,

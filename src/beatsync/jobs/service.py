@@ -134,10 +134,11 @@ def _start(c: "Container", job: Job) -> Job:
 
 
 def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_key: str | None,
-            start: bool = True) -> tuple[Job, bool]:
+            start: bool = True, limits: bool = True) -> tuple[Job, bool]:
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
         raise InvalidRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
-    check_limits(c, owner)
+    if limits:
+        check_limits(c, owner)
     job = new_job(type, request, owner=owner, idempotency_key=idempotency_key)
     stored, created = c.jobs.create(job)
     if not created:
@@ -163,9 +164,10 @@ def audit(action: str, **fields: Any) -> None:
 # -- submit ----------------------------------------------------------------------------------------
 
 def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | None = None, *,
-                  start: bool = True) -> tuple[Job, bool]:
+                  start: bool = True, limits: bool = True) -> tuple[Job, bool]:
     """Validate a create request, store the job, start it (unless ``start`` is false: a workflow
-    execution started from the console creates its own job). Returns ``(job, created)``."""
+    execution started from the console creates its own job). Returns ``(job, created)``.
+    ``limits``: apply the per-caller quotas (the Pub/Sub intake does not: see jobs/intake.py)."""
     from ..editing.presets import resolve_config
 
     req = parse_request("create_request", api.CreateRequest, body)
@@ -187,7 +189,7 @@ def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | 
         check_callback_topic(c, req.callback_topic)
     request = {**req.model_dump(mode="json"), "edit_config": config.model_dump(mode="json"),
                "method": req.method or c.settings.analysis_method}
-    return _submit(c, "create", request, owner, idempotency_key, start)
+    return _submit(c, "create", request, owner, idempotency_key, start, limits)
 
 
 def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str | None = None,
