@@ -112,9 +112,10 @@ def main() -> int:
 
     print(f"Pub/Sub round trip on the emulator, {len(rows)} messages one after another (ms)")
     print(f"{'stage':<42} {'median':>8} {'p90':>8} {'max':>8}")
-    for name, col in (("publish -> push arrives (emulator)", 0), ("push handled (token, verify, job stored)", 1),
-                      ("publish -> push acknowledged (job made)", 2), ("publish -> processing event pulled", 3),
-                      ("publish -> failed event pulled", 4)):
+    stages = ("publish -> push arrives (emulator)", "push handled (token, verify, job stored)",
+              "publish -> push acknowledged (job made)", "publish -> processing event pulled",
+              "publish -> failed event pulled")
+    for col, name in enumerate(stages):
         values = [row[col] * 1000 for row in rows]
         print(f"{name:<42} {statistics.median(values):8.0f} {_pct(values, 0.9):8.0f} {max(values):8.0f}")
     return 0

@@ -150,8 +150,8 @@ class FirestoreAnalytics(Analytics):
         def run(tx):
             if marker.get(transaction=tx).exists:
                 return False
-            tx.create(marker, {"day": day, "counted_at": firestore.SERVER_TIMESTAMP,
-                               "expire_at": (job.completed_at or job.updated_at) + timedelta(days=self.ttl_days)})
+            expire = (job.completed_at or job.updated_at) + timedelta(days=self.ttl_days)
+            tx.create(marker, {"day": day, "counted_at": firestore.SERVER_TIMESTAMP, "expire_at": expire})
             tx.set(day_ref, {"date": day, **{k: firestore.Increment(v) for k, v in inc.items()}}, merge=True)
             return True
 
