@@ -24,7 +24,7 @@ locals {
     BEATSYNC_CORS_ORIGINS = join(",", var.cors_origins)
   }
 
-  function_env = merge(local.common_env, local.identity_env, local.browser_env, {
+  function_env = merge(local.common_env, local.identity_env, local.browser_env, local.pubsub_intake_env, {
     LOG_EXECUTION_ID = "true"
   })
 }

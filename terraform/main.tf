@@ -10,6 +10,8 @@
 #   functions.tf  submit and status functions (Cloud Functions 2nd gen)
 #   workflow.tf   the Workflows workflow from workflows/beat_sync.yaml
 #   monitoring.tf log-based metrics, dashboard, alert policies
+#   metrics.tf    the seed's job_count and job_duration (log-based metrics)
+#   pubsub.tf     Pub/Sub intake (push, dead letter) and the job events topic
 
 locals {
   labels = merge({ app = "beatsync", managed-by = "terraform" }, var.labels)
@@ -47,6 +49,8 @@ locals {
 
     # madmom's models are non-commercial: the madmom/hybrid methods run only when this is "1"
     BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS = var.allow_noncommercial_models ? "1" : "0"
+
+    BEATSYNC_EVENT_PUBLISHER = "pubsub"
   }
 
   # components that end jobs queue webhooks, whose tasks carry the tasks account's OIDC identity

@@ -14,9 +14,9 @@ locals {
   compose_job   = "resource.type=\"cloud_run_job\" AND resource.label.\"job_name\"=\"${local.compose_name}\""
   outcome_type  = "logging.googleapis.com/user/${google_logging_metric.job_outcomes.name}"
   # terraform/metrics.tf (labels job_type and status, as the seed's custom metrics)
-  job_count_type    = "logging.googleapis.com/user/job_count"
-  job_duration_type = "logging.googleapis.com/user/job_duration"
-  dead_letter_sub   = coalesce(var.dead_letter_subscription, "${var.name_prefix}-requests-dlq")
+  job_count_type    = "logging.googleapis.com/user/beat_sync/job_count"
+  job_duration_type = "logging.googleapis.com/user/beat_sync/job_duration"
+  dead_letter_sub   = coalesce(var.dead_letter_subscription, "${var.pubsub_requests_topic}-dead-letter")
 
   request_count = "metric.type=\"run.googleapis.com/request_count\""
   lb_count      = "metric.type=\"loadbalancing.googleapis.com/https/request_count\""

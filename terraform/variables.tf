@@ -364,7 +364,7 @@ variable "public_url_map" {
 }
 
 variable "dead_letter_subscription" {
-  description = "Pub/Sub subscription on the dead-letter topic of the request intake, watched by the dead-letter alert; null: NAME_PREFIX-requests-dlq."
+  description = "Pub/Sub subscription on the dead-letter topic of the request intake, watched by the dead-letter alert; null: the one terraform/pubsub.tf creates (PUBSUB_REQUESTS_TOPIC-dead-letter)."
   type        = string
   default     = null
 
@@ -407,5 +407,38 @@ variable "build_github" {
   validation {
     condition     = var.build_github == null || (can(regex("^[A-Za-z0-9-]+$", var.build_github.owner)) && can(regex("^[A-Za-z0-9._-]+$", var.build_github.name)))
     error_message = "build_github needs a GitHub owner and repository name."
+  }
+}
+
+variable "pubsub_requests_topic" {
+  description = "Pub/Sub topic the platform publishes create requests to (the seed's beat-sync-requests)."
+  type        = string
+  default     = "beat-sync-requests"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z][a-zA-Z0-9._~%+-]{2,200}$", var.pubsub_requests_topic))
+    error_message = "pubsub_requests_topic must be a valid Pub/Sub topic id."
+  }
+}
+
+variable "pubsub_max_delivery_attempts" {
+  description = "Deliveries of one request message before Pub/Sub moves it to the dead-letter topic (5 to 100)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.pubsub_max_delivery_attempts >= 5 && var.pubsub_max_delivery_attempts <= 100
+    error_message = "pubsub_max_delivery_attempts must be between 5 and 100 (Pub/Sub's limits)."
+  }
+}
+
+variable "pubsub_publisher_members" {
+  description = "IAM members allowed to publish create requests to the requests topic (serviceAccount:...)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.pubsub_publisher_members : can(regex("^(serviceAccount|user|group|domain):", m))])
+    error_message = "pubsub_publisher_members must be serviceAccount:, user:, group: or domain: members; never allUsers."
   }
 }

@@ -140,3 +140,38 @@ def tasks_emulator():
         yield f"127.0.0.1:{port}", queue
     finally:
         stop_process(proc)
+
+
+def start_pubsub_emulator() -> tuple[subprocess.Popen, str]:
+    """The Pub/Sub emulator of the Google Cloud CLI on a free port; ``(process, host:port)``."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["gcloud", "beta", "emulators", "pubsub", "start", f"--host-port=127.0.0.1:{port}",
+         "--project=demo-beatsync"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/", 90, proc)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc, f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator():
+    """``gcloud beta emulators pubsub start``; sets PUBSUB_EMULATOR_HOST for the clients (and the
+    servers the tests start) while it runs."""
+    if shutil.which("gcloud") is None or shutil.which("java") is None:
+        pytest.skip("the Pub/Sub emulator needs gcloud and Java")
+    proc, host = start_pubsub_emulator()
+    previous = os.environ.get("PUBSUB_EMULATOR_HOST")
+    os.environ["PUBSUB_EMULATOR_HOST"] = host
+    try:
+        yield host
+    finally:
+        if previous is None:
+            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+        else:
+            os.environ["PUBSUB_EMULATOR_HOST"] = previous
+        stop_process(proc)

@@ -1,4 +1,5 @@
-"""beatsync submit function: POST /api/v1/beat-sync/analyze and /create: validate, store the job, start it.
+"""beatsync submit function: POST /api/v1/beat-sync/analyze and /create: validate, store the job, start it;
+and POST /api/v1/beat-sync/pubsub/push, the Pub/Sub push intake (a message becomes a create job).
 
 A thin adapter: functions-framework hands the request to the shared HTTP layer, which parses,
 validates, calls one service function and maps errors to HTTP. Nothing is built at import time.
@@ -9,7 +10,7 @@ import functions_framework
 
 from beatsync.http import dispatch
 
-ROUTES = ("meta", "submit")
+ROUTES = ("meta", "submit", "pubsub")
 
 
 @functions_framework.http

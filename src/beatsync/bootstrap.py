@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-from .ports import BlobStore, JobStore, Notifier, Orchestrator
+from .ports import Analytics, BlobStore, EventPublisher, JobStore, Notifier, Orchestrator
 from .settings import Settings
 
 
@@ -32,6 +32,31 @@ def job_store(settings: Settings) -> JobStore:
     from .adapters.sqlite_jobs import SqliteJobStore
 
     return SqliteJobStore(settings.data_dir / "jobs.db")
+
+
+def analytics(settings: Settings) -> Analytics:
+    """Daily analytics beside the jobs: Firestore with a Firestore job store, else SQLite."""
+    if settings.job_store == "firestore":
+        from .adapters.analytics import FirestoreAnalytics
+
+        return FirestoreAnalytics(project=settings.project or None, collection=settings.analytics_collection,
+                                  ttl_days=settings.job_ttl_days)
+    from .adapters.analytics import SqliteAnalytics
+
+    return SqliteAnalytics(settings.data_dir / "analytics.db", ttl_days=settings.job_ttl_days)
+
+
+def event_publisher(settings: Settings) -> EventPublisher | None:
+    """None when the service publishes nothing (``BEATSYNC_EVENT_PUBLISHER=none``)."""
+    if settings.event_publisher == "pubsub":
+        from .adapters.pubsub import PubSubPublisher
+
+        return PubSubPublisher(project=settings.project)
+    if settings.event_publisher == "memory":
+        from .adapters.pubsub import MemoryPublisher
+
+        return MemoryPublisher()
+    return None
 
 
 def cache_store(settings: Settings) -> BlobStore:
@@ -134,6 +159,14 @@ class Container:
         return self._get("orchestrator", lambda: orchestrator(self.settings, self))
 
     @property
+    def analytics(self) -> Analytics:
+        return self._get("analytics", lambda: analytics(self.settings))
+
+    @property
+    def events(self) -> EventPublisher | None:
+        return self._get("events", lambda: event_publisher(self.settings))
+
+    @property
     def runner(self):
         return self._get("runner", lambda: compose_runner(self.settings))
 
@@ -143,10 +176,11 @@ class Container:
 
 
 def bootstrap(settings: Settings | None = None, *, blobs: BlobStore | None = None, jobs: JobStore | None = None,
-              notifier: Notifier | None = None, orchestrator: Orchestrator | None = None, **overrides) -> Container:
+              notifier: Notifier | None = None, orchestrator: Orchestrator | None = None,
+              analytics: Analytics | None = None, events: EventPublisher | None = None, **overrides) -> Container:
     """The container for ``settings`` (default: ``Settings.from_env(**overrides)``); tests may pass
     any adapter (a fake, or a real one pointed at an emulator) in place of the configured one."""
     settings = settings or Settings.from_env(**overrides)
-    given = {k: v for k, v in dict(blobs=blobs, jobs=jobs, notifier=notifier, orchestrator=orchestrator).items()
-             if v is not None}
+    given = {k: v for k, v in dict(blobs=blobs, jobs=jobs, notifier=notifier, orchestrator=orchestrator,
+                                   analytics=analytics, events=events).items() if v is not None}
     return Container(settings=settings, _overrides=given)

@@ -293,6 +293,30 @@ def _choices(field: str) -> tuple[str, ...]:
     return get_args(EditConfig.model_fields[field].annotation)
 
 
+def cmd_stats(args) -> int:
+    """The daily analytics of the configured store (SQLite under BEATSYNC_DATA_DIR, or Firestore)."""
+    import json
+
+    from .bootstrap import bootstrap
+    from .jobs.service import stats
+
+    doc = stats(bootstrap(), args.from_date, args.to_date)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    cols = [("date", "date"), ("total", "total_jobs"), ("completed", "completed_jobs"), ("failed", "failed_jobs"),
+            ("cancelled", "cancelled_jobs"), ("processing s", "total_processing_seconds"),
+            ("output bytes", "total_output_bytes"), ("cache hits", "cache_hits")]
+    rows = [[str(d[k]) for _, k in cols] for d in doc["days"]]
+    rows.append(["total", *[str(doc["totals"][k]) for _, k in cols[1:]]])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, (h, _) in enumerate(cols)]
+    print(f"jobs ended {doc['from_date']} .. {doc['to_date']} (UTC)")
+    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, ((h, _), w) in enumerate(zip(cols, widths))))
+    for r in rows:
+        print("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(r, widths))))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from typing import get_args
 
@@ -375,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
                                            "CLOUD_RUN_TASK_INDEX/COUNT (the Cloud Run job's entry point)")
     j.add_argument("job_id", help="the job to compose")
     j.set_defaults(func=cmd_compose_job)
+    st = sub.add_parser("stats", help="daily analytics of ended jobs, as a table")
+    st.add_argument("--from", dest="from_date", metavar="YYYY-MM-DD", help="first day (default: 29 days before --to)")
+    st.add_argument("--to", dest="to_date", metavar="YYYY-MM-DD", help="last day (default: today, UTC)")
+    st.add_argument("--json", action="store_true", help="print the StatsResponse JSON instead")
+    st.set_defaults(func=cmd_stats)
     return p
 
 

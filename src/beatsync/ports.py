@@ -112,7 +112,13 @@ class JobStore(abc.ABC):
         """Remember the orchestrator's handle (a Workflows execution name) on the job."""
 
     @abc.abstractmethod
-    def add_log(self, job_id: str, message: str, level: str = "info") -> None: ...
+    def record_metrics(self, job_id: str, metrics: dict) -> "Job":
+        """Merge ``metrics`` (fields of ``JobMetrics``; None ignored) into the job's, in any status."""
+
+    @abc.abstractmethod
+    def add_log(self, job_id: str, message: str, level: str = "info") -> None:
+        """Append to the job's log (and mirror the line to the process's structured log, labelled
+        with the job id: :func:`beatsync.joblog.emit`)."""
 
     @abc.abstractmethod
     def logs(self, job_id: str) -> list[dict]:
@@ -155,3 +161,28 @@ class ComposeRunner(abc.ABC):
     @abc.abstractmethod
     def stop(self, handle: str) -> None:
         """Stop the compute, every task of it (a no-op once it has exited)."""
+
+
+class Analytics(abc.ABC):
+    """Daily totals of ended jobs (the seed's ``beat_sync_analytics/daily_stats/{date}``). Each job
+    is counted once: :meth:`record` is a transaction keyed on the job id, so a job ended twice, or a
+    retried end, changes nothing the second time."""
+
+    @abc.abstractmethod
+    def record(self, job: "Job") -> bool:
+        """Count an ended job on the UTC day it ended; False (and nothing changed) if counted before."""
+
+    @abc.abstractmethod
+    def days(self, first: str, last: str) -> list[dict]:
+        """``DailyStats`` documents for the days ``first``..``last`` (``YYYY-MM-DD``, both included)
+        that have counted jobs, in date order."""
+
+
+class EventPublisher(abc.ABC):
+    """Publishes messages to a topic (Pub/Sub): job events to a create request's ``callback_topic``,
+    unprocessable intake messages to the dead-letter topic."""
+
+    @abc.abstractmethod
+    def publish(self, topic: str, data: bytes, attributes: dict[str, str], ordering_key: str = "") -> str:
+        """Publish and wait (bounded) for the server's acknowledgement; return the message id.
+        Raises on failure (the caller decides whether that is transient)."""

@@ -145,6 +145,22 @@ class Settings:
     #: new jobs are refused (503, Retry-After) while the data folder's disk has less free space than
     #: this, in bytes (``BEATSYNC_MIN_FREE_BYTES``; local blob store only)
     min_free_bytes: int = 1024 ** 3
+    #: where job events for a create request's ``callback_topic`` go (``BEATSYNC_EVENT_PUBLISHER``):
+    #: ``none`` (callback_topic is refused), ``memory`` (kept in this process) or ``pubsub``
+    event_publisher: str = "none"
+    #: Pub/Sub push intake: the audience of the push subscription's OIDC token and the push service
+    #: account's email (``BEATSYNC_PUBSUB_PUSH_AUDIENCE``, ``BEATSYNC_PUBSUB_PUSH_SERVICE_ACCOUNT``);
+    #: the push route answers 404 until both are set
+    pubsub_push_audience: str = ""
+    pubsub_push_service_account: str = ""
+    #: topic that intake messages which can never succeed are published to, with the reason
+    #: (``BEATSYNC_PUBSUB_DEAD_LETTER_TOPIC``; empty: they are only logged)
+    pubsub_dead_letter_topic: str = ""
+    #: Firestore collection of the daily analytics (``BEATSYNC_ANALYTICS_COLLECTION``)
+    analytics_collection: str = "beat_sync_analytics"
+    #: callers (``google:EMAIL`` or ``key-...`` as in job owners) allowed to read the analytics
+    #: (``BEATSYNC_ADMIN_CALLERS``, comma-separated); without authentication the one local caller is admin
+    admin_callers: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -195,7 +211,8 @@ class Settings:
         if self.blob_store == "gcs" and not self.bucket:
             raise InvalidSetting("BEATSYNC_BUCKET is required when BEATSYNC_BLOB_STORE=gcs", code="invalid_setting")
         for name, allowed in (("orchestrator", ("local", "workflows")), ("notifier", ("local", "cloud_tasks")),
-                              ("compose_runner", ("process", "cloud_run_job"))):
+                              ("compose_runner", ("process", "cloud_run_job")),
+                              ("event_publisher", ("none", "memory", "pubsub"))):
             if getattr(self, name) not in allowed:
                 raise InvalidSetting(f"BEATSYNC_{name.upper()} must be one of {', '.join(allowed)}, not "
                                      f"{getattr(self, name)!r}", code="invalid_setting")
@@ -212,6 +229,9 @@ class Settings:
                                      "no path) or *", code="invalid_setting")
         if "*" in self.cors_origin_list and self.cors_credentials == "true":
             raise InvalidSetting("BEATSYNC_CORS_CREDENTIALS=true cannot be combined with the origin *",
+                                 code="invalid_setting")
+        if self.pubsub_dead_letter_topic and self.event_publisher == "none":
+            raise InvalidSetting("BEATSYNC_PUBSUB_DEAD_LETTER_TOPIC needs BEATSYNC_EVENT_PUBLISHER=pubsub (or memory)",
                                  code="invalid_setting")
         from .analysis import check_method
         from .errors import InvalidRequest

@@ -55,6 +55,7 @@ def dashboard(tmp_path_factory):
         'variable "name_prefix" {\n  default = "beat-sync"\n}',
         'variable "public_url_map" {\n  default = null\n}',
         'variable "dead_letter_subscription" {\n  default = null\n}',
+        'variable "pubsub_requests_topic" {\n  default = "beat-sync-requests"\n}',
         'variable "labels" {\n  default = {}\n}',
         'variable "region" {\n  default = "asia-southeast1"\n}',
         'variable "project_id" {\n  default = "p"\n}',
@@ -113,9 +114,9 @@ def test_the_rendered_dashboard_has_well_formed_charts(dashboard):
 def test_the_rendered_percentile_charts_have_p50_p95_p99(dashboard):
     by_title = {w["title"]: w["xyChart"]["dataSets"] for w in dashboard["gridLayout"]["widgets"]}
     for title, metric in (("Request latency (p50, p95, p99)", "run.googleapis.com/request_latencies"),
-                          ("Job duration (p50, p95, p99)", "logging.googleapis.com/user/job_duration")):
+                          ("Job duration (p50, p95, p99)", "logging.googleapis.com/user/beat_sync/job_duration")):
         reducers = {q["aggregation"]["crossSeriesReducer"] for ds in by_title[title] for q in _queries(ds)
                     if metric in q["filter"]}
         assert reducers == {"REDUCE_PERCENTILE_50", "REDUCE_PERCENTILE_95", "REDUCE_PERCENTILE_99"}, title
     dead = [q["filter"] for ds in by_title["Webhook queue and dead letters"] for q in _queries(ds)]
-    assert any('subscription_id"="beat-sync-requests-dlq"' in f for f in dead), dead
+    assert any('subscription_id"="beat-sync-requests-dead-letter"' in f for f in dead), dead

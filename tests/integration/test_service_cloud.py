@@ -22,7 +22,7 @@ def container(tmp_path, media, receiver, fake_gcs, firestore_emulator):  # noqa:
     bucket = f"media-{uuid.uuid4().hex[:8]}"
     settings = Settings.from_env({}, data_dir=tmp_path / "data", allowed_hosts=f"{media.host},{receiver.host}",
                                  blob_store="gcs", bucket=bucket, gcs_endpoint=fake_gcs, job_store="firestore",
-                                 project="demo-beatsync")
+                                 project="demo-beatsync", analytics_collection=f"analytics_{uuid.uuid4().hex[:8]}")
     blobs = GcsBlobStore(bucket, project="demo-beatsync", endpoint=fake_gcs, signing_credentials=signing_credentials())
     blobs.bucket.client.create_bucket(bucket)
     jobs = FirestoreJobStore(project="demo-beatsync", collection=f"jobs_{uuid.uuid4().hex[:8]}")

@@ -123,3 +123,19 @@ def test_execution_handle_is_stored(store):
     job, _ = store.create(new_job("create", {}, owner="x"))
     assert store.set_execution(job.job_id, "projects/p/locations/l/workflows/w/executions/e1").execution.endswith("e1")
     assert store.get(job.job_id).execution.endswith("/e1")
+
+
+def test_metrics_merge_and_survive_the_end(store):
+    job, _ = store.create(new_job("create", {}, owner="a"))
+    assert job.metrics.download_time_ms is None
+    store.record_metrics(job.job_id, {"download_time_ms": 120, "bytes_in": 5000})
+    store.transition(job.job_id, "processing")
+    store.record_metrics(job.job_id, {"analysis_time_ms": 30, "beat_map_cached": True, "bytes_in": None})
+    store.transition(job.job_id, "completed", result={"x": 1})
+    done = store.record_metrics(job.job_id, {"processing_time_ms": 900})
+    m = store.get(job.job_id).metrics
+    assert done.metrics == m
+    assert (m.download_time_ms, m.bytes_in, m.analysis_time_ms, m.beat_map_cached, m.processing_time_ms) == (
+        120, 5000, 30, True, 900)
+    with pytest.raises(ValueError):
+        store.record_metrics(job.job_id, {"bytes_out": -1})

@@ -268,3 +268,38 @@ def test_cancel_during_a_slow_download_frees_the_worker_at_once(container, media
     worker.join(10)
     assert not worker.is_alive() and time.monotonic() - t < 2.5
     assert container.jobs.get(job.job_id).status == "cancelled"
+
+
+def test_metrics_are_recorded_shown_and_counted_once_in_the_daily_analytics(container, media):
+    job, _ = service.submit_create(container, create_body(media), "alice")
+    steps.run_analyze(container, job.job_id)
+    steps.run_compose(container, job.job_id)
+    view = service.get_job(container, job.job_id, "alice", "create")
+    m = view["metrics"]
+    assert view["status"] == "completed" and m["beat_map_cached"] is False
+    for name in ("download_time_ms", "analysis_time_ms", "composition_time_ms", "processing_time_ms"):
+        assert isinstance(m[name], int) and m[name] >= 0, name
+    assert m["composition_time_ms"] > 0 and m["processing_time_ms"] >= m["composition_time_ms"]
+    sizes = sum(len(media.root.joinpath(n).read_bytes()) for n in ("song.wav", "a.mp4", "b.mp4"))
+    assert m["bytes_in"] == sizes
+    outputs = [k for k in container.blobs.list(f"outputs/{job.job_id}/") if not k.endswith("result.json")]
+    assert m["bytes_out"] == sum(container.blobs.size(k) for k in outputs) and m["bytes_out"] > view["file_size"]
+    assert any(e["message"].startswith("metrics: ") for e in container.jobs.logs(job.job_id))
+
+    # the same song again (same method and fps): the beat map comes from the cache
+    again, _ = service.submit_analyze(container, {"audio_url": f"{media.url}/song.wav", "method": "librosa",
+                                                  "fps": job.request["edit_config"]["output_fps"]}, "alice")
+    steps.run_analyze(container, again.job_id)
+    assert service.get_job(container, again.job_id, "alice", "analyze")["metrics"]["beat_map_cached"] is True
+    cancelled, _ = service.submit_create(container, create_body(media), "alice")
+    service.cancel(container, cancelled.job_id, "alice")
+
+    # ended again, or an end retried: counted once
+    steps.end_job(container, job.job_id, "failed", error={"code": "late", "message": "late"})
+    steps.end(container, cancelled.job_id, "failed", "late", "late")
+    doc = service.stats(container)
+    (today,) = doc["days"]
+    assert (today["total_jobs"], today["completed_jobs"], today["cancelled_jobs"], today["failed_jobs"]) == (3, 2, 1, 0)
+    assert today["cache_hits"] == 1 and doc["totals"]["total_jobs"] == 3
+    assert today["total_output_bytes"] == m["bytes_out"] + container.jobs.get(again.job_id).metrics.bytes_out
+    assert today["total_processing_seconds"] >= m["processing_time_ms"] / 1000

@@ -25,8 +25,8 @@ SEED_CHARTS = {  # title -> metric types its datasets must query
                                    "loadbalancing.googleapis.com/https/request_count"},
 }
 JOB_CHARTS = {
-    "Jobs by status": {"logging.googleapis.com/user/job_count"},
-    "Job duration (p50, p95, p99)": {"logging.googleapis.com/user/job_duration"},
+    "Jobs by status": {"logging.googleapis.com/user/beat_sync/job_count"},
+    "Job duration (p50, p95, p99)": {"logging.googleapis.com/user/beat_sync/job_duration"},
     "Compose attempts (job executions by result)": {"run.googleapis.com/job/completed_execution_count"},
 }
 
@@ -131,7 +131,7 @@ def test_failed_job_ratio_dead_letters_and_webhook_backlog():
     assert "pubsub.googleapis.com/subscription/num_undelivered_messages" in text
     assert t["threshold_value"] == 0 and "dead_letter_sub" in t["filter"]
     loc = _monitoring_locals()
-    assert loc["dead_letter_sub"] == '${coalesce(var.dead_letter_subscription, "${var.name_prefix}-requests-dlq")}'
+    assert loc["dead_letter_sub"] == '${coalesce(var.dead_letter_subscription, "${var.pubsub_requests_topic}-dead-letter")}'
     t, text = _alert("webhook_backlog")
     assert "cloudtasks.googleapis.com/queue/depth" in text and "google_cloud_tasks_queue.webhooks.name" in text
     assert t["threshold_value"] == "${var.webhook_backlog_threshold}"

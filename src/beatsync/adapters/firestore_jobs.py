@@ -6,8 +6,10 @@ from __future__ import annotations
 import functools
 import time
 
-from ..jobs.model import Job, now, transitioned, with_cancel_requested, with_execution, with_progress
+from ..jobs.model import (Job, now, transitioned, with_cancel_requested, with_execution, with_metrics,
+                          with_progress)
 from ..errors import StoreUnavailable
+from ..joblog import job_line
 from ..ports import JobNotFound, JobStore
 
 #: Firestore retries a contended transaction this many times before giving up
@@ -168,7 +170,11 @@ class FirestoreJobStore(JobStore):
     def set_execution(self, job_id, execution) -> Job:
         return self._update(job_id, lambda job: with_execution(job, execution))
 
+    def record_metrics(self, job_id, metrics) -> Job:
+        return self._update(job_id, lambda job: with_metrics(job, metrics))
+
     def add_log(self, job_id, message, level="info") -> None:
+        job_line(job_id, message, level)
         t = now()
         self.jobs.document(job_id).collection("logs").add({"time": t.isoformat(), "seq": time.time_ns(),
                                                            "level": level, "message": message})

@@ -7,7 +7,9 @@ import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..jobs.model import Job, now, transitioned, with_cancel_requested, with_execution, with_progress
+from ..jobs.model import (Job, now, transitioned, with_cancel_requested, with_execution, with_metrics,
+                          with_progress)
+from ..joblog import job_line
 from ..ports import JobNotFound, JobStore
 
 SCHEMA = """
@@ -136,7 +138,11 @@ class SqliteJobStore(JobStore):
     def set_execution(self, job_id, execution) -> Job:
         return self._change(job_id, lambda job: with_execution(job, execution))
 
+    def record_metrics(self, job_id, metrics) -> Job:
+        return self._change(job_id, lambda job: with_metrics(job, metrics))
+
     def add_log(self, job_id, message, level="info") -> None:
+        job_line(job_id, message, level)
         with self._tx() as db:
             db.execute("INSERT INTO job_logs (job_id, time, level, message) VALUES (?,?,?,?)",
                        (job_id, now().isoformat(), level, message))

@@ -74,6 +74,10 @@ class CreateRequest(Model):
     preview_duration: float = Field(30, ge=5, le=120)
     webhook_url: str | None = Field(None, min_length=1, max_length=4096, pattern=r"^https?://")
     method: Method | None = None
+    callback_topic: str | None = Field(
+        None, min_length=1, max_length=255, pattern=r"^(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/)?[A-Za-z][A-Za-z0-9._~%+-]{2,254}$",
+        description="Pub/Sub topic (a name in the service's project, or projects/P/topics/T) that receives the "
+                    "job's events: processing, completed, failed, cancelled.")
 
 
 class ApiError(Model):
@@ -116,6 +120,19 @@ class VideoResult(Model):
     expires_at: datetime
 
 
+class JobMetrics(Model):
+    """What one job cost (the seed's ``metrics``, plus bytes and the beat-map cache); a field is
+    null until the step that measures it has run."""
+
+    download_time_ms: int | None = Field(None, ge=0, description="Fetching the inputs.")
+    analysis_time_ms: int | None = Field(None, ge=0, description="Beat analysis (near 0 on a cache hit).")
+    composition_time_ms: int | None = Field(None, ge=0, description="Planning, rendering and uploading.")
+    processing_time_ms: int | None = Field(None, ge=0, description="From start of processing to the end.")
+    bytes_in: int | None = Field(None, ge=0, description="Bytes of the song and clips fetched.")
+    bytes_out: int | None = Field(None, ge=0, description="Bytes of the outputs written.")
+    beat_map_cached: bool | None = Field(None, description="The beat map came from the cache.")
+
+
 class CreateStatus(Model):
     """GET /create/{job_id}. When completed, the result fields are present at the top level (as the
     seed's VideoResultResponse) and again under ``result`` (as the seed's YAML)."""
@@ -143,6 +160,7 @@ class CreateStatus(Model):
     processing_time_seconds: float | None = Field(None, ge=0)
     expires_at: datetime | None = None
     result: VideoResult | None = None
+    metrics: JobMetrics = Field(default_factory=JobMetrics)
 
 
 class AnalyzeStatus(Model):
@@ -158,6 +176,7 @@ class AnalyzeStatus(Model):
     beat_map: BeatMap | None = None
     error: ApiError | None = None
     status_url: str
+    metrics: JobMetrics = Field(default_factory=JobMetrics)
 
 
 class CancelResponse(Model):
@@ -265,13 +284,16 @@ class ServiceInfo(Model):
 
 
 class WebhookEvent(Model):
-    """POSTed to ``webhook_url`` with an ``X-Beatsync-Signature`` header (see the README)."""
+    """POSTed to ``webhook_url`` with an ``X-Beatsync-Signature`` header (see the README), and
+    published to a create request's ``callback_topic`` with the signature as a message attribute
+    (there ``processing`` too)."""
 
     id: str = Field(pattern=r"^[0-9a-f]{32}$")
-    event: Literal["beat_sync.job.completed", "beat_sync.job.failed", "beat_sync.job.cancelled"]
+    event: Literal["beat_sync.job.processing", "beat_sync.job.completed", "beat_sync.job.failed",
+                   "beat_sync.job.cancelled"]
     created_at: datetime
     job_id: str
-    status: Literal["completed", "failed", "cancelled"]
+    status: Literal["processing", "completed", "failed", "cancelled"]
     data: CreateStatus | AnalyzeStatus
 
 
@@ -289,4 +311,61 @@ class StepResponse(Model):
     cancel_requested: bool
     progress: float = Field(ge=0, le=100)
     current_step: str
+    error: ApiError | None = None
+
+
+class DailyStats(Model):
+    """One UTC day of ended jobs (the seed's ``beat_sync_analytics/daily_stats/{date}``); a job is
+    counted once, on the day it ended."""
+
+    date: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+    total_jobs: int = Field(ge=0)
+    completed_jobs: int = Field(ge=0)
+    failed_jobs: int = Field(ge=0)
+    cancelled_jobs: int = Field(ge=0)
+    total_processing_seconds: float = Field(ge=0)
+    total_output_bytes: int = Field(ge=0)
+    cache_hits: int = Field(ge=0, description="Jobs whose beat map came from the cache.")
+
+
+class StatsResponse(Model):
+    """GET /admin/stats and ``beatsync stats``: the days from ``from_date`` to ``to_date`` (both
+    included, days without ended jobs left out) and their sum."""
+
+    from_date: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+    to_date: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+    days: list[DailyStats]
+    totals: DailyStats
+
+
+class PubSubMessage(Model):
+    model_config = {**Model.model_config, "extra": "ignore"}
+
+    data: str = Field("", max_length=1 << 20, description="Base64 of the message body (a create request).")
+    attributes: dict[str, str] | None = None
+    messageId: str | None = Field(None, max_length=255)  # noqa: N815 - Pub/Sub's spelling
+    message_id: str | None = Field(None, max_length=255)
+    publishTime: str | None = None  # noqa: N815
+    publish_time: str | None = None
+    orderingKey: str | None = None  # noqa: N815
+    ordering_key: str | None = None
+
+
+class PubSubPush(Model):
+    """The body Pub/Sub POSTs to a push endpoint."""
+
+    model_config = {**Model.model_config, "extra": "ignore"}
+
+    message: PubSubMessage
+    subscription: str = Field(min_length=1, max_length=512)
+    deliveryAttempt: int | None = Field(None, ge=0)  # noqa: N815
+
+
+class PubSubPushResult(Model):
+    """The push route's answer (2xx acknowledges the message)."""
+
+    acknowledged: bool
+    job_id: str | None = None
+    created: bool = Field(False, description="False when the message was seen before (a redelivery).")
+    dead_lettered: bool = Field(False, description="The message can never succeed; it was sent to the dead-letter topic.")
     error: ApiError | None = None

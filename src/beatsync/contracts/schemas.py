@@ -161,7 +161,7 @@ def openapi() -> dict:
     n = {name: _hoist(name, comps) for name in (
         "service_info", "health", "analyze_request", "analyze_status", "create_request", "job_accepted",
         "create_status", "cancel_response", "job_list", "job_logs", "presets", "transitions", "error",
-        "webhook_event")}
+        "webhook_event", "daily_stats", "pubsub_push", "pubsub_push_result")}
     err = {"description": "Error", "content": _json(n["error"])}
 
     def errors(*codes: int) -> dict:
@@ -261,6 +261,24 @@ def openapi() -> dict:
                 t: {"schema": {"type": "string", "contentMediaType": t}}
                 for t in ("video/mp4", "video/webm", "image/jpeg", "application/json")}},
                 **errors(403, 404)}}},
+        f"{API}/admin/stats": {"get": {
+            "operationId": "dailyStats", "summary": "Daily analytics of ended jobs (admin callers only)",
+            "parameters": [
+                {"name": "from", "in": "query", "description": "First day, YYYY-MM-DD (default: 29 days before to).",
+                 "schema": {"type": "string", "format": "date"}},
+                {"name": "to", "in": "query", "description": "Last day, YYYY-MM-DD (default: today, UTC).",
+                 "schema": {"type": "string", "format": "date"}}],
+            "responses": {"200": {"description": "The days and their totals", "content": _json(n["daily_stats"])},
+                          **errors(400, 401, 403, 503)}}},
+        f"{API}/pubsub/push": {"post": {
+            "operationId": "pubsubPush",
+            "summary": "Pub/Sub push delivery of a create request (OIDC token of the push service account)",
+            "description": "2xx acknowledges the message: a job was made (or found: a redelivery), or the "
+                           "message can never succeed and went to the dead-letter topic. 429/5xx: Pub/Sub "
+                           "redelivers. 404 while the intake is not configured.",
+            "requestBody": {"required": True, "content": _json(n["pubsub_push"])},
+            "responses": {"200": {"description": "Acknowledged", "content": _json(n["pubsub_push_result"])},
+                          **errors(400, 401, 403, 404, 409, 413, 415, 429, 503)}}},
     }
     # every API route needs a caller: an ID token or an API key (401 without, 403 when not allowed,
     # 503 auth_not_configured on a deployment with no identity configured)

@@ -274,6 +274,31 @@ def transitions(request) -> Reply:
     return Reply(200, service.transitions())
 
 
+def pubsub_push(request) -> Reply:
+    """Pub/Sub push delivery of a create request (see :mod:`beatsync.jobs.intake`): 2xx acknowledges."""
+    from ..jobs import intake
+    from .auth import verify_push
+
+    c = get_container()
+    s = c.settings
+    if not (s.pubsub_push_audience.strip() and s.pubsub_push_service_account.strip()):
+        raise HttpError(404, "route_not_found", "the Pub/Sub intake is not configured on this service")
+    verify_push(request, s)
+    status, body = intake.handle_push(c, json_body(request))
+    return Reply(status, body)
+
+
+def admin_stats(request) -> Reply:
+    """Daily analytics; admin callers only."""
+    from ..jobs import service
+    from .auth import Forbidden, is_admin
+
+    c = get_container()
+    if not is_admin(caller(request), c.settings):
+        raise Forbidden("the analytics are for admin callers (BEATSYNC_ADMIN_CALLERS)")
+    return Reply(200, service.stats(c, request.args.get("from"), request.args.get("to")))
+
+
 def _step(request, run_name: str) -> Reply:
     from ..contracts.api import StepRequest
     from ..jobs import service, steps
@@ -410,6 +435,8 @@ ROUTES: list[tuple[str, str, str, Callable]] = [
     ("status", "GET", rf"{API}/jobs/{JOB}/logs", job_logs),
     ("status", "GET", rf"{API}/presets", presets),
     ("status", "GET", rf"{API}/transitions", transitions),
+    ("status", "GET", rf"{API}/admin/stats", admin_stats),
+    ("pubsub", "POST", rf"{API}/pubsub/push", pubsub_push),
     ("analyze", "POST", r"/internal/analyze", step_analyze),
     ("control", "POST", r"/internal/submit", control_submit),
     ("control", "POST", r"/internal/begin", control_begin),
@@ -421,10 +448,10 @@ ROUTES: list[tuple[str, str, str, Callable]] = [
     ("control", "POST", r"/internal/end", control_end),
     ("files", "GET", r"/files/(?P<key>.+)", files),
 ]
-GROUPS = ("meta", "docs", "submit", "status", "analyze", "control", "files")
+GROUPS = ("meta", "docs", "submit", "status", "analyze", "control", "files", "pubsub")
 #: what `beatsync serve` answers: the public API and its download links (the internal step and
 #: control routes are for a remote orchestrator and stay off the local server)
-SERVE_GROUPS = ("meta", "docs", "submit", "status", "files")
+SERVE_GROUPS = ("meta", "docs", "submit", "status", "files", "pubsub")
 _COMPILED = [(g, m, re.compile(p + r"/?\Z"), h) for g, m, p, h in ROUTES]
 
 

@@ -74,12 +74,12 @@ def _google_certs(url: str) -> dict:
     return certs
 
 
-def _verify_id_token(token: str, settings) -> str:
+def verify_google_token(token: str, audiences: list[str], certs_url: str) -> dict:
+    """The claims of a Google-signed ID token (signature, expiry, audience, issuer, verified email)."""
     from google.auth import exceptions, jwt
 
-    audiences = [a.strip() for a in settings.id_token_audiences.split(",") if a.strip()]
     try:
-        claims = jwt.decode(token, certs=_google_certs(settings.id_token_certs_url), audience=audiences)
+        claims = jwt.decode(token, certs=_google_certs(certs_url), audience=audiences)
     except (ValueError, exceptions.GoogleAuthError) as exc:
         raise Unauthenticated(f"invalid ID token: {exc}") from None
     except OSError:
@@ -90,6 +90,12 @@ def _verify_id_token(token: str, settings) -> str:
     email = claims.get("email")
     if not email or claims.get("email_verified") is False:
         raise Unauthenticated("ID token carries no verified email")
+    return claims
+
+
+def _verify_id_token(token: str, settings) -> str:
+    audiences = [a.strip() for a in settings.id_token_audiences.split(",") if a.strip()]
+    email = verify_google_token(token, audiences, settings.id_token_certs_url)["email"]
     allowed = [e.strip().lower() for e in settings.allowed_callers.split(",") if e.strip()]
     if allowed and email.lower() not in allowed:
         raise Forbidden(f"{email} may not call this service")
@@ -145,3 +151,23 @@ def identify(request, settings) -> str:
         raise InvalidRequest(f"{USER_HEADER} must be 1-128 letters, digits or ._@+:-", code="invalid_user_id")
     return f"{caller}{USER_SEPARATOR}{user}"
 
+
+
+def verify_push(request, settings) -> str:
+    """A Pub/Sub push request: its OIDC token must be Google-signed for the push audience and carry
+    the push service account's email (``BEATSYNC_PUBSUB_PUSH_AUDIENCE``, ``..._SERVICE_ACCOUNT``)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("push requests carry the subscription's OIDC token")
+    claims = verify_google_token(token.strip(), [settings.pubsub_push_audience], settings.id_token_certs_url)
+    if claims["email"].lower() != settings.pubsub_push_service_account.strip().lower():
+        raise Forbidden(f"{claims['email']} is not the push service account")
+    return f"google:{claims['email'].lower()}"
+
+
+def is_admin(caller: str, settings) -> bool:
+    """Without authentication the one local caller is the admin; with it, ``BEATSYNC_ADMIN_CALLERS``."""
+    if not auth_configured(settings):
+        return True
+    admins = {a.strip().lower() for a in settings.admin_callers.split(",") if a.strip()}
+    return caller.lower() in admins

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ..contracts._base import Model
+from ..contracts.api import JobMetrics
 from ..errors import BeatsyncError
 
 JobStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
@@ -52,6 +53,7 @@ class Job(Model):
     cancel_requested: bool = False
     attempts: int = Field(0, ge=0)
     execution: str | None = None
+    metrics: JobMetrics = Field(default_factory=JobMetrics)
 
     @property
     def terminal(self) -> bool:
@@ -140,3 +142,10 @@ def with_cancel_requested(job: Job) -> Job:
 
 def with_execution(job: Job, execution: str) -> Job:
     return job.model_copy(update={"execution": execution, "updated_at": now()})
+
+
+def with_metrics(job: Job, metrics: dict[str, Any]) -> Job:
+    """``metrics`` (fields of :class:`JobMetrics`; None values ignored) merged into the job's; allowed
+    on an ended job too (the processing time is known only at the end)."""
+    merged = {**job.metrics.model_dump(), **{k: v for k, v in metrics.items() if v is not None}}
+    return job.model_copy(update={"metrics": JobMetrics(**merged)})

@@ -102,6 +102,17 @@ def check_input_url(c: "Container", url: str) -> None:
     check_url(url, c.fetch_policy)
 
 
+def check_callback_topic(c: "Container", topic: str) -> None:
+    """A callback topic is honoured only when this service publishes events, and only in its own
+    project (its account may publish nowhere else)."""
+    if c.settings.event_publisher == "none":
+        raise InvalidRequest("this service publishes no events (BEATSYNC_EVENT_PUBLISHER=none); drop callback_topic",
+                             code="callback_topic_unsupported")
+    if topic.startswith("projects/") and c.settings.project and topic.split("/")[1] != c.settings.project:
+        raise InvalidRequest(f"callback_topic must be a topic of project {c.settings.project}",
+                             code="callback_topic_not_allowed")
+
+
 def _owned(c: "Container", job_id: str, owner: str, type: str | None = None) -> Job:
     """The job if it belongs to ``owner`` (and is of ``type``); else 404, never 403 (no probing).
     A trusted caller speaking for itself also reaches its end users' jobs (``CALLER/user:USER``)."""
@@ -128,18 +139,20 @@ def _start(c: "Container", job: Job) -> Job:
     except Exception as exc:  # noqa: BLE001 - any failure to start must end the job
         c.jobs.add_log(job.job_id, f"orchestrator failed to start: {exc}", "error")
         try:
-            c.jobs.transition(job.job_id, "failed", error={"code": "orchestrator_unavailable",
-                                                           "message": "the job could not be started"})
-        except BeatsyncError:
+            failed = c.jobs.transition(job.job_id, "failed", error={"code": "orchestrator_unavailable",
+                                                                    "message": "the job could not be started"})
+            c.analytics.record(failed)
+        except Exception:  # noqa: BLE001 - the caller is told to try again either way
             pass
         raise StoreUnavailable("the job could not be started; try again", code="orchestrator_unavailable") from None
     if handle:
         job = c.jobs.set_execution(job.job_id, handle)
+        c.jobs.add_log(job.job_id, f"orchestrator handle: {handle}")
     return job
 
 
 def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_key: str | None,
-            start: bool = True) -> tuple[Job, bool]:
+            start: bool = True, limits: bool = True) -> tuple[Job, bool]:
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
         raise InvalidRequest("Idempotency-Key must be 1 to 255 characters", code="invalid_idempotency_key")
     job = new_job(type, request, owner=owner, idempotency_key=idempotency_key)
@@ -153,7 +166,8 @@ def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_ke
     from .storage import check_free_space
 
     check_free_space(c)
-    check_limits(c, owner)
+    if limits:
+        check_limits(c, owner)
     stored, created = c.jobs.create(job)
     if not created:
         if stored.request_hash != job.request_hash:
@@ -165,41 +179,23 @@ def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_ke
     return (_start(c, stored) if start else stored), True
 
 
-def _audit_logger():
-    import logging
-    import sys
-
-    class _Stderr(logging.StreamHandler):
-        def emit(self, record):
-            self.stream = sys.stderr  # the current stderr (redirected streams included)
-            super().emit(record)
-
-    logger = logging.getLogger("beatsync.audit")
-    if not logger.handlers:  # one JSON object per line on stderr, whatever the root logging setup
-        handler = _Stderr(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-    return logger
-
-
 def audit(action: str, **fields: Any) -> None:
     """One structured JSON line per job creation, cancel, output access and job end. Cloud Run and
-    Cloud Functions turn a JSON line into ``jsonPayload``; the log-based metrics of
-    terraform/monitoring.tf count ``audit = "job.end"`` lines by status."""
-    import json
+    Cloud Functions turn a JSON line into ``jsonPayload`` (the job id also into the entry's labels:
+    :mod:`beatsync.joblog`); the log-based metrics of terraform/monitoring.tf and
+    terraform/metrics.tf count ``audit = "job.end"`` lines."""
+    from ..joblog import emit
 
-    _audit_logger().info(json.dumps({"severity": "INFO", "message": action, "audit": action,
-                                     "time": now().isoformat(), **fields}, default=str))
+    emit(action, audit=action, **fields)
 
 
 # -- submit ----------------------------------------------------------------------------------------
 
 def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | None = None, *,
-                  start: bool = True) -> tuple[Job, bool]:
+                  start: bool = True, limits: bool = True) -> tuple[Job, bool]:
     """Validate a create request, store the job, start it (unless ``start`` is false: a workflow
-    execution started from the console creates its own job). Returns ``(job, created)``."""
+    execution started from the console creates its own job). Returns ``(job, created)``.
+    ``limits``: apply the per-caller quotas (the Pub/Sub intake does not: see jobs/intake.py)."""
     from ..editing.presets import resolve_config
 
     req = parse_request("create_request", api.CreateRequest, body)
@@ -217,9 +213,11 @@ def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | 
         from ..fetch import check_url
 
         check_url(req.webhook_url, c.fetch_policy)
+    if req.callback_topic:
+        check_callback_topic(c, req.callback_topic)
     request = {**req.model_dump(mode="json"), "edit_config": config.model_dump(mode="json"),
                "method": _method(c, req.method)}
-    return _submit(c, "create", request, owner, idempotency_key, start)
+    return _submit(c, "create", request, owner, idempotency_key, start, limits)
 
 
 def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str | None = None,
@@ -330,14 +328,15 @@ def analyze_view(c: "Container", job: Job) -> dict:
     return api.AnalyzeStatus(
         job_id=job.job_id, status=job.status, progress=job.progress, current_step=seed_step(job),
         step_detail=job.current_step, created_at=job.created_at, updated_at=job.updated_at, beat_map=bm, error=_error(job),
-        status_url=f"{API}/analyze/{job.job_id}").model_dump(mode="json")
+        status_url=f"{API}/analyze/{job.job_id}", metrics=job.metrics).model_dump(mode="json")
 
 
 def create_view(c: "Container", job: Job) -> dict:
     doc: dict[str, Any] = dict(
         job_id=job.job_id, status=job.status, progress=job.progress, current_step=seed_step(job),
         step_detail=job.current_step, created_at=job.created_at, updated_at=job.updated_at, started_at=job.started_at,
-        completed_at=job.completed_at, error=_error(job), cancel_requested=job.cancel_requested)
+        completed_at=job.completed_at, error=_error(job), cancel_requested=job.cancel_requested,
+        metrics=job.metrics)
     if job.status == "completed" and job.result:
         r, ttl = job.result, c.settings.url_ttl
         urls = {name: c.blobs.signed_url(r[key], ttl) for name, key in (
@@ -432,6 +431,34 @@ def job_logs(c: "Container", job_id: str, owner: str) -> dict:
     _owned(c, job_id, owner)
     logs = [{**entry, "message": scrub(entry["message"])} for entry in c.jobs.logs(job_id)]
     return api.JobLogs(job_id=job_id, logs=logs).model_dump(mode="json")
+
+
+def stats(c: "Container", first: str | None = None, last: str | None = None) -> dict:
+    """The daily analytics from ``first`` to ``last`` (``YYYY-MM-DD``; default: the 30 days up to
+    today, UTC), at most 366 days, and their totals."""
+    from datetime import date
+
+    counters = [k for k in api.DailyStats.model_fields if k != "date"]
+
+    def parse(value: str | None, name: str, default: date) -> date:
+        if value in (None, ""):
+            return default
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise InvalidRequest(f"{name} must be a date YYYY-MM-DD", code="invalid_query") from None
+
+    end = parse(last, "to", now().date())
+    start = parse(first, "from", end - timedelta(days=29))
+    if start > end:
+        raise InvalidRequest("from is after to", code="invalid_query")
+    if (end - start).days > 365:
+        raise InvalidRequest("at most 366 days at once", code="invalid_query")
+    days = c.analytics.days(start.isoformat(), end.isoformat())
+    totals = {k: sum(d[k] for d in days) for k in counters}
+    totals["total_processing_seconds"] = round(totals["total_processing_seconds"], 3)
+    return api.StatsResponse(from_date=start.isoformat(), to_date=end.isoformat(), days=days,
+                             totals={"date": end.isoformat(), **totals}).model_dump(mode="json")
 
 
 def presets() -> dict:

@@ -51,22 +51,31 @@ def _outcome(job: Job, step: str, done: bool) -> StepOutcome:
 
 def end_job(c: "Container", job_id: str, status: str, *, result: dict | None = None,
             error: dict | None = None) -> Job:
-    """Move the job to a terminal status (once) and queue its webhook."""
+    """Move the job to a terminal status (once), record its processing time, count it in the daily
+    analytics, queue its webhook and publish its event."""
     from .model import IllegalTransition
 
     try:
         job = c.jobs.transition(job_id, status, result=result, error=error, step=status)
     except IllegalTransition:
-        return c.jobs.get(job_id)  # someone else ended it first; keep their outcome
+        job = c.jobs.get(job_id)  # someone else ended it first; keep their outcome
+        _count(c, job)  # a no-op if they counted it (an end retried after a crash did not)
+        return job
+    started = job.started_at or job.completed_at
+    job = c.jobs.record_metrics(job_id, {"processing_time_ms": int((job.completed_at - started).total_seconds() * 1000)})
+    metrics = job.metrics.model_dump()
     from .storage import remove_inputs
 
     remove_inputs(c, job)  # outputs stay (retention); inputs and the work folder go now
     c.jobs.add_log(job_id, f"job {status}" + (f": [{error['code']}] {error['message']}" if error else ""),
                    "error" if status == "failed" else "info")
+    c.jobs.add_log(job_id, "metrics: " + ", ".join(f"{k}={v}" for k, v in metrics.items() if v is not None))
     from .service import audit
 
-    audit("job.end", job_id=job_id, owner=job.owner, type=job.type, status=status,
-          code=error["code"] if error else None)
+    audit("job.end", job_id=job_id, owner=job.owner, type=job.type, job_type=job.type, status=status,
+          code=error["code"] if error else None,
+          processing_time_seconds=round(metrics["processing_time_ms"] / 1000.0, 3), metrics=metrics)
+    _count(c, job)
     url = job.request.get("webhook_url")
     if url:
         from .service import new_event
@@ -75,7 +84,43 @@ def end_job(c: "Container", job_id: str, status: str, *, result: dict | None = N
             c.notifier.notify(url, new_event(c, job))
         except Exception as exc:  # noqa: BLE001 - the job's outcome stands; the log says why
             c.jobs.add_log(job_id, f"webhook could not be queued: {exc}", "error")
+    publish_event(c, job)
     return job
+
+
+def _count(c: "Container", job: Job) -> None:
+    """Add an ended job to the daily analytics (once per job: the store keys it on the job id)."""
+    try:
+        c.analytics.record(job)
+    except Exception as exc:  # noqa: BLE001 - analytics never change a job's outcome
+        log.warning("analytics not recorded for %s: %s", job.job_id, exc)
+        c.jobs.add_log(job.job_id, f"analytics not recorded: {exc}", "warning")
+
+
+def publish_event(c: "Container", job: Job) -> None:
+    """Publish the job's event document (the webhook's, signed the same way) to the create request's
+    ``callback_topic``: ordering key = job id; attributes ``event``, ``job_id``, ``job_type``,
+    ``status``, ``event_id`` for subscription filters, and ``signature`` (``t=...,v1=...`` over
+    the message data, as ``X-Beatsync-Signature``)."""
+    topic = job.request.get("callback_topic")
+    if not topic:
+        return
+    import json as _json
+
+    from ..signing import sign_event
+    from .service import new_event
+
+    try:
+        event = new_event(c, job)
+        data = _json.dumps(event, separators=(",", ":")).encode()
+        attributes = {"event": event["event"], "event_id": event["id"], "job_id": job.job_id, "job_type": job.type,
+                      "status": job.status, "signature": sign_event(c.settings.secret("webhook_secret"), data)}
+        if c.events is None:
+            raise RuntimeError("this service publishes no events (BEATSYNC_EVENT_PUBLISHER=none)")
+        c.events.publish(topic, data, attributes, ordering_key=job.job_id)
+    except Exception as exc:  # noqa: BLE001 - the job's outcome stands; the log says why
+        log.warning("event for %s not published: %s", job.job_id, exc)
+        c.jobs.add_log(job.job_id, f"{job.status} event could not be published to {topic}: {exc}", "error")
 
 
 def _fail(c: "Container", job: Job, exc: BaseException) -> Job:
@@ -112,6 +157,7 @@ def _begin(c: "Container", job_id: str, step: str) -> Job:
         return end_job(c, job_id, "cancelled", error={"code": "cancelled", "message": "cancelled by the caller"})
     if job.status == "queued":
         job = c.jobs.transition(job_id, "processing", step=step)
+        publish_event(c, job)
     c.jobs.add_log(job_id, f"{step} started (attempt {job.attempts})")
     return job
 
@@ -230,7 +276,10 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
             _local_inputs(c, job, report, with_clips=True, should_stop=report.should_stop)
             return _outcome(c.jobs.get(job_id), "analyze", True)
         report(0.0, "downloading")
+        t0 = time.monotonic()
         audio, clips = _local_inputs(c, job, report, with_clips=job.type == "create", should_stop=report.should_stop)
+        c.jobs.record_metrics(job_id, {"download_time_ms": _ms(t0),
+                                       "bytes_in": sum(os.path.getsize(p) for p in [audio, *clips])})
         if report.should_stop():
             return _outcome(_cancelled(c, job_id), "analyze", True)
         from ..analysis import analyze
@@ -243,9 +292,13 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
                 probe_clip(clip, max_pixels=c.settings.max_clip_pixels)  # no video stream, corrupt, too large...
         report(12.0 if job.type == "create" else 10.0, "analyzing")
         fps = job.request["edit_config"]["output_fps"] if job.type == "create" else job.request["fps"]
+        t0, cache = time.monotonic(), _CacheProbe(c.blobs)
         beat_map = analyze(audio, job.request["method"], fps=fps, max_duration=c.settings.max_audio_duration,
-                           cache=c.blobs, allow_noncommercial=c.settings.allow_noncommercial_models)
-        c.blobs.put_bytes(beat_map_key, beat_map.to_json().encode(), "application/json")
+                           cache=cache, allow_noncommercial=c.settings.allow_noncommercial_models)
+        encoded = beat_map.to_json().encode()
+        c.blobs.put_bytes(beat_map_key, encoded, "application/json")
+        c.jobs.record_metrics(job_id, {"analysis_time_ms": _ms(t0), "beat_map_cached": not cache.wrote,
+                                       **({"bytes_out": len(encoded)} if job.type == "analyze" else {})})
         if job.type == "create":  # the edit, planned once for every compose task (temp/{id}/plan.json)
             make_plan(c, job, clips, beat_map, report=_scaled(report, 20.0, 25.0))
         if c.jobs.get(job_id).terminal:  # cancelled (or ended by the orchestrator) meanwhile: leave nothing
@@ -269,6 +322,24 @@ def _stopped(exc: BaseException) -> bool:
     from ..fetch import FetchCancelled
 
     return isinstance(exc, FetchCancelled)
+
+
+def _ms(since: float) -> int:
+    return int((time.monotonic() - since) * 1000)
+
+
+class _CacheProbe:
+    """The blob store, noting whether the analysis wrote a beat map to the cache (it does only on a miss)."""
+
+    def __init__(self, store):
+        self.store, self.wrote = store, False
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def put_bytes(self, key, data, content_type="application/octet-stream"):
+        self.wrote = self.wrote or key.startswith("cache/")
+        return self.store.put_bytes(key, data, content_type)
 
 
 def _cancelled(c: "Container", job_id: str) -> Job:
@@ -342,6 +413,8 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
                   "preview": config.preview_only, "duration": round(made.duration, 3), "file_size": made.file_size,
                   "total_cuts": len(made.edl.cut_frames), "processing_time": round(elapsed, 3)}
         c.blobs.put_bytes(result_key, json.dumps(result).encode(), "application/json")
+        c.jobs.record_metrics(job_id, {"composition_time_ms": _ms(started), "bytes_out": sum(
+            os.path.getsize(p) for p in (made.thumbnail, made.edl_path, made.beat_map_path, made.video))})
         c.jobs.add_log(job_id, f"rendered {made.duration:.1f} s, {len(made.edl.shots)} shots, "
                                f"{made.file_size} bytes in {elapsed:.1f} s")
         job = end_job(c, job_id, "completed", result=result)
@@ -399,7 +472,7 @@ def begin(c: "Container", job_id: str) -> dict:
         if job.cancel_requested:
             end_job(c, job_id, "cancelled", error={"code": "cancelled", "message": "cancelled by the caller"})
         elif job.status == "queued":
-            c.jobs.transition(job_id, "processing", step="starting")
+            publish_event(c, c.jobs.transition(job_id, "processing", step="starting"))
         c.jobs.add_log(job_id, "workflow: started")
     return state(c, job_id)
 
