@@ -51,28 +51,20 @@ def dashboard(tmp_path_factory):
     main = (ROOT / "terraform" / "main.tf").read_text()
     dash = _block(monitoring, 'resource "google_monitoring_dashboard"')
     body = dash[dash.index("dashboard_json = ") + len("dashboard_json = "):dash.rindex("}")]
+    # the module's own variable declarations (defaults and validations as written), with stand-ins for
+    # the required ones, so the locals evaluate exactly as in a deployment
+    variables = (ROOT / "terraform" / "variables.tf").read_text()
+    required = {"project_id": "beatsync-test", "bucket_name": "beatsync-test-media", "image_tag": "v1",
+                "domain": "api.example.com"}
     module = "\n".join([
-        'variable "name_prefix" {\n  default = "beat-sync"\n}',
-        'variable "public_url_map" {\n  default = null\n}',
-        'variable "dead_letter_subscription" {\n  default = null\n}',
-        'variable "pubsub_requests_topic" {\n  default = "beat-sync-requests"\n}',
-        'variable "labels" {\n  default = {}\n}',
-        'variable "region" {\n  default = "asia-southeast1"\n}',
-        'variable "project_id" {\n  default = "p"\n}',
-        'variable "image_repository" {\n  default = "beat-sync"\n}',
-        'variable "image_tag" {\n  default = "t"\n}',
-        'variable "firestore_collection" {\n  default = "c"\n}',
-        'variable "allowed_hosts" {\n  default = []\n}',
-        'variable "max_input_bytes" {\n  default = 1\n}',
-        'variable "max_audio_duration_seconds" {\n  default = 1\n}',
-        'variable "analysis_method" {\n  default = "librosa"\n}',
-        'variable "job_ttl_days" {\n  default = 1\n}',
+        variables,
         _stub(_block(main, "locals {")),
         _stub(_block(monitoring, "locals {")),
         'output "dashboard" {\n  value = ' + _stub(body) + "\n}",
     ])
     work = tmp_path_factory.mktemp("tf")
     (work / "main.tf").write_text(module)
+    (work / "terraform.tfvars").write_text("".join(f'{k} = "{v}"\n' for k, v in required.items()))
     env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "TF_IN_AUTOMATION": "1", "HOME": str(work)}
     for cmd in (["init", "-input=false", "-no-color"], ["apply", "-auto-approve", "-input=false", "-no-color"]):
         proc = subprocess.run(["terraform", *cmd], cwd=work, capture_output=True, text=True, env=env, timeout=120)
