@@ -134,13 +134,15 @@ def main(argv: list[str] | None = None) -> int:
         task_wall = task_cpu / (4 * vcpu_eff)
         merge_wall = merge_per_out_s * 240 + 2 * 240 * 0.6 / 100  # remux + moving ~60 MB in and out of GCS
         start, poll = 8.0, 2.0  # execution + container start (warm image), half a poll interval (BEATSYNC_POLL_SECONDS=4)
-        total = args.analysis_s + start + task_wall + poll + merge_wall
+        fetch = 2.0  # a task fetches its clips from GCS (~200 MB at ~100 MB/s)
+        total = args.analysis_s + start + fetch + task_wall + poll + merge_wall
         print(f"\nPrediction, 4-minute song, 8 tasks x 4 vCPU (derived from the {longest:.0f} s rows):")
         print(f"  CPU per output second, 1 process: {per_out_s:.2f}; split overhead with {m['workers']} segments: "
               f"{overhead:.3f}")
         print(f"  one task: 240 s / 8 = 30 s of output = {task_cpu:.1f} CPU s; on 4 vCPU at an assumed {vcpu_eff:.0%} "
               f"thread efficiency: {task_wall:.1f} s")
         print(f"  + analysis and planning {args.analysis_s:.0f} s (--analysis-s) + execution start {start:.0f} s "
+              f"+ the task's clip download {fetch:.0f} s "
               f"+ half a poll {poll:.0f} s + merge {merge_wall:.1f} s (measured merge CPU scaled to 240 s, plus GCS "
               f"transfer at ~100 MB/s)")
         print(f"  = {total:.1f} s to video (target <= 45 s)")

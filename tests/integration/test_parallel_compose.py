@@ -82,12 +82,17 @@ def test_a_task_killed_mid_segment_is_retried_and_the_merge_matches_one_render(s
     pid = wait_for(lambda: (task_pids(c, job_id, "2/4") or [None])[0], timeout=120, interval=0.05)
     wait_for(lambda: c.blobs.exists(f"temp/{job_id}/progress-004-001.json"), timeout=120, interval=0.05)
     os.killpg(pid, signal.SIGKILL)
+    # one progress number for the job: the sum of the tasks' rendered frames, 25-97 %
+    wait_for(lambda: c.jobs.get(job_id).progress > 26.0 or not t.is_alive(), timeout=120, interval=0.05)
     t.join(300)
     assert out["result"]["status"] == "completed", c.jobs.logs(job_id)
     assert len(task_pids(c, job_id, "2/4")) == 2  # retried once, by the runner
     logs = [e["message"] for e in c.jobs.logs(job_id)]
     assert sum(m.startswith("rendered") for m in logs) == 1
     assert c.blobs.list(f"temp/{job_id}/") == []
+    again = steps.compose_merge(c, job_id)  # a retried merge: nothing is rendered or written again
+    assert again["merged"] and again["status"] == "completed"
+    assert [e["message"] for e in c.jobs.logs(job_id)] == logs
     assert {k.rsplit("/", 1)[1] for k in c.blobs.list(f"outputs/{job_id}/")} == {
         "output.mp4", "thumbnail.jpg", "edl.json", "beat_map.json", "result.json"}
     # the same plan rendered by one process: same frame count, every cut on the same frame
