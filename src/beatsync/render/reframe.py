@@ -6,18 +6,23 @@ slides along one axis only (the "free" axis: x for a landscape source into a nar
 y for a portrait source into a wider one). ``plan_crops`` decides, for every output frame of
 every shot, where that window sits, in the spirit of Google's AutoFlip:
 
-1. A cheap analysis pass over the source ranges the edit shows (each clip's used ranges merged,
-   decoded once at low resolution): faces (OpenCV's Haar cascade, bundled in
-   opencv-python-headless) every ``FACE_EVERY`` s at ``FACE_WIDTH`` px wide; salient motion
-   (the largest blob of a decaying frame-difference history at ``MOTION_WIDTH`` px wide; a
-   difference over most of the frame is camera motion, not a subject); and hard cuts in the
-   source (a jump in the frame difference).
-2. A subject box per output frame: faces first, then salient motion; none means "no subject".
-   The window must hold the box plus a margin: a corridor of allowed window centres.
+1. A cheap analysis pass over the source ranges the edit shows (each clip's used ranges, with
+   ``PRE_ROLL`` s before each, merged and decoded once, analysed at low resolution): faces
+   (OpenCV's Haar cascade, bundled in opencv-python-headless) every ``FACE_EVERY`` s at
+   ``FACE_WIDTH`` px wide; salient motion every ``SAMPLE_EVERY`` s (the largest blob of a
+   short frame-difference history at ``MOTION_WIDTH`` px wide; a difference over most of the
+   frame is camera motion, not a subject); and hard cuts in the source (a jump in the frame
+   difference).
+2. A subject per sample (``_track``): a face seen by two detections in a row; else the moving
+   subject, held while it stands still, widened by motion in place, replaced by a new mover,
+   dropped once it has left by the frame's edge; else none. The window must hold the subject's
+   box plus a margin: a corridor of allowed window centres per output frame (a subject wider
+   than the window: centred on it, give or take a dead band).
 3. A smooth path through the corridors, per stretch between cuts (a shot boundary in the
-   output, or a source cut inside a shot: only there may the window jump): a lazy start (the
-   centre when nothing is seen), held while the corridor allows, smoothed by repeated moving
-   averages clamped to the corridor, then limited to ``MAX_SPEED`` of the frame per second.
+   output, or a source cut inside a shot: only there may the window jump): corridors averaged
+   over a short window; a lazy path (it starts at the centre when the corridor allows, holds
+   while the corridor allows, drifts back to the centre when there is no subject); repeated
+   moving averages clamped to the corridors; then every step limited to ``MAX_SPEED``.
 
 Positions are fractions of the source's displayed extent along the free axis (after rotation
 and sample aspect ratio), so the renderer applies them at output resolution with sub-source-
