@@ -226,3 +226,14 @@ def test_rotated_clip_window_slides_along_the_displayed_axis(tmp_path, song, rot
         rows = np.flatnonzero((f > 200).sum(axis=1) >= 2)
         whole += bool(len(rows)) and rows[0] > 0 and rows[-1] < 127 and rows[-1] - rows[0] + 1 >= 0.85 * disc
     assert whole / len(frames) >= 0.95, whole / len(frames)
+
+
+def test_cancel_stops_the_analysis(disc_clip):
+    """The analysis pass asks should_stop as it decodes (a cancelled job does not plan on)."""
+    from beatsync.render.encode import RenderCancelled
+
+    probe, _, _ = disc_clip
+    asked = []
+    with pytest.raises(RenderCancelled):
+        reframe.analyse_clip(probe, [(0.0, 7.0)], "x", should_stop=lambda: asked.append(1) or len(asked) >= 2)
+    assert len(asked) == 2  # asked every 30 decoded frames: stopped at the 60th of 210
