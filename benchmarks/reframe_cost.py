@@ -72,11 +72,13 @@ def main() -> None:
         for _ in range(args.repeat):
             for fit in ("fill", "smart"):
                 spec = {"sources": sources, "shots": shots(args.seconds, args.shot, len(sources)), "fit": fit,
-                        "w": W, "h": H, "seconds": args.seconds, "song": str(SONG_PATH), "out": os.path.join(tmp, f"{fit}.mp4")}
+                        "w": W, "h": H, "seconds": args.seconds, "song": str(SONG_PATH),
+                        "out": os.path.join(tmp, f"{fit}.mp4")}
                 out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], check=True, capture_output=True,
                                      text=True)
                 results[fit].append(json.loads(out.stdout.strip().splitlines()[-1]))
-    med = {fit: {k: statistics.median(r[k] for r in rs) for k in ("wall", "cpu", "plan_cpu")} for fit, rs in results.items()}
+    med = {fit: {k: statistics.median(r[k] for r in rs) for k in ("wall", "cpu", "plan_cpu")}
+           for fit, rs in results.items()}
     scale = 60.0 / args.seconds
     print(f"{args.seconds:.0f} s of {W}x{H} output, a cut every {args.shot} s, median of {args.repeat}")
     print(f"{'fit':<8}{'wall s':>10}{'CPU s':>10}{'plan CPU s':>12}")

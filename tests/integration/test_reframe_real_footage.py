@@ -72,7 +72,8 @@ def test_person_stays_in_the_9x16_window(person, boxes):
             centre_inside += 0.5 - extent / 2 <= lo and hi <= 0.5 + extent / 2
         # smooth: within the speed bound everywhere inside a shot (this clip has no cuts of its own)
         assert sc.cuts == []
-        assert np.abs(np.diff(sc.centres[: s.frames])).max() <= 0.4 / FPS + 1e-9  # the documented bound: 0.4 of the frame per second
+        # the documented bound: 0.4 of the frame per second
+        assert np.abs(np.diff(sc.centres[: s.frames])).max() <= 0.4 / FPS + 1e-9
     assert counted >= 600 and too_wide <= 0.02 * counted
     assert inside / counted >= 0.95, (inside, counted)
     assert centre_inside / counted < 0.3  # what fill (a centre crop) would have kept: the test has teeth
@@ -102,7 +103,8 @@ def test_rendered_frames_show_the_planned_window(person, song, tmp_path):
     for s in edl.shots:
         for k in range(0, s.frames, 15):
             _, at = plan.position(s.index, s.source_in + k / FPS)
-            wanted[s.start_frame + k] = (int(np.floor((s.source_in + k / FPS) * person.fps + 1e-6)), at * (cover_w - OUT_W))
+            i = int(np.floor((s.source_in + k / FPS) * person.fps + 1e-6))
+            wanted[s.start_frame + k] = (i, at * (cover_w - OUT_W))
     sources = {}
     with av.open(person.path) as c:
         for i, f in enumerate(c.decode(c.streams.video[0])):

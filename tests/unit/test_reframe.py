@@ -205,3 +205,35 @@ def test_a_face_comes_before_motion(tmp_path):
     # the face spans about 0.25..0.8 of the photograph's width (checked by eye)
     lo, hi = (x0 + 0.25 * portrait.shape[1]) / SRC_W, (x0 + 0.8 * portrait.shape[1]) / SRC_W
     assert np.mean((c - extent / 2 <= lo) & (hi <= c + extent / 2)) >= 0.95
+
+
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_rotated_clip_window_slides_along_the_displayed_axis(tmp_path, song, rotation):
+    """A phone clip stored landscape with a display rotation shows portrait: a 1:1 output slides
+    its window vertically, and the disc (moving along the stored x) stays whole in the output."""
+    xs, cut = disc_track(3.9)  # before the source's cut: the disc crosses, then stays
+    probe = probe_clip(write_clip(str(tmp_path / "rot.mp4"), disc_frames(xs, cut), FPS, rotation=rotation))
+    assert probe.display_size == (SRC_H, SRC_W)
+    assert reframe.window_extent(probe, 128, 128)[0] == "y"
+    edl = edl_for([probe], 128, 128, [(0, 0.0, 110)])
+    out = tmp_path / "o.mp4"
+    render(edl, [probe], song, str(out))
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="gray") for f in c.decode(c.streams.video[0])]
+    disc = 2 * RADIUS * 128 / SRC_H
+    whole = 0
+    for f in frames:
+        rows = np.flatnonzero((f > 200).sum(axis=1) >= 2)
+        whole += bool(len(rows)) and rows[0] > 0 and rows[-1] < 127 and rows[-1] - rows[0] + 1 >= 0.85 * disc
+    assert whole / len(frames) >= 0.95, whole / len(frames)
+
+
+def test_cancel_stops_the_analysis(disc_clip):
+    """The analysis pass asks should_stop as it decodes (a cancelled job does not plan on)."""
+    from beatsync.render.encode import RenderCancelled
+
+    probe, _, _ = disc_clip
+    asked = []
+    with pytest.raises(RenderCancelled):
+        reframe.analyse_clip(probe, [(0.0, 7.0)], "x", should_stop=lambda: asked.append(1) or len(asked) >= 2)
+    assert len(asked) == 2  # asked every 30 decoded frames: stopped at the 60th of 210

@@ -157,7 +157,7 @@ def render(
     if edl.fit == "smart":
         from .reframe import plan_crops
 
-        crops = plan_crops(edl, probes)
+        crops = plan_crops(edl, probes, should_stop)
     pool = ReaderPool(probes, edl.width, edl.height, edl.fit, crops=crops)
     # thumbnail candidates: the middle of each shot in the most energetic part (scored as we go)
     candidates = {(s.start_frame + s.end_frame) // 2 for s in edl.shots if s.section in ("chorus", "drop")}

@@ -191,7 +191,8 @@ class ClipReader:
         # convert each shown source frame once (it repeats when the clip's rate is below the output's);
         # the cache holds the (time, frame) pair itself, so identity cannot be recycled
         # An encoder takes ownership of the frames it is given: a repeat is sent as a copy.
-        if self._converted is None or self._converted[0] is not self._current or self._converted_at != self.convert.crop_at:
+        if (self._converted is None or self._converted[0] is not self._current
+                or self._converted_at != self.convert.crop_at):
             self._converted_at = self.convert.crop_at
             self._converted = (self._current, self.convert(self._current[1]))
             return self._converted[1]

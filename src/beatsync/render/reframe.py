@@ -6,18 +6,23 @@ slides along one axis only (the "free" axis: x for a landscape source into a nar
 y for a portrait source into a wider one). ``plan_crops`` decides, for every output frame of
 every shot, where that window sits, in the spirit of Google's AutoFlip:
 
-1. A cheap analysis pass over the source ranges the edit shows (each clip's used ranges merged,
-   decoded once at low resolution): faces (OpenCV's Haar cascade, bundled in
-   opencv-python-headless) every ``FACE_EVERY`` s at ``FACE_WIDTH`` px wide; salient motion
-   (the largest blob of a decaying frame-difference history at ``MOTION_WIDTH`` px wide; a
-   difference over most of the frame is camera motion, not a subject); and hard cuts in the
-   source (a jump in the frame difference).
-2. A subject box per output frame: faces first, then salient motion; none means "no subject".
-   The window must hold the box plus a margin: a corridor of allowed window centres.
+1. A cheap analysis pass over the source ranges the edit shows (each clip's used ranges, with
+   ``PRE_ROLL`` s before each, merged and decoded once, analysed at low resolution): faces
+   (OpenCV's Haar cascade, bundled in opencv-python-headless) every ``FACE_EVERY`` s at
+   ``FACE_WIDTH`` px wide; salient motion every ``SAMPLE_EVERY`` s (the largest blob of a
+   short frame-difference history at ``MOTION_WIDTH`` px wide; a difference over most of the
+   frame is camera motion, not a subject); and hard cuts in the source (a jump in the frame
+   difference).
+2. A subject per sample (``_track``): a face seen by two detections in a row; else the moving
+   subject, held while it stands still, widened by motion in place, replaced by a new mover,
+   dropped once it has left by the frame's edge; else none. The window must hold the subject's
+   box plus a margin: a corridor of allowed window centres per output frame (a subject wider
+   than the window: centred on it, give or take a dead band).
 3. A smooth path through the corridors, per stretch between cuts (a shot boundary in the
-   output, or a source cut inside a shot: only there may the window jump): a lazy start (the
-   centre when nothing is seen), held while the corridor allows, smoothed by repeated moving
-   averages clamped to the corridor, then limited to ``MAX_SPEED`` of the frame per second.
+   output, or a source cut inside a shot: only there may the window jump): corridors averaged
+   over a short window; a lazy path (it starts at the centre when the corridor allows, holds
+   while the corridor allows, drifts back to the centre when there is no subject); repeated
+   moving averages clamped to the corridors; then every step limited to ``MAX_SPEED``.
 
 Positions are fractions of the source's displayed extent along the free axis (after rotation
 and sample aspect ratio), so the renderer applies them at output resolution with sub-source-
@@ -27,6 +32,7 @@ pixel steps (see ``frames.FrameConverter``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import av
 import cv2
@@ -202,7 +208,8 @@ def _track(samples: list[_Sample]) -> tuple[np.ndarray, list[str]]:
     return boxes, kinds
 
 
-def analyse_clip(probe: ClipProbe, ranges: list[tuple[float, float]], axis: str) -> ClipAnalysis:
+def analyse_clip(probe: ClipProbe, ranges: list[tuple[float, float]], axis: str,
+                 should_stop: Callable[[], bool] | None = None) -> ClipAnalysis:
     """Decode ``ranges`` (clip seconds, each with ``PRE_ROLL`` s before it) of the clip once, at
     low resolution: faces, motion, cuts; then the subject per sample (``_track``)."""
     samples: list[_Sample] = []
@@ -217,8 +224,12 @@ def analyse_clip(probe: ClipProbe, ranges: list[tuple[float, float]], axis: str)
         d = _to_display(box, probe.rotation)
         return (d[0], d[2]) if axis == "x" else (d[1], d[3])
 
-    stretch = 0
-    with av.open(probe.path, metadata_errors="ignore") as c:
+    stretch = decoded = 0
+    try:
+        container = av.open(probe.path, metadata_errors="ignore")
+    except av.error.FFmpegError:
+        return ClipAnalysis(np.zeros(0), np.zeros((0, 2)), [], [])  # the renderer reports the clip
+    with container as c:
         s = next(s for s in c.streams.video if not is_cover_art(s))
         s.thread_type = "AUTO"
         tb = s.time_base
@@ -240,6 +251,11 @@ def analyse_clip(probe: ClipProbe, ranges: list[tuple[float, float]], axis: str)
                     t = float(f.pts * tb) - probe.start_time
                     if t > b:
                         break
+                    decoded += 1
+                    if should_stop is not None and decoded % 30 == 0 and should_stop():
+                        from .encode import RenderCancelled
+
+                        raise RenderCancelled("render cancelled")
                     grey = f.reformat(width=fw, height=fh, format="gray", interpolation="AREA").to_ndarray()
                     small = cv2.resize(grey, (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32)
                     motion = cv2.GaussianBlur(cv2.resize(grey, (mw, mh), interpolation=cv2.INTER_AREA), (3, 3), 0)
@@ -363,7 +379,8 @@ class CropPlan:
         return sc.axis, float(np.clip((c - sc.extent / 2) / (1 - sc.extent), 0.0, 1.0))
 
 
-def plan_crops(edl: EditDecisionList, probes: list[ClipProbe]) -> CropPlan:
+def plan_crops(edl: EditDecisionList, probes: list[ClipProbe],
+               should_stop: Callable[[], bool] | None = None) -> CropPlan:
     """Analyse what each shot shows and plan its crop path (see the module docstring)."""
     fps = edl.fps
     # a shot plays on under the next shot's transition: its path covers those frames too
@@ -373,7 +390,7 @@ def plan_crops(edl: EditDecisionList, probes: list[ClipProbe]) -> CropPlan:
     for s in edl.shots:
         if geometry[s.clip][1] < 1.0:
             ranges.setdefault(s.clip, []).append((s.source_in, s.source_in + (s.frames + tails.get(s.index, 1)) / fps))
-    analyses = {clip: analyse_clip(probes[clip], r, geometry[clip][0]) for clip, r in ranges.items()}
+    analyses = {clip: analyse_clip(probes[clip], r, geometry[clip][0], should_stop) for clip, r in ranges.items()}
     plan: dict[int, ShotCrop] = {}
     for s in edl.shots:
         axis, extent = geometry[s.clip]
