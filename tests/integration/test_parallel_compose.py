@@ -44,10 +44,11 @@ def setup(tmp_path, monkeypatch):
     media.close()
 
 
-def submit(c, media) -> str:
+def submit(c, media, size=(320, 180)) -> str:
+    """A 30 s render (4 tasks of 8 s); ``size`` large enough that a task is still rendering when killed."""
     body = {"audio_url": f"{media.url}/lets_go_fishin_excerpt.opus",
             "video_urls": [f"{media.url}/{n}" for n in CLIPS], "preset": "fast_cuts", "method": "librosa",
-            "config": {"output_resolution": [320, 180]}}
+            "config": {"output_resolution": list(size)}}
     job, _ = service.submit_create(c, body, "alice")
     out = steps.run_analyze(c, job.job_id)
     assert out["status"] == "processing"
@@ -62,7 +63,14 @@ def task_pids(c, job_id, task: str = "") -> list[int]:
 
 def in_background(fn, *args):
     out = {}
-    t = threading.Thread(target=lambda: out.setdefault("result", fn(*args)), daemon=True)
+
+    def run():
+        try:
+            out["result"] = fn(*args)
+        except Exception as exc:  # noqa: BLE001 - the test reads it
+            out["error"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
     t.start()
     return t, out
 
@@ -74,7 +82,7 @@ def frames(path) -> np.ndarray:
 
 def test_a_task_killed_mid_segment_is_retried_and_the_merge_matches_one_render(setup, tmp_path):
     c, media = setup
-    job_id = submit(c, media)
+    job_id = submit(c, media, (480, 270))
     plan = json.loads(c.blobs.get_bytes(f"temp/{job_id}/plan.json"))
     assert plan["tasks"] == 4  # 30 s of output, 8 s per task
     t, out = in_background(steps.run_compose, c, job_id)
@@ -123,3 +131,24 @@ def test_cancel_during_a_parallel_render_stops_every_task_and_leaves_nothing(set
     for pid in task_pids(c, job_id):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_segment_still_missing_after_its_retries_is_the_only_one_rendered_again(setup, monkeypatch):
+    c, media = setup
+    monkeypatch.setenv("BEATSYNC_COMPOSE_TASK_RETRIES", "0")
+    c = bootstrap(Settings.from_env(), orchestrator=RecordingOrchestrator())
+    job_id = submit(c, media, (640, 360))
+    t, out = in_background(steps.run_compose, c, job_id)
+    pid = wait_for(lambda: (task_pids(c, job_id, "3/4") or [None])[0], timeout=120, interval=0.05)
+    os.killpg(pid, signal.SIGKILL)  # no retries left: the attempt ends with segment 3 missing
+    t.join(300)
+    assert type(out.get("error")).__name__ == "SegmentsMissing"  # transient: the orchestrator retries the step
+    assert c.jobs.get(job_id).status == "processing" and not c.blobs.list(f"outputs/{job_id}/result")
+    markers = [k for k in c.blobs.list(f"temp/{job_id}/seg-") if k.endswith(".json")]
+    assert [k.rsplit("-", 1)[1] for k in markers] == ["000.json", "001.json", "003.json"]
+    assert any("merge: segments [2] of 4 missing" in e["message"] for e in c.jobs.logs(job_id))
+    assert steps.run_compose(c, job_id)["status"] == "completed"  # the retry
+    logs = [e["message"] for e in c.jobs.logs(job_id)]
+    assert sum("segment already rendered" in m for m in logs) == 3
+    assert len(task_pids(c, job_id, "3/4")) == 2 and len(task_pids(c, job_id)) == 5
+    assert sum(m.startswith("rendered") for m in logs) == 1 and c.blobs.list(f"temp/{job_id}/") == []
