@@ -75,12 +75,12 @@ resource "google_compute_url_map" "api" {
     default_service = google_compute_backend_service.functions["status"].id
 
     path_rule {
-      paths   = ["/api/v1/beat-sync/analyze", "/api/v1/beat-sync/create"]
+      paths   = ["/api/v1/beat-sync/analyze", "/api/v1/beat-sync/create", "/api/v1/beat-sync/pubsub/push"]
       service = google_compute_backend_service.functions["submit"].id
     }
 
     path_rule {
-      paths   = ["/api/v1/beat-sync/analyze/*", "/api/v1/beat-sync/create/*", "/api/v1/beat-sync/jobs", "/api/v1/beat-sync/jobs/*", "/api/v1/beat-sync/presets", "/api/v1/beat-sync/transitions", "/health", "/openapi.json"]
+      paths   = ["/api/v1/beat-sync/analyze/*", "/api/v1/beat-sync/create/*", "/api/v1/beat-sync/jobs", "/api/v1/beat-sync/jobs/*", "/api/v1/beat-sync/presets", "/api/v1/beat-sync/transitions", "/api/v1/beat-sync/admin/stats", "/health", "/openapi.json", "/docs", "/docs/*"]
       service = google_compute_backend_service.functions["status"].id
     }
   }

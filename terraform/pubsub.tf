@@ -117,14 +117,10 @@ resource "google_pubsub_subscription" "dead_letter" {
   }
 }
 
-# the push account may call the submit function (Cloud Run IAM checks the token first)
-resource "google_cloud_run_service_iam_member" "pubsub_push_invokes_submit" {
-  project  = var.project_id
-  location = var.region
-  service  = google_cloudfunctions2_function.submit.name
-  role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.pubsub_push.email}"
-}
+# no invoker grant of its own: the submit function is invokable by allUsers (terraform/functions.tf:
+# API-key callers have no Google identity), and the service verifies the push token itself
+# (audience and the push account's email); Pub/Sub push counts as internal traffic for the
+# function's ingress setting
 
 # Pub/Sub's service agent mints the push tokens, forwards dead letters and acknowledges them
 resource "google_service_account_iam_member" "agent_mints_push_tokens" {

@@ -128,9 +128,14 @@ def openapi_operations() -> list[tuple[str, str]]:
 
     ops = []
     for template, item in openapi()["paths"].items():
-        path = re.sub(r"\{[^}]+\}", "job-0123456789abcdef", template)
-        ops += [(m.upper(), path) for m, op in item.items()
-                if m in ("get", "post", "put", "patch", "delete") and not op.get("x-beatsync-local-only")]
+        for m, op in item.items():
+            if m not in ("get", "post", "put", "patch", "delete") or op.get("x-beatsync-local-only"):
+                continue
+            # a path parameter with a list of values takes its first; any other a job-id-like value
+            enums = {p["name"]: p["schema"]["enum"][0] for p in op.get("parameters", [])
+                     if p.get("in") == "path" and "enum" in p.get("schema", {})}
+            path = re.sub(r"\{([^}]+)\}", lambda g: enums.get(g.group(1), "job-0123456789abcdef"), template)
+            ops.append((m.upper(), path))
     return ops
 
 

@@ -210,6 +210,8 @@ def _resolve(expr: str, values: dict) -> str:
         return _resolve("${" + m2.group(1) + "}", values)
     if inner and (m2 := re.fullmatch(r'join\(",", (.+)\)', inner)):
         return ",".join(values[m2.group(1)])
+    if inner and (m2 := re.fullmatch(r'(\S+) \? "([^"]*)" : "([^"]*)"', inner)):  # a boolean variable
+        return m2.group(2) if values[m2.group(1)] else m2.group(3)
     out = re.sub(r"\$\{([^}]+)\}", lambda mm: str(values[mm.group(1).strip()]), expr)
     assert "${" not in out, expr
     return out
@@ -250,6 +252,10 @@ def deployment(tmp_path_factory, firestore_emulator, fake_gcs, tasks_emulator): 
         "google_cloud_tasks_queue.webhooks.name": queue_path.rsplit("/", 1)[1],
         'google_service_account.this["tasks"].email': f"beat-sync-tasks@{PROJECT}.iam.gserviceaccount.com",
         "google_cloud_run_v2_service.analyze.uri": f"http://127.0.0.1:{ports['analyze']}",
+        # the Pub/Sub intake's identity (its push is rehearsed on the emulator in test_pubsub_emulator.py)
+        "local.pubsub_push_audience": f"{router.url}/api/v1/beat-sync/pubsub/push",
+        "google_service_account.pubsub_push.email": f"beat-sync-pubsub-push@{PROJECT}.iam.gserviceaccount.com",
+        "google_pubsub_topic.dead_letter.id": f"projects/{PROJECT}/topics/beat-sync-requests-dead-letter",
     })
     secrets = {"secret:webhook": ("BEATSYNC_WEBHOOK_SECRET", WEBHOOK_SECRET),
                "secret:api_keys": ("BEATSYNC_API_KEYS", API_KEY)}
