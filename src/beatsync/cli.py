@@ -138,7 +138,7 @@ def cmd_make(args) -> int:
         progress.close()
     if args.edl:
         Path(args.edl).write_text(result.edl.to_json())
-    if args.otio:
+    if args.otio and os.path.abspath(args.otio) != os.path.abspath(result.otio_path):
         import shutil
 
         shutil.copyfile(result.otio_path, args.otio)

@@ -264,3 +264,13 @@ def test_screen_time_is_fair_on_a_long_song_with_clips_of_very_different_lengths
             under = [w.message for w in edl.warnings if w.code == "clip_under_share"]
             assert len(under) == n_capped and all("c4.mp4" not in m for m in under), (song, under)
             assert ("footage_reused" in [w.code for w in edl.warnings]) == (song > sum(lengths))
+
+
+def test_a_rounded_output_size_is_a_warning():
+    """160x90 renders as 160x88 (whole 4:2:0 chroma planes): the request is not silently changed."""
+    bm = beat_map()
+    edl = plan(bm, CLIPS, resolve_config("fast_cuts", {"output_resolution": "160x90"}))
+    assert (edl.width, edl.height) == (160, 88)
+    assert "resolution_rounded" in [w.code for w in edl.warnings]
+    exact = plan(bm, CLIPS, resolve_config("fast_cuts", {"output_resolution": "160x96"}))
+    assert "resolution_rounded" not in [w.code for w in exact.warnings]

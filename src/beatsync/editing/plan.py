@@ -307,6 +307,9 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
     warn = _Warnings()
     fps = config.output_fps
     width, height = config.size
+    if f"{width}x{height}" != config.output_resolution:
+        warn.add("resolution_rounded", f"output_resolution {config.output_resolution} rendered as {width}x{height}: "
+                                       "each side is a multiple of 4 (whole 4:2:0 chroma planes)")
     start, end = _window(beat_map, config, warn)
     total_frames = max(1, int(round((end - start) * fps)))
     min_frames = max(1, int(round(config.min_shot_duration * fps)))
