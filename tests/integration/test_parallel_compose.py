@@ -102,7 +102,7 @@ def test_a_task_killed_mid_segment_is_retried_and_the_merge_matches_one_render(s
     assert again["merged"] and again["status"] == "completed"
     assert [e["message"] for e in c.jobs.logs(job_id)] == logs
     assert {k.rsplit("/", 1)[1] for k in c.blobs.list(f"outputs/{job_id}/")} == {
-        "output.mp4", "thumbnail.jpg", "edl.json", "beat_map.json", "result.json"}
+        "output.mp4", "thumbnail.jpg", "edl.json", "edit.otio", "beat_map.json", "result.json"}
     # the same plan rendered by one process: same frame count, every cut on the same frame
     c.blobs.get_file(f"outputs/{job_id}/output.mp4", str(tmp_path / "merged.mp4"))
     edl = EditDecisionList.model_validate_json(c.blobs.get_bytes(f"outputs/{job_id}/edl.json"))

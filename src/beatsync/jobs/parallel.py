@@ -283,6 +283,10 @@ def run_merge(c: "Container", job_id: str) -> dict:
                   "file_size": merged.file_size, "total_cuts": len(edl.cut_frames),
                   "processing_time": round(elapsed, 3)}
         c.blobs.put_bytes(result_key, json.dumps(result).encode(), "application/json")
+        # composition: from the plan (end of analysis) to the merged upload; bytes out: what the job publishes
+        c.jobs.record_metrics(job_id, {"composition_time_ms": int((time.time() - plan["created"]) * 1000),
+                                       "bytes_out": sum(os.path.getsize(p) for p in (thumb, edl_path, otio_path, out))
+                                       + len(c.blobs.get_bytes(prefix + "beat_map.json"))})
         c.jobs.add_log(job_id, f"rendered {merged.duration:.1f} s, {len(edl.shots)} shots, {merged.file_size} bytes "
                                f"in {elapsed:.1f} s ({count} tasks, joined in {time.monotonic() - started:.1f} s)")
         job = steps.end_job(c, job_id, "completed", result=result)

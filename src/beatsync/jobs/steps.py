@@ -414,7 +414,7 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
                   "total_cuts": len(made.edl.cut_frames), "processing_time": round(elapsed, 3)}
         c.blobs.put_bytes(result_key, json.dumps(result).encode(), "application/json")
         c.jobs.record_metrics(job_id, {"composition_time_ms": _ms(started), "bytes_out": sum(
-            os.path.getsize(p) for p in (made.thumbnail, made.edl_path, made.beat_map_path, made.video))})
+            os.path.getsize(p) for p in (made.thumbnail, made.edl_path, made.otio_path, made.beat_map_path, made.video))})
         c.jobs.add_log(job_id, f"rendered {made.duration:.1f} s, {len(made.edl.shots)} shots, "
                                f"{made.file_size} bytes in {elapsed:.1f} s")
         job = end_job(c, job_id, "completed", result=result)
