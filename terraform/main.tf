@@ -51,6 +51,9 @@ locals {
     BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS = var.allow_noncommercial_models ? "1" : "0"
 
     BEATSYNC_EVENT_PUBLISHER = "pubsub"
+    # the only topic a create request's callback_topic may name: the accounts may publish nowhere
+    # else (terraform/pubsub.tf), so any other is refused at submit
+    BEATSYNC_EVENT_TOPICS = google_pubsub_topic.events.id
   }
 
   # components that end jobs queue webhooks, whose tasks carry the tasks account's OIDC identity

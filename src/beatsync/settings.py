@@ -148,6 +148,12 @@ class Settings:
     #: where job events for a create request's ``callback_topic`` go (``BEATSYNC_EVENT_PUBLISHER``):
     #: ``none`` (callback_topic is refused), ``memory`` (kept in this process) or ``pubsub``
     event_publisher: str = "none"
+    #: the topics a create request's ``callback_topic`` may name (``BEATSYNC_EVENT_TOPICS``,
+    #: comma-separated topic ids of ``BEATSYNC_PROJECT`` or ``projects/P/topics/T``): the topics this
+    #: service's accounts may publish to (terraform/pubsub.tf grants publish on the events topic
+    #: only). Any other is refused at submit (400 ``callback_topic_not_allowed``). Empty: any topic
+    #: of the project (a local run, the emulator)
+    event_topics: str = ""
     #: Pub/Sub push intake: the audience of the push subscription's OIDC token and the push service
     #: account's email (``BEATSYNC_PUBSUB_PUSH_AUDIENCE``, ``BEATSYNC_PUBSUB_PUSH_SERVICE_ACCOUNT``);
     #: the push route answers 404 until both are set
@@ -233,6 +239,13 @@ class Settings:
         if self.pubsub_dead_letter_topic and self.event_publisher == "none":
             raise InvalidSetting("BEATSYNC_PUBSUB_DEAD_LETTER_TOPIC needs BEATSYNC_EVENT_PUBLISHER=pubsub (or memory)",
                                  code="invalid_setting")
+        if self.event_topics.strip() and self.event_publisher == "none":
+            raise InvalidSetting("BEATSYNC_EVENT_TOPICS needs BEATSYNC_EVENT_PUBLISHER=pubsub (or memory)",
+                                 code="invalid_setting")
+        for topic in (t.strip() for t in self.event_topics.split(",")):
+            if topic and not (re.fullmatch(r"projects/[^/]+/topics/[^/]+", topic) or ("/" not in topic and self.project)):
+                raise InvalidSetting(f"BEATSYNC_EVENT_TOPICS: {topic!r} is not projects/P/topics/T (or a topic id "
+                                     "with BEATSYNC_PROJECT set)", code="invalid_setting")
         from .analysis import check_method
         from .errors import InvalidRequest
 
@@ -256,6 +269,20 @@ class Settings:
     @property
     def allowed_host_list(self) -> tuple[str, ...]:
         return tuple(h.strip().lower() for h in self.allowed_hosts.split(",") if h.strip())
+
+    @property
+    def event_topic_list(self) -> tuple[str, ...]:
+        """``BEATSYNC_EVENT_TOPICS`` as full topic names (``projects/P/topics/T``)."""
+        return tuple(self.topic_name(t.strip()) for t in self.event_topics.split(",") if t.strip())
+
+    def topic_name(self, topic: str) -> str:
+        """``projects/P/topics/T`` of a topic id of this project or a full topic name."""
+        return topic if topic.startswith("projects/") else f"projects/{self.project}/topics/{topic}"
+
+    def allows_event_topic(self, topic: str) -> bool:
+        """Whether a create request's ``callback_topic`` is one the service may publish to."""
+        allowed = self.event_topic_list
+        return not allowed or self.topic_name(topic) in allowed
 
     def secret(self, name: str) -> bytes:
         """``webhook_secret`` / ``signing_secret``, or a random key generated once and kept in

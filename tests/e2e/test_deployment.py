@@ -256,6 +256,7 @@ def deployment(tmp_path_factory, firestore_emulator, fake_gcs, tasks_emulator): 
         "local.pubsub_push_audience": f"{router.url}/api/v1/beat-sync/pubsub/push",
         "google_service_account.pubsub_push.email": f"beat-sync-pubsub-push@{PROJECT}.iam.gserviceaccount.com",
         "google_pubsub_topic.dead_letter.id": f"projects/{PROJECT}/topics/beat-sync-requests-dead-letter",
+        "google_pubsub_topic.events.id": f"projects/{PROJECT}/topics/{defaults['name_prefix']}-events",
     })
     secrets = {"secret:webhook": ("BEATSYNC_WEBHOOK_SECRET", WEBHOOK_SECRET),
                "secret:api_keys": ("BEATSYNC_API_KEYS", API_KEY)}

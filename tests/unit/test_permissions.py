@@ -5,30 +5,41 @@ declares (``PERMISSIONS`` next to the adapter methods); those needs are checked 
 permissions of the predefined roles (tests/fixtures/iam_roles.json, from Google's IAM
 documentation) that terraform/ grants that component's service account, on the resource each
 grant is on (project, bucket with an optional object-name prefix condition, queue, secret,
-service account, Cloud Run service or job). Every grant must be needed: removing any one of them
-makes the check fail (shown below, one removal at a time)."""
+service account, Cloud Run service or job, Pub/Sub topic). Every grant must be needed: removing any
+one of them makes the check fail (shown below, one removal at a time).
+
+Pub/Sub is exercised too: the submit function takes a push delivery (a job) and an unprocessable
+one (published to the dead-letter topic), and the create requests name the events topic as their
+``callback_topic``, so the components that start and end jobs publish their events there; a
+publish needs ``pubsub.topics.publish`` on the topic it went to (the exercise's topic names map to
+Terraform's topics through the settings that name them: ``TOPICS``)."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import re
 
 import functions_framework
 import pytest
 
+from beatsync.adapters.analytics import FirestoreAnalytics
 from beatsync.adapters.cloud_run_jobs import CloudRunJobRunner
 from beatsync.adapters.cloud_tasks import CloudTasksNotifier
 from beatsync.adapters.firestore_jobs import FirestoreJobStore
 from beatsync.adapters.gcs import GcsBlobStore
+from beatsync.adapters.pubsub import PubSubPublisher
 from beatsync.adapters.workflows import WorkflowsOrchestrator
 from beatsync.bootstrap import bootstrap
 from beatsync.http import set_container
 from beatsync.jobs import steps
-from beatsync.ports import BlobStore, ComposeRunner, JobStore, Notifier, Orchestrator
+from beatsync.ports import Analytics, BlobStore, ComposeRunner, EventPublisher, JobStore, Notifier, Orchestrator
 from beatsync.settings import Settings
 from tests.conftest import ROOT
 from tests.deploy import components, grants, resources
 from tests.suites.service import RecordingOrchestrator, create_body
+from tests.unit.test_auth_and_limits import google  # noqa: F401  (certificate server fixture)
 
 ROLES = {k: set(v["permissions"]) for k, v in json.loads((ROOT / "tests" / "fixtures" / "iam_roles.json")
                                                           .read_text()).items() if not k.startswith("_")}
@@ -41,12 +52,23 @@ PORTS = {
     "notifier": ("BEATSYNC_NOTIFIER", {"cloud_tasks": CloudTasksNotifier}, Notifier),
     "orchestrator": ("BEATSYNC_ORCHESTRATOR", {"workflows": WorkflowsOrchestrator}, Orchestrator),
     "runner": ("BEATSYNC_COMPOSE_RUNNER", {"cloud_run_job": CloudRunJobRunner}, ComposeRunner),
+    "events": ("BEATSYNC_EVENT_PUBLISHER", {"pubsub": PubSubPublisher}, EventPublisher),
+    # the analytics live beside the jobs: Firestore with a Firestore job store (bootstrap.analytics)
+    "analytics": ("BEATSYNC_JOB_STORE", {"firestore": FirestoreAnalytics}, Analytics),
 }
+PROJECT = "demo-beatsync"
+DLQ = f"projects/{PROJECT}/topics/beat-sync-requests-dead-letter"
+EVENTS = f"projects/{PROJECT}/topics/beatsync-events"
+#: the exercise's topics -> the setting that names each (its Terraform value names the topic resource)
+TOPICS = {DLQ: "BEATSYNC_PUBSUB_DEAD_LETTER_TOPIC", EVENTS: "BEATSYNC_EVENT_TOPICS"}
+AUDIENCE = f"https://asia-southeast1-{PROJECT}.cloudfunctions.net/beatsync-submit"
+PUSHER = f"beatsync-pubsub-push@{PROJECT}.iam.gserviceaccount.com"
+SUBSCRIPTION = f"projects/{PROJECT}/subscriptions/beat-sync-requests-push"
 
 
 class Recorder:
     """Passes every call to the real adapter and records ``(port, method, key)`` of the port's
-    operations (``key``: the object key of blob operations)."""
+    operations (``key``: the object key of blob operations, the topic of a publish)."""
 
     def __init__(self, port: str, target, log: set):
         self._port, self._target, self._log = port, target, log
@@ -58,7 +80,11 @@ class Recorder:
             return attr
 
         def call(*args, **kwargs):
-            key = args[0] if self._port == "blobs" and args and isinstance(args[0], str) else None
+            key = None
+            if self._port == "blobs" and args and isinstance(args[0], str):
+                key = args[0]
+            if self._port == "events":
+                key = args[0] if args else kwargs["topic"]
             self._log.add((self._port, name, key))
             return attr(*args, **kwargs)
 
@@ -84,29 +110,42 @@ def _client(name):
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory, media):
+def recorded(tmp_path_factory, media, google):  # noqa: F811
     """What each component does to the stores and queues, exercising all its routes and its step."""
     from tests.servers import webhook_receiver
 
     receiver = webhook_receiver()
     try:
-        yield _exercise(tmp_path_factory, media, receiver)
+        yield _exercise(tmp_path_factory, media, receiver, google)
     finally:
         receiver.close()
 
 
-def _exercise(tmp_path_factory, media, receiver):
+def _push(client, google, body=None, message_id="m-1", raw=None):  # noqa: F811
+    data = raw if raw is not None else json.dumps(body).encode()
+    env = {"message": {"data": base64.b64encode(data).decode(), "messageId": message_id, "attributes": {}},
+           "subscription": SUBSCRIPTION}
+    r = client.post(f"{API}/pubsub/push", json=env,
+                    headers={"Authorization": f"Bearer {google.token(email=PUSHER, aud=AUDIENCE)}"})
+    assert r.status_code == 200, r.json
+    return r.json
+
+
+def _exercise(tmp_path_factory, media, receiver, google):  # noqa: F811
     tmp = tmp_path_factory.mktemp("perm")
     settings = Settings.from_env({}, data_dir=tmp / "data", allowed_hosts=f"{media.host},{receiver.host}",
-                                 sync_wait=0.05, analysis_method="librosa")
+                                 sync_wait=0.05, analysis_method="librosa", project=PROJECT,
+                                 event_publisher="memory", event_topics=EVENTS, pubsub_dead_letter_topic=DLQ,
+                                 pubsub_push_audience=AUDIENCE, pubsub_push_service_account=PUSHER,
+                                 id_token_certs_url=google.url + "/certs")
     base = bootstrap(settings, orchestrator=RecordingOrchestrator())
     real = {"blobs": base.blobs, "jobs": base.jobs, "notifier": base.notifier, "orchestrator": base.orchestrator,
-            "runner": RecordingRunner()}
+            "events": base.events, "analytics": base.analytics, "runner": RecordingRunner()}
     logs: dict[str, set] = {name: set() for name in ("submit", "status", "analyze", "compose")}
 
     def use(component):
         c = bootstrap(settings, **{p: Recorder(p, real[p], logs[component]) for p in
-                                   ("blobs", "jobs", "notifier", "orchestrator")})
+                                   ("blobs", "jobs", "notifier", "orchestrator", "events", "analytics")})
         c._overrides["runner"] = Recorder("runner", real["runner"], logs[component])
         set_container(c)
         return c
@@ -114,7 +153,12 @@ def _exercise(tmp_path_factory, media, receiver):
     submit, status, analyze = _client("submit"), _client("status"), _client("analyze")
     try:
         use("submit")
-        ids = [submit.post(f"{API}/create", json=create_body(media, receiver)).json["job_id"] for _ in range(2)]
+        # the create requests want their events on the events topic (any other topic is refused)
+        ids = [submit.post(f"{API}/create", json=create_body(media, receiver, callback_topic=EVENTS)).json["job_id"]
+               for _ in range(2)]
+        # the Pub/Sub intake: a message becomes a job; one that can never succeed is dead-lettered
+        assert _push(submit, google, create_body(media, callback_topic=EVENTS))["created"]
+        assert _push(submit, google, raw=b"not json", message_id="m-2")["dead_lettered"]
         r = submit.post(f"{API}/analyze", json={"audio_url": f"{media.url}/song.wav", "method": "librosa"})
         assert r.status_code in (200, 202), r.json
         ids.append(r.json["job_id"])
@@ -140,7 +184,8 @@ def _exercise(tmp_path_factory, media, receiver):
         call("/internal/state", job_id=job1)
         other = call("/internal/compose/start", job_id=job2, attempt=1)["handle"]
         call("/internal/compose/stop", job_id=job2, handle=other)
-        console = call("/internal/submit", request=create_body(media, receiver), execution_id="e-1")["job_id"]
+        console = call("/internal/submit", request=create_body(media, receiver, callback_topic=EVENTS),
+                       execution_id="e-1")["job_id"]
         call("/internal/end", job_id=console, status="failed", code="workflow_failed", message="test")
 
         # the compose job: `beatsync compose-job JOB_ID` runs this step in its own container
@@ -148,12 +193,16 @@ def _exercise(tmp_path_factory, media, receiver):
 
         use("status")
         for path in (f"{API}/create/{job1}", f"{API}/analyze/{job3}", f"{API}/jobs", f"{API}/jobs/{job1}/logs",
-                     f"{API}/presets", f"{API}/transitions", "/health", "/", "/openapi.json"):
+                     f"{API}/presets", f"{API}/transitions", f"{API}/admin/stats", "/health", "/", "/openapi.json"):
             assert status.get(path).status_code == 200, path
         assert base.blobs.list(f"outputs/{job2}/")  # partial outputs, which cancel removes
         r = status.delete(f"{API}/create/{job2}")
         assert r.status_code == 200 and r.json["success"], r.json
         assert base.blobs.list(f"outputs/{job2}/") == []
+        # each job that started published its events: processing, then how it ended
+        events = [(json.loads(m["data"])["job_id"], m["attributes"]["status"]) for m in base.events.on(EVENTS)]
+        assert {(job1, "completed"), (job2, "cancelled"), (console, "failed")} <= set(events), events
+        assert {m["attributes"]["beatsync_error_code"] for m in base.events.on(DLQ)} == {"invalid_message"}
     finally:
         set_container(None)
     return logs
@@ -181,6 +230,18 @@ def _resolve(component: dict, on: str) -> str | None:
     return on  # project, queue, workflow
 
 
+def _topic(component: dict, topic: str) -> str:
+    """The Terraform topic (``topic:NAME``) a recorded publish went to: the exercise's topic is the
+    value it gave a setting, and the component's Terraform environment names the topic resource
+    behind that setting (a topic the deployment does not configure fails here)."""
+    setting = TOPICS[topic]
+    ref = component["env"].get(setting)
+    assert ref is not None, f"{setting} is not in this component's environment (publishes to {topic})"
+    m = re.fullmatch(r"\$\{google_pubsub_topic\.(\w+)\.(id|name)\}", ref)
+    assert m, f"{setting}={ref}: not one topic of terraform/pubsub.tf"
+    return "topic:" + m.group(1)
+
+
 def needs(recorded) -> dict[str, set[tuple[str, str, str | None]]]:
     """``(permission, resource, object key)`` each component needs."""
     comps = components()
@@ -193,7 +254,7 @@ def needs(recorded) -> dict[str, set[tuple[str, str, str | None]]]:
             table = _adapter(comp, port).PERMISSIONS
             assert method in table, f"{_adapter(comp, port).__name__}.{method} declares no permissions"
             for perm, on in table[method]:
-                resource = _resolve(comp, on)
+                resource = _topic(comp, key) if on == "topic" else _resolve(comp, on)
                 if resource is not None:
                     need.add((perm, resource, key if on == "object" else None))
         out[name] = need
@@ -267,7 +328,7 @@ def test_every_cloud_adapter_declares_the_permissions_of_each_operation():
             for method, perms in adapter.PERMISSIONS.items():
                 assert hasattr(adapter, method) and perms, (adapter.__name__, method)
                 assert all(on in ("object", "bucket", "project", "queue", "workflow", "self", "tasks_account",
-                                  "compose_account", "compose_job") for _, on in perms)
+                                  "compose_account", "compose_job", "topic") for _, on in perms)
 
 
 def test_every_granted_role_is_in_the_role_table():
@@ -288,6 +349,15 @@ def test_each_component_has_the_permissions_its_routes_and_steps_need(recorded):
     assert ("workflows.executions.create", "workflow", None) in all_needs["submit"]
     assert ("run.jobs.runWithOverrides", "job:compose", None) in all_needs["analyze"]
     assert ("cloudtasks.tasks.create", "queue", None) in all_needs["compose"]
+    # Pub/Sub: the intake dead-letters; the components that start and end jobs publish their events
+    assert ("pubsub.topics.publish", "topic:dead_letter", None) in all_needs["submit"]
+    for name in ("status", "analyze", "compose"):
+        assert ("pubsub.topics.publish", "topic:events", None) in all_needs[name], name
+    assert not any(p == "pubsub.topics.publish" and r == "topic:events" for p, r, _ in all_needs["submit"])
+    # the analytics: each component that ends jobs counts them, the admin stats read the days
+    for name in ("status", "analyze", "compose"):
+        assert ("analytics", "record", None) in recorded[name], name
+    assert ("analytics", "days", None) in recorded["status"]
     assert unmet(all_needs, grants()) == []
 
 

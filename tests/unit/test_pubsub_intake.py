@@ -17,7 +17,7 @@ from beatsync.adapters.pubsub import MemoryPublisher
 from beatsync.adapters.sqlite_jobs import SqliteJobStore
 from beatsync.bootstrap import bootstrap
 from beatsync.contracts.schemas import validator
-from beatsync.errors import StoreUnavailable
+from beatsync.errors import Misconfigured, StoreUnavailable
 from beatsync.http import set_container
 from beatsync.jobs import service, steps
 from beatsync.settings import Settings
@@ -199,3 +199,32 @@ def test_a_callback_topic_is_refused_where_it_cannot_be_honoured(setup, media):
     with pytest.raises(service.InvalidRequest) as err:
         service.submit_create(c, create_body(media, callback_topic="projects/other-project/topics/events"), "alice")
     assert err.value.code == "callback_topic_not_allowed"
+
+
+def test_only_the_configured_event_topics_are_honoured(setup, google, media):  # noqa: F811
+    """BEATSYNC_EVENT_TOPICS (terraform: the events topic, the only one its accounts may publish
+    to): any other callback_topic is refused when the job is asked for, never left to fail later."""
+    c, client = setup(event_topics=EVENTS)
+    other = "projects/demo-beatsync/topics/someone-elses-topic"
+    r = client.post("/api/v1/beat-sync/create", json=create_body(media, callback_topic=other))
+    assert r.status_code == 400 and r.json["error"]["code"] == "callback_topic_not_allowed", r.json
+    assert r.json["error"]["details"]["allowed"] == [EVENTS]
+    assert client.post("/api/v1/beat-sync/create", json=create_body(media, callback_topic="someone-elses-topic")) \
+        .status_code == 400  # a bare topic id is read in the service's project
+    for named in (EVENTS, EVENTS.rsplit("/", 1)[1]):
+        r = client.post("/api/v1/beat-sync/create", json=create_body(media, callback_topic=named))
+        assert r.status_code == 202, r.json
+    # a push message naming another topic can never succeed: acknowledged and dead-lettered, no job
+    resp = push(client, google, envelope(create_body(media, callback_topic=other), "m-topic"))
+    assert resp.status_code == 200 and resp.json["dead_lettered"] and resp.json["job_id"] is None, resp.json
+    assert resp.json["error"]["code"] == "callback_topic_not_allowed"
+    (dead,) = c.events.on(DLQ)
+    assert dead["attributes"]["beatsync_error_code"] == "callback_topic_not_allowed"
+    assert c.jobs.list("pubsub:beat-sync-requests-push")[1] == 0
+    ok = push(client, google, envelope(create_body(media, callback_topic=EVENTS), "m-events")).json
+    assert ok["created"] and c.jobs.get(ok["job_id"]).request["callback_topic"] == EVENTS
+    # the setting is checked when the service starts
+    with pytest.raises(Misconfigured):
+        Settings.from_env({}, data_dir=c.settings.data_dir, event_topics=EVENTS)  # publishes nothing
+    with pytest.raises(Misconfigured):
+        Settings.from_env({}, data_dir=c.settings.data_dir, event_publisher="memory", event_topics="events")  # no project

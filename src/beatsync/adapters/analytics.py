@@ -121,6 +121,15 @@ class FirestoreAnalytics(Analytics):
     jobs at ``{collection}/daily_stats/counted/{job_id}`` with ``expire_at`` = end + ``ttl_days`` (the
     TTL policy of terraform/metrics.tf deletes them; the day totals stay)."""
 
+    #: IAM permissions of each operation, on the resource named (tests/unit/test_permissions.py)
+    PERMISSIONS = {
+        # one transaction: read the job's marker, create it, create or increment the day's document
+        "record": (("datastore.entities.get", "project"), ("datastore.entities.create", "project"),
+                   ("datastore.entities.update", "project")),
+        # a query over the days' documents
+        "days": (("datastore.entities.list", "project"), ("datastore.entities.get", "project")),
+    }
+
     def __init__(self, *, project: str | None = None, collection: str = "beat_sync_analytics",
                  database: str | None = None, ttl_days: int = 90):
         self.project, self.collection, self.database, self.ttl_days = project, collection, database, ttl_days

@@ -27,6 +27,12 @@ def topic_path(topic: str, project: str) -> str:
 
 
 class PubSubPublisher(EventPublisher):
+    #: IAM permissions of each operation (tests/unit/test_permissions.py): ``topic`` is the topic
+    #: published to, so a grant on one topic covers publishing there and nowhere else
+    PERMISSIONS = {
+        "publish": (("pubsub.topics.publish", "topic"),),
+    }
+
     def __init__(self, *, project: str, timeout: float = PUBLISH_TIMEOUT):
         self.project, self.timeout = project, timeout
 

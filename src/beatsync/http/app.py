@@ -193,11 +193,25 @@ def docs_asset(request, name: str):
     return _docs_response(200, (folder / name).read_bytes(), ASSETS[name], "public, max-age=86400")
 
 
+def check_callback_topic(c, body: Any) -> None:
+    """Refuse a create request whose ``callback_topic`` is not one of ``BEATSYNC_EVENT_TOPICS``:
+    the service's accounts may publish there only (terraform/pubsub.tf), so its events would
+    never arrive. (Checked here, before the service's own checks, for each route that creates a
+    job from a request: the create API, the workflow console's submit and the Pub/Sub intake.)"""
+    topic = body.get("callback_topic") if isinstance(body, dict) else None
+    if isinstance(topic, str) and topic and not c.settings.allows_event_topic(topic):
+        raise InvalidRequest(f"callback_topic must be one of the service's event topics: "
+                             f"{', '.join(c.settings.event_topic_list)}", code="callback_topic_not_allowed",
+                             details={"allowed": list(c.settings.event_topic_list)})
+
+
 def post_create(request) -> Reply:
     from ..jobs import service
 
     c = get_container()
-    job, _ = service.submit_create(c, json_body(request), caller(request), _idempotency_key(request))
+    body = json_body(request)
+    check_callback_topic(c, body)
+    job, _ = service.submit_create(c, body, caller(request), _idempotency_key(request))
     body = service.accepted_view(c, job)
     return Reply(202, body, {"Location": body["status_url"]})
 
@@ -284,8 +298,36 @@ def pubsub_push(request) -> Reply:
     if not (s.pubsub_push_audience.strip() and s.pubsub_push_service_account.strip()):
         raise HttpError(404, "route_not_found", "the Pub/Sub intake is not configured on this service")
     verify_push(request, s)
-    status, body = intake.handle_push(c, json_body(request))
+    body = json_body(request)
+    refused = _push_topic_refused(c, body)
+    if refused is not None:
+        return Reply(200, refused)
+    status, body = intake.handle_push(c, body)
     return Reply(status, body)
+
+
+def _push_topic_refused(c, body: Any) -> dict | None:
+    """A push message whose create request names a ``callback_topic`` the service may not publish
+    to can never succeed: acknowledged and dead-lettered with the reason, as the intake does with
+    any such message (None: the intake answers the message)."""
+    from ..contracts import api
+    from ..jobs import intake, service
+
+    try:
+        push = service.parse_request("pubsub_push", api.PubSubPush, body)
+        request = intake.decode(push.message)
+    except BeatsyncError:
+        return None  # not an envelope, or not JSON: the intake answers it
+    message_id = push.message.messageId or push.message.message_id
+    if not message_id:
+        return None
+    try:
+        check_callback_topic(c, request)
+    except InvalidRequest as exc:
+        dead = intake.dead_letter(c, push, message_id, exc)
+        return api.PubSubPushResult(acknowledged=True, dead_lettered=dead, error={
+            "code": exc.code, "message": exc.message, "details": None}).model_dump(mode="json")
+    return None
 
 
 def admin_stats(request) -> Reply:
@@ -387,6 +429,7 @@ def control_submit(request) -> Reply:
         raise InvalidRequest("send {request: <create request>, execution_id}", code="invalid_request")
     c = get_container()
     key = str(body.get("execution_id") or "")[:255] or None
+    check_callback_topic(c, body["request"])
     job, _ = service.submit_create(c, body["request"], "workflows-console", key, start=False)
     return Reply(200, {"job_id": job.job_id, "status": job.status})
 
