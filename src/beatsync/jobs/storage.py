@@ -77,9 +77,10 @@ def remove_upload(c: "Container", key: str, job_id: str | None = None) -> None:
 
 
 def remove_inputs(c: "Container", job: "Job") -> None:
-    """An ended job's inputs and work folder (outputs stay, under the retention rule)."""
+    """An ended job's inputs, its parallel render's leftovers (``temp/{id}/``: a failed or cancelled
+    render's plan and segments) and its work folder (outputs stay, under the retention rule)."""
     try:
-        for prefix in (f"inputs/audio/{job.job_id}/", f"inputs/video/{job.job_id}/"):
+        for prefix in (f"inputs/audio/{job.job_id}/", f"inputs/video/{job.job_id}/", f"temp/{job.job_id}/"):
             for key in c.blobs.list(prefix):
                 c.blobs.delete(key)
     except Exception:  # noqa: BLE001 - the job's outcome stands; the sweep catches what is left
