@@ -63,3 +63,14 @@ def test_events_to_two_destinations_are_both_delivered(notifier, secret):
     finally:
         a.close()
         b.close()
+
+
+def test_a_url_with_a_non_ascii_path_and_query_is_delivered(notifier, secret):
+    receiver = webhook_receiver()
+    try:
+        e = event()
+        notifier(receiver).notify(f"{receiver.url}/h\u00e9/\u00e9t\u00e9?q=\u00fc", e)
+        (got,) = wait_for(lambda: receiver.received, timeout=DEADLINE)
+        assert got["json"] == e and receiver.paths == ["/h%C3%A9/%C3%A9t%C3%A9?q=%C3%BC"]
+    finally:
+        receiver.close()
