@@ -9,7 +9,6 @@ from beatsync.adapters.local_orchestrator import LocalOrchestrator
 from beatsync.adapters.webhooks import LocalWebhookNotifier
 from beatsync.errors import StoreUnavailable
 from beatsync.fetch import Policy
-from beatsync.signing import SIGNATURE_HEADER, verify_event
 from tests.servers import hostile_receiver, wait_for, webhook_receiver
 
 
