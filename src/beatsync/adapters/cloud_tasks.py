@@ -12,6 +12,22 @@ from ..ports import Notifier
 from ..signing import EVENT_HEADER, SIGNATURE_HEADER, sign_event
 
 
+def ascii_url(url: str) -> str:
+    """``url`` as the local notifier puts it on the wire: an IDNA host and a UTF-8 percent-encoded path
+    and query (Cloud Tasks encodes "some characters" of a task's URL; the emulator none)."""
+    if url.isascii():
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    from ..fetch import ascii_host, ascii_path
+
+    parts = urlsplit(url)
+    host = ascii_host(parts.hostname or "")
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, ascii_path(parts.path or "/"),
+                       ascii_path(parts.query) if parts.query else "", ""))
+
+
 class CloudTasksNotifier(Notifier):
     #: IAM permissions of each operation: a task on the queue, carrying (when configured) the
     #: OIDC identity of the tasks account, which the creator must be able to act as.
@@ -46,7 +62,7 @@ class CloudTasksNotifier(Notifier):
 
         body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
         request = tasks_v2.HttpRequest(
-            http_method=tasks_v2.HttpMethod.POST, url=url, body=body,
+            http_method=tasks_v2.HttpMethod.POST, url=ascii_url(url), body=body,
             headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign_event(self.secret, body),
                      EVENT_HEADER: event["event"]})
         if self.service_account:  # receivers on Cloud Run / Functions can require this identity
