@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import __version__
-from ..errors import BeatsyncError, InvalidRequest
+from ..errors import BeatsyncError, InvalidRequest, Misconfigured
 
 log = logging.getLogger("beatsync.http")
 
@@ -41,17 +41,28 @@ class Reply:
 # -- container -----------------------------------------------------------------------------------
 
 _container = None
+_factory: Callable[[], Any] | None = None
 _container_lock = threading.Lock()
 
 
+def set_container_factory(factory: Callable[[], Any] | None) -> None:
+    """What builds the process's container on first use: an entry point installs it
+    (``functions/*/main.py``: ``beatsync.bootstrap.bootstrap``), so that nothing is built at import
+    time and this layer never imports the composition root."""
+    global _factory
+    with _container_lock:
+        _factory = factory
+
+
 def get_container():
-    """The process's container, built from settings on first use (never at import)."""
+    """The process's container: the one set, else the factory's, built on first use (never at import)."""
     global _container
     with _container_lock:
         if _container is None:
-            from ..bootstrap import bootstrap
-
-            _container = bootstrap()
+            if _factory is None:
+                raise Misconfigured("no container: the entry point sets one (set_container) or installs a factory "
+                                    "(set_container_factory)")
+            _container = _factory()
         return _container
 
 

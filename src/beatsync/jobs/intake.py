@@ -26,7 +26,7 @@ from ..errors import BeatsyncError, InvalidRequest, StoreUnavailable
 from .service import audit, parse_request, submit_create
 
 if TYPE_CHECKING:
-    from ..bootstrap import Container
+    from ..container import Container
 
 IDEMPOTENCY_ATTRIBUTE = "idempotency_key"
 MAX_ATTRIBUTE_BYTES = 1024  # Pub/Sub's limit on an attribute value

@@ -28,7 +28,7 @@ from ..errors import SegmentsMissing
 from ..ports import BlobNotFound
 
 if TYPE_CHECKING:
-    from ..bootstrap import Container
+    from ..container import Container
     from .model import Job
 
 TASK_REPORT_EVERY = 2.0  # seconds between a task's progress writes (GCS: one write per second per object)

@@ -1,7 +1,7 @@
 """The service functions behind the HTTP routes: submit, status, cancel, list, logs, catalogues.
 
 Import-light (no numpy / librosa / av): the submit and status functions run this.
-Every function takes the :class:`~beatsync.bootstrap.Container` and plain values; the HTTP layer
+Every function takes the :class:`~beatsync.container.Container` and plain values; the HTTP layer
 parses requests and maps :class:`~beatsync.errors.BeatsyncError` to responses.
 """
 
@@ -20,7 +20,7 @@ from ..ports import JobNotFound
 from .model import Job, new_job, now, request_hash, seed_step
 
 if TYPE_CHECKING:
-    from ..bootstrap import Container
+    from ..container import Container
 
 API = "/api/v1/beat-sync"
 #: seconds of work per second of output video at 1080p on 2 cores (benchmarks/render_speed.py)

@@ -28,7 +28,7 @@ from ..errors import BeatsyncError, StoreUnavailable
 from .model import Job
 
 if TYPE_CHECKING:
-    from ..bootstrap import Container
+    from ..container import Container
 
 log = logging.getLogger("beatsync.jobs")
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from ..errors import BeatsyncError
 
 if TYPE_CHECKING:
-    from ..bootstrap import Container
+    from ..container import Container
     from .model import Job
 
 log = logging.getLogger("beatsync.storage")
