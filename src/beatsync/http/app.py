@@ -16,19 +16,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import __version__
-from ..errors import BeatsyncError, InvalidRequest, Misconfigured
+from ..errors import BeatsyncError, Forbidden, HttpError, InvalidRequest, Misconfigured  # noqa: F401 - HttpError: re-export
 
 log = logging.getLogger("beatsync.http")
 
 API = "/api/v1/beat-sync"
 MAX_JSON_BYTES = 1 << 20  # 1 MiB: a create request with 20 long URLs is a few KB
 MAX_JSON_DEPTH = 32  # the deepest request document is 3 levels; deeper is refused before validation
-
-
-class HttpError(BeatsyncError):
-    def __init__(self, status: int, code: str, message: str, details: dict | None = None):
-        super().__init__(message, code=code, details=details)
-        self.http_status = status
 
 
 @dataclass
@@ -302,7 +296,7 @@ def pubsub_push(request) -> Reply:
 def admin_stats(request) -> Reply:
     """Daily analytics; admin callers only."""
     from ..jobs import service
-    from .auth import Forbidden, is_admin
+    from .auth import is_admin
 
     c = get_container()
     if not is_admin(caller(request), c.settings):
@@ -420,7 +414,7 @@ def files(request, key: str):
         raise HttpError(404, "blob_not_found", "no such file")
     from flask import send_file
 
-    from ..jobs.service import audit
+    from ..jobs.lifecycle import audit
 
     audit("output.download", key=key)
     return send_file(path, conditional=True, max_age=0)

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..contracts import api
 from ..errors import BeatsyncError, InvalidRequest, StoreUnavailable
-from .service import audit, parse_request, submit_create
+from .lifecycle import audit
+from .service import parse_request, submit_create
 
 if TYPE_CHECKING:
     from ..container import Container

@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import BeatsyncError
+from .. import keys
+from ..errors import InsufficientStorage  # noqa: F401 - re-export
 
 if TYPE_CHECKING:
     from ..container import Container
@@ -36,11 +37,6 @@ log = logging.getLogger("beatsync.storage")
 
 DAY = 86400.0
 STRAY_AGE = 3600.0  # a .tmp-/.part file this old belongs to no write in progress
-
-
-class InsufficientStorage(BeatsyncError):
-    code = "insufficient_storage"
-    http_status = 503
 
 
 def work_root() -> Path:
@@ -79,7 +75,7 @@ def remove_upload(c: "Container", key: str, job_id: str | None = None) -> None:
 def remove_inputs(c: "Container", job: "Job") -> None:
     """An ended job's inputs and work folder (outputs stay, under the retention rule)."""
     try:
-        for prefix in (f"inputs/audio/{job.job_id}/", f"inputs/video/{job.job_id}/"):
+        for prefix in keys.input_prefixes(job.job_id):
             for key in c.blobs.list(prefix):
                 c.blobs.delete(key)
     except Exception:  # noqa: BLE001 - the job's outcome stands; the sweep catches what is left
@@ -115,8 +111,8 @@ def sweep(c: "Container", now: float | None = None) -> dict:
     root = Path(c.blobs.root)
     if not root.is_dir():
         return counts
-    limits = {"temp": s.retention_temp_days * DAY, "inputs": s.retention_inputs_days * DAY,
-              "outputs": s.retention_outputs_days * DAY}
+    limits = {keys.TEMP: s.retention_temp_days * DAY, keys.INPUTS: s.retention_inputs_days * DAY,
+              keys.OUTPUTS: s.retention_outputs_days * DAY}
     for path in list(root.rglob("*")):
         if not path.is_file():
             continue
