@@ -233,7 +233,7 @@ class Settings:
         if self.pubsub_dead_letter_topic and self.event_publisher == "none":
             raise InvalidSetting("BEATSYNC_PUBSUB_DEAD_LETTER_TOPIC needs BEATSYNC_EVENT_PUBLISHER=pubsub (or memory)",
                                  code="invalid_setting")
-        from .analysis import check_method
+        from .analysis.methods import check_method
         from .errors import InvalidRequest
 
         try:

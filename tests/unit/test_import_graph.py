@@ -68,10 +68,9 @@ def package_sources(root: Path = SRC) -> dict[str, tuple[str, bool]]:
 
 
 def find_cycle(g: dict[str, set[str]]) -> list[str] | None:
-    """One cycle ``[a, b, ..., a]``, or None. A package's ``__init__`` re-exporting its own
-    submodules is not a cycle of the design: edges from a package to its own submodules are skipped."""
+    """One cycle ``[a, b, ..., a]``, or None (a package's ``__init__`` counts as the module ``pkg``)."""
     def edges(m):
-        return sorted(d for d in g.get(m, ()) if not d.startswith(m + "."))
+        return sorted(g.get(m, ()))
 
     state: dict[str, int] = {}
     for start in sorted(g):
@@ -122,6 +121,18 @@ def test_checker_finds_a_cycle_hidden_in_a_function_and_under_type_checking():
     assert find_cycle(g) == ["beatsync.a", "beatsync.b", "beatsync.c", "beatsync.a"]
     sources["beatsync.c"] = ("def f():\n    import json\n", False)
     assert find_cycle(graph(sources)) is None
+
+
+def test_checker_counts_a_cycle_through_a_package_init():
+    """settings -> analysis (its ``__init__``) -> analysis._libs -> settings is a cycle."""
+    sources = {
+        "beatsync": ("", True),
+        "beatsync.settings": ("def f():\n    from .analysis import check\n", False),
+        "beatsync.analysis": ("from ._libs import x\n", True),
+        "beatsync.analysis._libs": ("def g():\n    from ..settings import Settings\n", False),
+    }
+    assert find_cycle(graph(sources)) == ["beatsync.analysis", "beatsync.analysis._libs", "beatsync.settings",
+                                          "beatsync.analysis"]
 
 
 def test_checker_resolves_relative_imports_in_subpackages():

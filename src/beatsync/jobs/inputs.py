@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING, Callable
 
 from .. import keys
+from ..fetch import TooLarge, download
 from .lifecycle import workdir
 from .model import Job
 
@@ -31,13 +32,9 @@ def fetch(c: "Container", url: str, key: str, local: str, should_stop=None) -> N
         src = url[5:].partition("/")[2]
         size = c.blobs.size(src)
         if size > c.settings.max_input_bytes:
-            from ..fetch import TooLarge
-
             raise TooLarge(f"{url} is {size} bytes; the limit is {c.settings.max_input_bytes}")
         c.blobs.get_file(src, local)
     else:
-        from ..fetch import download
-
         download(url, local, c.fetch_policy, should_stop=should_stop)
     c.blobs.put_file(key, local)
 

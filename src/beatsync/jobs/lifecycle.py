@@ -7,15 +7,20 @@ The steps (:mod:`~beatsync.jobs.steps`, :mod:`~beatsync.jobs.parallel`) and the 
 
 Ending a job, :func:`end_job`, in this order:
 
-1. the transition (once: the job store refuses a second end). Who wins it decides the outcome; from
+1. a job that will not complete loses its partial outputs and ``temp/`` objects first, so that no
+   reader sees an ended job with half its outputs (unless ``result.json`` is there: a finished render
+   may still complete it).
+2. the transition (once: the job store refuses a second end). Who wins it decides the outcome; from
    then on every worker sees the job ended and stops (a render polls within a second).
-2. a job that did not complete loses its outputs and ``temp/`` objects (also when it lost the race:
-   whatever this caller uploaded for nothing goes); a completed job loses its ``temp/`` objects.
-   A worker that uploads after this sees the ended job and calls :func:`end_job` (or
-   :func:`remove_outputs`) itself; the bucket's lifecycle rules catch a worker that died.
-3. metrics, inputs and work folder removed, the job's log, the ``job.end`` audit line, the daily
+3. whatever was written meanwhile goes: the outputs of a job that did not complete (also when this
+   caller lost the race: what it uploaded for nothing), the ``temp/`` objects of any ended job. A
+   worker that uploads after this finds the job ended when it tries to end it, and this step runs
+   again for it; the bucket's lifecycle rules and the local sweep catch a worker that died.
+4. metrics, inputs and work folder removed, the job's log, the ``job.end`` audit line, the daily
    analytics count (once per job), the webhook queued, the event published. None of these can
    change the outcome; a failure is logged on the job.
+
+Every step is idempotent: an end retried after a crash completes what the first one left.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from .. import keys
 from ..contracts import api
 from ..errors import BeatsyncError, RenderFailed, StoreUnavailable, scrub
 from ..joblog import audit
+from ..signing import sign_event
 from .model import IllegalTransition, Job, now
 from .storage import remove_inputs, work_root
 from .views import error_view, view
@@ -83,6 +89,18 @@ def _clean_up(c: "Container", job: Job) -> None:
         c.jobs.add_log(job.job_id, f"clean-up incomplete: {exc}", "warning")
 
 
+def _remove_partial(c: "Container", job_id: str) -> None:
+    """Before a job that will not complete is seen ended: its partial outputs and ``temp/`` objects go,
+    so no reader ever sees an ended job with half its outputs. Skipped once ``result.json`` is there:
+    a finished render may still complete the job (if it loses, :func:`_clean_up` removes them)."""
+    try:
+        if not c.blobs.exists(keys.result(job_id)):
+            remove_outputs(c, job_id)
+            remove_temp(c, job_id)
+    except Exception as exc:  # noqa: BLE001 - the end goes ahead; the clean-up after it retries
+        log.warning("job %s: partial outputs not removed before its end: %s", job_id, exc)
+
+
 # -- events ---------------------------------------------------------------------------------------
 
 def new_event(c: "Container", job: Job) -> dict:
@@ -99,8 +117,6 @@ def publish_event(c: "Container", job: Job) -> None:
     topic = job.request.get("callback_topic")
     if not topic:
         return
-    from ..signing import sign_event
-
     try:
         event = new_event(c, job)
         data = json.dumps(event, separators=(",", ":")).encode()
@@ -145,6 +161,8 @@ def start_processing(c: "Container", job_id: str, step: str) -> Job:
 def end_job(c: "Container", job_id: str, status: str, *, result: dict | None = None,
             error: dict | None = None) -> Job:
     """Move the job to a terminal status (once) and do what follows an end (module docstring)."""
+    if status != "completed":
+        _remove_partial(c, job_id)
     try:
         job = c.jobs.transition(job_id, status, result=result, error=error, step=status)
     except IllegalTransition:

@@ -25,7 +25,8 @@ import time
 from typing import TYPE_CHECKING
 
 from .. import keys
-from ..errors import SegmentsMissing
+from ..contracts import BeatMap, EditConfig, EditDecisionList
+from ..errors import RenderCancelled, SegmentsMissing
 from ..ports import BlobNotFound
 from . import lifecycle
 from .inputs import fetch, input_keys, local_inputs
@@ -46,8 +47,7 @@ _progress_key = keys.task_progress
 
 def make_plan(c: "Container", job: "Job", clips: list[str], beat_map, report=None) -> dict:
     """Plan the edit once and store it with its segments (the analyze step, create jobs)."""
-    from ..contracts import EditConfig
-    from ..render.pipeline import plan_edit
+    from ..render.pipeline import plan_edit  # heavy (numpy): the render modules only where a step runs
     from ..render.segments import segments_json, shot_costs, split, task_count
 
     config = EditConfig.model_validate(job.request["edit_config"])
@@ -74,8 +74,6 @@ def planned_tasks(c: "Container", job_id: str) -> int:
 
 
 def _edl(plan: dict):
-    from ..contracts import EditDecisionList
-
     return EditDecisionList.model_validate(plan["edl"])
 
 
@@ -148,7 +146,6 @@ def run_task(c: "Container", job_id: str, index: int, count: int) -> dict:
         if c.blobs.exists(marker):
             c.jobs.add_log(job_id, f"compose task {index + 1}/{count}: segment already rendered")
             return state(c, job_id)
-        from ..render.encode import RenderCancelled
         from ..render.probe import probe_clip
         from ..render.segments import render_segment
 
@@ -224,7 +221,6 @@ def run_merge(c: "Container", job_id: str) -> dict:
         lifecycle.cancelled(c, job_id)
         return {**state(c, job_id), "merged": False, "missing": []}
     try:
-        from ..contracts import EditConfig
         from ..render.segments import merge
 
         c.jobs.report(job_id, 97.0, "merging")
@@ -250,8 +246,7 @@ def run_merge(c: "Container", job_id: str) -> dict:
         with open(edl_path, "w") as fh:
             fh.write(edl.to_json())
         prefix = keys.outputs(job_id)
-        from ..contracts import BeatMap
-        from ..render.otio import write_otio
+        from ..render.otio import write_otio  # opentimelineio
 
         beat_map = BeatMap.model_validate_json(c.blobs.get_bytes(prefix + "beat_map.json"))
         otio_path = write_otio(edl, beat_map, list(job.request["video_urls"]), job.request["audio_url"],

@@ -9,18 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import time
-from datetime import timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from .. import keys
+from ..analysis.methods import check_method
 from ..contracts import api
+from ..contracts.edit import TRANSITIONS
 from ..contracts.schemas import validation_errors
+from ..editing.presets import PRESETS, resolve_config
 from ..errors import (BeatsyncError, IdempotencyConflict, InvalidRequest, JobAlreadyEnded,  # noqa: F401 - re-export
                       RateLimited, StoreUnavailable, scrub)
+from ..fetch import TooLarge, UrlNotAllowed, check_url
 from ..ports import JobNotFound
 from . import lifecycle
 from .lifecycle import audit
 from .model import Job, new_job, now, request_hash, seed_step
+from .storage import check_free_space, remove_upload
 # the status documents live below the service (a job's end sends them too); re-exported here
 from .views import (API, ANALYSIS_SECONDS, ASSUMED_SONG_SECONDS, RENDER_SECONDS_PER_SECOND,  # noqa: F401
                     _error, accepted_view, analyze_view, create_view, estimate_seconds, view)
@@ -60,8 +68,6 @@ def parse_request(schema: str, model, body: Any):
         raise InvalidRequest(f"invalid request: {first['path']}: {first['message']}",
                              code="output_size_not_allowed" if sized else "invalid_request",
                              details={"errors": errors})
-    from pydantic import ValidationError
-
     try:
         return model.model_validate(body)
     except ValidationError as exc:  # the schema and the model agree (drift-tested); this is a safety net
@@ -73,8 +79,6 @@ def parse_request(schema: str, model, body: Any):
 def check_input_url(c: "Container", url: str) -> None:
     """Refuse URLs the fetcher would refuse (see :mod:`beatsync.fetch`); ``gs://`` only inside
     the service's own bucket."""
-    from ..fetch import UrlNotAllowed, check_url
-
     if url.startswith("gs://"):
         bucket, _, key = url[5:].partition("/")
         if c.settings.blob_store != "gcs" or bucket != c.settings.bucket or not key:
@@ -148,8 +152,6 @@ def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_ke
                 raise IdempotencyConflict("this Idempotency-Key was used with a different request",
                                           details={"job_id": existing.job_id})
             return existing, False
-    from .storage import check_free_space
-
     check_free_space(c)
     if limits:
         check_limits(c, owner)
@@ -171,8 +173,6 @@ def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | 
     """Validate a create request, store the job, start it (unless ``start`` is false: a workflow
     execution started from the console creates its own job). Returns ``(job, created)``.
     ``limits``: apply the per-caller quotas (the Pub/Sub intake does not: see jobs/intake.py)."""
-    from ..editing.presets import resolve_config
-
     req = parse_request("create_request", api.CreateRequest, body)
     if len(req.video_urls) > c.settings.max_clips:
         raise InvalidRequest(f"{len(req.video_urls)} clips; at most {c.settings.max_clips}", code="too_many_clips")
@@ -185,8 +185,6 @@ def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | 
     for url in [req.audio_url, *req.video_urls]:
         check_input_url(c, url)
     if req.webhook_url:
-        from ..fetch import check_url
-
         check_url(req.webhook_url, c.fetch_policy)
     if req.callback_topic:
         check_callback_topic(c, req.callback_topic)
@@ -203,8 +201,6 @@ def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str |
         if not data:
             raise InvalidRequest("audio_file is empty", code="empty_upload")
         if len(data) > c.settings.max_input_bytes:
-            from ..fetch import TooLarge
-
             raise TooLarge(f"audio_file is {len(data)} bytes; the limit is {c.settings.max_input_bytes}")
         digest = hashlib.sha256(data).hexdigest()
         key = keys.upload(digest, filename)
@@ -212,8 +208,6 @@ def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str |
         method = _method(c, req.method)  # refused before anything is stored
         request = {"audio_url": None, "audio_key": key, "upload_name": filename[:200], "upload_sha256": digest,
                    "method": method, "fps": req.fps}
-        from .storage import check_free_space, remove_upload
-
         check_free_space(c)  # before anything is written
         wrote = not c.blobs.exists(key)
         if wrote:
@@ -234,8 +228,6 @@ def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str |
 def _method(c: "Container", requested: str | None) -> str:
     """The analysis method a job will run; 400 ``noncommercial_model`` at submission for madmom's
     models unless the operator allowed them."""
-    from ..analysis import check_method
-
     method = requested or c.settings.analysis_method
     check_method(method, c.settings.allow_noncommercial_models)
     return method
@@ -292,8 +284,6 @@ def _output_urls(c: "Container", jobs: list[Job]) -> dict[str, str]:
     if len(keys) == 1:
         urls = {job_id: c.blobs.signed_url(key, ttl) for job_id, key in keys.items()}
     else:
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=min(SIGN_WORKERS, len(keys))) as pool:
             urls = dict(zip(keys, pool.map(lambda k: c.blobs.signed_url(k, ttl), keys.values())))
     for j in jobs:
@@ -325,8 +315,6 @@ def job_logs(c: "Container", job_id: str, owner: str) -> dict:
 def stats(c: "Container", first: str | None = None, last: str | None = None) -> dict:
     """The daily analytics from ``first`` to ``last`` (``YYYY-MM-DD``; default: the 30 days up to
     today, UTC), at most 366 days, and their totals."""
-    from datetime import date
-
     counters = [k for k in api.DailyStats.model_fields if k != "date"]
 
     def parse(value: str | None, name: str, default: date) -> date:
@@ -351,8 +339,6 @@ def stats(c: "Container", first: str | None = None, last: str | None = None) -> 
 
 
 def presets() -> dict:
-    from ..editing.presets import PRESETS, resolve_config
-
     return api.PresetList(presets=[
         {"name": name, "description": p["description"],
          "config": resolve_config(name).model_dump(exclude={"preview_only", "preview_duration"})}
@@ -370,8 +356,6 @@ TRANSITION_INFO = {
 
 
 def transitions() -> dict:
-    from ..contracts.edit import TRANSITIONS
-
     assert tuple(TRANSITION_INFO) == TRANSITIONS, "schemas/edit_config.schema.json#/$defs/TransitionStyle"
     return api.TransitionList(transitions=[
         {"name": name, "description": desc, "supports_duration": dur, "min_duration": 0.05 if dur else 0.0,

@@ -23,6 +23,9 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from .. import keys
+from .. import analysis  # light: the analysis libraries load when analyze() runs
+from ..contracts import EditConfig
+from ..errors import RenderCancelled
 from ..fetch import FetchCancelled
 from . import lifecycle
 from . import parallel as _parallel
@@ -102,10 +105,8 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
                                        "bytes_in": sum(os.path.getsize(p) for p in [audio, *clips])})
         if report.should_stop():
             return _outcome(lifecycle.cancelled(c, job_id), "analyze", True)
-        from ..analysis import analyze  # heavy (numpy, librosa): only where a step runs
-
         if clips:
-            from ..render.probe import probe_clip
+            from ..render.probe import probe_clip  # heavy (av): the render modules only where a step runs
 
             report(10.0, "checking")
             for clip in clips:
@@ -113,7 +114,7 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
         report(12.0 if job.type == "create" else 10.0, "analyzing")
         fps = job.request["edit_config"]["output_fps"] if job.type == "create" else job.request["fps"]
         t0, cache = time.monotonic(), _CacheProbe(c.blobs)
-        beat_map = analyze(audio, job.request["method"], fps=fps, max_duration=c.settings.max_audio_duration,
+        beat_map = analysis.analyze(audio, job.request["method"], fps=fps, max_duration=c.settings.max_audio_duration,
                            cache=cache, allow_noncommercial=c.settings.allow_noncommercial_models)
         encoded = beat_map.to_json().encode()
         c.blobs.put_bytes(beat_map_key, encoded, "application/json")
@@ -182,9 +183,7 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
             return _settle(c, job, "compose", exc)
     report = _Reporter(c, job_id)
     try:
-        from ..contracts import EditConfig
-        from ..render.encode import RenderCancelled
-        from ..render.pipeline import make_video
+        from ..render.pipeline import make_video  # heavy (av, numpy, opencv)
 
         # inputs missing from this worker (a fresh compose container) are fetched again: part of
         # composing, so progress stays where the analysis left it

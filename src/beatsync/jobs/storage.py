@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import keys
-from ..errors import InsufficientStorage  # noqa: F401 - re-export
+from ..errors import InsufficientStorage, JobNotFound  # noqa: F401 - InsufficientStorage: re-export
 
 if TYPE_CHECKING:
     from ..container import Container
@@ -156,8 +156,6 @@ def sweep(c: "Container", now: float | None = None) -> dict:
 
 
 def _ended(c: "Container", job_id: str) -> bool:
-    from ..ports import JobNotFound
-
     try:
         return c.jobs.get(job_id).terminal
     except (JobNotFound, Exception):  # noqa: BLE001 - not this store's job (another server's?), or unsure: keep

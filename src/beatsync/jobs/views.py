@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..contracts import api
+from ..contracts import BeatMap, api
 from ..errors import BeatsyncError, scrub
 from ..joblog import audit
 from .model import Job, now, seed_step
@@ -57,8 +57,6 @@ def accepted_view(c: "Container", job: Job) -> dict:
 
 
 def _beat_map(c: "Container", key: str | None):
-    from ..contracts import BeatMap
-
     if not key:
         return None
     try:
