@@ -27,6 +27,7 @@ class FirestoreJobStore(JobStore):
         "report": (("datastore.entities.get", "project"), ("datastore.entities.update", "project")),
         "request_cancel": (("datastore.entities.get", "project"), ("datastore.entities.update", "project")),
         "set_execution": (("datastore.entities.get", "project"), ("datastore.entities.update", "project")),
+        "record_metrics": (("datastore.entities.get", "project"), ("datastore.entities.update", "project")),
         "list": (("datastore.entities.list", "project"),),
         "active": (("datastore.entities.list", "project"),),
         "add_log": (("datastore.entities.create", "project"),),
