@@ -207,3 +207,39 @@ def test_lower_layers_do_not_reach_up(g):
         bad = {d for d in g[m] if any(under(d, u) for u in upper) and d != "beatsync.jobs.model"}
         assert not bad, (m, bad)
     assert not {d for d in g["beatsync.jobs.model"] if not (under(d, "beatsync.contracts") or d == "beatsync.errors")}
+
+
+# -- the blob-key layout lives in beatsync/keys.py --------------------------------------------------
+
+KEY_PREFIXES = ("inputs/", "outputs/", "temp/", "cache/")
+
+
+def spelled_keys(source: str) -> list[str]:
+    """String constants and f-string heads that start a blob key (docstrings and comments aside)."""
+    tree = ast.parse(source)
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    docstrings |= {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+            head = node.values[0].value
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            head = node.value
+        else:
+            continue
+        if isinstance(head, str) and head.startswith(KEY_PREFIXES):
+            found.append(head)
+    return found
+
+
+def test_the_key_checker_sees_an_f_string_key_and_ignores_docstrings():
+    src = 'def f(j):\n    """Writes ``outputs/{id}/x``."""\n    return f"outputs/{j}/result.json", "temp/"\n'
+    assert spelled_keys(src) == ["outputs/", "temp/"]
+
+
+def test_blob_keys_are_spelled_only_in_keys_py():
+    spelled = {name: keys for name, (src, _) in package_sources().items()
+               if name != "beatsync.keys" and (keys := spelled_keys(src))}
+    assert spelled == {}
