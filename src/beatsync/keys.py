@@ -46,6 +46,17 @@ def input_prefixes(job_id: str) -> tuple[str, str]:
     return f"{INPUTS}/audio/{job_id}/", f"{INPUTS}/video/{job_id}/"
 
 
+def input_owner(key: str) -> str | None:
+    """The job whose fetched input ``key`` is (``inputs/audio/{id}/...``), else None (an upload, or
+    not an input)."""
+    parts = key.split("/")
+    return parts[2] if len(parts) >= 4 and parts[0] == INPUTS and parts[1] in ("audio", "video") else None
+
+
+def is_upload(key: str) -> bool:
+    return key.startswith(f"{INPUTS}/uploads/")
+
+
 def inputs(job_id: str, request: Mapping[str, Any]) -> tuple[str, list[str]]:
     """``(audio key, [clip keys])`` of a job's request: its upload, or where its URLs are fetched to."""
     audio_dir, video_dir = input_prefixes(job_id)

@@ -131,15 +131,15 @@ def sweep(c: "Container", now: float | None = None) -> dict:
         if top not in limits:
             continue
         limit = limits[top]
-        if top == "inputs" and len(parts) >= 3:
-            owner_id = parts[2] if parts[1] in ("audio", "video") else None
+        if top == keys.INPUTS and len(parts) >= 3:
+            owner_id = keys.input_owner(rel)
             if rel in in_use or owner_id in active_ids:
                 continue
-            if parts[1] == "uploads":
+            if keys.is_upload(rel):
                 limit = min(limit, STRAY_AGE)  # no unfinished job uses it (a new one is a moment old)
             elif owner_id is not None and _ended(c, owner_id):
                 limit = 0.0  # the inputs of an ended job
-        if top == "outputs" and len(parts) >= 2 and parts[1] in active_ids:
+        if top == keys.OUTPUTS and len(parts) >= 2 and parts[1] in active_ids:
             continue
         if age > limit:
             path.unlink(missing_ok=True)
