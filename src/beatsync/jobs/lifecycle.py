@@ -49,7 +49,7 @@ CANCELLED = {"code": "cancelled", "message": "cancelled by the caller"}
 #: seconds between cancel-flag reads while a step works
 CANCEL_POLL = 1.0
 
-__all__ = ["CANCELLED", "CANCEL_POLL", "audit", "cancelled", "end", "end_job", "fail", "new_event",
+__all__ = ["CANCELLED", "CANCEL_POLL", "audit", "cancel", "cancelled", "end", "end_job", "fail", "new_event",
            "publish_event", "remove_outputs", "remove_temp", "settle", "start_processing", "state", "step_outcome",
            "workdir"]
 
@@ -194,6 +194,22 @@ def end(c: "Container", job_id: str, status: str, code: str, message: str) -> Jo
         return job
     c.jobs.add_log(job_id, f"ending the job {status}: [{code}] {message}", "error" if status == "failed" else "info")
     return end_job(c, job_id, status, error={"code": code, "message": message[:2000]})
+
+
+def cancel(c: "Container", job_id: str, owner: str) -> Job:
+    """Cancel a job: set the flag the running step polls, stop the orchestration, and end the job
+    ``cancelled`` now, removing partial outputs. Whatever compute is still running (a render, an
+    analysis in flight, a Cloud Run job execution) sees the flag or the ended job within a second
+    and stops without writing anything that stays; so even an orchestration stopped between two
+    steps cannot leave the job processing. Returns the job as it ended (perhaps otherwise, first)."""
+    job = c.jobs.request_cancel(job_id)
+    audit("job.cancel", owner=owner, job_id=job_id)
+    c.jobs.add_log(job_id, "cancel requested")
+    try:
+        c.orchestrator.cancel(job)
+    except Exception as exc:  # noqa: BLE001 - the flag is set and the job ends below either way
+        c.jobs.add_log(job_id, f"orchestrator cancel failed: {exc}", "warning")
+    return end(c, job_id, "cancelled", CANCELLED["code"], CANCELLED["message"])
 
 
 def cancelled(c: "Container", job_id: str) -> Job:

@@ -249,22 +249,11 @@ def get_job(c: "Container", job_id: str, owner: str, type: str) -> dict:
 
 
 def cancel(c: "Container", job_id: str, owner: str) -> dict:
-    """Cancel a job: set the flag the running step polls, stop the orchestration, and end the job
-    ``cancelled`` now, removing partial outputs. Whatever compute is still running (a render, an
-    analysis in flight, a Cloud Run job execution) sees the flag or the ended job within a second
-    and stops without writing anything that stays; so even an orchestration stopped between two
-    steps cannot leave the job processing."""
+    """The caller's cancel (its own, unfinished job: :func:`beatsync.jobs.lifecycle.cancel`)."""
     job = _owned(c, job_id, owner)
     if job.terminal:
         raise JobAlreadyEnded(f"job {job_id} already ended {job.status}", details={"status": job.status})
-    job = c.jobs.request_cancel(job_id)
-    audit("job.cancel", owner=owner, job_id=job_id)
-    c.jobs.add_log(job_id, "cancel requested")
-    try:
-        c.orchestrator.cancel(job)
-    except Exception as exc:  # noqa: BLE001 - the flag is set and the job ends below either way
-        c.jobs.add_log(job_id, f"orchestrator cancel failed: {exc}", "warning")
-    status = lifecycle.end(c, job_id, "cancelled", "cancelled", "cancelled by the caller").status
+    status = lifecycle.cancel(c, job_id, owner).status
     message = "job cancelled" if status == "cancelled" else f"the job ended {status} before it could be cancelled"
     return api.CancelResponse(success=status == "cancelled", message=message, job_id=job_id,
                               status=status).model_dump(mode="json")
