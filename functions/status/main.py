@@ -7,9 +7,12 @@ Run locally: `functions-framework --source functions/status/main.py --target sta
 
 import functions_framework
 
-from beatsync.http import dispatch
+from beatsync.bootstrap import bootstrap
+from beatsync.http import dispatch, set_container_factory
 
 ROUTES = ("meta", "docs", "status")
+
+set_container_factory(bootstrap)  # the container is built on the first request, from the environment
 
 
 @functions_framework.http

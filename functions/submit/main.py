@@ -8,9 +8,12 @@ Run locally: `functions-framework --source functions/submit/main.py --target sub
 
 import functions_framework
 
-from beatsync.http import dispatch
+from beatsync.bootstrap import bootstrap
+from beatsync.http import dispatch, set_container_factory
 
 ROUTES = ("meta", "submit", "pubsub")
+
+set_container_factory(bootstrap)  # the container is built on the first request, from the environment
 
 
 @functions_framework.http

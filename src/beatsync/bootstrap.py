@@ -5,9 +5,7 @@ Nothing here contacts a service: cloud clients are built by the adapters on firs
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
-
+from .container import Container
 from .ports import Analytics, BlobStore, EventPublisher, JobStore, Notifier, Orchestrator
 from .settings import Settings
 
@@ -74,7 +72,7 @@ def fetch_policy(settings: Settings):
                   timeout=settings.fetch_timeout)
 
 
-def notifier(settings: Settings, container: "Container | None" = None) -> Notifier:
+def notifier(settings: Settings, container: Container | None = None) -> Notifier:
     secret = settings.secret("webhook_secret")
     if settings.notifier == "cloud_tasks":
         from .adapters.cloud_tasks import CloudTasksNotifier
@@ -95,7 +93,7 @@ def notifier(settings: Settings, container: "Container | None" = None) -> Notifi
                                 on_outcome=outcome)
 
 
-def orchestrator(settings: Settings, container: "Container") -> Orchestrator:
+def orchestrator(settings: Settings, container: Container) -> Orchestrator:
     if settings.orchestrator == "workflows":
         from .adapters.workflows import WorkflowsOrchestrator
 
@@ -130,49 +128,21 @@ def compose_runner(settings: Settings):
     return ProcessComposeRunner(settings.data_dir / "logs", max_retries=settings.compose_task_retries)
 
 
-@dataclass
-class Container:
-    """Everything the service functions need. Adapters are built on first use."""
+#: how each adapter of a :class:`Container` is built from its settings
+BUILDERS = {
+    "blobs": lambda c: blob_store(c.settings),
+    "jobs": lambda c: job_store(c.settings),
+    "notifier": lambda c: notifier(c.settings, c),
+    "orchestrator": lambda c: orchestrator(c.settings, c),
+    "analytics": lambda c: analytics(c.settings),
+    "events": lambda c: event_publisher(c.settings),
+    "runner": lambda c: compose_runner(c.settings),
+    "fetch_policy": lambda c: fetch_policy(c.settings),
+}
 
-    settings: Settings
-    _overrides: dict = field(default_factory=dict, repr=False)
 
-    def _get(self, name: str, build):
-        if name not in self._overrides:
-            self._overrides[name] = build()
-        return self._overrides[name]
-
-    @property
-    def blobs(self) -> BlobStore:
-        return self._get("blobs", lambda: blob_store(self.settings))
-
-    @property
-    def jobs(self) -> JobStore:
-        return self._get("jobs", lambda: job_store(self.settings))
-
-    @property
-    def notifier(self) -> Notifier:
-        return self._get("notifier", lambda: notifier(self.settings, self))
-
-    @property
-    def orchestrator(self) -> Orchestrator:
-        return self._get("orchestrator", lambda: orchestrator(self.settings, self))
-
-    @property
-    def analytics(self) -> Analytics:
-        return self._get("analytics", lambda: analytics(self.settings))
-
-    @property
-    def events(self) -> EventPublisher | None:
-        return self._get("events", lambda: event_publisher(self.settings))
-
-    @property
-    def runner(self):
-        return self._get("runner", lambda: compose_runner(self.settings))
-
-    @functools.cached_property
-    def fetch_policy(self):
-        return fetch_policy(self.settings)
+def build(name: str, container: Container):
+    return BUILDERS[name](container)
 
 
 def bootstrap(settings: Settings | None = None, *, blobs: BlobStore | None = None, jobs: JobStore | None = None,
@@ -183,4 +153,4 @@ def bootstrap(settings: Settings | None = None, *, blobs: BlobStore | None = Non
     settings = settings or Settings.from_env(**overrides)
     given = {k: v for k, v in dict(blobs=blobs, jobs=jobs, notifier=notifier, orchestrator=orchestrator,
                                    analytics=analytics, events=events).items() if v is not None}
-    return Container(settings=settings, _overrides=given)
+    return Container(settings=settings, _overrides=given, build=build)

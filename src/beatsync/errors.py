@@ -45,7 +45,8 @@ class BeatsyncError(Exception):
 
 
 class MediaError(BeatsyncError):
-    """A media file cannot be used. Codes (stable, documented in the README):
+    """A media file cannot be used: ``MediaError(message, code=..., source=...)`` (the root error's
+    argument order). Codes (stable, documented in the README):
 
     - ``unsupported_media``: not a media file FFmpeg recognises (empty file, text, image as audio...)
     - ``corrupt_media``: recognised, but truncated or undecodable
@@ -67,7 +68,8 @@ class MediaError(BeatsyncError):
         "too_large",
     )
 
-    def __init__(self, code: str, message: str, *, source: str | None = None, details: dict | None = None):
+    def __init__(self, message: str, *, code: str = "corrupt_media", source: str | None = None,
+                 details: dict | None = None):
         if code not in self.CODES:
             raise ValueError(f"unknown media error code {code!r}")
         details = dict(details or {})
@@ -118,3 +120,103 @@ class SegmentsMissing(BeatsyncError):
 
     code = "segments_missing"
     http_status = 503
+
+
+# -- every other error class, each with its code and HTTP status. The modules that raise them
+# re-export them under their old names (``from ..errors import X  # re-export``).
+
+class HttpError(BeatsyncError):
+    """An HTTP-level refusal whose status the HTTP layer chooses per case (415, 413, 404...)."""
+
+    code = "bad_request"
+    http_status = 400
+
+    def __init__(self, status: int, code: str, message: str, details: dict | None = None):
+        super().__init__(message, code=code, details=details)
+        self.http_status = status
+
+
+class Unauthenticated(BeatsyncError):
+    code = "unauthenticated"
+    http_status = 401
+
+
+class Forbidden(BeatsyncError):
+    code = "forbidden"
+    http_status = 403
+
+
+class AuthNotConfigured(BeatsyncError):
+    code = "auth_not_configured"
+    http_status = 503
+
+
+class IdempotencyConflict(BeatsyncError):
+    code = "idempotency_conflict"
+    http_status = 409
+
+
+class RateLimited(BeatsyncError):
+    code = "rate_limited"
+    http_status = 429
+
+
+class JobAlreadyEnded(BeatsyncError):
+    code = "job_already_ended"
+    http_status = 409
+
+
+class IllegalTransition(BeatsyncError):
+    code = "illegal_transition"
+    http_status = 409
+
+
+class InsufficientStorage(BeatsyncError):
+    code = "insufficient_storage"
+    http_status = 503
+
+
+class BlobNotFound(NotFound):
+    code = "blob_not_found"
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+class UrlNotAllowed(InvalidRequest):
+    code = "url_not_allowed"
+
+
+class FetchFailed(BeatsyncError):
+    """The source could not be downloaded (HTTP error, timeout, connection refused...)."""
+
+    code = "fetch_failed"
+    http_status = 422
+
+
+class TooLarge(BeatsyncError):
+    code = "too_large"
+    http_status = 413
+
+
+class FetchCancelled(BeatsyncError):
+    """The caller asked to stop (the job was cancelled) while the fetch was running."""
+
+    code = "cancelled"
+    http_status = 409
+
+
+class RenderFailed(BeatsyncError):
+    """A render produced something inconsistent (segments that do not join): a bug, not the caller's
+    media; permanent (retrying the same plan gives the same result)."""
+
+    code = "render_failed"
+    http_status = 500
+
+
+class RenderCancelled(BeatsyncError):
+    """A render saw the job's cancel flag (or its end) and stopped."""
+
+    code = "cancelled"
+    http_status = 409

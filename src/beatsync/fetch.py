@@ -36,33 +36,10 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
 
-from .errors import BeatsyncError, InvalidRequest
+from .errors import BeatsyncError, FetchCancelled, FetchFailed, InvalidRequest, TooLarge, UrlNotAllowed  # noqa: F401
 
 MAX_REDIRECTS = 5
 BLOCKED_NAMES = {"localhost", "metadata", "metadata.google.internal", "metadata.goog"}
-
-
-class UrlNotAllowed(InvalidRequest):
-    code = "url_not_allowed"
-
-
-class FetchFailed(BeatsyncError):
-    """The source could not be downloaded (HTTP error, timeout, connection refused...)."""
-
-    code = "fetch_failed"
-    http_status = 422
-
-
-class TooLarge(BeatsyncError):
-    code = "too_large"
-    http_status = 413
-
-
-class FetchCancelled(BeatsyncError):
-    """The caller asked to stop (the job was cancelled) while the fetch was running."""
-
-    code = "cancelled"
-    http_status = 409
 
 
 WATCH_INTERVAL = 0.2  # seconds between the watchdog's looks at deadlines and stop flags

@@ -52,3 +52,11 @@ def emit(message: str, level: str = "info", **fields: Any) -> None:
 def job_line(job_id: str, message: str, level: str = "info") -> None:
     """A line of a job's own log (``JobStore.add_log``), mirrored to the process's log."""
     emit(message, level, job_id=job_id, log="job")
+
+
+def audit(action: str, **fields: Any) -> None:
+    """One structured JSON line per job creation, cancel, output access and job end. Cloud Run and
+    Cloud Functions turn a JSON line into ``jsonPayload`` (the job id also into the entry's labels);
+    the log-based metrics of terraform/monitoring.tf and terraform/metrics.tf count
+    ``audit = "job.end"`` lines. (Used through :mod:`beatsync.jobs.lifecycle`, which re-exports it.)"""
+    emit(action, audit=action, **fields)

@@ -5,14 +5,10 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING
 
-from .errors import NotFound
+from .errors import BlobNotFound, JobNotFound  # noqa: F401 - re-export
 
 if TYPE_CHECKING:
     from .jobs.model import Job
-
-
-class BlobNotFound(NotFound):
-    code = "blob_not_found"
 
 
 class BlobStore(abc.ABC):
@@ -61,10 +57,6 @@ class BlobStore(abc.ABC):
         if not key or key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in key.split("/")):
             raise ValueError(f"invalid blob key {key!r}")
         return key
-
-
-class JobNotFound(NotFound):
-    code = "job_not_found"
 
 
 class JobStore(abc.ABC):

@@ -246,7 +246,7 @@ class Settings:
             if topic and not (re.fullmatch(r"projects/[^/]+/topics/[^/]+", topic) or ("/" not in topic and self.project)):
                 raise InvalidSetting(f"BEATSYNC_EVENT_TOPICS: {topic!r} is not projects/P/topics/T (or a topic id "
                                      "with BEATSYNC_PROJECT set)", code="invalid_setting")
-        from .analysis import check_method
+        from .analysis.methods import check_method
         from .errors import InvalidRequest
 
         try:

@@ -10,9 +10,10 @@ import hashlib
 import json
 
 from ..contracts import BeatMap
+from .. import keys
 from ..ports import BlobNotFound, BlobStore
 
-PREFIX = "cache/beat_maps"
+PREFIX = keys.BEAT_MAP_CACHE
 
 
 def variant_key(method: str, fps: float, analyzer: str, params: dict | None = None) -> str:
@@ -26,7 +27,7 @@ class BeatMapCache:
 
     @staticmethod
     def key(audio_hash: str, variant: str) -> str:
-        return f"{PREFIX}/{audio_hash}/{variant}.json"
+        return keys.cached_beat_map(audio_hash, variant)
 
     def get(self, audio_hash: str, variant: str) -> BeatMap | None:
         try:

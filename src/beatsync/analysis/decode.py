@@ -50,9 +50,9 @@ def read_source_bytes(source: Source) -> bytes:
             with open(source, "rb") as fh:
                 return fh.read()
         except FileNotFoundError:
-            raise MediaError("unsupported_media", f"file not found: {os.fspath(source)}", source=os.fspath(source)) from None
+            raise MediaError(f"file not found: {os.fspath(source)}", code="unsupported_media", source=os.fspath(source)) from None
         except IsADirectoryError:
-            raise MediaError("unsupported_media", f"is a directory: {os.fspath(source)}", source=os.fspath(source)) from None
+            raise MediaError(f"is a directory: {os.fspath(source)}", code="unsupported_media", source=os.fspath(source)) from None
     pos = source.tell()
     data = source.read()
     source.seek(pos)
@@ -65,13 +65,13 @@ def content_hash(data: bytes) -> str:
 
 def _open(data: bytes, name: str):
     if not data:
-        raise MediaError("unsupported_media", f"{name}: the file is empty", source=name)
+        raise MediaError(f"{name}: the file is empty", code="unsupported_media", source=name)
     try:
         return av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
     except av.error.InvalidDataError:
-        raise MediaError("unsupported_media", f"{name}: not an audio or video file FFmpeg can read", source=name) from None
+        raise MediaError(f"{name}: not an audio or video file FFmpeg can read", code="unsupported_media", source=name) from None
     except av.error.FFmpegError as exc:
-        raise MediaError("corrupt_media", f"{name}: cannot be opened ({exc})", source=name) from None
+        raise MediaError(f"{name}: cannot be opened ({exc})", code="corrupt_media", source=name) from None
 
 
 def pick_audio_stream(container) -> "av.audio.stream.AudioStream":
@@ -79,7 +79,7 @@ def pick_audio_stream(container) -> "av.audio.stream.AudioStream":
     disposition and more channels), ignoring cover art and other non-audio streams."""
     candidates = [s for s in container.streams.audio if s.codec_context is not None and s.channels > 0]
     if not candidates:
-        raise MediaError("no_audio_stream", "the file has no audio track")
+        raise MediaError("the file has no audio track", code="no_audio_stream")
     try:
         best = container.streams.best("audio")
     except Exception:  # pragma: no cover - defensive: PyAV raises on odd containers
@@ -118,12 +118,11 @@ def decode_audio(
         try:
             stream = pick_audio_stream(container)
         except MediaError as exc:
-            raise MediaError(exc.code, f"{name}: {exc.message}", source=name) from None
+            raise MediaError(f"{name}: {exc.message}", code=exc.code, source=name) from None
         declared = _declared_duration(container, stream)
         if declared is not None and declared > max_duration:
             raise MediaError(
-                "too_long",
-                f"{name}: {declared:.0f} s of audio, the limit is {max_duration:.0f} s",
+                f"{name}: {declared:.0f} s of audio, the limit is {max_duration:.0f} s", code="too_long",
                 source=name,
                 details={"duration": declared, "max_duration": max_duration},
             )
@@ -154,8 +153,7 @@ def decode_audio(
                 bad()
             if n_samples > limit:
                 raise MediaError(
-                    "too_long",
-                    f"{name}: longer than the limit of {max_duration:.0f} s",
+                    f"{name}: longer than the limit of {max_duration:.0f} s", code="too_long",
                     source=name,
                     details={"max_duration": max_duration},
                 )
@@ -164,12 +162,12 @@ def decode_audio(
         except DECODE_ERRORS:
             pass
     except av.error.FFmpegError as exc:
-        raise MediaError("corrupt_media", f"{name}: decoding failed ({exc})", source=name) from None
+        raise MediaError(f"{name}: decoding failed ({exc})", code="corrupt_media", source=name) from None
     finally:
         container.close()
 
     if good_frames == 0:
-        raise MediaError("corrupt_media", f"{name}: no audio could be decoded", source=name,
+        raise MediaError(f"{name}: no audio could be decoded", code="corrupt_media", source=name,
                          details={"bad_packets": bad_packets})
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     samples = np.nan_to_num(samples.astype(np.float32, copy=False), copy=False)
@@ -177,8 +175,7 @@ def decode_audio(
     audio = Audio(samples=samples, sample_rate=sample_rate, declared_duration=declared)
     if declared is not None and declared > 2.0 and audio.duration < 0.9 * declared - 0.5:
         raise MediaError(
-            "corrupt_media",
-            f"{name}: the file is truncated (decoded {audio.duration:.1f} s of {declared:.1f} s)",
+            f"{name}: the file is truncated (decoded {audio.duration:.1f} s of {declared:.1f} s)", code="corrupt_media",
             source=name,
             details={"decoded_duration": audio.duration, "declared_duration": declared},
         )

@@ -186,7 +186,8 @@ def openapi() -> dict:
                       "responses": {"200": {"description": "OK", "content": _json(n["service_info"])}}}},
         "/health": {"get": {"operationId": "health", "summary": "Health with real dependency checks", "security": [],
                             "responses": {"200": {"description": "Healthy or degraded", "content": _json(n["health"])},
-                                          "503": {"description": "Unhealthy", "content": _json(n["health"])}}}},
+                                          "503": {"description": "Unhealthy", "content": _json(n["health"])},
+                                          **errors(500)}}},
         f"{API}/analyze": {"post": {
             "operationId": "analyze", "summary": "Beat map of a song (URL or upload)", "parameters": [idem],
             "requestBody": {"required": True, "content": {**_json(n["analyze_request"]),
@@ -260,7 +261,7 @@ def openapi() -> dict:
             "responses": {"200": {"description": "The file (Range requests answered with 206)", "content": {
                 t: {"schema": {"type": "string", "contentMediaType": t}}
                 for t in ("video/mp4", "video/webm", "image/jpeg", "application/json")}},
-                **errors(403, 404)}}},
+                **errors(403, 404, 500)}}},
         f"{API}/admin/stats": {"get": {
             "operationId": "dailyStats", "summary": "Daily analytics of ended jobs (admin callers only)",
             "parameters": [
@@ -281,13 +282,14 @@ def openapi() -> dict:
                           **errors(400, 401, 403, 404, 409, 413, 415, 429, 503)}}},
     }
     # every API route needs a caller: an ID token or an API key (401 without, 403 when not allowed,
-    # 503 auth_not_configured on a deployment with no identity configured)
+    # 503 auth_not_configured on a deployment with no identity configured); 500 server_misconfigured
+    # when the operator's settings are wrong (tests/unit/test_error_routes.py walks the routes)
     for path, item in paths.items():
         if path.startswith(API):
             for op in item.values():
                 op["security"] = [{"bearer": []}]
                 op["parameters"] = [*op.get("parameters", []), user]
-                op["responses"] = {**op["responses"], **{k: v for k, v in errors(400, 401, 403, 503).items()
+                op["responses"] = {**op["responses"], **{k: v for k, v in errors(400, 401, 403, 500, 503).items()
                                                          if k not in op["responses"]}}
     return {
         "openapi": "3.1.0",

@@ -3,6 +3,6 @@
 Import-light: Flask/Werkzeug request objects in, JSON out; no numpy / librosa / av.
 """
 
-from .app import GROUPS, create_flask_app, dispatch, get_container, set_container
+from .app import GROUPS, create_flask_app, dispatch, get_container, set_container, set_container_factory
 
-__all__ = ["GROUPS", "create_flask_app", "dispatch", "get_container", "set_container"]
+__all__ = ["GROUPS", "create_flask_app", "dispatch", "get_container", "set_container", "set_container_factory"]

@@ -15,20 +15,26 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
+# Flask and Werkzeug are imported where a response is built: the error classes, routes and
+# dispatch logic here stay importable (and testable) without them loaded
+
 from .. import __version__
-from ..errors import BeatsyncError, InvalidRequest
+from ..contracts.api import StepRequest
+from ..contracts.schemas import openapi
+from ..errors import BeatsyncError, Forbidden, HttpError, InvalidRequest, Misconfigured, scrub  # noqa: F401
+from ..jobs import intake, service, steps
+from ..jobs.lifecycle import audit
+from ..signing import check_link
+from .auth import identify, is_admin, verify_push
+from .cors import preflight_headers, response_headers
+from . import docs
+from .health import check
 
 log = logging.getLogger("beatsync.http")
 
 API = "/api/v1/beat-sync"
 MAX_JSON_BYTES = 1 << 20  # 1 MiB: a create request with 20 long URLs is a few KB
 MAX_JSON_DEPTH = 32  # the deepest request document is 3 levels; deeper is refused before validation
-
-
-class HttpError(BeatsyncError):
-    def __init__(self, status: int, code: str, message: str, details: dict | None = None):
-        super().__init__(message, code=code, details=details)
-        self.http_status = status
 
 
 @dataclass
@@ -41,17 +47,28 @@ class Reply:
 # -- container -----------------------------------------------------------------------------------
 
 _container = None
+_factory: Callable[[], Any] | None = None
 _container_lock = threading.Lock()
 
 
+def set_container_factory(factory: Callable[[], Any] | None) -> None:
+    """What builds the process's container on first use: an entry point installs it
+    (``functions/*/main.py``: ``beatsync.bootstrap.bootstrap``), so that nothing is built at import
+    time and this layer never imports the composition root."""
+    global _factory
+    with _container_lock:
+        _factory = factory
+
+
 def get_container():
-    """The process's container, built from settings on first use (never at import)."""
+    """The process's container: the one set, else the factory's, built on first use (never at import)."""
     global _container
     with _container_lock:
         if _container is None:
-            from ..bootstrap import bootstrap
-
-            _container = bootstrap()
+            if _factory is None:
+                raise Misconfigured("no container: the entry point sets one (set_container) or installs a factory "
+                                    "(set_container_factory)")
+            _container = _factory()
         return _container
 
 
@@ -66,8 +83,6 @@ def set_container(container) -> None:
 def caller(request) -> str:
     """Who is calling. Authentication (API keys, Google ID tokens) plugs in here; unauthenticated
     local use is one caller, ``anonymous``."""
-    from .auth import identify
-
     return identify(request, get_container().settings)
 
 
@@ -143,54 +158,42 @@ def root(request) -> Reply:
 
 
 def health(request) -> Reply:
-    from .health import check
-
     doc = check(get_container())
     return Reply(503 if doc["status"] == "unhealthy" else 200, doc)
 
 
 def openapi_doc(request) -> Reply:
-    from ..contracts.schemas import openapi
-
     return Reply(200, openapi())
 
 
 def _docs_response(status: int, body: bytes | str, ctype: str, cache: str):
     from flask import Response
 
-    from .docs import CSP
-
     resp = Response(body, status=status, content_type=ctype)
     resp.headers["Cache-Control"] = cache
     resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["Content-Security-Policy"] = docs.CSP
     return resp
 
 
 def docs_page(request):
     """Swagger UI over /openapi.json, from the pinned swagger-ui-py wheel (no CDN)."""
-    from .docs import PAGE, static_dir
-
-    if static_dir() is None:
+    if docs.static_dir() is None:
         raise HttpError(404, "docs_not_installed", "API documentation needs the swagger-ui-py package; "
                         "the document itself is at /openapi.json")
-    return _docs_response(200, PAGE, "text/html; charset=utf-8", "no-cache")
+    return _docs_response(200, docs.PAGE, "text/html; charset=utf-8", "no-cache")
 
 
 def docs_init(request):
-    from .docs import INIT_JS
-
-    return _docs_response(200, INIT_JS, "text/javascript; charset=utf-8", "no-cache")
+    return _docs_response(200, docs.INIT_JS, "text/javascript; charset=utf-8", "no-cache")
 
 
 def docs_asset(request, name: str):
-    from .docs import ASSETS, static_dir
-
-    folder = static_dir()
-    if folder is None or name not in ASSETS:
+    folder = docs.static_dir()
+    if folder is None or name not in docs.ASSETS:
         raise HttpError(404, "route_not_found", f"no documentation file {name[:100]}")
     # the files are those of one pinned package version: a day of caching is safe
-    return _docs_response(200, (folder / name).read_bytes(), ASSETS[name], "public, max-age=86400")
+    return _docs_response(200, (folder / name).read_bytes(), docs.ASSETS[name], "public, max-age=86400")
 
 
 def check_callback_topic(c, body: Any) -> None:
@@ -206,8 +209,6 @@ def check_callback_topic(c, body: Any) -> None:
 
 
 def post_create(request) -> Reply:
-    from ..jobs import service
-
     c = get_container()
     body = json_body(request)
     check_callback_topic(c, body)
@@ -217,8 +218,6 @@ def post_create(request) -> Reply:
 
 
 def post_analyze(request) -> Reply:
-    from ..jobs import service
-
     c = get_container()
     owner, key = caller(request), _idempotency_key(request)
     if (request.mimetype or "").lower() == "multipart/form-data":
@@ -243,26 +242,18 @@ def post_analyze(request) -> Reply:
 
 
 def get_analyze(request, job_id: str) -> Reply:
-    from ..jobs import service
-
     return Reply(200, service.get_job(get_container(), job_id, caller(request), "analyze"))
 
 
 def get_create(request, job_id: str) -> Reply:
-    from ..jobs import service
-
     return Reply(200, service.get_job(get_container(), job_id, caller(request), "create"))
 
 
 def delete_create(request, job_id: str) -> Reply:
-    from ..jobs import service
-
     return Reply(200, service.cancel(get_container(), job_id, caller(request)))
 
 
 def list_jobs(request) -> Reply:
-    from ..jobs import service
-
     status = _enum_arg(request, "status", ("queued", "processing", "completed", "failed", "cancelled"))
     type_ = _enum_arg(request, "type", ("create", "analyze")) or _enum_arg(request, "job_type", ("create", "analyze"))
     limit = _int_arg(request, "limit", 20, 1, 100)
@@ -271,28 +262,19 @@ def list_jobs(request) -> Reply:
 
 
 def job_logs(request, job_id: str) -> Reply:
-    from ..jobs import service
-
     return Reply(200, service.job_logs(get_container(), job_id, caller(request)))
 
 
 def presets(request) -> Reply:
-    from ..jobs import service
-
     return Reply(200, service.presets())
 
 
 def transitions(request) -> Reply:
-    from ..jobs import service
-
     return Reply(200, service.transitions())
 
 
 def pubsub_push(request) -> Reply:
     """Pub/Sub push delivery of a create request (see :mod:`beatsync.jobs.intake`): 2xx acknowledges."""
-    from ..jobs import intake
-    from .auth import verify_push
-
     c = get_container()
     s = c.settings
     if not (s.pubsub_push_audience.strip() and s.pubsub_push_service_account.strip()):
@@ -332,9 +314,6 @@ def _push_topic_refused(c, body: Any) -> dict | None:
 
 def admin_stats(request) -> Reply:
     """Daily analytics; admin callers only."""
-    from ..jobs import service
-    from .auth import Forbidden, is_admin
-
     c = get_container()
     if not is_admin(caller(request), c.settings):
         raise Forbidden("the analytics are for admin callers (BEATSYNC_ADMIN_CALLERS)")
@@ -342,9 +321,6 @@ def admin_stats(request) -> Reply:
 
 
 def _step(request, run_name: str) -> Reply:
-    from ..contracts.api import StepRequest
-    from ..jobs import service, steps
-
     req = service.parse_request("step_request", StepRequest, json_body(request))
     return Reply(200, dict(getattr(steps, run_name)(get_container(), req.job_id)))
 
@@ -355,9 +331,6 @@ def step_analyze(request) -> Reply:
 
 def _control(request) -> dict:
     """A control call's body: a ``job_id`` (checked as in a step request) and the call's own fields."""
-    from ..contracts.api import StepRequest
-    from ..jobs import service
-
     body = json_body(request)
     service.parse_request("step_request", StepRequest,
                           {"job_id": body.get("job_id") if isinstance(body, dict) else None})
@@ -365,20 +338,14 @@ def _control(request) -> dict:
 
 
 def control_begin(request) -> Reply:
-    from ..jobs import steps
-
     return Reply(200, steps.begin(get_container(), _control(request)["job_id"]))
 
 
 def control_state(request) -> Reply:
-    from ..jobs import steps
-
     return Reply(200, steps.state(get_container(), _control(request)["job_id"]))
 
 
 def control_compose_start(request) -> Reply:
-    from ..jobs import steps
-
     body = _control(request)
     attempt = body.get("attempt", 1)
     if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= 100:
@@ -387,28 +354,20 @@ def control_compose_start(request) -> Reply:
 
 
 def control_compose_poll(request) -> Reply:
-    from ..jobs import steps
-
     body = _control(request)
     return Reply(200, steps.compose_poll(get_container(), body["job_id"], body.get("handle")))
 
 
 def control_compose_stop(request) -> Reply:
-    from ..jobs import steps
-
     body = _control(request)
     return Reply(200, steps.compose_stop(get_container(), body["job_id"], body.get("handle")))
 
 
 def control_compose_merge(request) -> Reply:
-    from ..jobs import steps
-
     return Reply(200, steps.compose_merge(get_container(), _control(request)["job_id"]))
 
 
 def control_end(request) -> Reply:
-    from ..jobs import steps
-
     body = _control(request)
     status = body.get("status")
     if status not in ("failed", "cancelled"):
@@ -422,8 +381,6 @@ def control_end(request) -> Reply:
 def control_submit(request) -> Reply:
     """A workflow execution started with a full create request (the Workflows console): create the
     job without starting another execution; the execution id makes a retried call idempotent."""
-    from ..jobs import service
-
     body = json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("request"), dict):
         raise InvalidRequest("send {request: <create request>, execution_id}", code="invalid_request")
@@ -436,8 +393,6 @@ def control_submit(request) -> Reply:
 
 def files(request, key: str):
     """Local signed download links (``LocalBlobStore.signed_url``)."""
-    from ..signing import check_link
-
     c = get_container()
     if c.settings.blob_store != "local":
         raise HttpError(404, "route_not_found", "no such route")
@@ -451,8 +406,6 @@ def files(request, key: str):
     if not path.is_file():
         raise HttpError(404, "blob_not_found", "no such file")
     from flask import send_file
-
-    from ..jobs.service import audit
 
     audit("output.download", key=key)
     return send_file(path, conditional=True, max_age=0)
@@ -527,8 +480,6 @@ def dispatch(request, groups: tuple[str, ...] = GROUPS):
     if origin and public:
         settings = _settings()
         if settings is not None:
-            from .cors import response_headers
-
             for k, v in response_headers(settings, origin).items():
                 resp.headers[k] = v
     return resp
@@ -536,8 +487,6 @@ def dispatch(request, groups: tuple[str, ...] = GROUPS):
 
 def _preflight(origin: str, methods: list[str]):
     from flask import Response
-
-    from .cors import preflight_headers
 
     settings = _settings()
     headers = preflight_headers(settings, origin, methods) if settings is not None else None
@@ -592,8 +541,6 @@ def _error_doc(exc: BeatsyncError) -> dict:
     if exc.public_message is not None:  # the operator's business: the details stay in the log
         return {"code": exc.code, "message": exc.public_message, "details": None}
     details = {k: v for k, v in exc.details.items() if k != "retry_after"} if exc.details else {}
-    from ..errors import scrub
-
     return {"code": exc.code, "message": scrub(exc.message),
             "details": json.loads(json.dumps(details, default=str)) if details else None}
 

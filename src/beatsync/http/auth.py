@@ -29,25 +29,10 @@ import sys
 import threading
 import time
 
-from ..errors import AuthUnavailable, BeatsyncError
+from ..errors import AuthNotConfigured, AuthUnavailable, Forbidden, Unauthenticated  # noqa: F401 - re-export
 
 ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 CERTS_TTL = 3600.0
-
-
-class Unauthenticated(BeatsyncError):
-    code = "unauthenticated"
-    http_status = 401
-
-
-class Forbidden(BeatsyncError):
-    code = "forbidden"
-    http_status = 403
-
-
-class AuthNotConfigured(BeatsyncError):
-    code = "auth_not_configured"
-    http_status = 503
 
 
 USER_HEADER = "X-Beatsync-User-Id"

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..contracts import api
 from ..errors import BeatsyncError, InvalidRequest, StoreUnavailable
-from .service import audit, parse_request, submit_create
+from .lifecycle import audit
+from .service import parse_request, submit_create
 
 if TYPE_CHECKING:
-    from ..bootstrap import Container
+    from ..container import Container
 
 IDEMPOTENCY_ATTRIBUTE = "idempotency_key"
 MAX_ATTRIBUTE_BYTES = 1024  # Pub/Sub's limit on an attribute value

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from ..contracts._base import Model
 from ..contracts.api import JobMetrics
-from ..errors import BeatsyncError
+from ..errors import IllegalTransition  # noqa: F401 - re-export
 
 JobStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -22,11 +22,6 @@ LEGAL: dict[str, frozenset[str]] = {
     "failed": frozenset(),
     "cancelled": frozenset(),
 }
-
-
-class IllegalTransition(BeatsyncError):
-    code = "illegal_transition"
-    http_status = 409
 
 
 class JobError(Model):

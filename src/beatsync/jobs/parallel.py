@@ -24,38 +24,30 @@ import shutil
 import time
 from typing import TYPE_CHECKING
 
-from ..errors import SegmentsMissing
+from .. import keys
+from ..contracts import BeatMap, EditConfig, EditDecisionList
+from ..errors import RenderCancelled, SegmentsMissing
 from ..ports import BlobNotFound
+from . import lifecycle
+from .inputs import fetch, input_keys, local_inputs
+from .lifecycle import CANCEL_POLL, end_job, remove_temp, settle, state  # noqa: F401 - remove_temp: re-export
 
 if TYPE_CHECKING:
-    from ..bootstrap import Container
+    from ..container import Container
     from .model import Job
 
 TASK_REPORT_EVERY = 2.0  # seconds between a task's progress writes (GCS: one write per second per object)
 LOCAL_POLL = 0.5
 
 
-def plan_key(job_id: str) -> str:
-    return f"temp/{job_id}/plan.json"
-
-
-def _seg_key(job_id: str, count: int, index: int, ext: str) -> str:
-    return f"temp/{job_id}/seg-{count:03d}-{index:03d}.{ext}"
-
-
-def _progress_key(job_id: str, count: int, index: int) -> str:
-    return f"temp/{job_id}/progress-{count:03d}-{index:03d}.json"
-
-
-def remove_temp(c: "Container", job_id: str) -> None:
-    for key in c.blobs.list(f"temp/{job_id}/"):
-        c.blobs.delete(key)
+plan_key = keys.plan
+_seg_key = keys.segment
+_progress_key = keys.task_progress
 
 
 def make_plan(c: "Container", job: "Job", clips: list[str], beat_map, report=None) -> dict:
     """Plan the edit once and store it with its segments (the analyze step, create jobs)."""
-    from ..contracts import EditConfig
-    from ..render.pipeline import plan_edit
+    from ..render.pipeline import plan_edit  # heavy (numpy): the render modules only where a step runs
     from ..render.segments import segments_json, shot_costs, split, task_count
 
     config = EditConfig.model_validate(job.request["edit_config"])
@@ -82,8 +74,6 @@ def planned_tasks(c: "Container", job_id: str) -> int:
 
 
 def _edl(plan: dict):
-    from ..contracts import EditDecisionList
-
     return EditDecisionList.model_validate(plan["edl"])
 
 
@@ -101,7 +91,7 @@ def progress(c: "Container", job_id: str, plan: dict | None = None) -> float | N
     if not plan or plan["tasks"] <= 1:
         return None
     done = 0.0
-    for key in c.blobs.list(f"temp/{job_id}/progress-{plan['tasks']:03d}-"):
+    for key in c.blobs.list(keys.task_progress_prefix(job_id, plan["tasks"])):
         try:
             done += float(json.loads(c.blobs.get_bytes(key))["frames"])
         except (BlobNotFound, ValueError, KeyError):
@@ -114,8 +104,6 @@ class _TaskReporter:
     """A task's progress (its own object, throttled) and the job's cancel flag (polled)."""
 
     def __init__(self, c: "Container", job_id: str, count: int, index: int, frames: int):
-        from .steps import CANCEL_POLL
-
         self.c, self.job_id, self.key, self.frames = c, job_id, _progress_key(job_id, count, index), frames
         self.poll_every = CANCEL_POLL
         self._last_report = self._last_poll = 0.0
@@ -139,14 +127,12 @@ class _TaskReporter:
 
 def run_task(c: "Container", job_id: str, index: int, count: int) -> dict:
     """Task ``index`` of ``count``: render that segment's video into ``temp/{job_id}/``."""
-    from . import steps
-
     job = c.jobs.get(job_id)
     if job.terminal:
-        return steps.state(c, job_id)
+        return state(c, job_id)
     if job.cancel_requested:
-        steps._cancelled(c, job_id)
-        return steps.state(c, job_id)
+        lifecycle.cancelled(c, job_id)
+        return state(c, job_id)
     work = None
     try:
         plan = load_plan(c, job_id)
@@ -154,21 +140,20 @@ def run_task(c: "Container", job_id: str, index: int, count: int) -> dict:
             raise SegmentsMissing(f"job {job_id} has no render plan (temp/{job_id}/plan.json)")
         segments = _segments(plan, count)
         if index >= len(segments):
-            return steps.state(c, job_id)
+            return state(c, job_id)
         seg = segments[index]
         marker = _seg_key(job_id, count, index, "json")
         if c.blobs.exists(marker):
             c.jobs.add_log(job_id, f"compose task {index + 1}/{count}: segment already rendered")
-            return steps.state(c, job_id)
-        from ..render.encode import RenderCancelled
+            return state(c, job_id)
         from ..render.probe import probe_clip
         from ..render.segments import render_segment
 
         edl = _edl(plan)
         # the clips this segment shows (the shot before it too: a transition at its start shows it)
         used = {s.clip for s in edl.shots if s.end_frame >= seg.start and s.start_frame < seg.end}
-        _, clip_keys = steps._input_keys(job)
-        work = os.path.join(steps._workdir(c, job_id), f"task-{count}-{index}")
+        _, clip_keys = input_keys(job)
+        work = os.path.join(lifecycle.workdir(job_id), f"task-{count}-{index}")
         os.makedirs(work, exist_ok=True)
         probes = []
         for i, (url, key) in enumerate(zip(job.request["video_urls"], clip_keys)):
@@ -176,7 +161,7 @@ def run_task(c: "Container", job_id: str, index: int, count: int) -> dict:
                 probes.append(None)
                 continue
             local = os.path.join(work, os.path.basename(key))
-            steps._fetch(c, url, key, local)
+            fetch(c, url, key, local)
             probes.append(probe_clip(local, max_pixels=c.settings.max_clip_pixels))
         attempt = os.environ.get("CLOUD_RUN_TASK_ATTEMPT", "0")
         c.jobs.add_log(job_id, f"compose task {index + 1}/{count} started: frames {seg.start}-{seg.end} "
@@ -189,8 +174,8 @@ def run_task(c: "Container", job_id: str, index: int, count: int) -> dict:
             r = render_segment(edl, probes, seg, video, thumbnail_path=thumb, progress=report,
                                should_stop=report.should_stop)
         except RenderCancelled:
-            steps._cancelled(c, job_id)
-            return steps.state(c, job_id)
+            lifecycle.cancelled(c, job_id)
+            return state(c, job_id)
         keys = [_seg_key(job_id, count, index, edl.output_format)]
         c.blobs.put_file(keys[0], video, f"video/{edl.output_format}")
         if r.thumbnail_score >= 0:
@@ -204,10 +189,10 @@ def run_task(c: "Container", job_id: str, index: int, count: int) -> dict:
         c.jobs.add_log(job_id, f"compose task {index + 1}/{count} rendered frames {seg.start}-{seg.end} in "
                                f"{manifest['wall_s']:.1f} s")
         if c.jobs.get(job_id).terminal and c.jobs.get(job_id).status != "completed":
-            remove_temp(c, job_id)  # cancelled while uploading: leave nothing behind
-        return steps.state(c, job_id)
-    except Exception as exc:  # noqa: BLE001 - sorted by _settle: transient errors propagate (task retried)
-        return steps._settle(c, job, "compose", exc)
+            remove_temp(c, job_id)  # ended while uploading: what this task wrote goes too
+        return state(c, job_id)
+    except Exception as exc:  # noqa: BLE001 - sorted by settle: transient errors propagate (task retried)
+        return settle(c, job, "compose", exc)
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
@@ -215,38 +200,34 @@ def run_task(c: "Container", job_id: str, index: int, count: int) -> dict:
 
 def run_merge(c: "Container", job_id: str) -> dict:
     """Join the segments once every one is present; ``{..state, "merged": bool, "missing": [...]}``."""
-    from . import steps
-
     job = c.jobs.get(job_id)
     if job.terminal:
-        return {**steps.state(c, job_id), "merged": job.status == "completed", "missing": []}
-    result_key = f"outputs/{job_id}/result.json"
+        return {**state(c, job_id), "merged": job.status == "completed", "missing": []}
+    result_key = keys.result(job_id)
     if c.blobs.exists(result_key):  # merged by an attempt that died before completing: nothing to redo
         result = json.loads(c.blobs.get_bytes(result_key))
-        steps.end_job(c, job_id, "completed", result=result)
-        remove_temp(c, job_id)
-        return {**steps.state(c, job_id), "merged": True, "missing": []}
+        end_job(c, job_id, "completed", result=result)  # removes temp/{id}/
+        return {**state(c, job_id), "merged": True, "missing": []}
     plan = load_plan(c, job_id)
     if plan is None or plan["tasks"] <= 1:
-        return {**steps.state(c, job_id), "merged": False, "missing": []}
+        return {**state(c, job_id), "merged": False, "missing": []}
     count = plan["tasks"]
     segments = _segments(plan, count)
     missing = [s.index for s in segments if not c.blobs.exists(_seg_key(job_id, count, s.index, "json"))]
     if missing:
         c.jobs.add_log(job_id, f"merge: segments {missing} of {count} missing; not merging")
-        return {**steps.state(c, job_id), "merged": False, "missing": missing}
+        return {**state(c, job_id), "merged": False, "missing": missing}
     if job.cancel_requested:
-        steps._cancelled(c, job_id)
-        return {**steps.state(c, job_id), "merged": False, "missing": []}
+        lifecycle.cancelled(c, job_id)
+        return {**state(c, job_id), "merged": False, "missing": []}
     try:
-        from ..contracts import EditConfig
         from ..render.segments import merge
 
         c.jobs.report(job_id, 97.0, "merging")
         started = time.monotonic()
         edl = _edl(plan)
-        audio, _ = steps._local_inputs(c, job, lambda pct, step: None, with_clips=False)
-        work = os.path.join(steps._workdir(c, job_id), "merge")
+        audio, _ = local_inputs(c, job, lambda pct, step: None, with_clips=False)
+        work = os.path.join(lifecycle.workdir(job_id), "merge")
         os.makedirs(work, exist_ok=True)
         parts, manifests = [], []
         for s in segments:
@@ -264,9 +245,8 @@ def run_merge(c: "Container", job_id: str) -> dict:
         edl_path = os.path.join(work, "edl.json")
         with open(edl_path, "w") as fh:
             fh.write(edl.to_json())
-        prefix = f"outputs/{job_id}/"
-        from ..contracts import BeatMap
-        from ..render.otio import write_otio
+        prefix = keys.outputs(job_id)
+        from ..render.otio import write_otio  # opentimelineio
 
         beat_map = BeatMap.model_validate_json(c.blobs.get_bytes(prefix + "beat_map.json"))
         otio_path = write_otio(edl, beat_map, list(job.request["video_urls"]), job.request["audio_url"],
@@ -289,23 +269,17 @@ def run_merge(c: "Container", job_id: str) -> dict:
                                        + len(c.blobs.get_bytes(prefix + "beat_map.json"))})
         c.jobs.add_log(job_id, f"rendered {merged.duration:.1f} s, {len(edl.shots)} shots, {merged.file_size} bytes "
                                f"in {elapsed:.1f} s ({count} tasks, joined in {time.monotonic() - started:.1f} s)")
-        job = steps.end_job(c, job_id, "completed", result=result)
-        if job.status != "completed":  # cancelled at the last moment: no output stays behind
-            for key in c.blobs.list(prefix):
-                c.blobs.delete(key)
-        remove_temp(c, job_id)
-        shutil.rmtree(steps._workdir(c, job_id), ignore_errors=True)
-        return {**steps.state(c, job_id), "merged": job.status == "completed", "missing": []}
-    except Exception as exc:  # noqa: BLE001 - sorted by _settle
-        return {**steps._settle(c, job, "compose", exc), "merged": False, "missing": []}
+        # cancelled at the last moment: end_job removes the outputs; temp/ and the work folder go either way
+        job = end_job(c, job_id, "completed", result=result)
+        return {**state(c, job_id), "merged": job.status == "completed", "missing": []}
+    except Exception as exc:  # noqa: BLE001 - sorted by settle
+        return {**settle(c, job, "compose", exc), "merged": False, "missing": []}
 
 
 def run_local(c: "Container", job_id: str, plan: dict) -> dict:
     """One machine: the plan's tasks as processes through the compose runner, waited for (progress
     summed, cancel flag watched), then the merge. Missing segments raise :class:`SegmentsMissing`
     (transient: the orchestrator retries the step, and only the missing segments render)."""
-    from . import steps
-
     handle = c.runner.start(job_id, tasks=plan["tasks"])
     c.jobs.add_log(job_id, f"compose: {plan['tasks']} tasks started ({handle})")
     try:
@@ -315,9 +289,9 @@ def run_local(c: "Container", job_id: str, plan: dict) -> dict:
             if job.terminal or job.cancel_requested:
                 c.runner.stop(handle)
                 if not job.terminal:
-                    steps._cancelled(c, job_id)
+                    lifecycle.cancelled(c, job_id)
                 remove_temp(c, job_id)
-                return steps.state(c, job_id)
+                return state(c, job_id)
             pct = progress(c, job_id, plan)
             if pct is not None:
                 c.jobs.report(job_id, pct, "rendering")

@@ -1,7 +1,7 @@
 """The service functions behind the HTTP routes: submit, status, cancel, list, logs, catalogues.
 
 Import-light (no numpy / librosa / av): the submit and status functions run this.
-Every function takes the :class:`~beatsync.bootstrap.Container` and plain values; the HTTP layer
+Every function takes the :class:`~beatsync.container.Container` and plain values; the HTTP layer
 parses requests and maps :class:`~beatsync.errors.BeatsyncError` to responses.
 """
 
@@ -9,34 +9,32 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
-from datetime import timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
+from .. import keys
+from ..analysis.methods import check_method
 from ..contracts import api
+from ..contracts.edit import TRANSITIONS
 from ..contracts.schemas import validation_errors
-from ..errors import BeatsyncError, InvalidRequest, StoreUnavailable, scrub
+from ..editing.presets import PRESETS, resolve_config
+from ..errors import (BeatsyncError, IdempotencyConflict, InvalidRequest, JobAlreadyEnded,  # noqa: F401 - re-export
+                      RateLimited, StoreUnavailable, scrub)
+from ..fetch import TooLarge, UrlNotAllowed, check_url
 from ..ports import JobNotFound
+from . import lifecycle
+from .lifecycle import audit
 from .model import Job, new_job, now, request_hash, seed_step
+from .storage import check_free_space, remove_upload
+# the status documents live below the service (a job's end sends them too); re-exported here
+from .views import (API, ANALYSIS_SECONDS, ASSUMED_SONG_SECONDS, RENDER_SECONDS_PER_SECOND,  # noqa: F401
+                    _error, accepted_view, analyze_view, create_view, estimate_seconds, view)
 
 if TYPE_CHECKING:
-    from ..bootstrap import Container
-
-API = "/api/v1/beat-sync"
-#: seconds of work per second of output video at 1080p on 2 cores (benchmarks/render_speed.py)
-RENDER_SECONDS_PER_SECOND = 1.0
-ASSUMED_SONG_SECONDS = 180.0
-ANALYSIS_SECONDS = 15.0
-
-
-class IdempotencyConflict(BeatsyncError):
-    code = "idempotency_conflict"
-    http_status = 409
-
-
-class RateLimited(BeatsyncError):
-    code = "rate_limited"
-    http_status = 429
+    from ..container import Container
 
 
 def check_limits(c: "Container", owner: str) -> None:
@@ -57,11 +55,6 @@ def check_limits(c: "Container", owner: str) -> None:
                                        "limit": s.max_submissions_per_minute})
 
 
-class JobAlreadyEnded(BeatsyncError):
-    code = "job_already_ended"
-    http_status = 409
-
-
 # -- helpers ---------------------------------------------------------------------------------------
 
 def parse_request(schema: str, model, body: Any):
@@ -75,8 +68,6 @@ def parse_request(schema: str, model, body: Any):
         raise InvalidRequest(f"invalid request: {first['path']}: {first['message']}",
                              code="output_size_not_allowed" if sized else "invalid_request",
                              details={"errors": errors})
-    from pydantic import ValidationError
-
     try:
         return model.model_validate(body)
     except ValidationError as exc:  # the schema and the model agree (drift-tested); this is a safety net
@@ -88,8 +79,6 @@ def parse_request(schema: str, model, body: Any):
 def check_input_url(c: "Container", url: str) -> None:
     """Refuse URLs the fetcher would refuse (see :mod:`beatsync.fetch`); ``gs://`` only inside
     the service's own bucket."""
-    from ..fetch import UrlNotAllowed, check_url
-
     if url.startswith("gs://"):
         bucket, _, key = url[5:].partition("/")
         if c.settings.blob_store != "gcs" or bucket != c.settings.bucket or not key:
@@ -163,8 +152,6 @@ def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_ke
                 raise IdempotencyConflict("this Idempotency-Key was used with a different request",
                                           details={"job_id": existing.job_id})
             return existing, False
-    from .storage import check_free_space
-
     check_free_space(c)
     if limits:
         check_limits(c, owner)
@@ -179,16 +166,6 @@ def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_ke
     return (_start(c, stored) if start else stored), True
 
 
-def audit(action: str, **fields: Any) -> None:
-    """One structured JSON line per job creation, cancel, output access and job end. Cloud Run and
-    Cloud Functions turn a JSON line into ``jsonPayload`` (the job id also into the entry's labels:
-    :mod:`beatsync.joblog`); the log-based metrics of terraform/monitoring.tf and
-    terraform/metrics.tf count ``audit = "job.end"`` lines."""
-    from ..joblog import emit
-
-    emit(action, audit=action, **fields)
-
-
 # -- submit ----------------------------------------------------------------------------------------
 
 def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | None = None, *,
@@ -196,8 +173,6 @@ def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | 
     """Validate a create request, store the job, start it (unless ``start`` is false: a workflow
     execution started from the console creates its own job). Returns ``(job, created)``.
     ``limits``: apply the per-caller quotas (the Pub/Sub intake does not: see jobs/intake.py)."""
-    from ..editing.presets import resolve_config
-
     req = parse_request("create_request", api.CreateRequest, body)
     if len(req.video_urls) > c.settings.max_clips:
         raise InvalidRequest(f"{len(req.video_urls)} clips; at most {c.settings.max_clips}", code="too_many_clips")
@@ -210,8 +185,6 @@ def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | 
     for url in [req.audio_url, *req.video_urls]:
         check_input_url(c, url)
     if req.webhook_url:
-        from ..fetch import check_url
-
         check_url(req.webhook_url, c.fetch_policy)
     if req.callback_topic:
         check_callback_topic(c, req.callback_topic)
@@ -228,17 +201,13 @@ def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str |
         if not data:
             raise InvalidRequest("audio_file is empty", code="empty_upload")
         if len(data) > c.settings.max_input_bytes:
-            from ..fetch import TooLarge
-
             raise TooLarge(f"audio_file is {len(data)} bytes; the limit is {c.settings.max_input_bytes}")
         digest = hashlib.sha256(data).hexdigest()
-        key = f"inputs/uploads/{digest}{_ext(filename)}"
+        key = keys.upload(digest, filename)
         req = parse_request("analyze_request", api.AnalyzeRequest, {**body, "audio_url": "https://upload.invalid/"})
         method = _method(c, req.method)  # refused before anything is stored
         request = {"audio_url": None, "audio_key": key, "upload_name": filename[:200], "upload_sha256": digest,
                    "method": method, "fps": req.fps}
-        from .storage import check_free_space, remove_upload
-
         check_free_space(c)  # before anything is written
         wrote = not c.blobs.exists(key)
         if wrote:
@@ -259,18 +228,9 @@ def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str |
 def _method(c: "Container", requested: str | None) -> str:
     """The analysis method a job will run; 400 ``noncommercial_model`` at submission for madmom's
     models unless the operator allowed them."""
-    from ..analysis import check_method
-
     method = requested or c.settings.analysis_method
     check_method(method, c.settings.allow_noncommercial_models)
     return method
-
-
-def _ext(name: str) -> str:
-    import os.path
-
-    ext = os.path.splitext(name or "")[1].lower()
-    return ext if 1 < len(ext) <= 6 and ext[1:].isalnum() else ".bin"
 
 
 def wait_until_ended(c: "Container", job_id: str, timeout: float, interval: float = 0.2) -> Job:
@@ -282,83 +242,6 @@ def wait_until_ended(c: "Container", job_id: str, timeout: float, interval: floa
     return job
 
 
-# -- views -----------------------------------------------------------------------------------------
-
-def _error(job: Job) -> dict | None:
-    if not job.error:
-        return None
-    return {**job.error.model_dump(), "message": scrub(job.error.message), "details": None}
-
-
-def estimate_seconds(job: Job) -> float:
-    if job.type == "analyze":
-        return ANALYSIS_SECONDS
-    cfg = job.request.get("edit_config", {})
-    seconds = cfg.get("preview_duration", 30) if cfg.get("preview_only") else ASSUMED_SONG_SECONDS
-    return round(ANALYSIS_SECONDS + RENDER_SECONDS_PER_SECOND * seconds, 1)
-
-
-def accepted_view(c: "Container", job: Job) -> dict:
-    """``queue_position`` and ``estimated_duration`` count only the caller's own unfinished jobs
-    submitted earlier: the local workers take callers in turn, so other callers' backlogs do not
-    stand in front of this job (and stay private)."""
-    active = [j for st in ("processing", "queued") for j in c.jobs.list(job.owner, status=st, limit=100)[0]]
-    ahead = [j for j in active if j.created_at < job.created_at and j.job_id != job.job_id]
-    waiting = sum(estimate_seconds(j) for j in ahead) / max(1, c.settings.workers)
-    doc = api.JobAccepted(
-        job_id=job.job_id, type=job.type, status=job.status, progress=job.progress, current_step=seed_step(job),
-        estimated_duration=round(estimate_seconds(job) + waiting, 1), queue_position=len(ahead),
-        status_url=f"{API}/{job.type}/{job.job_id}", created_at=job.created_at, updated_at=job.updated_at)
-    return doc.model_dump(mode="json")
-
-
-def _beat_map(c: "Container", key: str | None):
-    from ..contracts import BeatMap
-
-    if not key:
-        return None
-    try:
-        return BeatMap.model_validate_json(c.blobs.get_bytes(key))
-    except BeatsyncError:
-        return None
-
-
-def analyze_view(c: "Container", job: Job) -> dict:
-    bm = _beat_map(c, (job.result or {}).get("beat_map_key")) if job.status == "completed" else None
-    return api.AnalyzeStatus(
-        job_id=job.job_id, status=job.status, progress=job.progress, current_step=seed_step(job),
-        step_detail=job.current_step, created_at=job.created_at, updated_at=job.updated_at, beat_map=bm, error=_error(job),
-        status_url=f"{API}/analyze/{job.job_id}", metrics=job.metrics).model_dump(mode="json")
-
-
-def create_view(c: "Container", job: Job) -> dict:
-    doc: dict[str, Any] = dict(
-        job_id=job.job_id, status=job.status, progress=job.progress, current_step=seed_step(job),
-        step_detail=job.current_step, created_at=job.created_at, updated_at=job.updated_at, started_at=job.started_at,
-        completed_at=job.completed_at, error=_error(job), cancel_requested=job.cancel_requested,
-        metrics=job.metrics)
-    if job.status == "completed" and job.result:
-        r, ttl = job.result, c.settings.url_ttl
-        urls = {name: c.blobs.signed_url(r[key], ttl) for name, key in (
-            ("output_url", "output_key"), ("thumbnail_url", "thumbnail_key"), ("beat_map_url", "beat_map_key"),
-            ("edl_url", "edl_key"), ("otio_url", "otio_key")) if r.get(key)}
-        expires = now() + timedelta(seconds=ttl)
-        warnings = r.get("warnings", [])
-        result = {**urls, "preview_url": urls["output_url"] if r.get("preview") else None,
-                  "duration": r["duration"], "file_size": r["file_size"], "total_cuts": r["total_cuts"],
-                  "warnings": warnings, "processing_time": r["processing_time"], "expires_at": expires}
-        doc.update(output_url=urls["output_url"], preview_url=result["preview_url"], thumbnail_url=urls["thumbnail_url"],
-                   duration=r["duration"], file_size=r["file_size"], total_cuts=r["total_cuts"], warnings=warnings,
-                   beat_map=_beat_map(c, r["beat_map_key"]), processing_time_seconds=r["processing_time"],
-                   expires_at=expires, result=result)
-        audit("output.url", owner=job.owner, job_id=job.job_id)
-    return api.CreateStatus(**doc).model_dump(mode="json")
-
-
-def view(c: "Container", job: Job) -> dict:
-    return create_view(c, job) if job.type == "create" else analyze_view(c, job)
-
-
 # -- status, cancel, list, logs ---------------------------------------------------------------------
 
 def get_job(c: "Container", job_id: str, owner: str, type: str) -> dict:
@@ -366,24 +249,11 @@ def get_job(c: "Container", job_id: str, owner: str, type: str) -> dict:
 
 
 def cancel(c: "Container", job_id: str, owner: str) -> dict:
-    """Cancel a job: set the flag the running step polls, stop the orchestration, and end the job
-    ``cancelled`` now, removing partial outputs. Whatever compute is still running (a render, an
-    analysis in flight, a Cloud Run job execution) sees the flag or the ended job within a second
-    and stops without writing anything that stays; so even an orchestration stopped between two
-    steps cannot leave the job processing."""
-    from .steps import end
-
+    """The caller's cancel (its own, unfinished job: :func:`beatsync.jobs.lifecycle.cancel`)."""
     job = _owned(c, job_id, owner)
     if job.terminal:
         raise JobAlreadyEnded(f"job {job_id} already ended {job.status}", details={"status": job.status})
-    job = c.jobs.request_cancel(job_id)
-    audit("job.cancel", owner=owner, job_id=job_id)
-    c.jobs.add_log(job_id, "cancel requested")
-    try:
-        c.orchestrator.cancel(job)
-    except Exception as exc:  # noqa: BLE001 - the flag is set and the job ends below either way
-        c.jobs.add_log(job_id, f"orchestrator cancel failed: {exc}", "warning")
-    status = end(c, job_id, "cancelled", "cancelled", "cancelled by the caller")["status"]
+    status = lifecycle.cancel(c, job_id, owner).status
     message = "job cancelled" if status == "cancelled" else f"the job ended {status} before it could be cancelled"
     return api.CancelResponse(success=status == "cancelled", message=message, job_id=job_id,
                               status=status).model_dump(mode="json")
@@ -403,8 +273,6 @@ def _output_urls(c: "Container", jobs: list[Job]) -> dict[str, str]:
     if len(keys) == 1:
         urls = {job_id: c.blobs.signed_url(key, ttl) for job_id, key in keys.items()}
     else:
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max_workers=min(SIGN_WORKERS, len(keys))) as pool:
             urls = dict(zip(keys, pool.map(lambda k: c.blobs.signed_url(k, ttl), keys.values())))
     for j in jobs:
@@ -436,8 +304,6 @@ def job_logs(c: "Container", job_id: str, owner: str) -> dict:
 def stats(c: "Container", first: str | None = None, last: str | None = None) -> dict:
     """The daily analytics from ``first`` to ``last`` (``YYYY-MM-DD``; default: the 30 days up to
     today, UTC), at most 366 days, and their totals."""
-    from datetime import date
-
     counters = [k for k in api.DailyStats.model_fields if k != "date"]
 
     def parse(value: str | None, name: str, default: date) -> date:
@@ -462,8 +328,6 @@ def stats(c: "Container", first: str | None = None, last: str | None = None) -> 
 
 
 def presets() -> dict:
-    from ..editing.presets import PRESETS, resolve_config
-
     return api.PresetList(presets=[
         {"name": name, "description": p["description"],
          "config": resolve_config(name).model_dump(exclude={"preview_only", "preview_duration"})}
@@ -481,17 +345,10 @@ TRANSITION_INFO = {
 
 
 def transitions() -> dict:
-    from ..contracts.edit import TRANSITIONS
-
     assert tuple(TRANSITION_INFO) == TRANSITIONS, "schemas/edit_config.schema.json#/$defs/TransitionStyle"
     return api.TransitionList(transitions=[
         {"name": name, "description": desc, "supports_duration": dur, "min_duration": 0.05 if dur else 0.0,
          "max_duration": 2.0 if dur else 0.0} for name, (desc, dur) in TRANSITION_INFO.items()]).model_dump(mode="json")
-
-
-def new_event(c: "Container", job: Job) -> dict:
-    return api.WebhookEvent(id=uuid.uuid4().hex, event=f"beat_sync.job.{job.status}", created_at=now(),
-                            job_id=job.job_id, status=job.status, data=view(c, job)).model_dump(mode="json")
 
 
 __all__ = ["IdempotencyConflict", "JobAlreadyEnded", "accepted_view", "analyze_view", "cancel", "create_view",

@@ -26,21 +26,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import BeatsyncError
+from .. import keys
+from ..errors import InsufficientStorage, JobNotFound  # noqa: F401 - InsufficientStorage: re-export
 
 if TYPE_CHECKING:
-    from ..bootstrap import Container
+    from ..container import Container
     from .model import Job
 
 log = logging.getLogger("beatsync.storage")
 
 DAY = 86400.0
 STRAY_AGE = 3600.0  # a .tmp-/.part file this old belongs to no write in progress
-
-
-class InsufficientStorage(BeatsyncError):
-    code = "insufficient_storage"
-    http_status = 503
 
 
 def work_root() -> Path:
@@ -80,7 +76,7 @@ def remove_inputs(c: "Container", job: "Job") -> None:
     """An ended job's inputs, its parallel render's leftovers (``temp/{id}/``: a failed or cancelled
     render's plan and segments) and its work folder (outputs stay, under the retention rule)."""
     try:
-        for prefix in (f"inputs/audio/{job.job_id}/", f"inputs/video/{job.job_id}/", f"temp/{job.job_id}/"):
+        for prefix in (*keys.input_prefixes(job.job_id), keys.temp(job.job_id)):
             for key in c.blobs.list(prefix):
                 c.blobs.delete(key)
     except Exception:  # noqa: BLE001 - the job's outcome stands; the sweep catches what is left
@@ -116,8 +112,8 @@ def sweep(c: "Container", now: float | None = None) -> dict:
     root = Path(c.blobs.root)
     if not root.is_dir():
         return counts
-    limits = {"temp": s.retention_temp_days * DAY, "inputs": s.retention_inputs_days * DAY,
-              "outputs": s.retention_outputs_days * DAY}
+    limits = {keys.TEMP: s.retention_temp_days * DAY, keys.INPUTS: s.retention_inputs_days * DAY,
+              keys.OUTPUTS: s.retention_outputs_days * DAY}
     for path in list(root.rglob("*")):
         if not path.is_file():
             continue
@@ -136,15 +132,15 @@ def sweep(c: "Container", now: float | None = None) -> dict:
         if top not in limits:
             continue
         limit = limits[top]
-        if top == "inputs" and len(parts) >= 3:
-            owner_id = parts[2] if parts[1] in ("audio", "video") else None
+        if top == keys.INPUTS and len(parts) >= 3:
+            owner_id = keys.input_owner(rel)
             if rel in in_use or owner_id in active_ids:
                 continue
-            if parts[1] == "uploads":
+            if keys.is_upload(rel):
                 limit = min(limit, STRAY_AGE)  # no unfinished job uses it (a new one is a moment old)
             elif owner_id is not None and _ended(c, owner_id):
                 limit = 0.0  # the inputs of an ended job
-        if top == "outputs" and len(parts) >= 2 and parts[1] in active_ids:
+        if top == keys.OUTPUTS and len(parts) >= 2 and parts[1] in active_ids:
             continue
         if age > limit:
             path.unlink(missing_ok=True)
@@ -161,8 +157,6 @@ def sweep(c: "Container", now: float | None = None) -> dict:
 
 
 def _ended(c: "Container", job_id: str) -> bool:
-    from ..ports import JobNotFound
-
     try:
         return c.jobs.get(job_id).terminal
     except (JobNotFound, Exception):  # noqa: BLE001 - not this store's job (another server's?), or unsure: keep

@@ -18,7 +18,7 @@ from typing import Callable
 import av
 
 from ..contracts import EditDecisionList
-from ..errors import BeatsyncError, MediaError
+from ..errors import MediaError, RenderCancelled  # noqa: F401 - RenderCancelled: re-export
 from ..media import decode_tolerant
 from . import transitions
 from .frames import ReaderPool
@@ -26,11 +26,6 @@ from .probe import ClipProbe
 
 Progress = Callable[[float, str], None]
 AUDIO_RATE = 48000
-
-
-class RenderCancelled(BeatsyncError):
-    code = "cancelled"
-    http_status = 409
 
 
 @dataclass(frozen=True)
@@ -64,10 +59,10 @@ def _audio_frames(song: str, start: float, end: float, frame_size: int):
     try:
         c = av.open(song, metadata_errors="ignore")
     except av.error.FFmpegError as exc:
-        raise MediaError("corrupt_media", f"song: cannot be opened ({exc})") from None
+        raise MediaError(f"song: cannot be opened ({exc})", code="corrupt_media") from None
     try:
         if not c.streams.audio:
-            raise MediaError("no_audio_stream", "song: no audio track")
+            raise MediaError("song: no audio track", code="no_audio_stream")
         s = c.streams.best("audio") or c.streams.audio[0]
         g = av.filter.Graph()
         src = g.add_abuffer(template=s)

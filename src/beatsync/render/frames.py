@@ -109,7 +109,7 @@ class ClipReader:
         try:
             self.container = av.open(probe.path, metadata_errors="ignore")
         except av.error.FFmpegError as exc:
-            raise MediaError("corrupt_media", f"clip {self.name}: cannot be opened ({exc})", source=self.name) from None
+            raise MediaError(f"clip {self.name}: cannot be opened ({exc})", code="corrupt_media", source=self.name) from None
         self.stream = next(s for s in self.container.streams.video if not is_cover_art(s))
         # Frame threads hold several 1080p pictures each and buy nothing on a machine the encoder
         # already keeps busy; slice threads decode in place.
@@ -187,7 +187,7 @@ class ClipReader:
             else:
                 break
         if self._current is None:
-            raise MediaError("corrupt_media", f"clip {self.name}: no decodable frame at {t:.2f} s", source=self.name)
+            raise MediaError(f"clip {self.name}: no decodable frame at {t:.2f} s", code="corrupt_media", source=self.name)
         # convert each shown source frame once (it repeats when the clip's rate is below the output's);
         # the cache holds the (time, frame) pair itself, so identity cannot be recycled
         # An encoder takes ownership of the frames it is given: a repeat is sent as a copy.

@@ -48,28 +48,28 @@ def _name(path) -> str:
 def probe_clip(path: str | os.PathLike, *, max_pixels: int = 4096 * 2304, max_duration: float = 3600.0) -> ClipProbe:
     name = _name(path)
     if not os.path.isfile(path):
-        raise MediaError("unsupported_media", f"clip {name}: file not found", source=name)
+        raise MediaError(f"clip {name}: file not found", code="unsupported_media", source=name)
     if os.path.getsize(path) == 0:
-        raise MediaError("unsupported_media", f"clip {name}: the file is empty", source=name)
+        raise MediaError(f"clip {name}: the file is empty", code="unsupported_media", source=name)
     try:
         container = av.open(os.fspath(path), metadata_errors="ignore")
     except av.error.InvalidDataError:
-        raise MediaError("unsupported_media", f"clip {name}: not a video file FFmpeg can read", source=name) from None
+        raise MediaError(f"clip {name}: not a video file FFmpeg can read", code="unsupported_media", source=name) from None
     except av.error.FFmpegError as exc:
-        raise MediaError("corrupt_media", f"clip {name}: cannot be opened ({exc})", source=name) from None
+        raise MediaError(f"clip {name}: cannot be opened ({exc})", code="corrupt_media", source=name) from None
     try:
         if len(container.streams) > MAX_STREAMS:
-            raise MediaError("unsupported_media", f"clip {name}: {len(container.streams)} streams", source=name)
+            raise MediaError(f"clip {name}: {len(container.streams)} streams", code="unsupported_media", source=name)
         if container.format.name == "image2" or container.format.name.endswith("_pipe"):
-            raise MediaError("no_video_stream", f"clip {name}: a still image ({container.format.name}), not a video",
+            raise MediaError(f"clip {name}: a still image ({container.format.name}), not a video", code="no_video_stream",
                              source=name)
         videos = [s for s in container.streams.video if not is_cover_art(s) and s.codec_context is not None]
         if not videos:
-            raise MediaError("no_video_stream", f"clip {name}: no video track", source=name)
+            raise MediaError(f"clip {name}: no video track", code="no_video_stream", source=name)
         stream = videos[0]
         cc = stream.codec_context
         if cc.width * cc.height > max_pixels:
-            raise MediaError("too_large", f"clip {name}: {cc.width}x{cc.height} is above the resolution limit",
+            raise MediaError(f"clip {name}: {cc.width}x{cc.height} is above the resolution limit", code="too_large",
                              source=name, details={"width": cc.width, "height": cc.height})
         tb = stream.time_base
         duration = None
@@ -78,7 +78,7 @@ def probe_clip(path: str | os.PathLike, *, max_pixels: int = 4096 * 2304, max_du
         elif container.duration:
             duration = container.duration / 1_000_000
         if duration is not None and duration > max_duration:
-            raise MediaError("too_long", f"clip {name}: {duration:.0f} s is above the limit", source=name)
+            raise MediaError(f"clip {name}: {duration:.0f} s is above the limit", code="too_long", source=name)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         base = stream.base_rate or rate
         stream.thread_type = "AUTO"
@@ -87,7 +87,7 @@ def probe_clip(path: str | os.PathLike, *, max_pixels: int = 4096 * 2304, max_du
         except av.error.FFmpegError:
             first = None
         if first is None:
-            raise MediaError("corrupt_media", f"clip {name}: no video frame could be decoded", source=name)
+            raise MediaError(f"clip {name}: no video frame could be decoded", code="corrupt_media", source=name)
         rotation = int(round(first.rotation or 0)) % 360
         rotation = min((0, 90, 180, 270), key=lambda r: min(abs(r - rotation), 360 - abs(r - rotation)))
         start = float(stream.start_time * tb) if stream.start_time is not None and tb else 0.0

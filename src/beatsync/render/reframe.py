@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from ..contracts import EditDecisionList
+from ..errors import RenderCancelled
 from ..media import decode_tolerant, is_cover_art
 from .probe import ClipProbe
 
@@ -253,7 +254,6 @@ def analyse_clip(probe: ClipProbe, ranges: list[tuple[float, float]], axis: str,
                         break
                     decoded += 1
                     if should_stop is not None and decoded % 30 == 0 and should_stop():
-                        from .encode import RenderCancelled
 
                         raise RenderCancelled("render cancelled")
                     grey = f.reformat(width=fw, height=fh, format="gray", interpolation="AREA").to_ndarray()

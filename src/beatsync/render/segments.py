@@ -34,7 +34,7 @@ from typing import Callable
 import av
 
 from ..contracts import EditDecisionList
-from ..errors import MediaError
+from ..errors import RenderFailed
 from . import transitions
 from .encode import RenderCancelled, RenderResult, _audio_stream, render
 from .probe import ClipProbe
@@ -179,8 +179,8 @@ def merge(edl: EditDecisionList, song: str, parts: list[tuple[Segment, str]], ou
     parts = sorted(parts, key=lambda p: p[0].start)
     covered = [0] + [s.end for s, _ in parts]
     if [s.start for s, _ in parts] != covered[:-1] or covered[-1] != edl.total_frames:
-        raise MediaError("render_failed", f"segments {[(s.start, s.end) for s, _ in parts]} do not cover "
-                                          f"frames 0-{edl.total_frames}")
+        raise RenderFailed(f"segments {[(s.start, s.end) for s, _ in parts]} do not cover "
+                           f"frames 0-{edl.total_frames}")
     folder = os.path.dirname(os.path.abspath(out_path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".merge-", suffix="." + edl.output_format)
@@ -203,8 +203,8 @@ def merge(edl: EditDecisionList, song: str, parts: list[tuple[Segment, str]], ou
                         v, params = out.add_stream_from_template(s), here
                         a, audio = _audio_stream(out, edl, song)
                     elif here != params:
-                        raise MediaError("render_failed", f"segment {seg.index}: codec parameters differ from "
-                                                          "segment 0; they cannot be joined by stream copy")
+                        raise RenderFailed(f"segment {seg.index}: codec parameters differ from "
+                                           "segment 0; they cannot be joined by stream copy")
                     count = 0
                     for p in src.demux(s):
                         if p.size == 0 or p.pts is None:
@@ -213,8 +213,8 @@ def merge(edl: EditDecisionList, song: str, parts: list[tuple[Segment, str]], ou
                         dts = (_frame_number(p.dts, s.time_base, fps) if p.dts is not None else pts - seg.start) \
                             + seg.start
                         if last_dts is not None and dts <= last_dts:
-                            raise MediaError("render_failed", f"segment {seg.index}: decode timestamps overlap the "
-                                                              "previous segment")
+                            raise RenderFailed(f"segment {seg.index}: decode timestamps overlap the "
+                                               "previous segment")
                         last_dts = dts
                         p.stream = v
                         p.time_base = tb
@@ -231,8 +231,8 @@ def merge(edl: EditDecisionList, song: str, parts: list[tuple[Segment, str]], ou
                             for q in a.encode(af):
                                 out.mux(q)
                     if count != seg.frames:
-                        raise MediaError("render_failed", f"segment {seg.index}: {count} frames, "
-                                                          f"{seg.frames} planned")
+                        raise RenderFailed(f"segment {seg.index}: {count} frames, "
+                                           f"{seg.frames} planned")
             for af in audio:
                 for q in a.encode(af):
                     out.mux(q)

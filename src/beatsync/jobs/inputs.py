@@ -1,0 +1,61 @@
+"""A job's inputs on this machine: fetched once into the blob store (keys from :mod:`beatsync.keys`),
+copied from there into the job's work folder by every step or task that needs them."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Callable
+
+from .. import keys
+from ..fetch import TooLarge, download
+from .lifecycle import workdir
+from .model import Job
+
+if TYPE_CHECKING:
+    from ..container import Container
+
+
+def input_keys(job: Job) -> tuple[str, list[str]]:
+    """``(audio key, [clip keys])``."""
+    return keys.inputs(job.job_id, job.request)
+
+
+def fetch(c: "Container", url: str, key: str, local: str, should_stop=None) -> None:
+    """Bring ``url`` into the blob store at ``key`` (skipped if there) and into ``local``; a fetch is
+    abandoned (FetchCancelled) within a second or so of ``should_stop()`` turning true."""
+    if os.path.exists(local):
+        return
+    if c.blobs.exists(key):
+        c.blobs.get_file(key, local)
+        return
+    if url.startswith("gs://"):
+        src = url[5:].partition("/")[2]
+        size = c.blobs.size(src)
+        if size > c.settings.max_input_bytes:
+            raise TooLarge(f"{url} is {size} bytes; the limit is {c.settings.max_input_bytes}")
+        c.blobs.get_file(src, local)
+    else:
+        download(url, local, c.fetch_policy, should_stop=should_stop)
+    c.blobs.put_file(key, local)
+
+
+def local_inputs(c: "Container", job: Job, report, with_clips: bool,
+                 should_stop: Callable[[], bool] | None = None) -> tuple[str, list[str]]:
+    """Local paths of the song and (``with_clips``) the clips, fetched as needed."""
+    work = workdir(job.job_id)
+    audio_key, clip_keys = input_keys(job)
+    req = job.request
+    audio = os.path.join(work, os.path.basename(audio_key))
+    if req.get("audio_key"):
+        if not os.path.exists(audio):
+            c.blobs.get_file(audio_key, audio)
+    else:
+        fetch(c, req["audio_url"], audio_key, audio, should_stop)
+    clips = []
+    if with_clips:
+        for i, (url, key) in enumerate(zip(req["video_urls"], clip_keys)):
+            report(10.0 * (i + 1) / (len(clip_keys) + 1), "downloading")
+            local = os.path.join(work, os.path.basename(key))
+            fetch(c, url, key, local, should_stop)
+            clips.append(local)
+    return audio, clips

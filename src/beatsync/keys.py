@@ -1,0 +1,116 @@
+"""The blob-key layout, in one place. Every key a job reads or writes is made here:
+
+- ``inputs/audio/{job_id}/audio{ext}``, ``inputs/video/{job_id}/clip_{i}{ext}``: fetched inputs
+  (removed when the job ends; the bucket's lifecycle rule keeps ``inputs/`` 30 days at most)
+- ``inputs/uploads/{sha256}{ext}``: an uploaded song (shared by the jobs that upload the same bytes)
+- ``outputs/{job_id}/...``: the results (``output|preview.{fmt}``, ``thumbnail.jpg``, ``edl.json``,
+  ``edit.otio``, ``beat_map.json``; ``result.json`` last, the completion marker)
+- ``temp/{job_id}/...``: a parallel render's plan, segments and task progress
+- ``cache/beat_maps/{audio_hash}/{variant}.json``: analysed songs
+
+The top-level folders are also what the retention rules know (terraform/storage.tf and
+:func:`beatsync.jobs.storage.sweep`). Pure functions, no imports from the rest of beatsync.
+"""
+
+from __future__ import annotations
+
+import os.path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+INPUTS, OUTPUTS, TEMP, CACHE = "inputs", "outputs", "temp", "cache"
+#: the top-level folders the retention sweep ages out
+RETAINED = (TEMP, INPUTS, OUTPUTS)
+BEAT_MAP_CACHE = f"{CACHE}/beat_maps"
+RESULT = "result.json"
+
+
+def ext(name: str) -> str:
+    """A file name's extension, lower case, if it is a plausible one (``.mp4``), else ``.bin``."""
+    e = os.path.splitext(name or "")[1].lower()
+    return e if 1 < len(e) <= 6 and e[1:].isalnum() else ".bin"
+
+
+def _url_ext(url: str | None) -> str:
+    return ext(urlsplit(url).path if url else "")
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+def upload(digest: str, filename: str) -> str:
+    return f"{INPUTS}/uploads/{digest}{ext(filename)}"
+
+
+def input_prefixes(job_id: str) -> tuple[str, str]:
+    """The folders of a job's own fetched inputs (an upload is shared, and not among them)."""
+    return f"{INPUTS}/audio/{job_id}/", f"{INPUTS}/video/{job_id}/"
+
+
+def input_owner(key: str) -> str | None:
+    """The job whose fetched input ``key`` is (``inputs/audio/{id}/...``), else None (an upload, or
+    not an input)."""
+    parts = key.split("/")
+    return parts[2] if len(parts) >= 4 and parts[0] == INPUTS and parts[1] in ("audio", "video") else None
+
+
+def is_upload(key: str) -> bool:
+    return key.startswith(f"{INPUTS}/uploads/")
+
+
+def inputs(job_id: str, request: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """``(audio key, [clip keys])`` of a job's request: its upload, or where its URLs are fetched to."""
+    audio_dir, video_dir = input_prefixes(job_id)
+    audio = request.get("audio_key") or f"{audio_dir}audio{_url_ext(request.get('audio_url'))}"
+    clips = [f"{video_dir}clip_{i}{_url_ext(u)}" for i, u in enumerate(request.get("video_urls") or [])]
+    return audio, clips
+
+
+# -- outputs --------------------------------------------------------------------------------------
+
+def outputs(job_id: str) -> str:
+    return f"{OUTPUTS}/{job_id}/"
+
+
+def output(job_id: str, name: str) -> str:
+    return outputs(job_id) + name
+
+
+def result(job_id: str) -> str:
+    """The completion marker, written after every other output."""
+    return output(job_id, RESULT)
+
+
+def beat_map(job_id: str) -> str:
+    return output(job_id, "beat_map.json")
+
+
+# -- temp (parallel render) -------------------------------------------------------------------------
+
+def temp(job_id: str) -> str:
+    return f"{TEMP}/{job_id}/"
+
+
+def plan(job_id: str) -> str:
+    return temp(job_id) + "plan.json"
+
+
+def segment(job_id: str, count: int, index: int, extension: str) -> str:
+    return temp(job_id) + f"seg-{count:03d}-{index:03d}.{extension}"
+
+
+def task_progress_prefix(job_id: str, count: int) -> str:
+    return temp(job_id) + f"progress-{count:03d}-"
+
+
+def task_progress(job_id: str, count: int, index: int) -> str:
+    return task_progress_prefix(job_id, count) + f"{index:03d}.json"
+
+
+# -- cache ----------------------------------------------------------------------------------------
+
+def cached_beat_map(audio_hash: str, variant: str) -> str:
+    return f"{BEAT_MAP_CACHE}/{audio_hash}/{variant}.json"
+
+
+def is_cache(key: str) -> bool:
+    return key.startswith(CACHE + "/")
