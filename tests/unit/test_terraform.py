@@ -3,47 +3,11 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
-import hcl2
 import pytest
 
 from tests.conftest import ROOT
-
-TF = ROOT / "terraform"
-
-
-def _clean(node):
-    """python-hcl2 8 keeps string quotes and marks blocks; strip both."""
-    if isinstance(node, dict):
-        return {_clean(k): _clean(v) for k, v in node.items() if k != "__is_block__"}
-    if isinstance(node, list):
-        return [_clean(v) for v in node]
-    if isinstance(node, str) and len(node) >= 2 and node[0] == node[-1] == '"':
-        return node[1:-1]
-    return node
-
-
-@lru_cache(maxsize=None)
-def parsed() -> dict[str, dict]:
-    out = {}
-    for path in sorted(TF.glob("*.tf")):
-        with open(path) as fh:
-            out[path.name] = _clean(hcl2.load(fh))
-    return out
-
-
-def blocks(kind: str) -> list[dict]:
-    return [b for doc in parsed().values() for b in doc.get(kind, [])]
-
-
-def resources(rtype: str) -> dict[str, dict]:
-    out = {}
-    for block in blocks("resource"):
-        for t, named in block.items():
-            if t == rtype:
-                out.update(named)
-    return out
+from tests.deploy import TF, blocks, parsed, resources  # the one HCL reader
 
 
 def test_module_layout_follows_the_conventions():
