@@ -37,6 +37,7 @@ import pytest
 
 from beatsync.signing import SIGNATURE_HEADER, verify_event
 from tests.conftest import ROOT
+from tests import seed_client
 from tests.deploy import components, function_groups, openapi_operations, route, route_table, serves, variables
 from tests.emulators import (  # noqa: F401
     _emulator_tool, _wait_http, fake_gcs, firestore_emulator, free_port, stop_process, tasks_emulator)
@@ -50,64 +51,6 @@ APP = "main-app@platform.iam.gserviceaccount.com"      # trusted: acts for its e
 OTHER = "reports@platform.iam.gserviceaccount.com"     # another Option 2 caller
 
 
-# ---- the seed's main-app client, "Option 1: Direct HTTP Calls", unchanged ----------------------------
-BEAT_SYNC_SERVICE_URL = os.environ.get(
-    "BEAT_SYNC_SERVICE_URL",
-    "https://beat-sync-service-xxx.asia-southeast1.run.app"
-)
-
-
-async def create_beat_synced_video(
-    audio_url: str,
-    video_urls: list[str],
-    config: dict = None,
-) -> dict:
-    """
-    Create beat-synced video via Beat-Sync Service.
-    """
-    async with httpx.AsyncClient() as client:
-        response = await client.post(
-            f"{BEAT_SYNC_SERVICE_URL}/api/v1/beat-sync/create",
-            json={
-                "audio_url": audio_url,
-                "video_urls": video_urls,
-                "config": config,
-            },
-            timeout=30.0,
-        )
-        response.raise_for_status()
-        return response.json()
-
-
-async def check_video_status(job_id: str) -> dict:
-    """
-    Check beat-sync job status.
-    """
-    async with httpx.AsyncClient() as client:
-        response = await client.get(
-            f"{BEAT_SYNC_SERVICE_URL}/api/v1/beat-sync/create/{job_id}",
-            timeout=10.0,
-        )
-        response.raise_for_status()
-        return response.json()
-
-
-# ---- "Option 2: service-to-service with Google ID tokens" (Google's documented pattern) ------------
-import google.auth.transport.requests  # noqa: E402
-import google.oauth2.id_token  # noqa: E402
-
-
-async def call_beat_sync_service(method: str, endpoint: str, data: dict | None = None,
-                                 headers: dict | None = None) -> dict:
-    auth_req = google.auth.transport.requests.Request()
-    id_token = google.oauth2.id_token.fetch_id_token(auth_req, BEAT_SYNC_SERVICE_URL)
-    async with httpx.AsyncClient() as client:
-        response = await client.request(
-            method, f"{BEAT_SYNC_SERVICE_URL}{endpoint}", json=data,
-            headers={"Authorization": f"Bearer {id_token}", **(headers or {})}, timeout=30.0)
-        response.raise_for_status()
-        return response.json()
-# -------------------------------------------------------------------------------------------------
 
 
 class Google:
@@ -308,10 +251,10 @@ def deployment(tmp_path_factory, firestore_emulator, fake_gcs, tasks_emulator): 
 @pytest.fixture
 def as_caller(deployment, monkeypatch):
     """Point the seed's client code at the one base URL; ``as_caller(email)`` picks the token's holder."""
-    monkeypatch.setitem(globals(), "BEAT_SYNC_SERVICE_URL", deployment.router.url)
+    monkeypatch.setattr(seed_client, "BEAT_SYNC_SERVICE_URL", deployment.router.url)
 
     def use(email):
-        monkeypatch.setattr(google.oauth2.id_token, "fetch_id_token",
+        monkeypatch.setattr(seed_client.google.oauth2.id_token, "fetch_id_token",
                             lambda request, audience: deployment.google.token(email, audience))
 
     use(APP)
@@ -356,11 +299,11 @@ def test_every_public_route_is_served_through_the_one_url(deployment, as_caller)
 
 def test_option_2_creates_polls_downloads_and_gets_a_signed_webhook(deployment, as_caller):
     d = deployment
-    job = asyncio.run(call_beat_sync_service("POST", f"{API}/create", _body(d)))
+    job = asyncio.run(seed_client.call_beat_sync_service("POST", f"{API}/create", _body(d)))
     assert job["status"] == "queued"
 
     def done():
-        s = asyncio.run(call_beat_sync_service("GET", f"{API}/create/{job['job_id']}"))
+        s = asyncio.run(seed_client.call_beat_sync_service("GET", f"{API}/create/{job['job_id']}"))
         assert s["status"] in ("queued", "processing", "completed"), s
         return s if s["status"] == "completed" else None
 
@@ -369,10 +312,10 @@ def test_option_2_creates_polls_downloads_and_gets_a_signed_webhook(deployment, 
     assert video.status_code == 200 and len(video.content) == status["file_size"] and video.content[4:8] == b"ftyp"
     event = _webhook(d, job["job_id"])
     assert event["event"] == "beat_sync.job.completed" and event["data"]["output_url"]
-    logs = asyncio.run(call_beat_sync_service("GET", f"{API}/jobs/{job['job_id']}/logs"))["logs"]
+    logs = asyncio.run(seed_client.call_beat_sync_service("GET", f"{API}/jobs/{job['job_id']}/logs"))["logs"]
     assert any("rendered" in e["message"] for e in logs) and any("workflow: started" in e["message"] for e in logs)
-    assert asyncio.run(call_beat_sync_service("GET", f"{API}/presets"))["presets"]
-    assert asyncio.run(call_beat_sync_service("GET", f"{API}/transitions"))["transitions"]
+    assert asyncio.run(seed_client.call_beat_sync_service("GET", f"{API}/presets"))["presets"]
+    assert asyncio.run(seed_client.call_beat_sync_service("GET", f"{API}/transitions"))["transitions"]
 
 
 def test_option_1_needs_an_identity_and_with_an_api_key_cancels_mid_render(deployment, as_caller, monkeypatch):
@@ -380,7 +323,7 @@ def test_option_1_needs_an_identity_and_with_an_api_key_cancels_mid_render(deplo
     body = _body(d)
     audio, clips = body["audio_url"], body["video_urls"]
     with pytest.raises(httpx.HTTPStatusError) as refused:  # unchanged: no Authorization, no service
-        asyncio.run(create_beat_synced_video(audio, clips, {"output_resolution": [640, 360]}))
+        asyncio.run(seed_client.create_beat_synced_video(audio, clips, {"output_resolution": [640, 360]}))
     assert refused.value.response.status_code == 401
 
     class KeyedClient(httpx.AsyncClient):  # the platform's HTTP client, configured with its API key
@@ -388,14 +331,14 @@ def test_option_1_needs_an_identity_and_with_an_api_key_cancels_mid_render(deplo
             super().__init__(headers={"Authorization": f"Bearer {API_KEY}"}, **kw)
 
     monkeypatch.setattr(httpx, "AsyncClient", KeyedClient)
-    job = asyncio.run(create_beat_synced_video(audio, clips, {"output_resolution": [1920, 1080],
+    job = asyncio.run(seed_client.create_beat_synced_video(audio, clips, {"output_resolution": [1920, 1080],
                                                               "transition_style": "fade"}))
-    wait_for(lambda: asyncio.run(check_video_status(job["job_id"]))["progress"] > 40, timeout=240, interval=0.5)
+    wait_for(lambda: asyncio.run(seed_client.check_video_status(job["job_id"]))["progress"] > 40, timeout=240, interval=0.5)
     t = time.monotonic()
     r = httpx.delete(f"{d.router.url}{API}/create/{job['job_id']}", headers={"Authorization": f"Bearer {API_KEY}"},
                      timeout=30)
     assert r.status_code == 200 and r.json()["success"], r.text
-    wait_for(lambda: asyncio.run(check_video_status(job["job_id"]))["status"] == "cancelled", timeout=10)
+    wait_for(lambda: asyncio.run(seed_client.check_video_status(job["job_id"]))["status"] == "cancelled", timeout=10)
     assert time.monotonic() - t < 10
     time.sleep(2)  # the stopped render must leave nothing behind
     assert d.blobs.list(f"outputs/{job['job_id']}/") == []
@@ -406,26 +349,26 @@ def test_each_caller_and_each_user_sees_only_its_own_jobs(deployment, as_caller)
 
     def create_and_cancel(user=None):
         h = {"X-Beatsync-User-Id": user} if user else None
-        job = asyncio.run(call_beat_sync_service("POST", f"{API}/create", _body(d, webhook=False), h))
-        asyncio.run(call_beat_sync_service("DELETE", f"{API}/create/{job['job_id']}", None, h))
+        job = asyncio.run(seed_client.call_beat_sync_service("POST", f"{API}/create", _body(d, webhook=False), h))
+        asyncio.run(seed_client.call_beat_sync_service("DELETE", f"{API}/create/{job['job_id']}", None, h))
         return job["job_id"]
 
     def listed(user=None):
         h = {"X-Beatsync-User-Id": user} if user else None
-        return {j["job_id"] for j in asyncio.run(call_beat_sync_service("GET", f"{API}/jobs?limit=100", None, h))["jobs"]}
+        return {j["job_id"] for j in asyncio.run(seed_client.call_beat_sync_service("GET", f"{API}/jobs?limit=100", None, h))["jobs"]}
 
     u1 = create_and_cancel("u1")
     assert listed("u1") == {u1} and listed("u2") == set()
     assert u1 not in listed()  # the caller's own list; its users' lists are theirs
-    asyncio.run(call_beat_sync_service("GET", f"{API}/create/{u1}"))  # but the caller reaches its users' jobs
+    asyncio.run(seed_client.call_beat_sync_service("GET", f"{API}/create/{u1}"))  # but the caller reaches its users' jobs
     as_caller(OTHER)
     mine = create_and_cancel()
     assert listed() == {mine}
     with pytest.raises(httpx.HTTPStatusError) as other:
-        asyncio.run(call_beat_sync_service("GET", f"{API}/create/{u1}"))
+        asyncio.run(seed_client.call_beat_sync_service("GET", f"{API}/create/{u1}"))
     assert other.value.response.status_code == 404
     with pytest.raises(httpx.HTTPStatusError) as naming:  # not trusted: may not name users
-        asyncio.run(call_beat_sync_service("GET", f"{API}/jobs", None, {"X-Beatsync-User-Id": "u1"}))
+        asyncio.run(seed_client.call_beat_sync_service("GET", f"{API}/jobs", None, {"X-Beatsync-User-Id": "u1"}))
     assert naming.value.response.status_code == 403
     keyed = httpx.get(f"{d.router.url}{API}/jobs?limit=100", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10)
     assert not {j["job_id"] for j in keyed.json()["jobs"]} & {u1, mine}

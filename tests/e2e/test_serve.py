@@ -4,57 +4,16 @@ mid-render, and a kill -9 mid-render followed by a restart."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 
 import av
 import httpx
 import pytest
 
+from tests import seed_client
 from tests.conftest import ROOT
 from tests.servers import Serve, media_server, wait_for
 
-# ---- the seed's main-app client ("Option 1: Direct HTTP Calls"), unchanged -------------------------
-BEAT_SYNC_SERVICE_URL = os.environ.get(
-    "BEAT_SYNC_SERVICE_URL",
-    "https://beat-sync-service-xxx.asia-southeast1.run.app"
-)
-
-
-async def create_beat_synced_video(
-    audio_url: str,
-    video_urls: list[str],
-    config: dict = None,
-) -> dict:
-    """
-    Create beat-synced video via Beat-Sync Service.
-    """
-    async with httpx.AsyncClient() as client:
-        response = await client.post(
-            f"{BEAT_SYNC_SERVICE_URL}/api/v1/beat-sync/create",
-            json={
-                "audio_url": audio_url,
-                "video_urls": video_urls,
-                "config": config,
-            },
-            timeout=30.0,
-        )
-        response.raise_for_status()
-        return response.json()
-
-
-async def check_video_status(job_id: str) -> dict:
-    """
-    Check beat-sync job status.
-    """
-    async with httpx.AsyncClient() as client:
-        response = await client.get(
-            f"{BEAT_SYNC_SERVICE_URL}/api/v1/beat-sync/create/{job_id}",
-            timeout=10.0,
-        )
-        response.raise_for_status()
-        return response.json()
-# -------------------------------------------------------------------------------------------------
 
 API = "/api/v1/beat-sync"
 
@@ -80,15 +39,15 @@ def _sources(examples):
 
 
 def test_the_seed_client_gets_a_playable_video(serve, examples, tmp_path, monkeypatch):
-    monkeypatch.setitem(globals(), "BEAT_SYNC_SERVICE_URL", serve.url)
+    monkeypatch.setattr(seed_client, "BEAT_SYNC_SERVICE_URL", serve.url)
     audio, clips = _sources(examples)
     config = {"sync_mode": "every_beat", "transition_style": "fade", "transition_duration": 0.1,
               "output_resolution": [640, 360], "output_fps": 30, "output_format": "mp4"}
-    job = asyncio.run(create_beat_synced_video(audio, clips, config))
+    job = asyncio.run(seed_client.create_beat_synced_video(audio, clips, config))
     assert job["status"] == "queued" and job["estimated_duration"] > 0
 
     def done():
-        status = asyncio.run(check_video_status(job["job_id"]))
+        status = asyncio.run(seed_client.check_video_status(job["job_id"]))
         assert status["status"] in ("queued", "processing", "completed"), status
         return status if status["status"] == "completed" else None
 
