@@ -11,12 +11,10 @@ from __future__ import annotations
 import functools
 import os
 from datetime import date, timedelta
-import sqlite3
-from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import StoreUnavailable
+from . import _sqlite
 from ..ports import Analytics
 
 if TYPE_CHECKING:
@@ -70,30 +68,10 @@ class SqliteAnalytics(Analytics):
     its document is gone by then); the day totals stay."""
 
     def __init__(self, path: str | os.PathLike, ttl_days: int = 90):
-        self.path, self.ttl_days = Path(path), ttl_days
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            db.executescript(SCHEMA)
-        finally:
-            db.close()
+        self.path, self.ttl_days = _sqlite.create(path, SCHEMA), ttl_days
 
-    @contextmanager
     def _tx(self):
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:  # locked past the timeout
-            raise StoreUnavailable(f"analytics store busy, try again ({exc})") from None
-        finally:
-            db.close()
+        return _sqlite.transaction(self.path, busy="analytics store busy, try again")
 
     def record(self, job: "Job") -> bool:
         day, inc = increments(job)

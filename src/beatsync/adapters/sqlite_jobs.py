@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import sqlite3
-from contextlib import contextmanager
-from pathlib import Path
 
 from ..jobs.model import (Job, now, transitioned, with_cancel_requested, with_execution, with_metrics,
                           with_progress)
 from ..joblog import job_line
+from . import _sqlite
 from ..ports import JobNotFound, JobStore
 
 SCHEMA = """
@@ -37,28 +35,10 @@ CREATE INDEX IF NOT EXISTS job_logs_job ON job_logs(job_id, seq);
 
 class SqliteJobStore(JobStore):
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            db.executescript(SCHEMA)  # executescript manages its own transaction
-        finally:
-            db.close()
+        self.path = _sqlite.create(path, SCHEMA)
 
-    @contextmanager
     def _tx(self):
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+        return _sqlite.transaction(self.path)
 
     @staticmethod
     def _load(row) -> Job:

@@ -1,0 +1,46 @@
+"""What the SQLite adapters share: creating a database file with its schema, and a write transaction
+(WAL, BEGIN IMMEDIATE, rolled back on any error, the connection always closed)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import StoreUnavailable
+
+
+def create(path: str | os.PathLike, schema: str) -> Path:
+    """The database at ``path`` with ``schema`` applied (its parent folder made)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        db.executescript(schema)  # executescript manages its own transaction
+    finally:
+        db.close()
+    return path
+
+
+@contextmanager
+def transaction(path: Path, busy: str | None = None) -> Iterator[sqlite3.Connection]:
+    """A write transaction on ``path``. With ``busy``, a database still locked after the 30 s timeout
+    raises :class:`StoreUnavailable` with that message (retry later)."""
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        if busy is None:
+            raise
+        raise StoreUnavailable(f"{busy} ({exc})") from None
+    finally:
+        db.close()
