@@ -7,7 +7,9 @@ segments rendered by N processes, then joined by stream copy (beatsync.render.se
 Each configuration runs in a fresh process. Reported per row: wall s; total CPU s (the process and
 all its workers, from getrusage); split overhead = CPU with N workers / CPU with 1 (target <= 1.10);
 critical path = the slowest segment's CPU s + the merge's CPU s (what a machine with a core per
-segment would wait for); the largest peak RSS of one task (target < 400 MB at 1080p).
+segment would wait for); the largest peak RSS of one task (target < 400 MB at 1080p), alone and with
+the Google Cloud client libraries a deployed task also loads. The encoder runs with the threads a
+4 vCPU Cloud Run task uses (``--encoder-threads`` to change).
 Then a prediction of time to video on Cloud Run (8 tasks of 4 vCPU, a 4-minute song) from the
 measured CPU seconds; its derivation is printed with it. On a shared machine, read CPU seconds:
 wall time depends on what else runs.
@@ -29,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import render_speed  # noqa: E402
 from render_speed import CACHE, ffmpeg_exe, prepare_sources, shots  # noqa: E402
+
+from beatsync.render.encode import ENCODER_MAX_THREADS  # noqa: E402
 
 if not (render_speed.SHARED / "video").is_dir():  # a git worktree: the shared data sits elsewhere
     render_speed.SHARED = Path(os.environ.get("BEATSYNC_SHARED_DATA", "/work/shared/data"))
@@ -54,12 +58,13 @@ edl = EditDecisionList(fps=30, width=1920, height=1080, fit="fill", output_forma
 w = spec["workers"]
 if w == 1:
     c0 = time.process_time()
-    r = render(edl, probes, spec["song"], spec["out"], preset="veryfast", crf=23)
+    r = render(edl, probes, spec["song"], spec["out"], preset="veryfast", crf=23, threads=spec["threads"])
     segments = [{"frames": r.frames, "cpu_s": time.process_time() - c0,
                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}]
     merge_cpu = 0.0
 else:
-    r = render_parallel(edl, probes, spec["song"], spec["out"], workers=w, tasks=w, preset="veryfast")
+    r = render_parallel(edl, probes, spec["song"], spec["out"], workers=w, tasks=w, preset="veryfast",
+                        threads=spec["threads"])
     segments, merge_cpu = list(r.segments), r.merge_cpu_s
 wall = time.perf_counter() - t0
 me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -79,6 +84,27 @@ def long_song(seconds: float) -> Path:
     return dst
 
 
+CLOUD = r"""
+import resource, sys
+import beatsync.render.segments, beatsync.jobs.steps
+if sys.argv[1] == "cloud":  # what a deployed compose task has loaded besides the render: GCS + Firestore clients
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore, storage
+    storage.Client(project="p", credentials=AnonymousCredentials())
+    firestore.Client(project="p", credentials=AnonymousCredentials())
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def cloud_libraries_mb() -> float:
+    """Peak RSS a deployed compose task adds to a local one before rendering: the Google Cloud client
+    libraries and their clients (measured, as the difference between two fresh processes)."""
+    def peak(kind: str) -> float:
+        out = subprocess.run([sys.executable, "-c", CLOUD, kind], capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+    return peak("cloud") - peak("local")
+
+
 def run(spec: dict) -> dict:
     proc = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(spec)], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -90,11 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lengths", default="30,120,300", help="seconds of output, comma-separated")
     ap.add_argument("--workers", default="1,2,4")
+    ap.add_argument("--encoder-threads", type=int, default=None,
+                    help="x264 threads per task (default: what a 4 vCPU Cloud Run task uses, "
+                         "min(4, ENCODER_MAX_THREADS))")
     ap.add_argument("--analysis-s", type=float, default=12.0,
                     help="analysis + planning wall s for a 4-min song on the analyze service (for the prediction)")
     args = ap.parse_args(argv)
     lengths = [float(x) for x in args.lengths.split(",")]
     workers = [int(x) for x in args.workers.split(",")]
+    threads = args.encoder_threads or min(4, ENCODER_MAX_THREADS)
+    cloud_mb = cloud_libraries_mb()
     sources = [str(p) for p in prepare_sources()]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             song = long_song(max(seconds, 150.0))
             for w in workers:
                 spec = {"sources": sources, "shots": shots(seconds), "song": str(song), "seconds": seconds,
-                        "workers": w, "out": os.path.join(tmp, f"out_{int(seconds)}_{w}.mp4")}
+                        "workers": w, "threads": threads, "out": os.path.join(tmp, f"out_{int(seconds)}_{w}.mp4")}
                 t = time.perf_counter()
                 r = run(spec)
                 r.update(seconds=seconds, workers=w)
@@ -110,16 +141,20 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {seconds:5.0f} s x {w} workers: {r['wall']:.1f} s wall, {r['cpu']:.1f} CPU s "
                       f"({time.perf_counter() - t:.0f} s with start-up)", file=sys.stderr)
     base = {r["seconds"]: r["cpu"] for r in rows if r["workers"] == 1}
-    print(f"\n1920x1080@30 output, a cut every 0.5 s, x264 veryfast CRF 23; one run each\n")
+    print(f"\n1920x1080@30 output, a cut every 0.5 s, x264 veryfast CRF 23, {threads} encoder threads per task; "
+          f"one run each\n")
     print("| output | workers | wall s | total CPU s | split overhead | critical path CPU s | slowest segment CPU s "
-          "| merge CPU s | peak RSS per task MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| merge CPU s | peak RSS per task MB | deployed task MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         slow = max(s["cpu_s"] for s in r["segments"])
         over = f"{r['cpu'] / base[r['seconds']]:.3f}" if r["seconds"] in base else "-"
         rss = max(s["peak_rss_mb"] for s in r["segments"])
         print(f"| {r['seconds']:.0f} s | {r['workers']} | {r['wall']:.1f} | {r['cpu']:.1f} | {over} | "
-              f"{slow + r['merge_cpu']:.1f} | {slow:.1f} | {r['merge_cpu']:.2f} | {rss:.0f} |")
+              f"{slow + r['merge_cpu']:.1f} | {slow:.1f} | {r['merge_cpu']:.2f} | {rss:.0f} | {rss + cloud_mb:.0f} |")
+    print(f"\nPeak RSS per task: the largest ru_maxrss of one rendering process (with 1 worker: the whole render, "
+          f"audio included). Deployed task = that + {cloud_mb:.0f} MB measured for the Google Cloud client "
+          f"libraries and clients a deployed compose task also holds (two fresh processes compared).")
     # -- prediction: a 4-minute song, 8 tasks of 4 vCPU ---------------------------------------------------
     longest = max(r["seconds"] for r in rows)
     multi = [r for r in rows if r["seconds"] == longest and r["workers"] == max(workers)]

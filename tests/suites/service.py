@@ -120,6 +120,31 @@ def test_create_job_runs_through_both_steps(container, media, receiver, fetch_ur
     assert sum(m.startswith("rendered") for m in logs) == 1
 
 
+def test_a_one_task_compose_renders_the_plan_the_analysis_stored(container, media, fetch_url, monkeypatch):
+    """The edit is planned once, in the analyze step: the compose step renders temp/{id}/plan.json as
+    stored (here, a plan edited after the analysis shows through), and never plans again."""
+    from beatsync import keys
+    from beatsync.render import pipeline
+
+    body = create_body(media)
+    body["config"]["transition_duration"] = 0  # hard cuts: the planner warns transition_is_cut
+    job, _ = service.submit_create(container, body, "alice")
+    assert steps.run_analyze(container, job.job_id)["done"]
+    plan = json.loads(container.blobs.get_bytes(keys.plan(job.job_id)))
+    assert plan["tasks"] == 1 and "transition_is_cut" in [w["code"] for w in plan["edl"]["warnings"]]
+    plan["edl"]["warnings"] = []
+    container.blobs.put_bytes(keys.plan(job.job_id), json.dumps(plan).encode(), "application/json")
+
+    def planned_again(*args, **kwargs):
+        raise AssertionError("the compose step planned the edit again")
+
+    monkeypatch.setattr(pipeline, "plan_edit", planned_again)
+    assert steps.run_compose(container, job.job_id)["status"] == "completed"
+    view = service.get_job(container, job.job_id, "alice", "create")
+    assert view["warnings"] == [] and json.loads(fetch_url(container, view["result"]["edl_url"]))["warnings"] == []
+    assert view["total_cuts"] == len(plan["edl"]["shots"]) - 1
+
+
 class Killed(BaseException):
     """Stands in for the process dying (not an Exception: no handler in the step sees it)."""
 

@@ -265,14 +265,42 @@ def test_reader_pool_caps_open_decoders(colour_clips):
 
     probes = [probe_clip(c) for c in colour_clips]
     pool = ReaderPool(probes, 320, 180, "fill", max_open=2)
+    seen = set()
     try:
         for owner in range(12):
             clip = owner % 4
             frame = pool.frame(clip, 0.5 + owner * 0.1, owner=owner)
             assert nearest_colour(frame.to_ndarray(format="rgb24")) == list(COLOURS)[clip]
             assert len(pool.readers) <= 2
+            seen.update(pool.readers)
+        # a closed decoder lets go of its pictures at once (not when the garbage collector finds it)
+        closed = seen - set(pool.readers)
+        assert len(closed) >= 8
+        assert all(r._frames is None and r._current is None and r._next is None and r._converted is None
+                   for r in closed)
     finally:
         pool.close()
+
+
+def test_the_encoder_runs_with_the_capped_thread_count(colour_clips, tmp_path):
+    from beatsync.render.encode import ENCODER_MAX_THREADS, encoder_threads
+
+    probes = [probe_clip(c) for c in colour_clips[:1]]
+    edl = EditDecisionList(fps=30, width=320, height=192, fit="fill", output_format="mp4",
+                           song=SongWindow(start=0.0, end=1.0, audio_hash="-"), total_frames=30,
+                           clips=[ClipRef(index=0, name="red", duration=probes[0].duration)],
+                           shots=[Shot(index=0, clip=0, source_in=0.0, start_frame=0, end_frame=30,
+                                       transition=Transition(style="cut", duration=0), section="verse", motion=0.5)])
+
+    def x264_threads(path) -> int:  # x264 writes its settings into the stream (a user-data SEI)
+        data = path.read_bytes()
+        settings = data[data.index(b"x264 - core"):].split(b"\x00")[0].decode("latin-1")
+        return int(settings.split(" threads=")[1].split()[0])
+
+    render(edl, probes, "", str(tmp_path / "auto.mp4"), with_audio=False)
+    assert x264_threads(tmp_path / "auto.mp4") == encoder_threads() <= ENCODER_MAX_THREADS
+    render(edl, probes, "", str(tmp_path / "one.mp4"), with_audio=False, threads=1)
+    assert x264_threads(tmp_path / "one.mp4") == 1
 
 
 def test_cancel_stops_the_render_and_leaves_no_output(song, colour_clips, tmp_path):

@@ -73,7 +73,8 @@ def planned_tasks(c: "Container", job_id: str) -> int:
     return int(plan["tasks"]) if plan else 1
 
 
-def _edl(plan: dict):
+def planned_edl(plan: dict) -> EditDecisionList:
+    """The edit decision list the analyze step planned."""
     return EditDecisionList.model_validate(plan["edl"])
 
 
@@ -82,7 +83,7 @@ def _segments(plan: dict, count: int):
 
     if count == plan["tasks"]:
         return segments_from_json(plan["segments"])
-    return split(_edl(plan), plan["costs"], count)  # an execution started with another count
+    return split(planned_edl(plan), plan["costs"], count)  # an execution started with another count
 
 
 def progress(c: "Container", job_id: str, plan: dict | None = None) -> float | None:
@@ -149,7 +150,7 @@ def run_task(c: "Container", job_id: str, index: int, count: int) -> dict:
         from ..render.probe import probe_clip
         from ..render.segments import render_segment
 
-        edl = _edl(plan)
+        edl = planned_edl(plan)
         # the clips this segment shows (the shot before it too: a transition at its start shows it)
         used = {s.clip for s in edl.shots if s.end_frame >= seg.start and s.start_frame < seg.end}
         _, clip_keys = input_keys(job)
@@ -225,7 +226,7 @@ def run_merge(c: "Container", job_id: str) -> dict:
 
         c.jobs.report(job_id, 97.0, "merging")
         started = time.monotonic()
-        edl = _edl(plan)
+        edl = planned_edl(plan)
         audio, _ = local_inputs(c, job, lambda pct, step: None, with_clips=False)
         work = os.path.join(lifecycle.workdir(job_id), "merge")
         os.makedirs(work, exist_ok=True)

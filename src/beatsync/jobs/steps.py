@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable
 
 from .. import keys
 from .. import analysis  # light: the analysis libraries load when analyze() runs
-from ..contracts import EditConfig
+from ..contracts import BeatMap, EditConfig
 from ..errors import RenderCancelled
 from ..fetch import FetchCancelled
 from . import lifecycle
@@ -183,7 +183,8 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
             return _settle(c, job, "compose", exc)
     report = _Reporter(c, job_id)
     try:
-        from ..render.pipeline import make_video  # heavy (av, numpy, opencv)
+        from ..render.pipeline import make_video, render_edit  # heavy (av, numpy, opencv)
+        from ..render.probe import probe_clip
 
         # inputs missing from this worker (a fresh compose container) are fetched again: part of
         # composing, so progress stays where the analysis left it
@@ -193,12 +194,19 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
         work = lifecycle.workdir(job_id)
         name = ("preview" if config.preview_only else "output") + "." + config.output_format
         out = os.path.join(work, "render", name)
+        plan = _parallel.load_plan(c, job_id)
+        urls = {"song_url": job.request["audio_url"], "clip_urls": list(job.request["video_urls"])}
         try:
-            made = make_video(audio, clips, out, config, method=job.request["method"], cache=c.blobs,
-                              max_audio_duration=c.settings.max_audio_duration,
-                              max_clip_pixels=c.settings.max_clip_pixels,
-                              song_url=job.request["audio_url"], clip_urls=list(job.request["video_urls"]),
-                              progress=_scaled(report, 25.0, 97.0), should_stop=report.should_stop)
+            if plan is not None:  # the edit the analyze step planned: render it, do not plan it again
+                beat_map = BeatMap.model_validate_json(c.blobs.get_bytes(keys.beat_map(job_id)))
+                probes = [probe_clip(p, max_pixels=c.settings.max_clip_pixels) for p in clips]
+                made = render_edit(_parallel.planned_edl(plan), beat_map, probes, audio, out, **urls,
+                                   progress=_scaled(report, 25.0, 97.0), should_stop=report.should_stop)
+            else:  # no plan (a job from before plans were stored): analyse (cached) and plan here
+                made = make_video(audio, clips, out, config, method=job.request["method"], cache=c.blobs,
+                                  max_audio_duration=c.settings.max_audio_duration,
+                                  max_clip_pixels=c.settings.max_clip_pixels, **urls,
+                                  progress=_scaled(report, 25.0, 97.0), should_stop=report.should_stop)
         except RenderCancelled:
             return _outcome(lifecycle.cancelled(c, job_id), "compose", True)
         if report.should_stop():

@@ -26,6 +26,22 @@ from .probe import ClipProbe
 
 Progress = Callable[[float, str], None]
 AUDIO_RATE = 48000
+#: Most encoder threads of one render. x264 picks 1.5 x the cores by default (6 on a 4 vCPU Cloud
+#: Run task) and holds about 20 MB per frame thread at 1080p; 3 frame threads leave a 4 vCPU task's
+#: fourth core to decoding (benchmarks/parallel_render.py; docs/parallel-render.md#memory).
+ENCODER_MAX_THREADS = 3
+#: x264 options beyond preset and CRF. sync-lookahead (default: threads + B-frames) only sizes the
+#: buffer in front of the lookahead thread: 2 gives the same bitstream with 5 fewer 1080p frames held.
+X264_PARAMS = "sync-lookahead=2"
+
+
+def encoder_threads() -> int:
+    """Threads for the video encoder: the cores this process may use, at most ENCODER_MAX_THREADS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, ENCODER_MAX_THREADS))
 
 
 @dataclass(frozen=True)
@@ -39,9 +55,10 @@ class RenderResult:
     thumbnail_score: float = -1.0
 
 
-def _video_stream(out, edl: EditDecisionList, preset: str, crf: int):
+def _video_stream(out, edl: EditDecisionList, preset: str, crf: int, threads: int | None = None):
     if edl.output_format == "mp4":
-        v = out.add_stream("libx264", rate=edl.fps, options={"crf": str(crf), "preset": preset})
+        v = out.add_stream("libx264", rate=edl.fps, options={"crf": str(crf), "preset": preset,
+                                                              "x264-params": X264_PARAMS})
     else:
         v = out.add_stream("libvpx-vp9", rate=edl.fps, options={
             "crf": str(crf + 10), "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"})
@@ -49,6 +66,7 @@ def _video_stream(out, edl: EditDecisionList, preset: str, crf: int):
     v.time_base = Fraction(1, edl.fps)
     v.codec_context.time_base = Fraction(1, edl.fps)
     v.thread_type = "FRAME" if edl.output_format == "mp4" else "SLICE"
+    v.codec_context.thread_count = threads or encoder_threads()
     v.codec_context.color_range = 1  # limited (tv)
     return v
 
@@ -136,12 +154,14 @@ def render(
     crf: int = 23,
     frames: tuple[int, int] | None = None,
     with_audio: bool = True,
+    threads: int | None = None,
 ) -> RenderResult:
     """Render ``edl`` to ``out_path`` (written atomically: a temporary file, then renamed).
 
     ``frames=(start, end)`` renders only output frames ``start <= n < end`` (a segment of a parallel
     render, :mod:`beatsync.render.segments`): the same pictures, the first one an IDR frame, pts
-    counted from 0; ``with_audio=False`` writes the video stream only."""
+    counted from 0; ``with_audio=False`` writes the video stream only. ``threads``: encoder threads
+    (default :func:`encoder_threads`)."""
     fps = edl.fps
     first, stop = frames if frames is not None else (0, edl.total_frames)
     folder = os.path.dirname(os.path.abspath(out_path))
@@ -160,7 +180,7 @@ def render(
     best_thumb: tuple[float, object | None] = (-1.0, None)
     try:
         with av.open(tmp, "w", format=edl.output_format, options={"movflags": "+faststart"} if edl.output_format == "mp4" else {}) as out:
-            v = _video_stream(out, edl, preset, crf)
+            v = _video_stream(out, edl, preset, crf, threads)
             a, audio = _audio_stream(out, edl, song) if with_audio else (None, iter(()))
             audio_done = not with_audio
             audio_time = 0.0

@@ -131,6 +131,12 @@ class ClipReader:
         self.last_used = 0
 
     def close(self) -> None:
+        # drop the decoded frames and the decoding generator with the container: they hold the
+        # decoder's picture pool, which would otherwise live until the garbage collector finds the
+        # reader (with more clips than max_open, closed readers piled up: +150 MB over 10 s at 1080p)
+        if self._frames is not None:
+            self._frames.close()
+        self._frames = self._current = self._next = self._converted = None
         self.container.close()
 
     def _decode(self):

@@ -75,12 +75,11 @@ def make_video(
     song_url: str | None = None,
     clip_urls: list[str] | None = None,
 ) -> MakeResult:
-    """Analyse, probe, plan, render. ``workers > 1`` renders that many segments in parallel processes and
-    joins them (:func:`beatsync.render.segments.render_parallel`): the same frames, cuts and audio timing.
+    """Analyse, probe, plan, render (:func:`render_edit`). ``workers > 1`` renders that many segments in
+    parallel processes and joins them (:func:`beatsync.render.segments.render_parallel`): the same frames,
+    cuts and audio timing.
     ``song_url`` / ``clip_urls`` name the media in the OpenTimelineIO file (default: the local files)."""
     from ..analysis import analyze
-    from .encode import render
-    from .otio import write_otio
 
     if not clips:
         raise InvalidRequest("at least one clip is needed", code="no_clips")
@@ -93,16 +92,39 @@ def make_video(
     report(15.0, "probe")
     edl, probes = plan_edit(beat_map, clips, config, max_clip_pixels=max_clip_pixels,
                             progress=lambda pct, step: report(15.0 + 0.1 * pct, step))
+    return render_edit(edl, beat_map, probes, song, out_path, should_stop=should_stop, preset=preset,
+                       workers=workers, song_url=song_url, clip_urls=clip_urls,
+                       progress=lambda pct, step: report(25.0 + 0.75 * pct, step))
+
+
+def render_edit(
+    edl: EditDecisionList,
+    beat_map: BeatMap,
+    probes: list,
+    song: str,
+    out_path: str,
+    *,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    preset: str = "veryfast",
+    workers: int = 1,
+    song_url: str | None = None,
+    clip_urls: list[str] | None = None,
+) -> MakeResult:
+    """Render an edit already planned (``edl`` over ``probes``) and write its side files: the video,
+    thumbnail, EDL, OpenTimelineIO timeline and beat map (:func:`side_files`)."""
+    from .encode import render
+    from .otio import write_otio
+
+    report = progress or (lambda pct, step: None)
     thumbnail, edl_path, otio_path, bm_path = side_files(out_path)
     os.makedirs(os.path.dirname(thumbnail), exist_ok=True)
     if workers > 1:
         from .segments import render_parallel
 
         render = functools.partial(render_parallel, workers=workers)
-    result = render(
-        edl, probes, song, out_path, thumbnail_path=thumbnail, should_stop=should_stop, preset=preset,
-        progress=lambda pct, step: report(25.0 + 0.75 * pct, step),
-    )
+    result = render(edl, probes, song, out_path, thumbnail_path=thumbnail, should_stop=should_stop, preset=preset,
+                    progress=report)
     with open(edl_path, "w") as fh:
         fh.write(edl.to_json())
     with open(bm_path, "w") as fh:

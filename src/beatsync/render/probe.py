@@ -81,7 +81,8 @@ def probe_clip(path: str | os.PathLike, *, max_pixels: int = 4096 * 2304, max_du
             raise MediaError(f"clip {name}: {duration:.0f} s is above the limit", code="too_long", source=name)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         base = stream.base_rate or rate
-        stream.thread_type = "AUTO"
+        # one frame is decoded: frame threads would allocate a decoder (and its pictures) per core
+        stream.thread_type = "SLICE"
         try:
             first = next(decode_tolerant(container, stream), None)
         except av.error.FFmpegError:

@@ -154,10 +154,12 @@ def task_count(output_seconds: float, seconds_per_task: float, max_tasks: int) -
 
 def render_segment(edl: EditDecisionList, probes: list[ClipProbe], segment: Segment, out_path: str, *,
                    thumbnail_path: str | None = None, progress: Progress | None = None,
-                   should_stop: Callable[[], bool] | None = None, preset: str = "veryfast") -> RenderResult:
+                   should_stop: Callable[[], bool] | None = None, preset: str = "veryfast",
+                   threads: int | None = None) -> RenderResult:
     """The segment's video alone (same encoder settings as a single render), written atomically."""
     return render(edl, probes, "", out_path, thumbnail_path=thumbnail_path, progress=progress,
-                  should_stop=should_stop, preset=preset, frames=(segment.start, segment.end), with_audio=False)
+                  should_stop=should_stop, preset=preset, frames=(segment.start, segment.end), with_audio=False,
+                  threads=threads)
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ def _init_worker(done, stop) -> None:
 
 
 def _segment_worker(edl_json: str, probes: list[ClipProbe], segment: Segment, path: str, thumb: str,
-                    preset: str) -> dict:
+                    preset: str, threads: int | None = None) -> dict:
     import resource
 
     edl = EditDecisionList.model_validate_json(edl_json)
@@ -271,7 +273,7 @@ def _segment_worker(edl_json: str, probes: list[ClipProbe], segment: Segment, pa
 
     t0 = time.process_time()
     r = render_segment(edl, probes, segment, path, thumbnail_path=thumb, progress=progress,
-                       should_stop=lambda: bool(stop.value), preset=preset)
+                       should_stop=lambda: bool(stop.value), preset=preset, threads=threads)
     return {"frames": r.frames, "thumbnail_score": r.thumbnail_score, "decoded_frames": r.decoded_frames,
             "cpu_s": time.process_time() - t0,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -286,8 +288,10 @@ class ParallelResult(RenderResult):
 def render_parallel(edl: EditDecisionList, probes: list[ClipProbe], song: str, out_path: str, *, workers: int,
                     tasks: int | None = None, segments: list[Segment] | None = None,
                     thumbnail_path: str | None = None, progress: Progress | None = None,
-                    should_stop: Callable[[], bool] | None = None, preset: str = "veryfast") -> ParallelResult:
-    """Render ``edl`` as segments in up to ``workers`` local processes, then merge them."""
+                    should_stop: Callable[[], bool] | None = None, preset: str = "veryfast",
+                    threads: int | None = None) -> ParallelResult:
+    """Render ``edl`` as segments in up to ``workers`` local processes, then merge them (``threads``:
+    each segment's encoder threads, default :func:`beatsync.render.encode.encoder_threads`)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -303,7 +307,8 @@ def render_parallel(edl: EditDecisionList, probes: list[ClipProbe], song: str, o
         thumbs = {s.index: os.path.join(folder, f"thumb-{s.index:03d}.jpg") for s in segs}
         with ProcessPoolExecutor(max_workers=max(1, min(workers, len(segs))), mp_context=ctx,
                                  initializer=_init_worker, initargs=(done, stop)) as pool:
-            futures = {pool.submit(_segment_worker, edl_json, probes, s, paths[s.index], thumbs[s.index], preset): s
+            futures = {pool.submit(_segment_worker, edl_json, probes, s, paths[s.index], thumbs[s.index], preset,
+                                   threads): s
                        for s in segs}
             pending = set(futures)
             try:
