@@ -105,6 +105,86 @@ def cloud_libraries_mb() -> float:
     return peak("cloud") - peak("local")
 
 
+ANALYSIS = r"""
+import json, sys, time
+from beatsync.analysis import analyze
+from beatsync.editing import resolve_config
+from beatsync.render.pipeline import plan_edit, start_clip_analysis
+spec = json.loads(sys.argv[1])
+t0, c0 = time.perf_counter(), time.process_time()
+clip_work = start_clip_analysis(spec["sources"])  # as the analyze step: the clips while the song is analysed
+beat_map = analyze(spec["song"], fps=30)  # the default method, no cache
+t1 = time.perf_counter()
+analysed = clip_work.result()
+t2 = time.perf_counter()
+edl, probes = plan_edit(beat_map, spec["sources"], resolve_config(None, {"output_resolution": "1920x1080"}),
+                        analysed=analysed)
+print(json.dumps({"song_s": t1 - t0, "clips_extra_s": t2 - t1, "plan_s": time.perf_counter() - t2,
+                  "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+                  "shots": len(edl.shots), "method": beat_map.detection_method}))
+"""
+
+
+def measure_analysis(sources: list[str]) -> dict:
+    """Analysis (the default method) of a 4-minute song and the edit's planning (probing, motion, plan)
+    over the benchmark's clips, as the analyze step does them: wall seconds in a fresh process."""
+    song = long_song(240.0)
+    proc = subprocess.run([sys.executable, "-c", ANALYSIS, json.dumps({"song": str(song), "sources": sources})],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def predict(rows: list[dict], analysis_s: float | None) -> None:
+    """Time to video for a 4-minute song on 8 tasks of 4 vCPU: measured terms and stated assumptions."""
+    song_s, tasks, per_task = 240.0, 8, 30.0
+    same = [r for r in rows if abs(r["seconds"] / r["workers"] - per_task) < 1e-6 and r["workers"] > 1]
+    one = sorted((r for r in rows if r["workers"] == 1), key=lambda r: r["seconds"])
+    merged = sorted((r for r in rows if r["workers"] > 1), key=lambda r: r["seconds"])
+    if not one or not merged:
+        return
+    if same:  # a row whose segments are 30 s of output each, like a task's: its slowest segment, measured
+        r = max(same, key=lambda r: r["seconds"])
+        task_cpu = max(s["cpu_s"] for s in r["segments"])
+        task_src = f"the slowest 30 s segment of the {r['seconds']:.0f} s x {r['workers']} row"
+    else:
+        r = one[-1]
+        task_cpu = r["cpu"] / r["seconds"] * per_task
+        task_src = f"{r['cpu'] / r['seconds']:.2f} CPU s per output second (1 process, {r['seconds']:.0f} s) x 30 s"
+    m = merged[-1]
+    merge_cpu = m["merge_cpu"] / m["seconds"] * song_s
+    measured = None
+    if analysis_s is None:
+        measured = measure_analysis([str(p) for p in prepare_sources()])
+        analysis_s = measured["wall_s"]
+    two_core = one[-1]["cpu"] / one[-1]["wall"] / 2  # one render's use of this machine's 2 cores
+    vcpu_eff = 0.7  # assumed for 4 vCPU (3 x264 frame threads + the decoding thread)
+    task_wall = task_cpu / (4 * vcpu_eff)
+    transfer = 2 * 60 / 100  # merge: ~60 MB of segments in and ~60 MB of output out of GCS at ~100 MB/s (assumed)
+    merge_wall = merge_cpu + transfer
+    start, fetch, poll = 8.0, 2.0, 1.5
+    total = analysis_s + start + fetch + task_wall + poll + merge_wall
+    print(f"\nPrediction: a 4-minute song, {tasks} tasks x 4 vCPU")
+    print("| term | s | source |")
+    print("|---|---|---|")
+    src = (f"measured here ({measured['cpu_s']:.1f} CPU s): the song's {measured['method']} analysis "
+           f"{measured['song_s']:.1f} s, with the 4 clips' probing and motion analysis running meanwhile and "
+           f"{measured['clips_extra_s']:.1f} s after it, then the plan {measured['plan_s']:.1f} s; the analyze service "
+           f"has 2 vCPU like this machine" if measured else "--analysis-s")
+    print(f"| analysis + planning (analyze service, warm) | {analysis_s:.1f} | {src} |")
+    print(f"| execution + task container start | {start:.1f} | assumed (cached image); not measurable here |")
+    print(f"| a task fetches its clips from GCS | {fetch:.1f} | assumed: ~200 MB at ~100 MB/s |")
+    print(f"| render one task's 30 s of output | {task_wall:.1f} | {task_cpu:.1f} CPU s measured ({task_src}); on "
+          f"4 vCPU at an assumed {vcpu_eff:.0%} use of the cores (one render uses {two_core:.0%} of this "
+          f"machine's 2) |")
+    print(f"| from the last segment to the merge call | {poll:.1f} | the poll scheduled from the tasks' rates "
+          f"comes 0.5-1.5 s after the predicted end (assumed: the prediction holds within a second) |")
+    print(f"| merge (remux + audio + uploads) | {merge_wall:.1f} | {merge_cpu:.1f} CPU s measured (the "
+          f"{m['seconds']:.0f} s x {m['workers']} row, scaled to 240 s) + {transfer:.1f} s GCS transfers (assumed) |")
+    print(f"| **total** | **{total:.1f}** | target <= 45 s |")
+
+
 def run(spec: dict) -> dict:
     proc = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(spec)], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -112,20 +192,7 @@ def run(spec: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lengths", default="30,120,300", help="seconds of output, comma-separated")
-    ap.add_argument("--workers", default="1,2,4")
-    ap.add_argument("--encoder-threads", type=int, default=None,
-                    help="x264 threads per task (default: what a 4 vCPU Cloud Run task uses, "
-                         "min(4, ENCODER_MAX_THREADS))")
-    ap.add_argument("--analysis-s", type=float, default=12.0,
-                    help="analysis + planning wall s for a 4-min song on the analyze service (for the prediction)")
-    args = ap.parse_args(argv)
-    lengths = [float(x) for x in args.lengths.split(",")]
-    workers = [int(x) for x in args.workers.split(",")]
-    threads = args.encoder_threads or min(4, ENCODER_MAX_THREADS)
-    cloud_mb = cloud_libraries_mb()
+def measure(lengths: list[float], workers: list[int], threads: int) -> list[dict]:
     sources = [str(p) for p in prepare_sources()]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,6 +207,32 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(r)
                 print(f"  {seconds:5.0f} s x {w} workers: {r['wall']:.1f} s wall, {r['cpu']:.1f} CPU s "
                       f"({time.perf_counter() - t:.0f} s with start-up)", file=sys.stderr)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lengths", default="30,120,300", help="seconds of output, comma-separated")
+    ap.add_argument("--workers", default="1,2,4")
+    ap.add_argument("--encoder-threads", type=int, default=None,
+                    help="x264 threads per task (default: what a 4 vCPU Cloud Run task uses, "
+                         "min(4, ENCODER_MAX_THREADS))")
+    ap.add_argument("--analysis-s", type=float, default=None,
+                    help="analysis + planning wall s for a 4-minute song on the analyze service (default: measured "
+                         "here, a fresh process; the analyze service has 2 vCPU, like this machine)")
+    ap.add_argument("--save", metavar="FILE", help="write the measured rows to FILE (JSON)")
+    ap.add_argument("--load", metavar="FILE", help="print the tables and the prediction from rows saved earlier")
+    args = ap.parse_args(argv)
+    lengths = [float(x) for x in args.lengths.split(",")]
+    workers = [int(x) for x in args.workers.split(",")]
+    threads = args.encoder_threads or min(4, ENCODER_MAX_THREADS)
+    if args.load:
+        saved = json.loads(Path(args.load).read_text())
+        rows, threads, cloud_mb = saved["rows"], saved["threads"], saved["cloud_mb"]
+    else:
+        rows, cloud_mb = measure(lengths, workers, threads), cloud_libraries_mb()
+    if args.save:
+        Path(args.save).write_text(json.dumps({"rows": rows, "threads": threads, "cloud_mb": cloud_mb}))
     base = {r["seconds"]: r["cpu"] for r in rows if r["workers"] == 1}
     print(f"\n1920x1080@30 output, a cut every 0.5 s, x264 veryfast CRF 23, {threads} encoder threads per task; "
           f"one run each\n")
@@ -156,31 +249,7 @@ def main(argv: list[str] | None = None) -> int:
           f"audio included). Deployed task = that + {cloud_mb:.0f} MB measured for the Google Cloud client "
           f"libraries and clients a deployed compose task also holds (two fresh processes compared).")
     # -- prediction: a 4-minute song, 8 tasks of 4 vCPU ---------------------------------------------------
-    longest = max(r["seconds"] for r in rows)
-    multi = [r for r in rows if r["seconds"] == longest and r["workers"] == max(workers)]
-    one = [r for r in rows if r["seconds"] == longest and r["workers"] == 1]
-    if multi and one:
-        m = multi[0]
-        per_out_s = one[0]["cpu"] / longest  # CPU s per output second, single process
-        overhead = m["cpu"] / one[0]["cpu"]
-        merge_per_out_s = m["merge_cpu"] / longest
-        task_cpu = per_out_s * overhead * 240 / 8
-        vcpu_eff = 0.7  # assumed: x264 frame threads + slice decode on 4 vCPU give 4 x 0.7 = 2.8x one core
-        task_wall = task_cpu / (4 * vcpu_eff)
-        merge_wall = merge_per_out_s * 240 + 2 * 240 * 0.6 / 100  # remux + moving ~60 MB in and out of GCS
-        start, poll = 8.0, 2.0  # execution + container start (warm image), half a poll interval (BEATSYNC_POLL_SECONDS=4)
-        fetch = 2.0  # a task fetches its clips from GCS (~200 MB at ~100 MB/s)
-        total = args.analysis_s + start + fetch + task_wall + poll + merge_wall
-        print(f"\nPrediction, 4-minute song, 8 tasks x 4 vCPU (derived from the {longest:.0f} s rows):")
-        print(f"  CPU per output second, 1 process: {per_out_s:.2f}; split overhead with {m['workers']} segments: "
-              f"{overhead:.3f}")
-        print(f"  one task: 240 s / 8 = 30 s of output = {task_cpu:.1f} CPU s; on 4 vCPU at an assumed {vcpu_eff:.0%} "
-              f"thread efficiency: {task_wall:.1f} s")
-        print(f"  + analysis and planning {args.analysis_s:.0f} s (--analysis-s) + execution start {start:.0f} s "
-              f"+ the task's clip download {fetch:.0f} s "
-              f"+ half a poll {poll:.0f} s + merge {merge_wall:.1f} s (measured merge CPU scaled to 240 s, plus GCS "
-              f"transfer at ~100 MB/s)")
-        print(f"  = {total:.1f} s to video (target <= 45 s)")
+    predict(rows, args.analysis_s)
     return 0
 
 

@@ -243,3 +243,38 @@ def test_a_trusted_caller_names_its_end_users(setup, google):
     assert (r.status_code, r.json["error"]["code"]) == (403, "user_not_allowed")
     r = status.get(f"{API}/jobs", headers=h(app, "a/b"))
     assert (r.status_code, r.json["error"]["code"]) == (400, "invalid_user_id")
+
+
+def test_a_stalled_certificate_server_costs_one_deadline_and_a_503(setup, google, monkeypatch):
+    """Google's certificates come within one overall deadline: a server that sends its headers and
+    then one byte every 0.2 s (never finishing within a per-read timeout) gets a 503 with a retry hint."""
+    from beatsync.http import auth as auth_module
+
+    class Drip(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(200):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass
+
+    drip = Server(Drip)
+    monkeypatch.setattr(auth_module, "CERTS_DEADLINE", 1.0)
+    try:
+        setup(id_token_audiences=AUDIENCE, id_token_certs_url=drip.url + "/certs")
+        _, status = _clients()
+        t0 = time.monotonic()
+        r = status.get(f"{API}/jobs", headers=auth(google.token()))
+        assert (r.status_code, r.json["error"]["code"]) == (503, "auth_unavailable"), r.json
+        assert time.monotonic() - t0 < 3.0
+        assert int(r.headers["Retry-After"]) > 0
+    finally:
+        drip.close()

@@ -122,6 +122,7 @@ class Index:
                 continue
             seen.add(q)
             module = q.rpartition(".")[0]
+            shielded = _shielded_calls(self.funcs[q])
             for node in ast.walk(self.funcs[q]):
                 if not isinstance(node, ast.Call):
                     continue
@@ -131,7 +132,7 @@ class Index:
                     classes.add(short)
                     if short == "HttpError" and node.args and isinstance(node.args[0], ast.Constant):
                         statuses.add(node.args[0].value)
-                elif target in self.funcs:
+                elif target in self.funcs and id(node) not in shielded:
                     todo.append(target)
                 elif isinstance(node.func, ast.Name) and node.func.id == "getattr":
                     # _step(request, "run_analyze"): steps.<name>, resolved by the caller's constant
@@ -141,6 +142,23 @@ class Index:
                     if t in self.funcs:
                         todo.append(t)
         return classes, statuses
+
+
+def _shielded_calls(func: ast.FunctionDef) -> set[int]:
+    """Calls made inside a ``try`` one of whose handlers catches every project error (``except
+    BeatsyncError``): what the called functions raise is caught there (what the handler raises
+    instead is seen where it is written)."""
+    out = set()
+    for t in ast.walk(func):
+        if not isinstance(t, ast.Try):
+            continue
+        caught = set()
+        for h in t.handlers:
+            types = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type] if h.type is not None else []
+            caught |= {x.id if isinstance(x, ast.Name) else getattr(x, "attr", "") for x in types}
+        if "BeatsyncError" in caught:
+            out |= {id(n) for stmt in t.body for n in ast.walk(stmt) if isinstance(n, ast.Call)}
+    return out
 
 
 def route_statuses(index: Index, handler, group: str) -> set[int]:
@@ -184,6 +202,10 @@ def test_the_walk_finds_the_errors_of_a_route(index):
     assert {403, 404} <= statuses
     classes, _ = index.raised("beatsync.http.app.delete_create")
     assert "JobAlreadyEnded" in classes
+    # what a call inside `try: ... except BeatsyncError:` raises is caught there; the handler's own error counts
+    classes, _ = index.raised("beatsync.http.auth._fetch_certs")
+    assert "AuthUnavailable" in classes and "UrlNotAllowed" not in classes
+    assert "UrlNotAllowed" in index.raised("beatsync.fetch.request")[0]
 
 
 def test_every_error_a_public_route_can_raise_is_a_documented_status(index):

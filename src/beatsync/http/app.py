@@ -355,7 +355,10 @@ def control_compose_start(request) -> Reply:
 
 def control_compose_poll(request) -> Reply:
     body = _control(request)
-    return Reply(200, steps.compose_poll(get_container(), body["job_id"], body.get("handle")))
+    poll = body.get("poll_seconds")
+    if poll is not None and (isinstance(poll, bool) or not isinstance(poll, (int, float)) or not 1 <= poll <= 300):
+        raise InvalidRequest("poll_seconds: expected a number from 1 to 300", code="invalid_request")
+    return Reply(200, steps.compose_poll(get_container(), body["job_id"], body.get("handle"), poll))
 
 
 def control_compose_stop(request) -> Reply:

@@ -40,22 +40,66 @@ USER_SEPARATOR = "/user:"
 _USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+:-]{0,127}")
 
 
+CERTS_DEADLINE = 10.0  # seconds for the whole fetch of the certificates: connect, headers and body
+CERTS_MAX_BYTES = 1 << 20
 _certs: dict[str, tuple[float, dict]] = {}
 _certs_lock = threading.Lock()
+_fetch_lock = threading.Lock()  # one fetch at a time: callers arriving meanwhile wait for its result
 
 
 def _google_certs(url: str) -> dict:
-    with _certs_lock:
-        hit = _certs.get(url)
-        if hit and time.monotonic() - hit[0] < CERTS_TTL:
-            return hit[1]
-    import json
-    import urllib.request
+    """Google's token-signing certificates (cached CERTS_TTL). One overall deadline covers the fetch,
+    a slow or stalled certificate server included; callers arriving while one fetch runs wait for it
+    (within the same deadline) instead of starting their own. AuthUnavailable when they cannot be had."""
+    def cached():
+        with _certs_lock:
+            hit = _certs.get(url)
+            return hit[1] if hit and time.monotonic() - hit[0] < CERTS_TTL else None
 
-    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - a configured https URL
-        certs = json.loads(resp.read())
-    with _certs_lock:
-        _certs[url] = (time.monotonic(), certs)
+    certs = cached()
+    if certs is not None:
+        return certs
+    deadline = time.monotonic() + CERTS_DEADLINE
+    if not _fetch_lock.acquire(timeout=CERTS_DEADLINE):
+        raise AuthUnavailable("cannot fetch the token-signing certificates; try again", details={"retry_after": 5})
+    try:
+        certs = cached()  # fetched by the caller this one waited for
+        if certs is None:
+            certs = _fetch_certs(url, max(0.1, deadline - time.monotonic()))
+            with _certs_lock:
+                _certs[url] = (time.monotonic(), certs)
+        return certs
+    finally:
+        _fetch_lock.release()
+
+
+def _fetch_certs(url: str, timeout: float) -> dict:
+    from urllib.parse import urlsplit
+
+    from ..errors import BeatsyncError
+    from ..fetch import Policy
+    from ..fetch import request as fetch_request
+
+    unavailable = AuthUnavailable("cannot fetch the token-signing certificates; try again", details={"retry_after": 5})
+    # the operator's configured URL (Google's by default): its host is allowed as configured
+    policy = Policy(allowed_hosts=(urlsplit(url).hostname or "",), max_bytes=CERTS_MAX_BYTES, timeout=timeout)
+    try:
+        resp = fetch_request("GET", url, policy)
+        try:
+            if resp.status != 200:
+                raise unavailable
+            body = b""
+            while chunk := resp.read1(65536):
+                body += chunk
+                if len(body) > CERTS_MAX_BYTES:
+                    raise unavailable
+        finally:
+            resp.close()
+        certs = json.loads(body)
+    except (BeatsyncError, ValueError):
+        raise unavailable from None
+    if not isinstance(certs, dict):
+        raise unavailable
     return certs
 
 
@@ -63,13 +107,11 @@ def verify_google_token(token: str, audiences: list[str], certs_url: str) -> dic
     """The claims of a Google-signed ID token (signature, expiry, audience, issuer, verified email)."""
     from google.auth import exceptions, jwt
 
+    certs = _google_certs(certs_url)  # AuthUnavailable (503) when they cannot be fetched
     try:
-        claims = jwt.decode(token, certs=_google_certs(certs_url), audience=audiences)
+        claims = jwt.decode(token, certs=certs, audience=audiences)
     except (ValueError, exceptions.GoogleAuthError) as exc:
         raise Unauthenticated(f"invalid ID token: {exc}") from None
-    except OSError:
-        raise AuthUnavailable("cannot fetch the token-signing certificates; try again",
-                              details={"retry_after": 5}) from None
     if claims.get("iss") not in ISSUERS:
         raise Unauthenticated("ID token not issued by Google")
     email = claims.get("email")

@@ -45,13 +45,15 @@ _seg_key = keys.segment
 _progress_key = keys.task_progress
 
 
-def make_plan(c: "Container", job: "Job", clips: list[str], beat_map, report=None) -> dict:
-    """Plan the edit once and store it with its segments (the analyze step, create jobs)."""
+def make_plan(c: "Container", job: "Job", clips: list[str], beat_map, report=None, analysed=None) -> dict:
+    """Plan the edit once and store it with its segments (the analyze step, create jobs). ``analysed``:
+    the clips' probes and analyses if already made (:func:`beatsync.render.pipeline.analyse_clips`)."""
     from ..render.pipeline import plan_edit  # heavy (numpy): the render modules only where a step runs
     from ..render.segments import segments_json, shot_costs, split, task_count
 
     config = EditConfig.model_validate(job.request["edit_config"])
-    edl, probes = plan_edit(beat_map, clips, config, max_clip_pixels=c.settings.max_clip_pixels, progress=report)
+    edl, probes = plan_edit(beat_map, clips, config, max_clip_pixels=c.settings.max_clip_pixels, progress=report,
+                            analysed=analysed)
     costs = shot_costs(edl, probes)
     wanted = task_count(edl.total_frames / edl.fps, c.settings.render_task_seconds, c.settings.render_max_tasks)
     segments = split(edl, costs, wanted, probes)
@@ -86,19 +88,59 @@ def _segments(plan: dict, count: int):
     return split(planned_edl(plan), plan["costs"], count)  # an execution started with another count
 
 
+def _task_reports(c: "Container", job_id: str, plan: dict) -> list[dict]:
+    reports = []
+    for key in c.blobs.list(keys.task_progress_prefix(job_id, plan["tasks"])):
+        try:
+            reports.append(json.loads(c.blobs.get_bytes(key)))
+        except (BlobNotFound, ValueError):
+            continue
+    return reports
+
+
 def progress(c: "Container", job_id: str, plan: dict | None = None) -> float | None:
     """The job's compose progress (25-97 %) from the tasks' frame counts; None for a one-task render."""
     plan = plan or load_plan(c, job_id)
     if not plan or plan["tasks"] <= 1:
         return None
-    done = 0.0
-    for key in c.blobs.list(keys.task_progress_prefix(job_id, plan["tasks"])):
-        try:
-            done += float(json.loads(c.blobs.get_bytes(key))["frames"])
-        except (BlobNotFound, ValueError, KeyError):
-            continue
+    done = sum(float(r.get("frames", 0.0)) for r in _task_reports(c, job_id, plan))
     total = plan["edl"]["total_frames"]
     return 25.0 + 72.0 * min(1.0, done / total)
+
+
+def remaining_seconds(c: "Container", job_id: str, plan: dict | None = None,
+                      now: float | None = None) -> float | None:
+    """Seconds until the slowest task of a parallel render is done, from each task's own rate
+    (frames rendered since it started); None while any task has not reported yet, or for a
+    one-task render. The workflow polls again after about this long (never later than its poll
+    interval), so a finished render waits about a second for its merge, not half an interval."""
+    plan = plan or load_plan(c, job_id)
+    if not plan or plan["tasks"] <= 1:
+        return None
+    reports = [r for r in _task_reports(c, job_id, plan) if "started" in r and "at" in r and "total" in r]
+    if len(reports) < plan["tasks"]:
+        return None
+    now = time.time() if now is None else now
+    worst = 0.0
+    for r in reports:
+        left = float(r["total"]) - float(r["frames"])
+        if left <= 0:
+            continue
+        elapsed = float(r["at"]) - float(r["started"])
+        if r["frames"] <= 0 or elapsed <= 0:
+            return None
+        worst = max(worst, left * elapsed / float(r["frames"]) - (now - float(r["at"])))
+    return max(0.0, worst)
+
+
+def segments_ready(c: "Container", job_id: str, plan: dict | None = None) -> bool:
+    """Every segment of a parallel render is written (its marker, written last, is there): the merge
+    can run, whether or not the execution has reported its end yet."""
+    plan = plan or load_plan(c, job_id)
+    if not plan or plan["tasks"] <= 1:
+        return False
+    count = plan["tasks"]
+    return all(c.blobs.exists(_seg_key(job_id, count, s.index, "json")) for s in _segments(plan, count))
 
 
 class _TaskReporter:
@@ -109,13 +151,15 @@ class _TaskReporter:
         self.poll_every = CANCEL_POLL
         self._last_report = self._last_poll = 0.0
         self.cancelled = False
+        self.started = time.time()  # wall clock: read by another machine (remaining_seconds)
 
     def __call__(self, pct: float, step: str) -> None:
         t = time.monotonic()
         if t - self._last_report >= TASK_REPORT_EVERY or pct >= 100:
             self._last_report = t
-            self.c.blobs.put_bytes(self.key, json.dumps({"frames": self.frames * pct / 100.0}).encode(),
-                                   "application/json")
+            report = {"frames": self.frames * pct / 100.0, "total": self.frames, "started": self.started,
+                      "at": time.time()}
+            self.c.blobs.put_bytes(self.key, json.dumps(report).encode(), "application/json")
 
     def should_stop(self) -> bool:
         t = time.monotonic()

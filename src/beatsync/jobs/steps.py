@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from typing import TYPE_CHECKING, Callable
@@ -113,6 +114,11 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
                 probe_clip(clip, max_pixels=c.settings.max_clip_pixels)  # no video stream, corrupt, too large...
         report(12.0 if job.type == "create" else 10.0, "analyzing")
         fps = job.request["edit_config"]["output_fps"] if job.type == "create" else job.request["fps"]
+        clip_work = None
+        if clips:  # the clips' motion and shots need no beat map: analysed while the song is
+            from ..render.pipeline import start_clip_analysis
+
+            clip_work = start_clip_analysis(clips, max_clip_pixels=c.settings.max_clip_pixels)
         t0, cache = time.monotonic(), _CacheProbe(c.blobs)
         beat_map = analysis.analyze(audio, job.request["method"], fps=fps, max_duration=c.settings.max_audio_duration,
                            cache=cache, allow_noncommercial=c.settings.allow_noncommercial_models)
@@ -121,7 +127,8 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
         c.jobs.record_metrics(job_id, {"analysis_time_ms": _ms(t0), "beat_map_cached": not cache.wrote,
                                        **({"bytes_out": len(encoded)} if job.type == "analyze" else {})})
         if job.type == "create":  # the edit, planned once for every compose task (temp/{id}/plan.json)
-            _parallel.make_plan(c, job, clips, beat_map, report=_scaled(report, 20.0, 25.0))
+            _parallel.make_plan(c, job, clips, beat_map, report=_scaled(report, 20.0, 25.0),
+                                analysed=clip_work.result())
         if c.jobs.get(job_id).terminal:  # cancelled (or ended by the orchestrator) meanwhile: leave nothing
             return _outcome(lifecycle.cancelled(c, job_id), "analyze", True)
         c.jobs.add_log(job_id, f"analysed: {beat_map.tempo:.1f} BPM, {len(beat_map.beats)} beats, "
@@ -289,12 +296,26 @@ def compose_start(c: "Container", job_id: str, attempt: int = 1) -> dict:
     return {**state(c, job_id), "handle": handle, "tasks": tasks}
 
 
-def compose_poll(c: "Container", job_id: str, handle: str | None) -> dict:
+MIN_POLL_SECONDS = 1  # the soonest the workflow is asked to poll again (whole seconds: sys.sleep's unit)
+
+
+def compose_poll(c: "Container", job_id: str, handle: str | None, poll_seconds: float | None = None) -> dict:
+    """The compose execution's state, and for a parallel render: the progress summed over its tasks,
+    ``segments_ready`` (every segment written: merge now, without waiting for the execution to
+    report its end) and ``next_poll_seconds`` (when the slowest task should be done, at least
+    MIN_POLL_SECONDS, at most ``poll_seconds``)."""
     runner = c.runner.state(handle) if handle else "unknown"
-    pct = _parallel.progress(c, job_id)  # a parallel render: the sum over its tasks
+    plan = _parallel.load_plan(c, job_id)
+    pct = _parallel.progress(c, job_id, plan)  # a parallel render: the sum over its tasks
     if pct is not None and runner == "running":
         c.jobs.report(job_id, pct, "rendering")
-    return {**state(c, job_id), "runner": runner}
+    ready = _parallel.segments_ready(c, job_id, plan)
+    out = {**state(c, job_id), "runner": runner, "segments_ready": ready}
+    if poll_seconds is not None:
+        left = None if ready else _parallel.remaining_seconds(c, job_id, plan)
+        wait = poll_seconds if left is None else min(poll_seconds, max(MIN_POLL_SECONDS, left + 0.5))
+        out["next_poll_seconds"] = max(MIN_POLL_SECONDS, math.ceil(wait))
+    return out
 
 
 def compose_merge(c: "Container", job_id: str) -> dict:

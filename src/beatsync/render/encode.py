@@ -35,13 +35,17 @@ ENCODER_MAX_THREADS = 3
 X264_PARAMS = "sync-lookahead=2"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def encoder_threads() -> int:
     """Threads for the video encoder: the cores this process may use, at most ENCODER_MAX_THREADS."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, ENCODER_MAX_THREADS))
+    return min(usable_cores(), ENCODER_MAX_THREADS)
 
 
 @dataclass(frozen=True)

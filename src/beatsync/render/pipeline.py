@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable
 
@@ -38,20 +39,48 @@ def side_files(out_path: str) -> tuple[str, str, str, str]:
     return f"{stem}.thumbnail.jpg", f"{stem}.edl.json", f"{stem}.otio", f"{stem}.beat_map.json"
 
 
-def plan_edit(beat_map: BeatMap, clips: list[str], config: EditConfig, *, max_clip_pixels: int = 4096 * 2304,
-              progress: Progress | None = None) -> tuple[EditDecisionList, list]:
-    """Probe the clips, score their motion, find their own shot boundaries and plan the edit:
-    ``(edl, probes)``."""
-    from ..editing import ClipInfo, plan
-    from .motion import analyse_clip, normalise
+def analyse_clips(clips: list[str], *, max_clip_pixels: int = 4096 * 2304,
+                  progress: Progress | None = None) -> tuple[list, list]:
+    """Probe the clips and analyse each one's motion and own shot boundaries: ``(probes, analyses)``.
+    Clips are decoded in parallel threads (PyAV decodes outside the GIL), one per core up to 4."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .encode import usable_cores
+    from .motion import analyse_clip
     from .probe import probe_clip
 
     report = progress or (lambda pct, step: None)
     probes = [probe_clip(c, max_pixels=max_clip_pixels) for c in clips]
+    workers = max(1, min(len(probes), usable_cores(), 4))
     analyses = []
-    for i, p in enumerate(probes):
-        analyses.append(analyse_clip(p))
-        report(100.0 * (i + 1) / len(probes), "motion")
+    with ThreadPoolExecutor(workers, thread_name_prefix="clip-analysis") as pool:
+        for a in pool.map(analyse_clip, probes):
+            analyses.append(a)
+            report(100.0 * len(analyses) / len(probes), "motion")
+    return probes, analyses
+
+
+def start_clip_analysis(clips: list[str], *, max_clip_pixels: int = 4096 * 2304) -> Future:
+    """:func:`analyse_clips` in a background thread, to run while the song is analysed (it does not
+    need the beat map); ``.result()`` is ``(probes, analyses)`` or raises what the analysis raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="clips")
+    try:
+        return pool.submit(analyse_clips, clips, max_clip_pixels=max_clip_pixels)
+    finally:
+        pool.shutdown(wait=False)  # the submitted analysis runs to its end; nothing else is queued
+
+
+def plan_edit(beat_map: BeatMap, clips: list[str], config: EditConfig, *, max_clip_pixels: int = 4096 * 2304,
+              progress: Progress | None = None, analysed: tuple[list, list] | None = None
+              ) -> tuple[EditDecisionList, list]:
+    """Probe the clips, score their motion, find their own shot boundaries (or take ``analysed``,
+    :func:`analyse_clips`' answer) and plan the edit: ``(edl, probes)``."""
+    from ..editing import ClipInfo, plan
+    from .motion import normalise
+
+    probes, analyses = analysed or analyse_clips(clips, max_clip_pixels=max_clip_pixels, progress=progress)
     infos = [ClipInfo(i, os.path.basename(p.path), p.duration, m, p.keyframes, a.cuts)
              for i, (p, a, m) in enumerate(zip(probes, analyses, normalise([a.motion for a in analyses])))]
     return plan(beat_map, infos, config), probes
@@ -87,11 +116,11 @@ def make_video(
         raise InvalidRequest(f"{len(clips)} clips; at most {MAX_CLIPS}", code="too_many_clips")
     report = progress or (lambda pct, step: None)
     report(0.0, "analyze")
+    clip_work = start_clip_analysis(clips, max_clip_pixels=max_clip_pixels)  # meanwhile: it needs no beats
     beat_map = analyze(song, method, fps=config.output_fps, max_duration=max_audio_duration, cache=cache,
                        allow_noncommercial=allow_noncommercial)
     report(15.0, "probe")
-    edl, probes = plan_edit(beat_map, clips, config, max_clip_pixels=max_clip_pixels,
-                            progress=lambda pct, step: report(15.0 + 0.1 * pct, step))
+    edl, probes = plan_edit(beat_map, clips, config, analysed=clip_work.result())
     return render_edit(edl, beat_map, probes, song, out_path, should_stop=should_stop, preset=preset,
                        workers=workers, song_url=song_url, clip_urls=clip_urls,
                        progress=lambda pct, step: report(25.0 + 0.75 * pct, step))
