@@ -240,6 +240,11 @@ def cmd_serve(args) -> int:
               f"can reach {args.host}:{server.server_port}; every caller is 'anonymous'", flush=True)
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print("WARNING: and it listens beyond loopback", flush=True)
+    from .jobs.lifecycle import finish_pending_ends
+
+    finished = finish_pending_ends(container)  # ends a killed process left unfinished (audit, webhook...)
+    if finished:
+        print(f"finished the end of {finished} job(s)", flush=True)
     if settings.orchestrator == "local":
         resumed = container.orchestrator.resume(container.jobs.active())
         if resumed:

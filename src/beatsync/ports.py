@@ -100,6 +100,14 @@ class JobStore(abc.ABC):
         """Queued and processing jobs of every owner, oldest first (the work still to do)."""
 
     @abc.abstractmethod
+    def pending_ends(self, limit: int = 500) -> list["Job"]:
+        """Ended jobs whose end's follow-up is not known to be done (``end_pending``), any owner."""
+
+    @abc.abstractmethod
+    def end_done(self, job_id: str) -> "Job":
+        """Clear the job's ``end_pending`` flag."""
+
+    @abc.abstractmethod
     def set_execution(self, job_id: str, execution: str) -> "Job":
         """Remember the orchestrator's handle (a Workflows execution name) on the job."""
 

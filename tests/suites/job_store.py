@@ -139,3 +139,16 @@ def test_metrics_merge_and_survive_the_end(store):
         120, 5000, 30, True, 900)
     with pytest.raises(ValueError):
         store.record_metrics(job.job_id, {"bytes_out": -1})
+
+
+def test_an_end_is_pending_until_its_follow_up_is_done(store):
+    before = {j.job_id for j in store.pending_ends()}
+    a, _ = store.create(new_job("create", {}, owner="ends"))
+    b, _ = store.create(new_job("create", {}, owner="ends"))
+    assert not a.end_pending and not store.transition(a.job_id, "processing").end_pending
+    assert store.transition(a.job_id, "failed", error={"code": "x", "message": "m"}).end_pending  # in the same write
+    store.transition(b.job_id, "processing")
+    assert [j.job_id for j in store.pending_ends() if j.job_id not in before] == [a.job_id]  # not b: still running
+    assert store.end_done(a.job_id).end_pending is False and store.get(a.job_id).end_pending is False
+    assert a.job_id not in {j.job_id for j in store.pending_ends()}
+    assert store.end_done(a.job_id).status == "failed"  # again: a no-op

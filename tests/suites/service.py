@@ -169,6 +169,41 @@ def test_a_compose_attempt_that_dies_after_uploading_is_finished_without_a_secon
     assert len([k for k in container.blobs.list(f"outputs/{job.job_id}/") if k.endswith(".mp4")]) == 1
 
 
+def test_an_end_cut_short_by_a_crash_is_finished_at_start_up(container, media, receiver, caplog):
+    """The process dies between the terminal write and what follows it (audit line, webhook): the job
+    stays flagged, and the next start-up finishes it: one job.end line, one webhook event (its id is
+    the job's and status's, so a re-sent event is the same event)."""
+    import logging
+
+    from beatsync.jobs import lifecycle
+
+    job, _ = service.submit_create(container, create_body(media, receiver), "alice")
+    real = lifecycle._clean_up
+
+    def die(c, j):
+        raise Killed()
+
+    lifecycle._clean_up = die
+    try:
+        with pytest.raises(Killed):
+            lifecycle.end_job(container, job.job_id, "failed", error={"code": "internal_error", "message": "x"})
+    finally:
+        lifecycle._clean_up = real
+    ended = container.jobs.get(job.job_id)
+    assert ended.status == "failed" and ended.end_pending
+    assert job.job_id in {j.job_id for j in container.jobs.pending_ends()}
+    caplog.set_level(logging.INFO)
+    assert lifecycle.finish_pending_ends(container) >= 1
+    assert not container.jobs.get(job.job_id).end_pending
+    assert lifecycle.finish_pending_ends(container) == 0 or job.job_id not in {
+        j.job_id for j in container.jobs.pending_ends()}
+    ends = [r for r in caplog.records if '"job.end"' in r.getMessage() and job.job_id in r.getMessage()]
+    assert len(ends) == 1
+    (event,) = _deliver(container, receiver, 1)
+    assert event["json"]["job_id"] == job.job_id and event["json"]["status"] == "failed"
+    assert lifecycle.new_event(container, ended)["id"] == event["json"]["id"]  # the same event if re-sent
+
+
 def test_analyze_job_completes_with_a_beat_map(container, media):
     job, _ = service.submit_analyze(container, {"audio_url": f"{media.url}/song.wav", "method": "librosa",
                                                 "fps": 25}, "bob")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import functools
 import time
 
-from ..jobs.model import (Job, now, transitioned, with_cancel_requested, with_execution, with_metrics,
-                          with_progress)
+from ..jobs.model import (Job, now, transitioned, with_cancel_requested, with_end_done, with_execution,
+                          with_metrics, with_progress)
 from ..errors import StoreUnavailable
 from ..joblog import job_line
 from ..ports import JobNotFound, JobStore
@@ -30,6 +30,8 @@ class FirestoreJobStore(JobStore):
         "record_metrics": (("datastore.entities.get", "project"), ("datastore.entities.update", "project")),
         "list": (("datastore.entities.list", "project"),),
         "active": (("datastore.entities.list", "project"),),
+        "pending_ends": (("datastore.entities.list", "project"),),
+        "end_done": (("datastore.entities.get", "project"), ("datastore.entities.update", "project")),
         "add_log": (("datastore.entities.create", "project"),),
         "logs": (("datastore.entities.list", "project"),),
     }
@@ -167,6 +169,15 @@ class FirestoreJobStore(JobStore):
         q = (self.jobs.where(filter=FieldFilter("status", "in", ["queued", "processing"]))
              .order_by("created_at_ts").order_by("job_id").limit(int(limit)))
         return [self._from_doc(s.to_dict()) for s in q.stream()]
+
+    def pending_ends(self, limit=500) -> list[Job]:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        q = self.jobs.where(filter=FieldFilter("end_pending", "==", True)).limit(int(limit))
+        return [self._from_doc(s.to_dict()) for s in q.stream()]
+
+    def end_done(self, job_id) -> Job:
+        return self._update(job_id, with_end_done)
 
     def set_execution(self, job_id, execution) -> Job:
         return self._update(job_id, lambda job: with_execution(job, execution))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ..jobs.model import (Job, now, transitioned, with_cancel_requested, with_execution, with_metrics,
-                          with_progress)
+from ..jobs.model import (Job, now, transitioned, with_cancel_requested, with_end_done, with_execution,
+                          with_metrics, with_progress)
 from ..joblog import job_line
 from . import _sqlite
 from ..ports import JobNotFound, JobStore
@@ -114,6 +114,16 @@ class SqliteJobStore(JobStore):
             rows = db.execute("SELECT doc FROM jobs WHERE status IN ('queued', 'processing') "
                               "ORDER BY created_at, job_id LIMIT ?", (int(limit),)).fetchall()
         return [self._load(r) for r in rows]
+
+    def pending_ends(self, limit=500) -> list[Job]:
+        with self._tx() as db:
+            rows = db.execute("SELECT doc FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') "
+                              "AND json_extract(doc, '$.end_pending') = 1 ORDER BY created_at, job_id LIMIT ?",
+                              (int(limit),)).fetchall()
+        return [self._load(r) for r in rows]
+
+    def end_done(self, job_id) -> Job:
+        return self._change(job_id, with_end_done)
 
     def set_execution(self, job_id, execution) -> Job:
         return self._change(job_id, lambda job: with_execution(job, execution))

@@ -19,6 +19,12 @@ Ending a job, :func:`end_job`, in this order:
 4. metrics, inputs and work folder removed, the job's log, the ``job.end`` audit line, the daily
    analytics count (once per job), the webhook queued, the event published. None of these can
    change the outcome; a failure is logged on the job.
+5. the job's ``end_pending`` flag, set by the transition in the same write, is cleared. A process
+   that dies between 2 and 5 leaves the flag: :func:`finish_end` does steps 3-4 again when the step
+   that died is retried (a workflow's retried call, a Cloud Run task's retry: they find the job
+   ended) or, on one machine, at start-up for every such job (:func:`finish_pending_ends`). Never
+   from a mere read: the process that ended the job may still be finishing. The webhook and the
+   event keep their id (one per job and status), so a receiver sees a re-sent event, not a second.
 
 Every step is idempotent: an end retried after a crash completes what the first one left.
 """
@@ -49,7 +55,8 @@ CANCELLED = {"code": "cancelled", "message": "cancelled by the caller"}
 #: seconds between cancel-flag reads while a step works
 CANCEL_POLL = 1.0
 
-__all__ = ["CANCELLED", "CANCEL_POLL", "audit", "cancel", "cancelled", "end", "end_job", "fail", "new_event",
+__all__ = ["CANCELLED", "CANCEL_POLL", "audit", "cancel", "cancelled", "end", "end_job", "fail", "finish_end",
+           "finish_pending_ends", "new_event",
            "publish_event", "remove_outputs", "remove_temp", "settle", "start_processing", "state", "step_outcome",
            "workdir"]
 
@@ -103,9 +110,15 @@ def _remove_partial(c: "Container", job_id: str) -> None:
 
 # -- events ---------------------------------------------------------------------------------------
 
+#: event ids are derived from the job and its status: a re-sent event (an end finished again after a
+#: crash) carries the same id, which the notifiers and receivers deduplicate on
+_EVENT_IDS = uuid.UUID("6f1c2a4e-8d0b-4c57-9a4e-2b7f3c1d5e90")
+
+
 def new_event(c: "Container", job: Job) -> dict:
     """The event document of the job's current status (webhook body and Pub/Sub message)."""
-    return api.WebhookEvent(id=uuid.uuid4().hex, event=f"beat_sync.job.{job.status}", created_at=now(),
+    return api.WebhookEvent(id=uuid.uuid5(_EVENT_IDS, f"{job.job_id}:{job.status}").hex,
+                            event=f"beat_sync.job.{job.status}", created_at=now(),
                             job_id=job.job_id, status=job.status, data=view(c, job)).model_dump(mode="json")
 
 
@@ -170,20 +183,46 @@ def end_job(c: "Container", job_id: str, status: str, *, result: dict | None = N
         _clean_up(c, job)  # what this caller uploaded for a lost outcome goes
         _count(c, job)  # a no-op if they counted it (an end retried after a crash did not)
         return job
+    return _after_end(c, job)
+
+
+def _after_end(c: "Container", job: Job) -> Job:
+    """What follows a job's end (module docstring, steps 3-5); safe to run again."""
     _clean_up(c, job)
+    job_id, status, error = job.job_id, job.status, job.error
     started = job.started_at or job.completed_at
     job = c.jobs.record_metrics(job_id, {"processing_time_ms": int((job.completed_at - started).total_seconds() * 1000)})
     metrics = job.metrics.model_dump()
     remove_inputs(c, job)  # outputs stay (retention); inputs and the work folder go now
-    c.jobs.add_log(job_id, f"job {status}" + (f": [{error['code']}] {error['message']}" if error else ""),
+    c.jobs.add_log(job_id, f"job {status}" + (f": [{error.code}] {error.message}" if error else ""),
                    "error" if status == "failed" else "info")
     c.jobs.add_log(job_id, "metrics: " + ", ".join(f"{k}={v}" for k, v in metrics.items() if v is not None))
     audit("job.end", job_id=job_id, owner=job.owner, type=job.type, job_type=job.type, status=status,
-          code=error["code"] if error else None,
+          code=error.code if error else None,
           processing_time_seconds=round(metrics["processing_time_ms"] / 1000.0, 3), metrics=metrics)
     _count(c, job)
     _notify(c, job)
-    return job
+    return c.jobs.end_done(job_id)
+
+
+def finish_end(c: "Container", job: Job) -> Job:
+    """Finish what follows the end of ``job`` if a process died before it did (``end_pending``)."""
+    if not (job.terminal and job.end_pending):
+        return job
+    c.jobs.add_log(job.job_id, "finishing the job's end (the process that ended it stopped first)", "warning")
+    return _after_end(c, job)
+
+
+def finish_pending_ends(c: "Container", limit: int = 500) -> int:
+    """:func:`finish_end` for every ended job left pending (start-up of a local service); the count."""
+    done = 0
+    for job in c.jobs.pending_ends(limit):
+        try:
+            finish_end(c, job)
+            done += 1
+        except Exception as exc:  # noqa: BLE001 - one job's trouble does not keep the others pending
+            log.warning("could not finish the end of %s: %s", job.job_id, exc)
+    return done
 
 
 def end(c: "Container", job_id: str, status: str, code: str, message: str) -> Job:

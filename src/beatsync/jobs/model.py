@@ -49,6 +49,9 @@ class Job(Model):
     attempts: int = Field(0, ge=0)
     execution: str | None = None
     metrics: JobMetrics = Field(default_factory=JobMetrics)
+    #: ended, but what follows an end (audit line, analytics, webhook, event, clean-up) is not known
+    #: to be done: set with the terminal status in one write, cleared after (lifecycle.finish_end)
+    end_pending: bool = False
 
     @property
     def terminal(self) -> bool:
@@ -111,7 +114,7 @@ def transitioned(job: Job, to: str, *, result: dict | None = None, error: dict |
     if to == "processing":
         update.update(started_at=t, attempts=job.attempts + 1)
     if to in TERMINAL:
-        update["completed_at"] = t
+        update.update(completed_at=t, end_pending=True)
     if to == "completed":
         update["progress"] = 100.0
     if result is not None:
@@ -133,6 +136,11 @@ def with_cancel_requested(job: Job) -> Job:
     if job.terminal or job.cancel_requested:
         return job
     return job.model_copy(update={"cancel_requested": True, "updated_at": now()})
+
+
+def with_end_done(job: Job) -> Job:
+    """What follows the job's end is done (no longer pending)."""
+    return job.model_copy(update={"end_pending": False}) if job.end_pending else job
 
 
 def with_execution(job: Job, execution: str) -> Job:
