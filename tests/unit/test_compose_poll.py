@@ -60,3 +60,23 @@ def test_every_segment_written_means_merge_now(job):
     for i in range(2):
         c.blobs.put_bytes(keys.segment(job_id, 2, i, "json"), b"{}", "application/json")
     assert steps.compose_poll(c, job_id, None, poll_seconds=10)["segments_ready"] is True
+
+
+def test_a_task_that_stopped_reporting_gives_no_estimate(job):
+    from beatsync.jobs.parallel import STALE_REPORT
+
+    c, job_id = job
+    now = time.time()
+    report(c, job_id, 0, 100, now - 20, now)  # done
+    report(c, job_id, 1, 60, now - 30, now - STALE_REPORT - 5)  # died (or its retry is starting) long ago
+    assert steps.compose_poll(c, job_id, None, poll_seconds=10)["next_poll_seconds"] == 10  # not every second
+
+
+def test_a_job_is_stored_without_end_pending_unless_it_is_set():
+    from beatsync.jobs.model import Job, new_job, stored, transitioned
+
+    job = new_job("create", {}, owner="a")
+    assert "end_pending" not in stored(job)  # what code from before the field can read
+    ended = transitioned(transitioned(job, "processing"), "failed", error={"code": "x", "message": "m"})
+    assert stored(ended)["end_pending"] is True
+    assert Job.model_validate(stored(job)) == job and Job.model_validate(stored(ended)) == ended

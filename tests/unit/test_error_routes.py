@@ -145,19 +145,22 @@ class Index:
 
 
 def _shielded_calls(func: ast.FunctionDef) -> set[int]:
-    """Calls made inside a ``try`` one of whose handlers catches every project error (``except
-    BeatsyncError``): what the called functions raise is caught there (what the handler raises
-    instead is seen where it is written)."""
+    """Calls made inside a ``try`` whose handler catches every project error (``except
+    BeatsyncError``) without raising it again (no bare ``raise``, no ``raise <the caught name>``):
+    what the called functions raise stops there (what the handler raises instead is seen where it
+    is written)."""
     out = set()
     for t in ast.walk(func):
         if not isinstance(t, ast.Try):
             continue
-        caught = set()
         for h in t.handlers:
             types = h.type.elts if isinstance(h.type, ast.Tuple) else [h.type] if h.type is not None else []
-            caught |= {x.id if isinstance(x, ast.Name) else getattr(x, "attr", "") for x in types}
-        if "BeatsyncError" in caught:
-            out |= {id(n) for stmt in t.body for n in ast.walk(stmt) if isinstance(n, ast.Call)}
+            if "BeatsyncError" not in {x.id if isinstance(x, ast.Name) else getattr(x, "attr", "") for x in types}:
+                continue
+            reraises = any(isinstance(n, ast.Raise) and (n.exc is None or (
+                isinstance(n.exc, ast.Name) and n.exc.id == h.name)) for n in ast.walk(h))
+            if not reraises:
+                out |= {id(n) for stmt in t.body for n in ast.walk(stmt) if isinstance(n, ast.Call)}
     return out
 
 
@@ -206,6 +209,9 @@ def test_the_walk_finds_the_errors_of_a_route(index):
     classes, _ = index.raised("beatsync.http.auth._fetch_certs")
     assert "AuthUnavailable" in classes and "UrlNotAllowed" not in classes
     assert "UrlNotAllowed" in index.raised("beatsync.fetch.request")[0]
+    # a handler that raises what it caught again shields nothing
+    tree = ast.parse("def f():\n    try:\n        g()\n    except BeatsyncError as exc:\n        raise exc\n")
+    assert _shielded_calls(tree.body[0]) == set()
 
 
 def test_every_error_a_public_route_can_raise_is_a_documented_status(index):

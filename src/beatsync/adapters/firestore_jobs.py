@@ -6,8 +6,8 @@ from __future__ import annotations
 import functools
 import time
 
-from ..jobs.model import (Job, now, transitioned, with_cancel_requested, with_end_done, with_execution,
-                          with_metrics, with_progress)
+from ..jobs.model import (Job, now, stored, transitioned, with_cancel_requested, with_end_done,
+                          with_execution, with_metrics, with_progress)
 from ..errors import StoreUnavailable
 from ..joblog import job_line
 from ..ports import JobNotFound, JobStore
@@ -58,7 +58,7 @@ class FirestoreJobStore(JobStore):
     def _to_doc(self, job: Job) -> dict:
         from datetime import timedelta
 
-        doc = job.model_dump(mode="json")
+        doc = stored(job)
         doc["created_at_ts"] = job.created_at  # a native timestamp for ordering
         doc["expire_at"] = job.created_at + timedelta(days=self.ttl_days)  # the TTL policy's field
         return doc

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 
-from ..jobs.model import (Job, now, transitioned, with_cancel_requested, with_end_done, with_execution,
-                          with_metrics, with_progress)
+from ..jobs.model import (Job, now, stored, transitioned, with_cancel_requested, with_end_done,
+                          with_execution, with_metrics, with_progress)
 from ..joblog import job_line
 from . import _sqlite
 from ..ports import JobNotFound, JobStore
@@ -51,7 +52,8 @@ class SqliteJobStore(JobStore):
         return self._load(row)
 
     def _put(self, db, job: Job) -> None:
-        db.execute("UPDATE jobs SET status = ?, doc = ? WHERE job_id = ?", (job.status, job.model_dump_json(), job.job_id))
+        db.execute("UPDATE jobs SET status = ?, doc = ? WHERE job_id = ?",
+                   (job.status, json.dumps(stored(job)), job.job_id))
 
     def create(self, job: Job) -> tuple[Job, bool]:
         with self._tx() as db:
@@ -63,7 +65,7 @@ class SqliteJobStore(JobStore):
             db.execute(
                 "INSERT INTO jobs (job_id, owner, type, status, created_at, idempotency_key, doc) VALUES (?,?,?,?,?,?,?)",
                 (job.job_id, job.owner, job.type, job.status, job.created_at.isoformat(), job.idempotency_key,
-                 job.model_dump_json()),
+                 json.dumps(stored(job))),
             )
         return job, True
 

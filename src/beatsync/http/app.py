@@ -355,9 +355,8 @@ def control_compose_start(request) -> Reply:
 
 def control_compose_poll(request) -> Reply:
     body = _control(request)
-    poll = body.get("poll_seconds")
-    if poll is not None and (isinstance(poll, bool) or not isinstance(poll, (int, float)) or not 1 <= poll <= 300):
-        raise InvalidRequest("poll_seconds: expected a number from 1 to 300", code="invalid_request")
+    poll = body.get("poll_seconds")  # the workflow's interval (an execution argument may set it): kept to 1..300
+    poll = None if isinstance(poll, bool) or not isinstance(poll, (int, float)) else min(max(float(poll), 1.0), 300.0)
     return Reply(200, steps.compose_poll(get_container(), body["job_id"], body.get("handle"), poll))
 
 

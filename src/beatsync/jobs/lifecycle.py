@@ -20,11 +20,11 @@ Ending a job, :func:`end_job`, in this order:
    analytics count (once per job), the webhook queued, the event published. None of these can
    change the outcome; a failure is logged on the job.
 5. the job's ``end_pending`` flag, set by the transition in the same write, is cleared. A process
-   that dies between 2 and 5 leaves the flag: :func:`finish_end` does steps 3-4 again when the step
-   that died is retried (a workflow's retried call, a Cloud Run task's retry: they find the job
-   ended) or, on one machine, at start-up for every such job (:func:`finish_pending_ends`). Never
-   from a mere read: the process that ended the job may still be finishing. The webhook and the
-   event keep their id (one per job and status), so a receiver sees a re-sent event, not a second.
+   that dies between 2 and 5 leaves the flag: :func:`finish_end` does steps 3-4 again, at start-up
+   of a local service for every such job (:func:`finish_pending_ends`). Not from a step or a read
+   that finds the job ended: the process that ended it may still be finishing. In the cloud nothing
+   sweeps the flag yet (a scheduled sweep with an age threshold would). The webhook and the event
+   keep their id (one per job and status), so a receiver sees a re-sent event, not a second.
 
 Every step is idempotent: an end retried after a crash completes what the first one left.
 """

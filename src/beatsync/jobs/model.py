@@ -138,6 +138,13 @@ def with_cancel_requested(job: Job) -> Job:
     return job.model_copy(update={"cancel_requested": True, "updated_at": now()})
 
 
+def stored(job: Job) -> dict:
+    """The job as a JobStore writes it (JSON types). ``end_pending`` is written only while true: a
+    document without it reads as false, and code from before the field (a rollback, instances of
+    the previous revision during a deploy) still reads every job that is not mid-end."""
+    return job.model_dump(mode="json", exclude=None if job.end_pending else {"end_pending"})
+
+
 def with_end_done(job: Job) -> Job:
     """What follows the job's end is done (no longer pending)."""
     return job.model_copy(update={"end_pending": False}) if job.end_pending else job

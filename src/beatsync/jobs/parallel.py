@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .model import Job
 
 TASK_REPORT_EVERY = 2.0  # seconds between a task's progress writes (GCS: one write per second per object)
+STALE_REPORT = 3 * TASK_REPORT_EVERY  # an unfinished task silent for longer gives no time estimate
 LOCAL_POLL = 0.5
 
 
@@ -121,6 +122,8 @@ def remaining_seconds(c: "Container", job_id: str, plan: dict | None = None,
     if len(reports) < plan["tasks"]:
         return None
     now = time.time() if now is None else now
+    if any(now - float(r["at"]) > STALE_REPORT for r in reports if float(r["frames"]) < float(r["total"])):
+        return None  # a task stopped reporting (died, or its retry is starting): no estimate
     worst = 0.0
     for r in reports:
         left = float(r["total"]) - float(r["frames"])
@@ -229,8 +232,8 @@ def run_task(c: "Container", job_id: str, index: int, count: int) -> dict:
         manifest = {"index": index, "start": seg.start, "end": seg.end, "frames": r.frames,
                     "thumbnail_score": r.thumbnail_score, "decoded_frames": r.decoded_frames,
                     "cpu_s": round(time.process_time() - cpu, 3), "wall_s": round(time.monotonic() - started, 3)}
+        report(100.0, "render")  # before the marker: a merge it lets run deletes temp/, progress included
         c.blobs.put_bytes(marker, json.dumps(manifest).encode(), "application/json")
-        report(100.0, "render")
         c.jobs.add_log(job_id, f"compose task {index + 1}/{count} rendered frames {seg.start}-{seg.end} in "
                                f"{manifest['wall_s']:.1f} s")
         if c.jobs.get(job_id).terminal and c.jobs.get(job_id).status != "completed":

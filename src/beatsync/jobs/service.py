@@ -131,6 +131,7 @@ def _start(c: "Container", job: Job) -> Job:
             failed = c.jobs.transition(job.job_id, "failed", error={"code": "orchestrator_unavailable",
                                                                     "message": "the job could not be started"})
             c.analytics.record(failed)
+            c.jobs.end_done(job.job_id)  # the caller is answered here; no webhook for a job never started
         except Exception:  # noqa: BLE001 - the caller is told to try again either way
             pass
         raise StoreUnavailable("the job could not be started; try again", code="orchestrator_unavailable") from None

@@ -92,6 +92,7 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
     if job.terminal:
         return _outcome(job, "analyze", True)
     report = _Reporter(c, job_id)
+    clip_work = None
     try:
         beat_map_key = keys.beat_map(job_id)
         if (job.type == "create" and c.blobs.exists(beat_map_key) and c.blobs.exists(keys.plan(job_id))
@@ -114,7 +115,6 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
                 probe_clip(clip, max_pixels=c.settings.max_clip_pixels)  # no video stream, corrupt, too large...
         report(12.0 if job.type == "create" else 10.0, "analyzing")
         fps = job.request["edit_config"]["output_fps"] if job.type == "create" else job.request["fps"]
-        clip_work = None
         if clips:  # the clips' motion and shots need no beat map: analysed while the song is
             from ..render.pipeline import start_clip_analysis
 
@@ -143,6 +143,9 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
         if _stopped(exc):
             return _outcome(lifecycle.cancelled(c, job_id), "analyze", True)
         return _settle(c, job, "analyze", exc)
+    finally:
+        if clip_work is not None:
+            clip_work.stop()  # unused after an error or a cancel: its threads stop decoding (a no-op when done)
 
 
 def _stopped(exc: BaseException) -> bool:

@@ -36,11 +36,20 @@ X264_PARAMS = "sync-lookahead=2"
 
 
 def usable_cores() -> int:
-    """The cores this process may run on."""
+    """The cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota where one is
+    set (a container's vCPU limit, which the affinity may not show)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as fh:
+            quota, period = fh.read().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
 
 
 def encoder_threads() -> int:

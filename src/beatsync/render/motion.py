@@ -29,6 +29,7 @@ import av
 import numpy as np
 
 from ..editing.plan import MOTION_STEP
+from ..errors import RenderCancelled
 from ..media import decode_tolerant, is_cover_art
 from .probe import ClipProbe
 
@@ -62,7 +63,9 @@ def _hard_cuts(times: list[float], diffs: list[float], period: float) -> list[fl
     return out
 
 
-def analyse_clip(probe: ClipProbe, step: float = MOTION_STEP) -> ClipAnalysis:
+def analyse_clip(probe: ClipProbe, step: float = MOTION_STEP, should_stop=None) -> ClipAnalysis:
+    """Motion per ``step`` seconds and the clip's own shot boundaries, from one decoding pass;
+    ``should_stop()`` true (checked every 30 frames) abandons it with RenderCancelled."""
     bins = max(1, int(np.ceil(probe.duration / step)))
     total = np.zeros(bins)
     count = np.zeros(bins)
@@ -82,6 +85,8 @@ def analyse_clip(probe: ClipProbe, step: float = MOTION_STEP) -> ClipAnalysis:
             for f in decode_tolerant(c, s):
                 if f.pts is None:
                     continue
+                if should_stop is not None and len(times) % 30 == 0 and should_stop():
+                    raise RenderCancelled("clip analysis abandoned")
                 g = f.reformat(width=64, height=36, format="gray").to_ndarray().astype(np.int16)
                 t = float(f.pts * s.time_base) - probe.start_time
                 d = 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable
@@ -40,7 +41,8 @@ def side_files(out_path: str) -> tuple[str, str, str, str]:
 
 
 def analyse_clips(clips: list[str], *, max_clip_pixels: int = 4096 * 2304,
-                  progress: Progress | None = None) -> tuple[list, list]:
+                  progress: Progress | None = None, should_stop: Callable[[], bool] | None = None
+                  ) -> tuple[list, list]:
     """Probe the clips and analyse each one's motion and own shot boundaries: ``(probes, analyses)``.
     Clips are decoded in parallel threads (PyAV decodes outside the GIL), one per core up to 4."""
     from concurrent.futures import ThreadPoolExecutor
@@ -54,22 +56,39 @@ def analyse_clips(clips: list[str], *, max_clip_pixels: int = 4096 * 2304,
     workers = max(1, min(len(probes), usable_cores(), 4))
     analyses = []
     with ThreadPoolExecutor(workers, thread_name_prefix="clip-analysis") as pool:
-        for a in pool.map(analyse_clip, probes):
+        for a in pool.map(lambda p: analyse_clip(p, should_stop=should_stop), probes):
             analyses.append(a)
             report(100.0 * len(analyses) / len(probes), "motion")
     return probes, analyses
 
 
-def start_clip_analysis(clips: list[str], *, max_clip_pixels: int = 4096 * 2304) -> Future:
-    """:func:`analyse_clips` in a background thread, to run while the song is analysed (it does not
-    need the beat map); ``.result()`` is ``(probes, analyses)`` or raises what the analysis raised."""
-    from concurrent.futures import ThreadPoolExecutor
+class ClipWork:
+    """:func:`analyse_clips` running in a background thread (:func:`start_clip_analysis`)."""
 
-    pool = ThreadPoolExecutor(1, thread_name_prefix="clips")
-    try:
-        return pool.submit(analyse_clips, clips, max_clip_pixels=max_clip_pixels)
-    finally:
-        pool.shutdown(wait=False)  # the submitted analysis runs to its end; nothing else is queued
+    def __init__(self, clips: list[str], max_clip_pixels: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._stop = threading.Event()
+        pool = ThreadPoolExecutor(1, thread_name_prefix="clips")
+        self._future: Future = pool.submit(analyse_clips, clips, max_clip_pixels=max_clip_pixels,
+                                           should_stop=self._stop.is_set)
+        pool.shutdown(wait=False)  # nothing else is queued; the analysis runs until done or stopped
+
+    def result(self) -> tuple[list, list]:
+        """``(probes, analyses)``, waiting for them; raises what the analysis raised."""
+        return self._future.result()
+
+    def stop(self) -> None:
+        """Abandon the analysis if it is still running (its result will not be used); returns at once,
+        the decoding threads end within a few frames."""
+        self._stop.set()
+
+
+def start_clip_analysis(clips: list[str], *, max_clip_pixels: int = 4096 * 2304) -> ClipWork:
+    """:func:`analyse_clips` in a background thread, to run while the song is analysed (it does not
+    need the beat map). Call ``.result()`` to use it; ``.stop()`` when it will not be used (an error,
+    a cancel), so its threads do not decode on for nothing."""
+    return ClipWork(clips, max_clip_pixels)
 
 
 def plan_edit(beat_map: BeatMap, clips: list[str], config: EditConfig, *, max_clip_pixels: int = 4096 * 2304,
@@ -117,10 +136,13 @@ def make_video(
     report = progress or (lambda pct, step: None)
     report(0.0, "analyze")
     clip_work = start_clip_analysis(clips, max_clip_pixels=max_clip_pixels)  # meanwhile: it needs no beats
-    beat_map = analyze(song, method, fps=config.output_fps, max_duration=max_audio_duration, cache=cache,
-                       allow_noncommercial=allow_noncommercial)
-    report(15.0, "probe")
-    edl, probes = plan_edit(beat_map, clips, config, analysed=clip_work.result())
+    try:
+        beat_map = analyze(song, method, fps=config.output_fps, max_duration=max_audio_duration, cache=cache,
+                           allow_noncommercial=allow_noncommercial)
+        report(15.0, "probe")
+        edl, probes = plan_edit(beat_map, clips, config, analysed=clip_work.result())
+    finally:
+        clip_work.stop()  # a no-op once it finished
     return render_edit(edl, beat_map, probes, song, out_path, should_stop=should_stop, preset=preset,
                        workers=workers, song_url=song_url, clip_urls=clip_urls,
                        progress=lambda pct, step: report(25.0 + 0.75 * pct, step))
