@@ -40,21 +40,13 @@ SONG = render_speed.SHARED / "music" / render_speed.SONG.name
 
 SCRIPT = r"""
 import json, resource, sys, time
-from beatsync.contracts import ClipRef, EditDecisionList, Shot, SongWindow, Transition
 from beatsync.render.encode import render
-from beatsync.render.probe import probe_clip
 from beatsync.render.segments import render_parallel
 spec = json.loads(sys.argv[1])
 t0 = time.perf_counter()
-probes = [probe_clip(p) for p in spec["sources"]]
-shots = [Shot(index=i, clip=s["clip"], source_in=s["source_in"], start_frame=s["start"], end_frame=s["end"],
-              transition=Transition(style="cut", duration=0), section="verse", motion=0.5)
-         for i, s in enumerate(spec["shots"])]
-edl = EditDecisionList(fps=30, width=1920, height=1080, fit="fill", output_format="mp4",
-                       song=SongWindow(start=0.0, end=spec["seconds"], audio_hash="-"),
-                       total_frames=spec["shots"][-1]["end"],
-                       clips=[ClipRef(index=i, name=p.path, duration=p.duration) for i, p in enumerate(probes)],
-                       shots=shots)
+sys.path.insert(0, spec["bench_dir"])
+from render_speed import cut_edit
+edl, probes = cut_edit(spec["sources"], spec["shots"], spec["seconds"])
 w = spec["workers"]
 if w == 1:
     c0 = time.process_time()
@@ -200,6 +192,7 @@ def measure(lengths: list[float], workers: list[int], threads: int) -> list[dict
             song = long_song(max(seconds, 150.0))
             for w in workers:
                 spec = {"sources": sources, "shots": shots(seconds), "song": str(song), "seconds": seconds,
+                        "bench_dir": str(ROOT / "benchmarks"),
                         "workers": w, "threads": threads, "out": os.path.join(tmp, f"out_{int(seconds)}_{w}.mp4")}
                 t = time.perf_counter()
                 r = run(spec)

@@ -33,9 +33,7 @@ from render_speed import prepare_sources, shots  # noqa: E402
 
 SCRIPT = r"""
 import json, resource, sys, time
-from beatsync.contracts import ClipRef, EditDecisionList, Shot, SongWindow, Transition
 from beatsync.render import encode, frames
-from beatsync.render.probe import probe_clip
 spec = json.loads(sys.argv[1])
 if spec["x264_params"] is not None:
     encode.X264_PARAMS = spec["x264_params"]
@@ -48,15 +46,9 @@ if spec["no_encoder"]:
         def encode(self, frame): return []
     video_stream = encode._video_stream
     encode._video_stream = lambda *a: NoEncoder(video_stream(*a))
-probes = [probe_clip(p) for p in spec["sources"]]
-shots = [Shot(index=i, clip=s["clip"], source_in=s["source_in"], start_frame=s["start"], end_frame=s["end"],
-              transition=Transition(style="cut", duration=0), section="verse", motion=0.5)
-         for i, s in enumerate(spec["shots"])]
-edl = EditDecisionList(fps=30, width=1920, height=1080, fit="fill", output_format="mp4",
-                       song=SongWindow(start=0.0, end=spec["seconds"], audio_hash="-"),
-                       total_frames=spec["shots"][-1]["end"],
-                       clips=[ClipRef(index=i, name=p.path, duration=p.duration) for i, p in enumerate(probes)],
-                       shots=shots)
+sys.path.insert(0, spec["bench_dir"])
+from render_speed import cut_edit
+edl, probes = cut_edit(spec["sources"], spec["shots"], spec["seconds"])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 c0, t0 = time.process_time(), time.perf_counter()
 r = encode.render(edl, probes, "", spec["out"], preset="veryfast", crf=23, with_audio=False,
@@ -96,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name, extra in rows:
             spec = {"sources": sources, "shots": edit, "seconds": args.seconds, "out": os.path.join(tmp, "o.mp4"),
+                    "bench_dir": str(ROOT / "benchmarks"),
                     "x264_params": None, "max_open": 0, "no_encoder": False, **extra}
             r = run(spec)
             size = "-" if spec["no_encoder"] else str(r["bytes"])

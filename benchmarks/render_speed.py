@@ -71,6 +71,23 @@ def shots(seconds: float, clip_duration: float = 40.0) -> list[dict]:
     return out
 
 
+def cut_edit(sources: list[str], shot_specs: list[dict], seconds: float):
+    """``(edl, probes)``: the 1080p30 mp4 edit of hard cuts over ``sources`` that the render
+    benchmarks (parallel_render.py, render_memory.py) render, from :func:`shots`' dicts."""
+    from beatsync.contracts import ClipRef, EditDecisionList, Shot, SongWindow, Transition
+    from beatsync.render.probe import probe_clip
+
+    probes = [probe_clip(p) for p in sources]
+    cuts = [Shot(index=i, clip=s["clip"], source_in=s["source_in"], start_frame=s["start"], end_frame=s["end"],
+                 transition=Transition(style="cut", duration=0), section="verse", motion=0.5)
+            for i, s in enumerate(shot_specs)]
+    edl = EditDecisionList(fps=FPS, width=W, height=H, fit="fill", output_format="mp4",
+                           song=SongWindow(start=0.0, end=seconds, audio_hash="-"), total_frames=shot_specs[-1]["end"],
+                           clips=[ClipRef(index=i, name=p.path, duration=p.duration) for i, p in enumerate(probes)],
+                           shots=cuts)
+    return edl, probes
+
+
 # -- the four renderers, each run as a fresh process -------------------------------------------------
 
 BEATSYNC = r"""
