@@ -212,16 +212,16 @@ def cmd_warmup(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    """Every route on one port, embedded defaults (SQLite + a local folder), jobs in worker threads."""
+    """Every route on one port, embedded defaults (SQLite + a local folder), jobs in worker threads;
+    HTTP by the bounded, strict waitress server of :mod:`beatsync.http.server`."""
     import logging
     import signal
     import threading
 
-    from werkzeug.serving import make_server
-
     from .bootstrap import bootstrap
     from .http import create_flask_app, set_container
-    from .http.app import request_handler_class
+    from .http.app import admit, body_policy
+    from .http.server import make_server
     from .settings import Settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -229,15 +229,16 @@ def cmd_serve(args) -> int:
     settings = Settings.from_env(public_url=public)
     container = bootstrap(settings)
     set_container(container)
-    server = make_server(args.host, args.port, create_flask_app(), threaded=True,
-                         request_handler=request_handler_class())
-    print(f"beatsync {__version__} serving on http://{args.host}:{server.server_port} "
-          f"(jobs: {settings.job_store}, blobs: {settings.blob_store}, data: {settings.data_dir})", flush=True)
+    server = make_server(create_flask_app(), settings, args.host, args.port, body_policy, admit)
+    port = server.effective_port
+    print(f"beatsync {__version__} serving on http://{args.host}:{port} "
+          f"(jobs: {settings.job_store}, blobs: {settings.blob_store}, data: {settings.data_dir}; "
+          f"{settings.http_threads} threads, at most {settings.http_connection_limit} connections)", flush=True)
     from .http.auth import auth_configured
 
     if not auth_configured(settings):
         print("WARNING: no BEATSYNC_API_KEYS (nor BEATSYNC_ID_TOKEN_AUDIENCES): the API is open to anyone who "
-              f"can reach {args.host}:{server.server_port}; every caller is 'anonymous'", flush=True)
+              f"can reach {args.host}:{port}; every caller is 'anonymous'", flush=True)
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print("WARNING: and it listens beyond loopback", flush=True)
     from .jobs.lifecycle import finish_pending_ends
@@ -256,11 +257,11 @@ def cmd_serve(args) -> int:
     threading.Thread(target=sweep_forever, args=(container,), name="beatsync-sweep", daemon=True).start()
 
     def stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        raise SystemExit(0)  # in the main thread, inside the server's loop: it stops and ends its threads
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    server.serve_forever()
+    server.run()
     return 0
 
 

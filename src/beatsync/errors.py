@@ -151,6 +151,14 @@ class AuthNotConfigured(BeatsyncError):
     http_status = 503
 
 
+class NotConfigured(BeatsyncError):
+    """A feature this server was asked for needs a package it was installed without (``google-auth``
+    for ID tokens and Pub/Sub push tokens: the ``service`` extra)."""
+
+    code = "not_configured"
+    http_status = 503
+
+
 class IdempotencyConflict(BeatsyncError):
     code = "idempotency_conflict"
     http_status = 409

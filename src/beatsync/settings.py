@@ -124,6 +124,17 @@ class Settings:
     max_active_jobs: int = 10
     #: jobs run at once by the local orchestrator (``BEATSYNC_WORKERS``)
     workers: int = 1
+    #: ``beatsync serve``'s HTTP server (beatsync/http/server.py, docs/security.md): application threads
+    #: (``BEATSYNC_HTTP_THREADS``), open connections at most (``BEATSYNC_HTTP_CONNECTION_LIMIT``; at the
+    #: limit the connections that waited longest for their request head are closed), seconds for a
+    #: request's head from the connection or its first byte (``BEATSYNC_HTTP_HEADER_TIMEOUT``), for its
+    #: body from the end of the head (``BEATSYNC_HTTP_BODY_TIMEOUT``), and an idle kept-alive
+    #: connection's life (``BEATSYNC_HTTP_IDLE_TIMEOUT``); all overall deadlines, not per read
+    http_threads: int = 8
+    http_connection_limit: int = 2048
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 300.0
+    http_idle_timeout: float = 30.0
     #: browser origins allowed to call the API (``BEATSYNC_CORS_ORIGINS``, comma-separated, e.g.
     #: ``https://app.example.com``; ``*``: any origin, never with credentials); empty: no cross-origin access
     cors_origins: str = ""
@@ -224,7 +235,9 @@ class Settings:
                                      f"{getattr(self, name)!r}", code="invalid_setting")
         for name in ("max_input_bytes", "max_clips", "url_ttl", "workers", "fetch_timeout",
                      "max_submissions_per_minute", "max_active_jobs", "max_clip_pixels", "render_task_seconds",
-                     "render_max_tasks", "webhook_timeout", "webhook_concurrency", "job_budget_factor"):
+                     "render_max_tasks", "webhook_timeout", "webhook_concurrency", "job_budget_factor",
+                     "http_threads", "http_connection_limit", "http_header_timeout", "http_body_timeout",
+                     "http_idle_timeout"):
             if getattr(self, name) <= 0:
                 raise InvalidSetting(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")
         if self.cors_credentials not in ("true", "false"):

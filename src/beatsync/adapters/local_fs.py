@@ -26,10 +26,20 @@ class LocalBlobStore(BlobStore):
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*self.check_key(key).split("/"))
 
+    def _tempfile(self, path: Path) -> tuple[int, str]:
+        """A temporary file beside ``path``, its folders made (again, if a delete pruned them meanwhile)."""
+        for attempt in range(5):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                return tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+            except FileNotFoundError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        fd, tmp = self._tempfile(path)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -40,8 +50,7 @@ class LocalBlobStore(BlobStore):
 
     def put_file(self, key: str, path: str, content_type: str = "application/octet-stream") -> None:
         dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=dest.suffix)
+        fd, tmp = self._tempfile(dest)
         os.close(fd)
         try:
             shutil.copyfile(path, tmp)
@@ -79,7 +88,16 @@ class LocalBlobStore(BlobStore):
         return self._path(key).is_file()
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        """Remove the object, and the folders it leaves empty (a job's ``inputs/audio/{id}/``...)."""
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        parent = path.parent
+        while parent != self.root and self.root in parent.parents:
+            try:
+                parent.rmdir()  # only an empty folder; a write in progress keeps its .tmp- file there
+            except OSError:
+                break
+            parent = parent.parent
 
     def list(self, prefix: str = "") -> list[str]:
         if not self.root.is_dir():

@@ -35,6 +35,10 @@ log = logging.getLogger("beatsync.http")
 API = "/api/v1/beat-sync"
 MAX_JSON_BYTES = 1 << 20  # 1 MiB: a create request with 20 long URLs is a few KB
 MAX_JSON_DEPTH = 32  # the deepest request document is 3 levels; deeper is refused before validation
+#: an upload's multipart framing and form fields beyond the file itself (``max_input_bytes``)
+MULTIPART_OVERHEAD = 1 << 20
+MAX_FORM_PARTS = 8  # audio_file, method, fps and a little slack
+BODY_CHUNK = 64 * 1024  # bodies are read in pieces of this size
 
 
 @dataclass
@@ -86,15 +90,35 @@ def caller(request) -> str:
     return identify(request, get_container().settings)
 
 
+def read_body(request, limit: int) -> bytes:
+    """The request's body, read in bounded pieces: 413 ``body_too_large`` as soon as it passes
+    ``limit`` (a ``Content-Length`` over it: before any byte is read), chunked or not, under any
+    server (``beatsync serve``'s, gunicorn in the functions, Werkzeug's in tests)."""
+    cached = request.environ.get("beatsync.body")
+    if cached is not None:
+        return cached
+    too_large = HttpError(413, "body_too_large", f"this route's bodies are limited to {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    stream, chunks, size = request.stream, [], 0
+    while True:
+        chunk = stream.read(min(BODY_CHUNK, limit + 1 - size))
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    request.environ["beatsync.body"] = raw
+    return raw
+
+
 def json_body(request) -> Any:
     ctype = (request.mimetype or "").lower()
     if ctype != "application/json":
         raise HttpError(415, "unsupported_media_type", f"send application/json, not {ctype or 'no content type'}")
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise HttpError(413, "body_too_large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
-    raw = request.get_data(cache=True)
-    if len(raw) > MAX_JSON_BYTES:
-        raise HttpError(413, "body_too_large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+    raw = read_body(request, MAX_JSON_BYTES)
     try:
         doc = json.loads(raw, parse_constant=_no_constant)
     except RecursionError:
@@ -217,21 +241,24 @@ def post_create(request) -> Reply:
     return Reply(202, body, {"Location": body["status_url"]})
 
 
+def _is_upload(request) -> bool:
+    return (request.mimetype or "").lower() == "multipart/form-data"
+
+
 def post_analyze(request) -> Reply:
     c = get_container()
     owner, key = caller(request), _idempotency_key(request)
-    if (request.mimetype or "").lower() == "multipart/form-data":
-        request.max_content_length = c.settings.max_input_bytes + MAX_JSON_BYTES
-        upload = request.files.get("audio_file")
-        if upload is None:
-            raise InvalidRequest("multipart requests carry the song as audio_file", code="missing_audio_file")
-        form = {k: request.form[k] for k in ("method", "fps") if request.form.get(k)}
-        if "fps" in form:
-            if not re.fullmatch(r"[0-9]{1,4}", form["fps"]):  # ASCII digits only ("²".isdigit() is true)
-                raise InvalidRequest("fps must be an integer", code="invalid_request")
-            form["fps"] = int(form["fps"])
-        data = upload.stream.read(c.settings.max_input_bytes + 1)
-        job, _ = service.submit_analyze(c, form, owner, key, upload=(upload.filename or "upload", data))
+    if _is_upload(request):
+        service.admit_upload(c, owner)  # quota and disk before a byte of the body is read
+        with _parse_upload(request, c.settings.max_input_bytes) as (form_fields, upload):
+            if upload is None:
+                raise InvalidRequest("multipart requests carry the song as audio_file", code="missing_audio_file")
+            form = {k: form_fields[k] for k in ("method", "fps") if form_fields.get(k)}
+            if "fps" in form:
+                if not re.fullmatch(r"[0-9]{1,4}", form["fps"]):  # ASCII digits only ("²".isdigit() is true)
+                    raise InvalidRequest("fps must be an integer", code="invalid_request")
+                form["fps"] = int(form["fps"])
+            job, _ = service.submit_analyze(c, form, owner, key, upload=upload)
     else:
         job, _ = service.submit_analyze(c, json_body(request), owner, key)
     job = service.wait_until_ended(c, job.job_id, c.settings.sync_wait)
@@ -239,6 +266,75 @@ def post_analyze(request) -> Reply:
         raise HttpError(422, job.error.code, job.error.message, {"job_id": job.job_id})
     body = service.analyze_view(c, job)
     return Reply(200 if job.status == "completed" else 202, body, {"Location": body["status_url"]})
+
+
+class _UploadSink:
+    """Where the multipart parser writes a file part: a temporary file on disk, hashed as it is
+    written, refused (413 ``too_large``) once the request's files pass ``limit`` bytes."""
+
+    def __init__(self, total: list[int], limit: int):
+        import hashlib
+        import tempfile
+
+        self.file = tempfile.NamedTemporaryFile(prefix="beatsync-upload-")
+        self.sha, self.size, self.total, self.limit = hashlib.sha256(), 0, total, limit
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        self.total[0] += len(data)
+        if self.total[0] > self.limit:
+            from ..errors import TooLarge
+
+            raise TooLarge(f"audio_file is over the limit of {self.limit} bytes")
+        self.sha.update(data)
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
+class _parse_upload:
+    """``with _parse_upload(request, limit) as (form, upload)``: the multipart body parsed as it
+    streams (the file part to disk in pieces, never whole in memory); ``upload`` is the
+    ``audio_file`` part as ``(filename, service.StagedUpload)``, or None. The files are removed on exit."""
+
+    def __init__(self, request, limit: int):
+        self.request, self.limit, self.sinks = request, limit, []
+
+    def __enter__(self):
+        from werkzeug.exceptions import RequestEntityTooLarge
+        from werkzeug.formparser import FormDataParser
+
+        total = [0]
+
+        def factory(total_content_length=None, content_type=None, filename=None, content_length=None):
+            sink = _UploadSink(total, self.limit)
+            self.sinks.append(sink)
+            return sink
+
+        parser = FormDataParser(stream_factory=factory, max_form_memory_size=MULTIPART_OVERHEAD,
+                                max_content_length=self.limit + MULTIPART_OVERHEAD, silent=False,
+                                max_form_parts=MAX_FORM_PARTS)
+        try:
+            _, form, files = parser.parse_from_environ(self.request.environ)
+        except RequestEntityTooLarge:
+            raise HttpError(413, "body_too_large", f"uploads are limited to {self.limit} bytes") from None
+        except ValueError as exc:
+            raise HttpError(400, "malformed_multipart", f"the multipart body cannot be parsed: {exc}") from None
+        part = files.get("audio_file")
+        if part is None:
+            return form, None
+        sink = part.stream
+        sink.flush()
+        return form, (part.filename or "upload", service.StagedUpload(sink.name, sink.size, sink.sha.hexdigest()))
+
+    def __exit__(self, *exc):
+        for sink in self.sinks:
+            try:
+                sink.file.close()  # a NamedTemporaryFile: closing removes it
+            except OSError:
+                pass
+        return False
 
 
 def get_analyze(request, job_id: str) -> Reply:
@@ -555,29 +651,41 @@ _PROTOCOL_CODES = {400: "bad_request", 408: "request_timeout", 413: "body_too_la
                    431: "headers_too_large", 501: "method_not_implemented", 505: "http_version_not_supported"}
 
 
-def request_handler_class():
-    """Werkzeug's request handler, with the errors its HTTP parser answers by itself (a request line
-    or headers too long, too many headers: 414, 431, 400) in the JSON error format, not as HTML."""
-    from werkzeug.serving import WSGIRequestHandler
+_UPLOAD_PATH = re.compile(rf"{API}/analyze/?\Z")
 
-    class JsonErrorRequestHandler(WSGIRequestHandler):
-        def send_error(self, code, message=None, explain=None):  # noqa: D401 - http.server's signature
-            try:
-                short, _ = self.responses.get(code, ("error", ""))
-            except AttributeError:
-                short = "error"
-            body = json.dumps(_error_body(_PROTOCOL_CODES.get(code, "bad_request"),
-                                          (message or short)[:200]), separators=(",", ":")).encode()
-            self.log_error("code %d, message %s", code, message)
-            self.send_response(code, message)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Connection", "close")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
-                self.wfile.write(body)
 
-    return JsonErrorRequestHandler
+def body_policy(method: str, path: str, content_type: str) -> tuple[int, bool]:
+    """``(the most bytes this request's body may have, whether its caller must be admitted before
+    the body is read)``, from its head only: a multipart POST to the analyze route is an upload
+    (``max_input_bytes`` and its framing; admitted first: :func:`admit`); every other body is JSON
+    (``MAX_JSON_BYTES``). ``beatsync serve``'s server applies it before reading a body."""
+    if method == "POST" and _UPLOAD_PATH.match(path or "") and \
+            content_type.split(";", 1)[0].strip().lower() == "multipart/form-data":
+        settings = _settings()
+        if settings is not None:
+            return settings.max_input_bytes + MULTIPART_OVERHEAD, True
+    return MAX_JSON_BYTES, False
+
+
+def admit(environ: dict) -> tuple[int, dict[str, str], bytes] | None:
+    """Whether an upload's body may be read, from its head: the caller's identity (401/403), the
+    caller's quota and the free disk (429/503), as the upload route checks them. None: read it;
+    else ``(status, headers, body)``, the JSON answer to give instead (nothing of the body is read)."""
+    from werkzeug.wrappers import Request
+
+    request = Request(environ)
+    try:
+        c = get_container()
+        service.admit_upload(c, caller(request))
+        return None
+    except BeatsyncError as exc:
+        headers = {"Retry-After": str(exc.details.get("retry_after", 5))} if exc.http_status in (429, 503) else {}
+        origin = request.headers.get("Origin")
+        settings = _settings()
+        if origin and settings is not None:
+            headers.update(response_headers(settings, origin))
+        body = json.dumps({"error": _error_doc(exc)}, separators=(",", ":")).encode()
+        return exc.http_status, headers, body
 
 
 def create_flask_app(groups: tuple[str, ...] = SERVE_GROUPS):

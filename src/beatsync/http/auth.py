@@ -104,8 +104,15 @@ def _fetch_certs(url: str, timeout: float) -> dict:
 
 
 def verify_google_token(token: str, audiences: list[str], certs_url: str) -> dict:
-    """The claims of a Google-signed ID token (signature, expiry, audience, issuer, verified email)."""
-    from google.auth import exceptions, jwt
+    """The claims of a Google-signed ID token (signature, expiry, audience, issuer, verified email).
+    503 ``not_configured`` when google-auth is not installed (it is in the ``service`` extra)."""
+    try:
+        from google.auth import exceptions, jwt
+    except ImportError:
+        from ..errors import NotConfigured
+
+        raise NotConfigured("verifying Google ID tokens needs the google-auth package (pip install "
+                            "'beatsync[service]')", details={"retry_after": 300}) from None
 
     certs = _google_certs(certs_url)  # AuthUnavailable (503) when they cannot be fetched
     try:

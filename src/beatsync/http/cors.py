@@ -12,7 +12,10 @@
 
 from __future__ import annotations
 
-#: request headers a browser may send (the API reads these)
+from .auth import USER_HEADER
+
+#: request headers a browser may send (the API reads these); the end-user header too when the
+#: feature is on (``BEATSYNC_TRUSTED_CALLERS`` set: a trusted caller's page may name its user)
 ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 #: response headers a browser script may read besides the simple ones
 EXPOSE_HEADERS = "Location, Retry-After"
@@ -46,6 +49,12 @@ def response_headers(settings, origin: str | None) -> dict[str, str]:
     return headers
 
 
+def allow_headers(settings) -> str:
+    """``Access-Control-Allow-Headers``: the headers the API reads, the end-user header included
+    when trusted callers are configured."""
+    return f"{ALLOW_HEADERS}, {USER_HEADER}" if settings.trusted_callers.strip() else ALLOW_HEADERS
+
+
 def preflight_headers(settings, origin: str | None, methods: list[str]) -> dict[str, str] | None:
     """Headers of a 204 preflight answer for a route with ``methods``; None: refused."""
     match = allowed_origin(settings, origin)
@@ -54,7 +63,7 @@ def preflight_headers(settings, origin: str | None, methods: list[str]) -> dict[
     value, credentials = match
     allow = sorted(set(methods) | ({"HEAD"} if "GET" in methods else set()) | {"OPTIONS"})
     headers = {"Access-Control-Allow-Origin": value, "Access-Control-Allow-Methods": ", ".join(allow),
-               "Access-Control-Allow-Headers": ALLOW_HEADERS, "Access-Control-Max-Age": MAX_AGE,
+               "Access-Control-Allow-Headers": allow_headers(settings), "Access-Control-Max-Age": MAX_AGE,
                "Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"}
     if credentials:
         headers["Access-Control-Allow-Credentials"] = "true"

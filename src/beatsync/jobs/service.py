@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,23 @@ from .views import (API, ANALYSIS_SECONDS, ASSUMED_SONG_SECONDS, RENDER_SECONDS_
 
 if TYPE_CHECKING:
     from ..container import Container
+
+
+def admit_upload(c: "Container", owner: str) -> None:
+    """An upload's checks made before its body is read: the free disk and the caller's quota (429,
+    503); the submission checks them again once the file is staged."""
+    check_free_space(c)
+    check_limits(c, owner)
+
+
+@dataclass(frozen=True)
+class StagedUpload:
+    """An uploaded file written to a temporary file as it arrived (``path``), with its size and
+    SHA-256: the upload is never whole in memory."""
+
+    path: str
+    size: int
+    sha256: str
 
 
 def check_limits(c: "Container", owner: str) -> None:
@@ -195,15 +213,18 @@ def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | 
 
 
 def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str | None = None,
-                   upload: tuple[str, bytes] | None = None) -> tuple[Job, bool]:
-    """An analyze job for ``body["audio_url"]`` or an uploaded file ``(filename, bytes)``."""
+                   upload: tuple[str, "bytes | StagedUpload"] | None = None) -> tuple[Job, bool]:
+    """An analyze job for ``body["audio_url"]`` or an uploaded file ``(filename, bytes)`` or
+    ``(filename, StagedUpload)`` (a file on disk: the HTTP route streams uploads there)."""
     if upload is not None:
         filename, data = upload
-        if not data:
+        staged = isinstance(data, StagedUpload)
+        size = data.size if staged else len(data)
+        if not size:
             raise InvalidRequest("audio_file is empty", code="empty_upload")
-        if len(data) > c.settings.max_input_bytes:
-            raise TooLarge(f"audio_file is {len(data)} bytes; the limit is {c.settings.max_input_bytes}")
-        digest = hashlib.sha256(data).hexdigest()
+        if size > c.settings.max_input_bytes:
+            raise TooLarge(f"audio_file is {size} bytes; the limit is {c.settings.max_input_bytes}")
+        digest = data.sha256 if staged else hashlib.sha256(data).hexdigest()
         key = keys.upload(digest, filename)
         req = parse_request("analyze_request", api.AnalyzeRequest, {**body, "audio_url": "https://upload.invalid/"})
         method = _method(c, req.method)  # refused before anything is stored
@@ -212,7 +233,10 @@ def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str |
         check_free_space(c)  # before anything is written
         wrote = not c.blobs.exists(key)
         if wrote:
-            c.blobs.put_bytes(key, data)
+            if staged:
+                c.blobs.put_file(key, data.path)  # copied in pieces (GCS: an upload from the file)
+            else:
+                c.blobs.put_bytes(key, data)
         try:
             return _submit(c, "analyze", request, owner, idempotency_key)
         except BaseException:  # refused (quota, conflict...): the upload does not stay behind
