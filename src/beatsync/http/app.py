@@ -8,6 +8,7 @@ bare 500 page.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -102,7 +103,10 @@ def read_body(request, limit: int) -> bytes:
         raise too_large
     stream, chunks, size = request.stream, [], 0
     while True:
-        chunk = stream.read(min(BODY_CHUNK, limit + 1 - size))
+        try:
+            chunk = stream.read(min(BODY_CHUNK, limit + 1 - size))
+        except Exception as exc:  # noqa: BLE001 - a server's framing error (gunicorn's InvalidChunkSize...)
+            raise _unreadable(exc) from None
         if not chunk:
             break
         size += len(chunk)
@@ -112,6 +116,16 @@ def read_body(request, limit: int) -> bytes:
     raw = b"".join(chunks)
     request.environ["beatsync.body"] = raw
     return raw
+
+
+def _unreadable(exc: Exception) -> Exception:
+    """What a failed read of the body is answered with: the HTTP errors as they are (413, a client
+    gone: 400), any other (a malformed chunk under gunicorn, a connection reset) 400 ``malformed_body``."""
+    from werkzeug.exceptions import HTTPException
+
+    if isinstance(exc, (BeatsyncError, HTTPException)):
+        return exc
+    return HttpError(400, "malformed_body", f"the body could not be read: {type(exc).__name__}: {str(exc)[:200]}")
 
 
 def json_body(request) -> Any:
@@ -321,6 +335,8 @@ class _parse_upload:
             raise HttpError(413, "body_too_large", f"uploads are limited to {self.limit} bytes") from None
         except ValueError as exc:
             raise HttpError(400, "malformed_multipart", f"the multipart body cannot be parsed: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - the body's framing (gunicorn), a client gone
+            raise _unreadable(exc) from None
         part = files.get("audio_file")
         if part is None:
             return form, None
@@ -567,7 +583,26 @@ def _settings():
 
 def dispatch(request, groups: tuple[str, ...] = GROUPS):
     """Answer ``request`` (a Flask/Werkzeug request) with the routes of ``groups``; CORS preflights
-    and headers for the public routes (:mod:`beatsync.http.cors`), never for ``/internal/``."""
+    and headers for the public routes (:mod:`beatsync.http.cors`), never for ``/internal/``. Once
+    answered, what is left of the body is never read into memory (:func:`_seal`)."""
+    try:
+        return _dispatch(request, groups)
+    finally:
+        _seal(request)
+
+
+def _seal(request) -> None:
+    """No more of this request's body is read after its answer: functions-framework's after-request
+    hook reads whatever is left of it with ``request.get_data()`` (whole, into memory: a refused
+    1 GiB body would be buffered after its 413), so the body stream is swapped for an empty one.
+    (gunicorn then skips the unread rest of a kept-alive request's body, keeping none of it.)"""
+    try:
+        request.stream = io.BytesIO()  # Werkzeug's cached property: what get_data() reads
+    except (AttributeError, TypeError):
+        pass
+
+
+def _dispatch(request, groups: tuple[str, ...]):
     origin = request.headers.get("Origin")
     public = not (request.path or "/").startswith("/internal/")
     if origin and public and request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
