@@ -35,3 +35,18 @@ def test_links_expire_and_cannot_be_moved_to_another_key(blobs):
     assert not check_link(SECRET, "outputs/b/output.mp4", q["expires"][0], q["signature"][0])
     assert not check_link(SECRET, "outputs/a/output.mp4", str(int(q["expires"][0]) + 1), q["signature"][0])
     assert not check_link(SECRET, "outputs/a/output.mp4", q["expires"][0], q["signature"][0], now=time.time() + 61)
+
+
+def test_a_delete_leaves_no_empty_folders(blobs):
+    """Issue 21, finding 7: a job's emptied input folders were left behind (136 after a hostile run)."""
+    blobs.put_bytes("inputs/audio/job1/audio.mp3", b"a")
+    blobs.put_bytes("inputs/video/job1/clip_0.mp4", b"v")
+    blobs.put_bytes("inputs/video/job2/clip_0.mp4", b"w")
+    blobs.delete("inputs/audio/job1/audio.mp3")
+    blobs.delete("inputs/video/job1/clip_0.mp4")
+    dirs = sorted(p.relative_to(blobs.root).as_posix() for p in blobs.root.rglob("*") if p.is_dir())
+    assert dirs == ["inputs", "inputs/video", "inputs/video/job2"]
+    blobs.delete("inputs/video/job2/clip_0.mp4")
+    assert blobs.root.is_dir() and not any(blobs.root.iterdir())
+    blobs.put_bytes("inputs/video/job2/clip_0.mp4", b"w")  # folders made again as needed
+    assert blobs.get_bytes("inputs/video/job2/clip_0.mp4") == b"w"

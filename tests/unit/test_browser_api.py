@@ -236,3 +236,15 @@ def test_paths_flask_cannot_route_still_get_the_json_error(serve):
     for path in ("/docs/static/%0Aab", f"{API}/create/%0A"):
         r = client.get(path)
         assert r.status_code == 404 and r.mimetype == "application/json" and r.json["error"]["code"], path
+
+
+def test_the_end_user_header_is_allowed_when_trusted_callers_may_send_it(serve):
+    """Issue 21, finding 7: a trusted caller's page sends ``X-Beatsync-User-Id``; the preflight
+    must allow it when the feature is on (and only then)."""
+    def allowed(client):
+        r = _preflight(client, f"{API}/create")
+        assert r.status_code == 204
+        return {h.strip().lower() for h in r.headers["Access-Control-Allow-Headers"].split(",")}
+
+    assert "x-beatsync-user-id" in allowed(serve(cors_origins=APP, api_keys="k1", trusted_callers="key-0123456789abcdef"))
+    assert "x-beatsync-user-id" not in allowed(serve(cors_origins=APP, api_keys="k1"))

@@ -228,3 +228,16 @@ def test_only_the_configured_event_topics_are_honoured(setup, google, media):  #
         Settings.from_env({}, data_dir=c.settings.data_dir, event_topics=EVENTS)  # publishes nothing
     with pytest.raises(Misconfigured):
         Settings.from_env({}, data_dir=c.settings.data_dir, event_publisher="memory", event_topics="events")  # no project
+
+
+def test_without_google_auth_the_push_route_answers_503_not_configured(setup, google, media, monkeypatch):  # noqa: F811
+    """Issue 21, finding 7: after an install without google-auth, a push with a token answered 500
+    (ModuleNotFoundError). Now 503 ``not_configured`` in the JSON error format (google-auth is in the
+    ``service`` extra, so the README's install has it)."""
+    import sys
+
+    _, client = setup()
+    monkeypatch.setitem(sys.modules, "google.auth", None)  # import google.auth raises ImportError
+    r = push(client, google, envelope(create_body(media)))
+    assert r.status_code == 503 and r.json["error"]["code"] == "not_configured", r.json
+    assert r.headers["Retry-After"]

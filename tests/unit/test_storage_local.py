@@ -43,6 +43,9 @@ def test_inputs_of_ended_jobs_are_removed(make, media):
     assert _files(c, "inputs/") == []
     assert not (work_root() / ok.job_id).exists() and not (work_root() / bad.job_id).exists()
     assert _files(c, f"outputs/{ok.job_id}/")  # outputs stay, under the retention rule
+    # and no emptied folder stays behind (issue 21, finding 7)
+    root = c.blobs.root
+    assert [p for p in root.rglob("*") if p.is_dir() and not any(p.iterdir())] == []
 
 
 def test_uploads_are_removed_when_refused_or_when_their_job_ends(make, media):
