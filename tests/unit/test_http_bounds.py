@@ -174,3 +174,15 @@ def test_an_upload_waits_for_admission_before_its_body():
     p = parse(HEAD + b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 5000\r\n\r\n" + b"x" * 100,
               policy=lambda m, path, c: (10_000, True))
     assert p.gate == "needed" and p.headers_finished and not p.completed and p.body_bytes_received == 0
+
+
+def test_a_head_sent_a_byte_at_a_time_is_judged_as_a_whole():
+    ok = HEAD + b"X-User: alice\r\nContent-Length: 2\r\n\r\n{}"
+    p = parse(*[ok[i:i + 1] for i in range(len(ok))])
+    assert p.error is None and p.completed
+    bad = HEAD + b"X-User: alice\nX-Evil: 1\r\n\r\n"
+    p = parse(*[bad[i:i + 1] for i in range(len(bad))])
+    assert p.error is not None and p.error.code == 400
+    cr = HEAD + b"X-User: alice\rX-Evil: 1\r\n\r\n"
+    p = parse(*[cr[i:i + 2] for i in range(0, len(cr), 2)])
+    assert p.error is not None and p.error.code == 400

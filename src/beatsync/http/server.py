@@ -160,10 +160,14 @@ class StrictParser(HTTPRequestParser):
         if self.completed:
             return 0
         if self.body_rcv is None and not self.headers_finished:
-            head = self.header_plus + data
-            end = head.find(b"\r\n\r\n")
-            region = head[:end] if end >= 0 else (head[:-1] if head.endswith(b"\r") else head)
-            if _BARE.search(region):
+            # what came before was checked: only the new bytes, with 3 bytes of context (O(n), not O(n^2))
+            context = self.header_plus[-3:]
+            window = context + data
+            end = window.find(b"\r\n\r\n")
+            region = window[:end] if end >= 0 else (window[:-1] if window.endswith(b"\r") else window)
+            # from the first new byte (or a CR left unchecked at the end of the last piece)
+            start = len(context) - 1 if context.endswith(b"\r") else len(context)
+            if _BARE.search(region, max(0, start)):
                 return self._fail(BadRequest("bare CR or LF in the request head"), len(data))
         n = super().received(data)
         if self.too_many:
@@ -233,33 +237,37 @@ class StrictChannel(HTTPChannel):
         if not data or self.discard:
             return False
         with self.requests_lock:
-            if self.will_close or self.close_when_flushed:
-                return False
-            while data:
-                if self.request is None:
-                    self.request = self.parser_class(self.adj)
-                    self.request.policy = self.server.policy
-                    self.request_started = time.time()
-                r = self.request
-                if r.gate == "pending":
-                    r.stash += data
+            return self._received(data)
+
+    def _received(self, data) -> bool:
+        """:meth:`received` with ``requests_lock`` held."""
+        if self.will_close or self.close_when_flushed:
+            return False
+        while data:
+            if self.request is None:
+                self.request = self.parser_class(self.adj)
+                self.request.policy = self.server.policy
+                self.request_started = time.time()
+            r = self.request
+            if r.gate == "pending":
+                r.stash += data
+                return True
+            n = r.received(data)
+            if r.gate == "needed" and r.headers_finished and not r.completed:
+                r.gate, r.stash = "pending", data[n:]
+                r.expect_continue, r.held_continue = False, r.expect_continue
+                self.server.add_task(_Admission(self, r))
+                return True
+            if r.expect_continue and r.headers_finished and not self.requests and not self.sent_continue:
+                self.send_continue()
+            if r.completed:
+                self._complete(r)
+                if r.error is not None:
+                    self.discard = True
                     return True
-                n = r.received(data)
-                if r.gate == "needed" and r.headers_finished and not r.completed:
-                    r.gate, r.stash = "pending", data[n:]
-                    r.expect_continue, r.held_continue = False, r.expect_continue
-                    self.server.add_task(_Admission(self, r))
-                    return True
-                if r.expect_continue and r.headers_finished and not self.requests and not self.sent_continue:
-                    self.send_continue()
-                if r.completed:
-                    self._complete(r)
-                    if r.error is not None:
-                        self.discard = True
-                        return True
-                if n >= len(data):
-                    break
-                data = data[n:]
+            if n >= len(data):
+                break
+            data = data[n:]
         return True
 
     def _complete(self, r):
@@ -286,8 +294,8 @@ class StrictChannel(HTTPChannel):
             r.expect_continue = r.held_continue
             if r.expect_continue and not self.requests and not self.sent_continue:
                 self.send_continue()
-        if stash:
-            self.received(stash)
+            if stash:  # under the lock: before anything the I/O thread reads next
+                self._received(stash)
         self.server.pull_trigger()
 
     def service(self):
