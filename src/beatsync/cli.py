@@ -127,6 +127,7 @@ def cmd_make(args) -> int:
         "min_shot_duration": args.min_shot_duration, "section_aware": args.section_aware, "punch": args.punch,
     }
     config = resolve_config(args.preset, overrides, names=CONFIG_FLAGS)
+    _check_timeline_rates(timelines, config.output_fps)
     _first_run_note()
     progress = Progress()
     try:
@@ -166,6 +167,17 @@ def _timeline_paths(args) -> list[str]:
     return paths
 
 
+def _check_timeline_rates(paths: list[str], fps: int) -> None:
+    from .contracts.edit import timeline_rate_problem
+    from .errors import InvalidRequest
+    from .render.timelines import format_of
+
+    for p in paths:
+        problem = timeline_rate_problem(format_of(p), fps)
+        if problem:
+            raise InvalidRequest(f"--timeline {p}: {problem}", code="timeline_rate")
+
+
 def _print_timelines(paths, notes) -> None:
     for p in paths:
         print(f"timeline: {p}")
@@ -175,8 +187,8 @@ def _print_timelines(paths, notes) -> None:
 
 def cmd_timeline(args) -> int:
     """Export an edit already made (NAME.edl.json) as a timeline, without rendering again. The song and
-    clips are named by ``--song`` / ``--clip`` (default: the EDL's clip names, beside the EDL file), the
-    beat and section markers come from NAME.beat_map.json beside it (or ``--beat-map``)."""
+    clips are those NAME.otio beside it names (or ``--song`` / ``--clip``), the beat and section markers
+    come from NAME.beat_map.json beside it (or ``--beat-map``)."""
     from .contracts import BeatMap, EditDecisionList
     from .errors import InvalidRequest
     from .render.pipeline import timeline_media, write_timelines
@@ -190,23 +202,35 @@ def cmd_timeline(args) -> int:
     except ValueError as exc:
         raise InvalidRequest(f"{args.edl}: not an edit decision list ({str(exc).splitlines()[0]})",
                              code="invalid_edl") from None
-    folder = os.path.dirname(os.path.abspath(args.edl))
     stem = args.edl[: -len(".edl.json")] if args.edl.endswith(".edl.json") else os.path.splitext(args.edl)[0]
     bm_path = args.beat_map or stem + ".beat_map.json"
     if not os.path.isfile(bm_path):
         raise InvalidRequest(f"{bm_path}: no such file (the beat map of the edit; --beat-map names it)",
                              code="file_not_found")
-    beat_map = BeatMap.model_validate_json(Path(bm_path).read_text())
-    clips = list(args.clip or [])
+    try:
+        beat_map = BeatMap.model_validate_json(Path(bm_path).read_text())
+    except ValueError as exc:
+        raise InvalidRequest(f"{bm_path}: not a beat map ({str(exc).splitlines()[0]})", code="invalid_request") from None
+    song, clips = args.song, list(args.clip or [])
     if clips and len(clips) != len(edl.clips):
         raise InvalidRequest(f"{len(clips)} --clip given; the edit has {len(edl.clips)} clips", code="invalid_request")
-    clips = clips or [os.path.join(folder, c.name) for c in sorted(edl.clips, key=lambda c: c.index)]
+    if not (song and clips):  # the media the edit was made from: NAME.otio beside it names them
+        from .render.timelines import media_of
+
+        known = media_of(stem + ".otio", len(edl.clips)) if os.path.isfile(stem + ".otio") else None
+        if known is None and not (song and clips):
+            raise InvalidRequest(f"no {stem}.otio beside the EDL to name the song and clips: give --song and --clip",
+                                 code="invalid_request")
+        song, clips = song or known[0], clips or known[1]
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    local = [url2pathname(urlsplit(c).path) if c.startswith("file://") else c for c in clips]
     probes = []
-    if all(os.path.isfile(c) for c in clips):
+    if all(os.path.isfile(c) for c in local):
         from .render.probe import probe_clip
 
-        probes = [probe_clip(c) for c in clips]
-    song = args.song or os.path.join(folder, "song")
+        probes = [probe_clip(c) for c in local]
     notes = write_timelines(edl, beat_map, timeline_media(song, clips, probes), [args.output], [fmt])
     _print_timelines([args.output], notes)
     return 0
@@ -490,10 +514,10 @@ def _timeline_parser(sub) -> None:
     t.add_argument("edl", metavar="EDL.json", help="the edit decision list (NAME.edl.json beside a video)")
     t.add_argument("-o", "--output", required=True, metavar="PATH", help="the timeline; its extension decides the "
                    "format")
-    t.add_argument("--song", metavar="SONG", help="the song the edit was cut to (default: 'song' beside the EDL, "
-                   "to relink)")
+    t.add_argument("--song", metavar="SONG", help="the song the edit was cut to (default: as NAME.otio beside the "
+                   "EDL names it)")
     t.add_argument("--clip", action="append", metavar="CLIP", help="the clips, in the edit's order (repeat; "
-                   "default: the EDL's clip names beside the EDL)")
+                   "default: as NAME.otio beside the EDL names them)")
     t.add_argument("--beat-map", metavar="BEAT_MAP.json", help="default: NAME.beat_map.json beside the EDL")
     t.set_defaults(func=cmd_timeline)
 

@@ -54,7 +54,7 @@ from xml.etree import ElementTree as ET
 import opentimelineio as otio
 
 from ..contracts import BeatMap, EditDecisionList
-from ..contracts.edit import TIMELINE_EXTENSIONS, TIMELINE_FORMATS
+from ..contracts.edit import TIMELINE_EXTENSIONS, TIMELINE_FORMATS, timeline_rate_problem
 from ..errors import InvalidRequest
 
 #: OpenTimelineIO adapter of each format (fcpxml is written here, read by ``fcpx_xml``)
@@ -113,6 +113,23 @@ class Media:
         return float(r) if r else None
 
 
+def media_of(otio_path: str, clips: int) -> tuple[str, list[str]] | None:
+    """``(song URL, [clip URLs])`` as an ``.otio`` written here names them, or None if it does not name them all."""
+    try:
+        timeline = otio.adapters.read_from_file(otio_path, adapter_name="otio_json")
+    except Exception:  # noqa: BLE001 - not a timeline of ours: the caller asks for the media instead
+        return None
+    urls: dict[int, str] = {}
+    for clip in timeline.video_tracks()[0].find_clips() if timeline.video_tracks() else []:
+        i = clip.metadata.get("beatsync", {}).get("clip")
+        if isinstance(i, int):
+            urls[i] = clip.media_reference.target_url
+    songs = [c.media_reference.target_url for t in timeline.audio_tracks() for c in t.find_clips()]
+    if not songs or sorted(urls) != list(range(clips)):
+        return None
+    return songs[0], [urls[i] for i in range(clips)]
+
+
 def source_in_frames(edl: EditDecisionList, shot) -> int:
     """A shot's in-point in frames of the sequence rate."""
     return int(round(shot.source_in * edl.fps))
@@ -133,7 +150,9 @@ def build_timeline(edl: EditDecisionList, beat_map: BeatMap, media: Media) -> ot
                 in_offset=rt(0, fps), out_offset=rt(int(round(shot.transition.duration * fps)), fps),
                 metadata={"beatsync": {"style": style, "duration": shot.transition.duration}}))
         ref = clips[shot.clip]
-        rate = media.rate(shot.clip) or fps
+        rate = media.rate(shot.clip)
+        if not (rate and otio.opentime.RationalTime.is_valid_timecode_rate(rate)):
+            rate = fps  # a file's timecode must run at a SMPTE rate: else counted at the sequence's
         name = media.name(shot.clip)
         reference = otio.schema.ExternalReference(
             target_url=media.url(shot.clip, ref.name), available_range=tr(rt(0, rate), rt(int(ref.duration * rate), rate)))
@@ -355,6 +374,9 @@ def _cmx(timeline: otio.schema.Timeline, edl: EditDecisionList, media: Media) ->
 def render_timeline(fmt: str, edl: EditDecisionList, beat_map: BeatMap, media: Media,
                     timeline: otio.schema.Timeline | None = None) -> str:
     """The text of one format."""
+    problem = timeline_rate_problem(fmt, edl.fps)
+    if problem:
+        raise InvalidRequest(problem, code="timeline_rate")
     timeline = timeline or build_timeline(edl, beat_map, media)
     if fmt == "otio":
         return otio.adapters.write_to_string(timeline, adapter_name="otio_json")
