@@ -326,6 +326,7 @@ def _fcpxml(timeline: otio.schema.Timeline, edl: EditDecisionList) -> str:
     song_el = ET.Element("asset-clip", ref=asset(song, False), name=song.name, lane="-1",
                          offset=_secs(first[2], fps), start=_secs(song.source_range.start_time.to_frames(), fps),
                          duration=_secs(edl.total_frames, fps), format="r1", tcFormat="NDF")
+    first[3].append(song_el)  # connected below the first shot, before the markers (the DTD's order)
     markers: list[tuple[int, int, str, str]] = []  # (frame, length, value, completed)
     for m in t.tracks.markers:
         f = m.marked_range.start_time.to_frames()
@@ -339,7 +340,6 @@ def _fcpxml(timeline: otio.schema.Timeline, edl: EditDecisionList) -> str:
                     attrs["completed"] = done
                 ET.SubElement(el, "marker", attrs)
                 break
-    first[3].append(song_el)  # connected below the first shot, after its markers (the DTD's order)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -399,13 +399,6 @@ def write_timeline(edl: EditDecisionList, beat_map: BeatMap, media: Media, path:
         fh.write(text)
     os.replace(tmp, path)
     return losses(edl, fmt)
-
-
-def write_otio(edl: EditDecisionList, beat_map: BeatMap, clip_urls: list[str], song_url: str, path: str,
-               clip_rates: list[float | None] | None = None) -> str:
-    """``edit.otio`` (kept for its callers)."""
-    write_timeline(edl, beat_map, Media(song_url, list(clip_urls), clip_rates=list(clip_rates or [])), path, "otio")
-    return path
 
 
 def _fcpx_frames(value: str | None, fps) -> int:
