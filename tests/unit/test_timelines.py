@@ -95,6 +95,19 @@ def test_fcp_xml_fixes_transition_alignment_sequence_format_and_double_rate(tmp_
     assert (sc.findtext("width"), sc.findtext("height"), sc.findtext("rate/timebase")) == (
         str(edl.width), str(edl.height), "30")
     assert all(len(c.findall("./rate")) == 1 for c in ours.iter("clipitem"))
+    # the outgoing clip of a dissolve plays on under it: the adapter gives it no handle when in_offset is 0
+    def before_transitions(root):
+        items = list(root.find(".//video/track"))
+        return [a for a, b in zip(items, items[1:]) if b.tag == "transitionitem"]
+
+    assert all(c.findtext("end") != "-1" for c in before_transitions(raw))
+    faded = {s.index - 1: round(s.transition.duration * 30) for s in edl.shots[1:] if s.transition.style == "fade"}
+    outgoing = before_transitions(ours)
+    assert len(outgoing) == len(faded) > 0
+    for c, (i, n) in zip(outgoing, sorted(faded.items())):
+        shot = edl.shots[i]
+        assert c.findtext("end") == "-1"
+        assert int(c.findtext("out")) == round(shot.source_in * 30) + shot.frames + n
     # a clip at 29.97 keeps its own rate on its file (ntsc), its in/out counted at the sequence's
     files = {f.findtext("name"): (f.findtext("rate/timebase"), f.findtext("rate/ntsc")) for f in ours.iter("file")
              if f.findtext("name")}

@@ -22,8 +22,9 @@ What each writer keeps, and the adapter mistakes fixed here (each has a test in
 - ``otio``: everything (every transition style, with ``metadata.beatsync``).
 - ``fcp_xml`` (``otio-fcp-adapter``): fade as a Cross Dissolve. Fixed: the adapter aligns a transition
   whose ``in_offset`` is 0 as ``start-black`` (a fade from black at the start of a track): written as
-  ``start``; it leaves the sequence ``<format/>`` empty: the frame size and rate are filled in; it writes
-  ``<rate>`` twice in each clip item: once.
+  ``start``, and gives the outgoing clip no handle under it (it tests the wrong offset): it ends with the
+  transition (``end`` -1) and its out-point moves by the transition's length; it leaves the sequence
+  ``<format/>`` empty: the frame size and rate are filled in; it writes ``<rate>`` twice in each clip item: once.
 - ``fcpxml``: written here, not by ``otio-fcpx-xml-adapter``, whose writer drops transitions, timeline
   markers and the frame size, writes source in-points off the frame grid and lists every shot again as a
   top-level event clip. Its reader truncates ``frames = int(seconds * fps)`` in floating point (about 5 %
@@ -250,6 +251,16 @@ def _fcp_xml(timeline: otio.schema.Timeline, edl: EditDecisionList) -> str:
             ET.SubElement(sc, "anamorphic").text = "FALSE"
             ET.SubElement(sc, "pixelaspectratio").text = "square"
             ET.SubElement(sc, "fielddominance").text = "none"
+    for track in root.iter("track"):
+        items = list(track)
+        for prev, item in zip(items, items[1:]):
+            if item.tag == "transitionitem" and prev.tag == "clipitem":
+                # the adapter gives the outgoing clip its handle only when in_offset is not 0 (it tests the
+                # wrong offset): it plays on under the transition, so it ends with it (end -1) and its out
+                # point moves by the transition's length
+                length = int(item.findtext("end")) - int(item.findtext("start"))
+                prev.find("end").text = "-1"
+                prev.find("out").text = str(int(prev.findtext("out")) + length)
     for item in root.iter("clipitem"):
         rates = item.findall("./rate")
         for extra in rates[1:]:  # the adapter writes the clip item's rate twice
