@@ -188,7 +188,8 @@ def _print_timelines(paths, notes) -> None:
 def cmd_timeline(args) -> int:
     """Export an edit already made (NAME.edl.json) as a timeline, without rendering again. The song and
     clips are those NAME.otio beside it names (or ``--song`` / ``--clip``), the beat and section markers
-    come from NAME.beat_map.json beside it (or ``--beat-map``)."""
+    come from NAME.beat_map.json beside it (or ``--beat-map``); a job's ``edl.json`` has ``edit.otio`` and
+    ``beat_map.json`` beside it."""
     from .contracts import BeatMap, EditDecisionList
     from .errors import InvalidRequest
     from .render.pipeline import timeline_media, write_timelines
@@ -203,7 +204,11 @@ def cmd_timeline(args) -> int:
         raise InvalidRequest(f"{args.edl}: not an edit decision list ({str(exc).splitlines()[0]})",
                              code="invalid_edl") from None
     stem = args.edl[: -len(".edl.json")] if args.edl.endswith(".edl.json") else os.path.splitext(args.edl)[0]
-    bm_path = args.beat_map or stem + ".beat_map.json"
+    bm_path, otio_path = stem + ".beat_map.json", stem + ".otio"
+    if os.path.basename(args.edl) == "edl.json":  # a job's outputs: edl.json, beat_map.json, edit.otio
+        folder = os.path.dirname(args.edl)
+        bm_path, otio_path = os.path.join(folder, "beat_map.json"), os.path.join(folder, "edit.otio")
+    bm_path = args.beat_map or bm_path
     if not os.path.isfile(bm_path):
         raise InvalidRequest(f"{bm_path}: no such file (the beat map of the edit; --beat-map names it)",
                              code="file_not_found")
@@ -217,9 +222,9 @@ def cmd_timeline(args) -> int:
     if not (song and clips):  # the media the edit was made from: NAME.otio beside it names them
         from .render.timelines import media_of
 
-        known = media_of(stem + ".otio", len(edl.clips)) if os.path.isfile(stem + ".otio") else None
-        if known is None and not (song and clips):
-            raise InvalidRequest(f"no {stem}.otio beside the EDL to name the song and clips: give --song and --clip",
+        known = media_of(otio_path, len(edl.clips)) if os.path.isfile(otio_path) else None
+        if known is None:
+            raise InvalidRequest(f"no {otio_path} beside the EDL to name the song and clips: give --song and --clip",
                                  code="invalid_request")
         song, clips = song or known[0], clips or known[1]
     from urllib.parse import urlsplit

@@ -124,6 +124,15 @@ def test_a_job_publishes_the_timelines_it_asks_for(tmp_path, examples, task_seco
             # the caller's URLs and file names, for the editor to relink
             urls = [f"{examples.url}/{names[i]}" for i in range(3)]
             check_round_trip(str(path), edl, bm, urls, body["audio_url"], list(names))
+        # a job's downloaded outputs export again with `beatsync timeline` (edit.otio names the media)
+        got = tmp_path / "downloaded"
+        got.mkdir()
+        for name, url in (("edl.json", result["edl_url"]), ("beat_map.json", result["beat_map_url"]),
+                          ("edit.otio", result["otio_url"])):
+            (got / name).write_bytes(httpx.get(url, timeout=10).content)
+        proc = beatsync("timeline", str(got / "edl.json"), "-o", str(got / "again.fcpxml"))
+        assert proc.returncode == 0, proc.stderr
+        check_round_trip(str(got / "again.fcpxml"), edl, bm, urls, body["audio_url"], list(names))
         outputs = sorted(p.name for p in (serve.data / "blobs" / "outputs" / job_id).iterdir())
         assert {"edit.otio", "edit.xml", "edit.fcpxml", "edit.edl"} <= set(outputs)
         refused = httpx.post(f"{serve.url}{API}/create", json={**body, "config": {"output_fps": 20}}, timeout=30)
