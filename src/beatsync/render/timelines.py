@@ -72,7 +72,7 @@ def format_of(path: str) -> str:
     for fmt, e in TIMELINE_EXTENSIONS.items():
         if e == ext:
             return fmt
-    raise InvalidRequest(f"--timeline {path}: the extension must be one of "
+    raise InvalidRequest(f"{path}: a timeline's extension must be one of "
                          f"{', '.join(TIMELINE_EXTENSIONS[f] for f in TIMELINE_FORMATS)} (it decides the format)",
                          code="invalid_timeline")
 
@@ -92,18 +92,14 @@ def url_name(url: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class Media:
-    """Where the song and clips are, as an editor should find them. ``clip_names``: the names to relink
-    by (default: the file names of the URLs); ``clip_rates``: each clip's own frame rate where known."""
+    """Where the song and clips are, as an editor should find them (local paths or URLs); each clip is named
+    by its URL's file name (editors relink by name); ``clip_rates``: each clip's own frame rate where known."""
 
     song_url: str
     clip_urls: list[str]
-    clip_names: list[str] = field(default_factory=list)
     clip_rates: list[float | None] = field(default_factory=list)
-    song_duration: float | None = None
 
     def name(self, i: int) -> str:
-        if i < len(self.clip_names) and self.clip_names[i]:
-            return self.clip_names[i]
         return url_name(self.clip_urls[i], f"clip_{i}") if i < len(self.clip_urls) else f"clip_{i}"
 
     def url(self, i: int, fallback: str) -> str:
@@ -116,16 +112,16 @@ class Media:
 
 def media_of(otio_path: str, clips: int) -> tuple[str, list[str]] | None:
     """``(song URL, [clip URLs])`` as an ``.otio`` written here names them, or None if it does not name them all."""
+    urls: dict[int, str] = {}
     try:
         timeline = otio.adapters.read_from_file(otio_path, adapter_name="otio_json")
+        for clip in timeline.video_tracks()[0].find_clips() if timeline.video_tracks() else []:
+            i = clip.metadata.get("beatsync", {}).get("clip")
+            if isinstance(i, int):
+                urls[i] = clip.media_reference.target_url
+        songs = [c.media_reference.target_url for t in timeline.audio_tracks() for c in t.find_clips()]
     except Exception:  # noqa: BLE001 - not a timeline of ours: the caller asks for the media instead
         return None
-    urls: dict[int, str] = {}
-    for clip in timeline.video_tracks()[0].find_clips() if timeline.video_tracks() else []:
-        i = clip.metadata.get("beatsync", {}).get("clip")
-        if isinstance(i, int):
-            urls[i] = clip.media_reference.target_url
-    songs = [c.media_reference.target_url for t in timeline.audio_tracks() for c in t.find_clips()]
     if not songs or sorted(urls) != list(range(clips)):
         return None
     return songs[0], [urls[i] for i in range(clips)]
@@ -156,7 +152,8 @@ def build_timeline(edl: EditDecisionList, beat_map: BeatMap, media: Media) -> ot
             rate = fps  # a file's timecode must run at a SMPTE rate: else counted at the sequence's
         name = media.name(shot.clip)
         reference = otio.schema.ExternalReference(
-            target_url=media.url(shot.clip, ref.name), available_range=tr(rt(0, rate), rt(int(ref.duration * rate), rate)))
+            target_url=media.url(shot.clip, ref.name),
+            available_range=tr(rt(0, rate), rt(math.ceil(ref.duration * rate - 1e-6), rate)))
         reference.name = name
         video.append(otio.schema.Clip(
             name=name, media_reference=reference,
@@ -164,13 +161,14 @@ def build_timeline(edl: EditDecisionList, beat_map: BeatMap, media: Media) -> ot
             metadata={"beatsync": {"shot": shot.index, "clip": shot.clip, "source_in": shot.source_in,
                                    "section": shot.section, "accents": list(shot.accents)}}))
     audio = otio.schema.Track(name="Audio", kind=otio.schema.TrackKind.Audio)
-    song_len = media.song_duration or beat_map.duration
+    song_in = int(round(edl.song.start * fps))
+    song_len = max(math.ceil(beat_map.duration * fps - 1e-6), song_in + edl.total_frames)
     song_ref = otio.schema.ExternalReference(
-        target_url=file_url(media.song_url), available_range=tr(rt(0, fps), rt(int(song_len * fps), fps)))
+        target_url=file_url(media.song_url), available_range=tr(rt(0, fps), rt(song_len, fps)))
     song_ref.name = url_name(media.song_url, "song")
     audio.append(otio.schema.Clip(
         name=song_ref.name, media_reference=song_ref,
-        source_range=tr(rt(int(round(edl.song.start * fps)), fps), rt(edl.total_frames, fps)),
+        source_range=tr(rt(song_in, fps), rt(edl.total_frames, fps)),
         metadata={"beatsync": {"song_start": edl.song.start}}))
     timeline.tracks.append(video)
     timeline.tracks.append(audio)
