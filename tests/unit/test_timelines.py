@@ -61,6 +61,14 @@ def test_transitions_a_format_cannot_express_are_cuts_and_named(tmp_path):
                          (tmp_path / "song.wav").as_uri())
 
 
+def test_a_smart_crop_is_named_as_lost(tmp_path):
+    edl, bm = edit(fit="smart")
+    assert write_timeline(edl, bm, media(tmp_path), str(tmp_path / "a.otio")) == []  # metadata.beatsync.fit
+    assert write_timeline(edl, bm, media(tmp_path), str(tmp_path / "a.xml")) == [
+        "fcp_xml: the subject-following crop of fit smart is not in the timeline (the editor frames the clips its "
+        "own way)"]
+
+
 def test_the_extension_decides_the_format_and_others_are_refused():
     assert [format_of(f"x{TIMELINE_EXTENSIONS[f]}") for f in TIMELINE_FORMATS] == list(TIMELINE_FORMATS)
     assert format_of("A.FCPXML") == "fcpxml"

@@ -213,6 +213,9 @@ def losses(edl: EditDecisionList, fmt: str) -> list[str]:
     punches = sum(len(s.accents) for s in edl.shots)
     if punches:
         out.append(f"{fmt}: {punches} punch zoom(s) " + ("dropped" if fmt == "edl" else "written as markers only"))
+    if edl.fit == "smart":
+        out.append(f"{fmt}: the subject-following crop of fit smart is not in the timeline (the editor frames "
+                   "the clips its own way)")
     return out
 
 
