@@ -26,10 +26,22 @@ def expected_markers(edl: EditDecisionList, bm: BeatMap) -> list[tuple[int, str]
     return sorted(out)
 
 
+def source_in(edl: EditDecisionList, shot, rate: float | None) -> int:
+    """The sequence frame of the first source frame the render shows: the clip's frame ``i`` is at ``i / rate``
+    (the reader shows the latest at or before ``source_in``, 0.1 ms slack), its time on the sequence's grid."""
+    from fractions import Fraction
+    import math
+
+    r = Fraction(rate or edl.fps).limit_denominator(1001)
+    i = math.floor((Fraction(shot.source_in) + Fraction(1, 10_000)) * r)
+    return round(i / r * edl.fps)
+
+
 def check_round_trip(path: str, edl: EditDecisionList, bm: BeatMap, clip_urls: list[str], song_url: str,
-                     clip_names: list[str] | None = None) -> otio.schema.Timeline:
+                     clip_names: list[str] | None = None, clip_rates: list[float] | None = None) -> otio.schema.Timeline:
     """Read ``path`` back and compare it with the EDL: every clip (its media and name), its source in and
-    out frames, its record frames, the total duration; the song's offset; transitions; markers."""
+    out frames (``clip_rates``: the clips' own, else the sequence's), its record frames, the total duration;
+    the song's offset; transitions; markers."""
     fmt = format_of(path)
     tl = read_timeline(path, rate=edl.fps)
     fps = edl.fps
@@ -42,7 +54,7 @@ def check_round_trip(path: str, edl: EditDecisionList, bm: BeatMap, clip_urls: l
         # a clip read at its file's own rate (29.97) comes back within float precision of whole frames
         got = tuple(round(t.rescaled_to(fps).value, 6) for t in (
             src.start_time, src.end_time_exclusive(), rec.start_time, rec.end_time_exclusive()))
-        src_in = round(shot.source_in * fps)
+        src_in = source_in(edl, shot, clip_rates[shot.clip] if clip_rates else None)
         assert got == (src_in, src_in + shot.frames, shot.start_frame, shot.end_frame), (fmt, shot.index, got)
         assert clip.media_reference.target_url == clip_urls[shot.clip], (fmt, shot.index)
         if clip_names:

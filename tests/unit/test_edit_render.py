@@ -229,6 +229,7 @@ def test_otio_export_reads_back_as_the_edl(tmp_path):
     import opentimelineio as otio
 
     from beatsync.render.timelines import Media, write_timeline
+    from tests.timelines import source_in
 
     sections = [Section(name="verse", start_time=0, end_time=12, energy=0.4, label="A"),
                 Section(name="chorus", start_time=12, end_time=20, energy=1.0, label="B")]
@@ -244,7 +245,7 @@ def test_otio_export_reads_back_as_the_edl(tmp_path):
     for shot, clip in zip(edl.shots, clips_back):
         r = clip.source_range
         assert r.start_time.rate == 25 and r.duration.value == shot.frames
-        assert r.start_time.value == round(shot.source_in * 25)  # in frames of the sequence
+        assert r.start_time.value == source_in(edl, shot, None)  # in frames of the sequence
         assert clip.metadata["beatsync"]["source_in"] == shot.source_in  # the exact in-point kept
         assert clip.media_reference.target_url == (tmp_path / f"c{shot.clip}.mp4").as_uri()
         start = video.range_of_child(clip).start_time

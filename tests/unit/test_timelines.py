@@ -14,7 +14,7 @@ from beatsync.editing import ClipInfo, plan, resolve_config
 from beatsync.errors import InvalidRequest
 from beatsync.render.timelines import (Media, build_timeline, format_of, read_timeline, render_timeline,
                                        write_timeline)
-from tests.timelines import check_round_trip
+from tests.timelines import check_round_trip, source_in
 from tests.unit.test_edit_render import beat_map
 
 SECTIONS = [Section(name="verse", start_time=0, end_time=12, energy=0.4, label="A"),
@@ -29,7 +29,10 @@ def edit(fps=25, style="fade", **more):
     return plan(bm, clips, cfg), bm
 
 
-def media(tmp_path, rates=(30000 / 1001, 25, 30)):
+RATES = [30000 / 1001, 25, 30]
+
+
+def media(tmp_path, rates=RATES):
     return Media(str(tmp_path / "song.wav"), [str(tmp_path / f"c{i}.mp4") for i in range(3)], clip_rates=list(rates))
 
 
@@ -40,7 +43,7 @@ def test_every_format_reads_back_as_the_edit(tmp_path, fmt):
     path = str(tmp_path / ("edit" + TIMELINE_EXTENSIONS[fmt]))
     assert write_timeline(edl, bm, media(tmp_path), path) == []
     check_round_trip(path, edl, bm, [(tmp_path / f"c{i}.mp4").as_uri() for i in range(3)],
-                     (tmp_path / "song.wav").as_uri(), [f"c{i}.mp4" for i in range(3)])
+                     (tmp_path / "song.wav").as_uri(), [f"c{i}.mp4" for i in range(3)], RATES)
 
 
 def test_transitions_a_format_cannot_express_are_cuts_and_named(tmp_path):
@@ -58,7 +61,7 @@ def test_transitions_a_format_cannot_express_are_cuts_and_named(tmp_path):
         assert f"{fmt}: {zooms} zoom transition(s) written as cuts (the format has no such transition)" in notes
         assert any(f"{punches} punch zoom(s)" in n for n in notes)
         check_round_trip(path, edl, bm, [(tmp_path / f"c{i}.mp4").as_uri() for i in range(3)],
-                         (tmp_path / "song.wav").as_uri())
+                         (tmp_path / "song.wav").as_uri(), clip_rates=RATES)
 
 
 def test_a_smart_crop_is_named_as_lost(tmp_path):
@@ -86,7 +89,7 @@ def test_timecode_formats_need_a_smpte_rate(tmp_path):
     assert e.value.code == "timeline_rate"
     assert write_timeline(edl, bm, media(tmp_path), str(tmp_path / "x.fcpxml")) == []  # FCPXML: any rate
     check_round_trip(str(tmp_path / "x.fcpxml"), edl, bm, [(tmp_path / f"c{i}.mp4").as_uri() for i in range(3)],
-                     (tmp_path / "song.wav").as_uri())
+                     (tmp_path / "song.wav").as_uri(), clip_rates=RATES)
 
 
 def test_fcp_xml_fixes_transition_alignment_sequence_format_and_double_rate(tmp_path):
@@ -115,7 +118,7 @@ def test_fcp_xml_fixes_transition_alignment_sequence_format_and_double_rate(tmp_
     for c, (i, n) in zip(outgoing, sorted(faded.items())):
         shot = edl.shots[i]
         assert c.findtext("end") == "-1"
-        assert int(c.findtext("out")) == round(shot.source_in * 30) + shot.frames + n
+        assert int(c.findtext("out")) == source_in(edl, shot, RATES[shot.clip]) + shot.frames + n
     # a clip at 29.97 keeps its own rate on its file (ntsc), its in/out counted at the sequence's
     files = {f.findtext("name"): (f.findtext("rate/timebase"), f.findtext("rate/ntsc")) for f in ours.iter("file")
              if f.findtext("name")}

@@ -59,7 +59,8 @@ def make_plan(c: "Container", job: "Job", clips: list[str], beat_map, report=Non
     wanted = task_count(edl.total_frames / edl.fps, c.settings.render_task_seconds, c.settings.render_max_tasks)
     segments = split(edl, costs, wanted, probes)
     plan = {"edl": edl.model_dump(mode="json"), "costs": costs, "tasks": len(segments),
-            "segments": segments_json(segments), "created": time.time()}
+            "segments": segments_json(segments), "created": time.time(),
+            "clip_rates": [p.fps for p in probes]}  # the timelines' in-points (render/timelines.py)
     c.blobs.put_bytes(plan_key(job.job_id), json.dumps(plan).encode(), "application/json")
     return plan
 
@@ -300,8 +301,9 @@ def run_merge(c: "Container", job_id: str) -> dict:
         beat_map = BeatMap.model_validate_json(c.blobs.get_bytes(prefix + "beat_map.json"))
         fmts = _timelines.formats(job.request)
         paths = _timelines.local_paths(work, fmts)
-        notes = write_timelines(edl, beat_map, timeline_media(job.request["audio_url"], list(job.request["video_urls"])),
-                                paths, fmts)
+        media = timeline_media(job.request["audio_url"], list(job.request["video_urls"]),
+                               rates=plan.get("clip_rates"))  # a plan stored before them: none
+        notes = write_timelines(edl, beat_map, media, paths, fmts)
         c.blobs.put_file(prefix + "thumbnail.jpg", thumb, "image/jpeg")
         c.blobs.put_file(prefix + "edl.json", edl_path, "application/json")
         timelines = _timelines.publish(c, job_id, fmts, paths, notes)

@@ -196,12 +196,13 @@ def render_edit(
                       timeline_warnings=tuple(notes))
 
 
-def timeline_media(song_url: str, clip_urls: list[str], probes: list | None = None):
+def timeline_media(song_url: str, clip_urls: list[str], probes: list | None = None,
+                   rates: list[float] | None = None):
     """The media as the timelines name them: URLs (or local paths, written as file URLs), the clips'
-    names (the URLs' file names) and, from ``probes``, their own frame rates."""
+    names (the URLs' file names) and their own frame rates (``rates``, else from ``probes``)."""
     from .timelines import Media
 
-    return Media(song_url, list(clip_urls), clip_rates=[p.fps for p in probes or []])
+    return Media(song_url, list(clip_urls), clip_rates=list(rates or [p.fps for p in probes or []]))
 
 
 def write_timelines(edl: EditDecisionList, beat_map: BeatMap, media, paths: list[str], formats: list[str]) -> list[str]:

@@ -127,9 +127,14 @@ def media_of(otio_path: str, clips: int) -> tuple[str, list[str]] | None:
     return songs[0], [urls[i] for i in range(clips)]
 
 
-def source_in_frames(edl: EditDecisionList, shot) -> int:
-    """A shot's in-point in frames of the sequence rate."""
-    return int(round(shot.source_in * edl.fps))
+def source_in_frames(edl: EditDecisionList, shot, rate: float | None = None) -> int:
+    """A shot's in-point in frames of the sequence rate: the time of the first source frame the render shows
+    (the latest at or before ``source_in``, within the reader's 0.1 ms; a clip's frames at ``i / rate``) on
+    the sequence's frame grid. Exact for a clip at the sequence rate; without its rate a clip is taken to
+    run at the sequence's."""
+    r = rate or edl.fps
+    first = math.floor((shot.source_in + 1e-4) * r) / r
+    return int(round(first * edl.fps))
 
 
 def build_timeline(edl: EditDecisionList, beat_map: BeatMap, media: Media) -> otio.schema.Timeline:
@@ -147,7 +152,7 @@ def build_timeline(edl: EditDecisionList, beat_map: BeatMap, media: Media) -> ot
                 in_offset=rt(0, fps), out_offset=rt(int(round(shot.transition.duration * fps)), fps),
                 metadata={"beatsync": {"style": style, "duration": shot.transition.duration}}))
         ref = clips[shot.clip]
-        rate = media.rate(shot.clip)
+        rate = media.rate(shot.clip)  # the in-point counts with it; the file's timecode only if SMPTE can
         if not (rate and otio.opentime.RationalTime.is_valid_timecode_rate(rate)):
             rate = fps  # a file's timecode must run at a SMPTE rate: else counted at the sequence's
         name = media.name(shot.clip)
@@ -157,7 +162,7 @@ def build_timeline(edl: EditDecisionList, beat_map: BeatMap, media: Media) -> ot
         reference.name = name
         video.append(otio.schema.Clip(
             name=name, media_reference=reference,
-            source_range=tr(rt(source_in_frames(edl, shot), fps), rt(shot.frames, fps)),
+            source_range=tr(rt(source_in_frames(edl, shot, media.rate(shot.clip)), fps), rt(shot.frames, fps)),
             metadata={"beatsync": {"shot": shot.index, "clip": shot.clip, "source_in": shot.source_in,
                                    "section": shot.section, "accents": list(shot.accents)}}))
     audio = otio.schema.Track(name="Audio", kind=otio.schema.TrackKind.Audio)
