@@ -1,4 +1,4 @@
-"""``beatsync`` command line: analyze, make, serve, warmup, compose-job."""
+"""``beatsync`` command line: analyze, make, timeline, serve, warmup, compose-job, stats."""
 
 from __future__ import annotations
 
@@ -117,6 +117,7 @@ def cmd_make(args) -> int:
     from .settings import Settings
 
     settings = Settings.from_env()
+    timelines = _timeline_paths(args)  # refused before anything runs
     _check_inputs(args)
     overrides = {
         "sync_mode": args.sync_mode, "strength_threshold": args.strength_threshold,
@@ -126,6 +127,7 @@ def cmd_make(args) -> int:
         "min_shot_duration": args.min_shot_duration, "section_aware": args.section_aware, "punch": args.punch,
     }
     config = resolve_config(args.preset, overrides, names=CONFIG_FLAGS)
+    _check_timeline_rates(timelines, config.output_fps)
     _first_run_note()
     progress = Progress()
     try:
@@ -133,6 +135,7 @@ def cmd_make(args) -> int:
             args.song, args.clips, args.output, config, method=args.method or settings.analysis_method,
             cache=_cache_store(args), max_audio_duration=settings.max_audio_duration, progress=progress,
             workers=args.workers, allow_noncommercial=settings.allow_noncommercial_models,
+            timelines=timelines,
         )
     finally:
         progress.close()
@@ -150,6 +153,91 @@ def cmd_make(args) -> int:
           f"{os.path.basename(result.otio_path)}, {os.path.basename(result.beat_map_path)}")
     for w in result.edl.warnings:
         print(f"warning: {w.message} ({w.code})", file=sys.stderr)
+    _print_timelines(result.timelines, result.timeline_warnings)
+    return 0
+
+
+def _timeline_paths(args) -> list[str]:
+    """``--timeline`` paths, each one's format checked (by its extension) before anything runs."""
+    from .render.timelines import format_of
+
+    paths = list(getattr(args, "timeline", None) or [])
+    for p in paths:
+        format_of(p)
+    return paths
+
+
+def _check_timeline_rates(paths: list[str], fps: int) -> None:
+    from .contracts.edit import timeline_rate_problem
+    from .errors import InvalidRequest
+    from .render.timelines import format_of
+
+    for p in paths:
+        problem = timeline_rate_problem(format_of(p), fps)
+        if problem:
+            raise InvalidRequest(f"--timeline {p}: {problem}", code="timeline_rate")
+
+
+def _print_timelines(paths, notes) -> None:
+    for p in paths:
+        print(f"timeline: {p}")
+    for n in notes:
+        print(f"warning: {n} (timeline_simplified)", file=sys.stderr)
+
+
+def cmd_timeline(args) -> int:
+    """Export an edit already made (NAME.edl.json) as a timeline, without rendering again. The song and
+    clips are those NAME.otio beside it names (or ``--song`` / ``--clip``), the beat and section markers
+    come from NAME.beat_map.json beside it (or ``--beat-map``); a job's ``edl.json`` has ``edit.otio`` and
+    ``beat_map.json`` beside it."""
+    from .contracts import BeatMap, EditDecisionList
+    from .errors import InvalidRequest
+    from .render.pipeline import timeline_media, write_timelines
+    from .render.timelines import format_of
+
+    fmt = format_of(args.output)
+    if not os.path.isfile(args.edl):
+        raise InvalidRequest(f"{args.edl}: no such file", code="file_not_found")
+    try:
+        edl = EditDecisionList.model_validate_json(Path(args.edl).read_text())
+    except ValueError as exc:
+        raise InvalidRequest(f"{args.edl}: not an edit decision list ({str(exc).splitlines()[0]})",
+                             code="invalid_edl") from None
+    stem = args.edl[: -len(".edl.json")] if args.edl.endswith(".edl.json") else os.path.splitext(args.edl)[0]
+    bm_path, otio_path = stem + ".beat_map.json", stem + ".otio"
+    if os.path.basename(args.edl) == "edl.json":  # a job's outputs: edl.json, beat_map.json, edit.otio
+        folder = os.path.dirname(args.edl)
+        bm_path, otio_path = os.path.join(folder, "beat_map.json"), os.path.join(folder, "edit.otio")
+    bm_path = args.beat_map or bm_path
+    if not os.path.isfile(bm_path):
+        raise InvalidRequest(f"{bm_path}: no such file (the beat map of the edit; --beat-map names it)",
+                             code="file_not_found")
+    try:
+        beat_map = BeatMap.model_validate_json(Path(bm_path).read_text())
+    except ValueError as exc:
+        raise InvalidRequest(f"{bm_path}: not a beat map ({str(exc).splitlines()[0]})", code="invalid_request") from None
+    song, clips = args.song, list(args.clip or [])
+    if clips and len(clips) != len(edl.clips):
+        raise InvalidRequest(f"{len(clips)} --clip given; the edit has {len(edl.clips)} clips", code="invalid_request")
+    if not (song and clips):  # the media the edit was made from: NAME.otio beside it names them
+        from .render.timelines import media_of
+
+        known = media_of(otio_path, len(edl.clips)) if os.path.isfile(otio_path) else None
+        if known is None:
+            raise InvalidRequest(f"no {otio_path} beside the EDL to name the song and clips: give --song and --clip",
+                                 code="invalid_request")
+        song, clips = song or known[0], clips or known[1]
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    local = [url2pathname(urlsplit(c).path) if c.startswith("file://") else c for c in clips]
+    probes = []
+    if all(os.path.isfile(c) for c in local):
+        from .render.probe import probe_clip
+
+        probes = [probe_clip(c) for c in local]
+    notes = write_timelines(edl, beat_map, timeline_media(song, clips, probes), [args.output], [fmt])
+    _print_timelines([args.output], notes)
     return 0
 
 
@@ -394,7 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "in $BEATSYNC_CACHE_DIR)")
     m.add_argument("--workers", type=int, default=1, metavar="N",
                    help="render N segments in parallel processes and join them (default: 1)")
+    m.add_argument("--timeline", action="append", metavar="PATH",
+                   help="also write the cut as a timeline for an editor here (repeatable); the extension decides "
+                        "the format: " + _timeline_help())
     m.set_defaults(func=cmd_make)
+    _timeline_parser(sub)
     w = sub.add_parser("warmup", help="compile and cache the analysis kernels (for images and CI)")
     w.set_defaults(func=cmd_warmup)
     v = sub.add_parser("serve", help="run the HTTP API and the job workers on one machine")
@@ -411,6 +503,29 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="print the StatsResponse JSON instead")
     st.set_defaults(func=cmd_stats)
     return p
+
+
+def _timeline_help() -> str:
+    from .contracts.edit import TIMELINE_EXTENSIONS
+
+    names = {"otio": "OpenTimelineIO", "fcp_xml": "Final Cut Pro 7 XML (Premiere Pro, Resolve)",
+             "fcpxml": "FCPXML (Final Cut Pro, Resolve)", "edl": "CMX 3600 EDL (picture only)"}
+    return ", ".join(f"{e} {names.get(f, f)}" for f, e in TIMELINE_EXTENSIONS.items())
+
+
+def _timeline_parser(sub) -> None:
+    t = sub.add_parser("timeline", help="export an edit (NAME.edl.json) as a timeline for an editor, without "
+                                         "rendering: EDL.json -o PATH",
+                       description="Export an edit already made as a timeline. " + _timeline_help())
+    t.add_argument("edl", metavar="EDL.json", help="the edit decision list (NAME.edl.json beside a video)")
+    t.add_argument("-o", "--output", required=True, metavar="PATH", help="the timeline; its extension decides the "
+                   "format")
+    t.add_argument("--song", metavar="SONG", help="the song the edit was cut to (default: as NAME.otio beside the "
+                   "EDL names it)")
+    t.add_argument("--clip", action="append", metavar="CLIP", help="the clips, in the edit's order (repeat; "
+                   "default: as NAME.otio beside the EDL names them)")
+    t.add_argument("--beat-map", metavar="BEAT_MAP.json", help="default: NAME.beat_map.json beside the EDL")
+    t.set_defaults(func=cmd_timeline)
 
 
 def main(argv: list[str] | None = None) -> int:

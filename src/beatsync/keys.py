@@ -4,7 +4,7 @@
   (removed when the job ends; the bucket's lifecycle rule keeps ``inputs/`` 30 days at most)
 - ``inputs/uploads/{sha256}{ext}``: an uploaded song (shared by the jobs that upload the same bytes)
 - ``outputs/{job_id}/...``: the results (``output|preview.{fmt}``, ``thumbnail.jpg``, ``edl.json``,
-  ``edit.otio``, ``beat_map.json``; ``result.json`` last, the completion marker)
+  ``edit.otio``, ``edit.xml|fcpxml|edl`` when asked, ``beat_map.json``; ``result.json`` last, the completion marker)
 - ``temp/{job_id}/...``: a parallel render's plan, segments and task progress
 - ``cache/beat_maps/{audio_hash}/{variant}.json``: analysed songs
 
@@ -82,6 +82,11 @@ def result(job_id: str) -> str:
 
 def beat_map(job_id: str) -> str:
     return output(job_id, "beat_map.json")
+
+
+def timeline(job_id: str, extension: str) -> str:
+    """A timeline for an editor: ``outputs/{job_id}/edit.otio`` (``extension`` ".otio"), ``edit.xml``, ..."""
+    return output(job_id, "edit" + extension)
 
 
 # -- temp (parallel render) -------------------------------------------------------------------------

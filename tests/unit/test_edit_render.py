@@ -228,15 +228,16 @@ def test_punch_zooms_on_strong_downbeats_inside_long_shots(song, tmp_path):
 def test_otio_export_reads_back_as_the_edl(tmp_path):
     import opentimelineio as otio
 
-    from beatsync.render.otio import write_otio
+    from beatsync.render.timelines import Media, write_timeline
+    from tests.timelines import source_in
 
     sections = [Section(name="verse", start_time=0, end_time=12, energy=0.4, label="A"),
                 Section(name="chorus", start_time=12, end_time=20, energy=1.0, label="B")]
     bm = beat_map(20.0, sections=sections)
     clips = [ClipInfo(i, f"c{i}.mp4", d, (0.5,) * int(d * 2 + 1), cuts=(1.7,)) for i, d in enumerate((6.0, 9.0, 30.0))]
     edl = plan(bm, clips, resolve_config("music_video", {"sync_mode": "every_other", "output_fps": 25}))
-    path = write_otio(edl, bm, [str(tmp_path / f"c{i}.mp4") for i in range(3)], "https://example.com/song.mp3",
-                      str(tmp_path / "edit.otio"))
+    path = str(tmp_path / "edit.otio")
+    write_timeline(edl, bm, Media("https://example.com/song.mp3", [str(tmp_path / f"c{i}.mp4") for i in range(3)]), path)
     tl = otio.adapters.read_from_file(path)
     (video,), (audio,) = tl.video_tracks(), tl.audio_tracks()
     clips_back = list(video.find_clips())
@@ -244,7 +245,8 @@ def test_otio_export_reads_back_as_the_edl(tmp_path):
     for shot, clip in zip(edl.shots, clips_back):
         r = clip.source_range
         assert r.start_time.rate == 25 and r.duration.value == shot.frames
-        assert r.start_time.to_seconds() == pytest.approx(shot.source_in, abs=1e-6)
+        assert r.start_time.value == source_in(edl, shot, None)  # in frames of the sequence
+        assert clip.metadata["beatsync"]["source_in"] == shot.source_in  # the exact in-point kept
         assert clip.media_reference.target_url == (tmp_path / f"c{shot.clip}.mp4").as_uri()
         start = video.range_of_child(clip).start_time
         assert start.to_frames() == shot.start_frame  # the cut lands where the EDL puts it

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from ._base import Model
 from .beat_map import BeatMap, Method  # Method: the one list of analysis methods
-from .edit import EditWarning, Fit, OutputFormat, PresetName, SyncMode, TransitionStyle
+from .edit import EditWarning, Fit, OutputFormat, PresetName, SyncMode, TimelineFormat, TransitionStyle
 
 Status = Literal["queued", "processing", "completed", "failed", "cancelled"]
 #: ``current_step``: the seed's step names while processing, the status otherwise
@@ -72,6 +72,10 @@ class CreateRequest(Model):
     preset: PresetName | None = None
     preview_only: bool = False
     preview_duration: float = Field(30, ge=5, le=120)
+    timelines: list[TimelineFormat] = Field(
+        default_factory=list, max_length=4,
+        description="Timelines for an editor, besides edit.otio (always written): each one an output with its "
+                    "signed URL in the result's timeline_urls.")
     webhook_url: str | None = Field(None, min_length=1, max_length=4096, pattern=r"^https?://")
     method: Method | None = None
     callback_topic: str | None = Field(
@@ -112,6 +116,9 @@ class VideoResult(Model):
     beat_map_url: str
     edl_url: str
     otio_url: str | None = Field(None, description="edit.otio: the cut as an OpenTimelineIO timeline (null for jobs rendered before it existed).")
+    timeline_urls: dict[TimelineFormat, str] = Field(
+        default_factory=dict, description="Each timeline written (edit.otio, and those the request's timelines asked "
+                                          "for): its signed URL, by format.")
     duration: float = Field(ge=0)
     file_size: int = Field(ge=0)
     total_cuts: int = Field(ge=0)

@@ -19,12 +19,28 @@ OUTPUT_FORMATS = _choices("OutputFormat")
 FITS = _choices("Fit")
 PRESET_NAMES = _choices("Preset")
 WARNING_CODES = _choices("WarningCode", "edl")
+TIMELINE_FORMATS = _choices("TimelineFormat", "create_request")
+#: the file extension of each timeline format (``.xml`` for fcp_xml, ...), from the same definition
+TIMELINE_EXTENSIONS: dict[str, str] = dict(_load("create_request")["$defs"]["TimelineFormat"]["x-extensions"])
+#: the frame rates a format that counts in SMPTE timecode can hold (formats not listed: any rate)
+TIMELINE_TIMECODE_RATES: dict[str, tuple[int, ...]] = {
+    f: tuple(r) for f, r in _load("create_request")["$defs"]["TimelineFormat"]["x-timecode-rates"].items()}
+
+
+def timeline_rate_problem(fmt: str, fps: int) -> str | None:
+    """Why a timeline format cannot hold an edit at ``fps`` frames per second, or None."""
+    rates = TIMELINE_TIMECODE_RATES.get(fmt)
+    if rates and fps not in rates:
+        return (f"{fmt} timelines count in SMPTE timecode: the frame rate must be one of "
+                f"{', '.join(map(str, rates))} (not {fps})")
+    return None
 SyncMode = Literal[SYNC_MODES]  # type: ignore[valid-type]
 TransitionStyle = Literal[TRANSITIONS]  # type: ignore[valid-type]
 OutputFormat = Literal[OUTPUT_FORMATS]  # type: ignore[valid-type]
 Fit = Literal[FITS]  # type: ignore[valid-type]
 PresetName = Literal[PRESET_NAMES]  # type: ignore[valid-type]
 WarningCode = Literal[WARNING_CODES]  # type: ignore[valid-type]
+TimelineFormat = Literal[TIMELINE_FORMATS]  # type: ignore[valid-type]
 #: the seed's transition duration, for a style given without one
 DEFAULT_TRANSITION_DURATION = 0.1
 

@@ -59,7 +59,8 @@ def make_plan(c: "Container", job: "Job", clips: list[str], beat_map, report=Non
     wanted = task_count(edl.total_frames / edl.fps, c.settings.render_task_seconds, c.settings.render_max_tasks)
     segments = split(edl, costs, wanted, probes)
     plan = {"edl": edl.model_dump(mode="json"), "costs": costs, "tasks": len(segments),
-            "segments": segments_json(segments), "created": time.time()}
+            "segments": segments_json(segments), "created": time.time(),
+            "clip_rates": [p.fps for p in probes]}  # the timelines' in-points (render/timelines.py)
     c.blobs.put_bytes(plan_key(job.job_id), json.dumps(plan).encode(), "application/json")
     return plan
 
@@ -294,26 +295,31 @@ def run_merge(c: "Container", job_id: str) -> dict:
         with open(edl_path, "w") as fh:
             fh.write(edl.to_json())
         prefix = keys.outputs(job_id)
-        from ..render.otio import write_otio  # opentimelineio
+        from ..render.pipeline import timeline_media, write_timelines  # opentimelineio
+        from . import timelines as _timelines
 
         beat_map = BeatMap.model_validate_json(c.blobs.get_bytes(prefix + "beat_map.json"))
-        otio_path = write_otio(edl, beat_map, list(job.request["video_urls"]), job.request["audio_url"],
-                               os.path.join(work, "edit.otio"))
+        fmts = _timelines.formats(job.request)
+        paths = _timelines.local_paths(work, fmts)
+        media = timeline_media(job.request["audio_url"], list(job.request["video_urls"]),
+                               rates=plan.get("clip_rates"))  # a plan stored before them: none
+        notes = write_timelines(edl, beat_map, media, paths, fmts)
         c.blobs.put_file(prefix + "thumbnail.jpg", thumb, "image/jpeg")
         c.blobs.put_file(prefix + "edl.json", edl_path, "application/json")
-        c.blobs.put_file(prefix + "edit.otio", otio_path, "application/json")
+        timelines = _timelines.publish(c, job_id, fmts, paths, notes)
         c.blobs.put_file(prefix + name, out, f"video/{config.output_format}")
         elapsed = time.time() - plan["created"]
         result = {"output_key": prefix + name, "thumbnail_key": prefix + "thumbnail.jpg",
                   "beat_map_key": prefix + "beat_map.json", "edl_key": prefix + "edl.json",
-                  "otio_key": prefix + "edit.otio", "warnings": edl.model_dump(mode="json")["warnings"],
+                  "otio_key": timelines["otio_key"], "timeline_keys": timelines["timeline_keys"],
+                  "warnings": edl.model_dump(mode="json")["warnings"] + timelines["timeline_warnings"],
                   "preview": config.preview_only, "duration": round(merged.duration, 3),
                   "file_size": merged.file_size, "total_cuts": len(edl.cut_frames),
                   "processing_time": round(elapsed, 3)}
         c.blobs.put_bytes(result_key, json.dumps(result).encode(), "application/json")
         # composition: from the plan (end of analysis) to the merged upload; bytes out: what the job publishes
         c.jobs.record_metrics(job_id, {"composition_time_ms": int((time.time() - plan["created"]) * 1000),
-                                       "bytes_out": sum(os.path.getsize(p) for p in (thumb, edl_path, otio_path, out))
+                                       "bytes_out": sum(os.path.getsize(p) for p in (thumb, edl_path, *paths, out))
                                        + len(c.blobs.get_bytes(prefix + "beat_map.json"))})
         c.jobs.add_log(job_id, f"rendered {merged.duration:.1f} s, {len(edl.shots)} shots, {merged.file_size} bytes "
                                f"in {elapsed:.1f} s ({count} tasks, joined in {time.monotonic() - started:.1f} s)")

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from .. import keys
 from ..analysis.methods import check_method
 from ..contracts import api
-from ..contracts.edit import TRANSITIONS
+from ..contracts.edit import TRANSITIONS, timeline_rate_problem
 from ..contracts.schemas import validation_errors
 from ..editing.presets import PRESETS, resolve_config
 from ..errors import (BeatsyncError, IdempotencyConflict, InvalidRequest, JobAlreadyEnded,  # noqa: F401 - re-export
@@ -201,6 +201,10 @@ def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | 
         overrides["output_resolution"] = f"{w}x{h}"
     overrides.update(preview_only=req.preview_only, preview_duration=req.preview_duration)
     config = resolve_config(req.preset, overrides)
+    for fmt in req.timelines:
+        problem = timeline_rate_problem(fmt, config.output_fps)
+        if problem:
+            raise InvalidRequest(f"invalid request: timelines: {problem}", code="timeline_rate")
     for url in [req.audio_url, *req.video_urls]:
         check_input_url(c, url)
     if req.webhook_url:

@@ -4,7 +4,7 @@
   the song (beat map cached under ``cache/beat_maps/``, copied to ``outputs/{id}/beat_map.json``).
   An analyze job ends here, completed.
 - :func:`run_compose`: plan and render, upload ``outputs/{id}/{output|preview}.mp4``,
-  ``thumbnail.jpg``, ``edl.json``, ``edit.otio``, then ``result.json`` last (the completion marker), and complete.
+  ``thumbnail.jpg``, ``edl.json``, ``edit.otio`` (and the timelines asked for), then ``result.json`` last (the completion marker), and complete.
 
 Both may be called again for the same job (a retry after a crash or a 503): finished work is
 reused, an ended job is left alone. Both watch the cancel flag. Permanent problems (bad media, a
@@ -30,6 +30,7 @@ from ..errors import RenderCancelled
 from ..fetch import FetchCancelled
 from . import lifecycle
 from . import parallel as _parallel
+from . import timelines as _timelines
 from .inputs import local_inputs
 # the job's end and its events live in lifecycle; the names stay importable from here
 from .lifecycle import (CANCEL_POLL, TRANSIENT, StepOutcome, end_job, publish_event,  # noqa: F401
@@ -205,7 +206,9 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
         name = ("preview" if config.preview_only else "output") + "." + config.output_format
         out = os.path.join(work, "render", name)
         plan = _parallel.load_plan(c, job_id)
-        urls = {"song_url": job.request["audio_url"], "clip_urls": list(job.request["video_urls"])}
+        fmts = _timelines.formats(job.request)
+        extra = _timelines.local_paths(os.path.join(work, "render"), fmts)[1:]  # edit.otio: the side file
+        urls = {"song_url": job.request["audio_url"], "clip_urls": list(job.request["video_urls"]), "timelines": extra}
         try:
             if plan is not None:  # the edit the analyze step planned: render it, do not plan it again
                 beat_map = BeatMap.model_validate_json(c.blobs.get_bytes(keys.beat_map(job_id)))
@@ -225,18 +228,20 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
         prefix = keys.outputs(job_id)
         c.blobs.put_file(prefix + "thumbnail.jpg", made.thumbnail, "image/jpeg")
         c.blobs.put_file(prefix + "edl.json", made.edl_path, "application/json")
-        c.blobs.put_file(prefix + "edit.otio", made.otio_path, "application/json")
+        timelines = _timelines.publish(c, job_id, fmts, [made.otio_path, *made.timelines], made.timeline_warnings)
         c.blobs.put_file(prefix + "beat_map.json", made.beat_map_path, "application/json")
         c.blobs.put_file(prefix + name, made.video, f"video/{config.output_format}")
         elapsed = time.monotonic() - started
         result = {"output_key": prefix + name, "thumbnail_key": prefix + "thumbnail.jpg",
                   "beat_map_key": prefix + "beat_map.json", "edl_key": prefix + "edl.json",
-                  "otio_key": prefix + "edit.otio", "warnings": made.edl.model_dump(mode="json")["warnings"],
+                  "otio_key": timelines["otio_key"], "timeline_keys": timelines["timeline_keys"],
+                  "warnings": made.edl.model_dump(mode="json")["warnings"] + timelines["timeline_warnings"],
                   "preview": config.preview_only, "duration": round(made.duration, 3), "file_size": made.file_size,
                   "total_cuts": len(made.edl.cut_frames), "processing_time": round(elapsed, 3)}
         c.blobs.put_bytes(result_key, json.dumps(result).encode(), "application/json")
         c.jobs.record_metrics(job_id, {"composition_time_ms": _ms(started), "bytes_out": sum(
-            os.path.getsize(p) for p in (made.thumbnail, made.edl_path, made.otio_path, made.beat_map_path, made.video))})
+            os.path.getsize(p) for p in (made.thumbnail, made.edl_path, made.otio_path, made.beat_map_path, made.video,
+                                         *made.timelines))})
         c.jobs.add_log(job_id, f"rendered {made.duration:.1f} s, {len(made.edl.shots)} shots, "
                                f"{made.file_size} bytes in {elapsed:.1f} s")
         # cancelled at the last moment: end_job removes the outputs (and the work folder either way)

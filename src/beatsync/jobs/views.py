@@ -84,6 +84,8 @@ def create_view(c: "Container", job: Job) -> dict:
         urls = {name: c.blobs.signed_url(r[key], ttl) for name, key in (
             ("output_url", "output_key"), ("thumbnail_url", "thumbnail_key"), ("beat_map_url", "beat_map_key"),
             ("edl_url", "edl_key"), ("otio_url", "otio_key")) if r.get(key)}
+        timeline_keys = r.get("timeline_keys") or ({"otio": r["otio_key"]} if r.get("otio_key") else {})
+        urls["timeline_urls"] = {fmt: c.blobs.signed_url(key, ttl) for fmt, key in timeline_keys.items()}
         expires = now() + timedelta(seconds=ttl)
         warnings = r.get("warnings", [])
         result = {**urls, "preview_url": urls["output_url"] if r.get("preview") else None,

@@ -30,6 +30,9 @@ class MakeResult:
     file_size: int
     duration: float
     decoded_frames: int
+    #: each extra timeline written (``timelines=``), and what the formats could not keep (one line each)
+    timelines: tuple[str, ...] = ()
+    timeline_warnings: tuple[str, ...] = ()
 
 
 def side_files(out_path: str) -> tuple[str, str, str, str]:
@@ -122,11 +125,13 @@ def make_video(
     allow_noncommercial: bool = False,
     song_url: str | None = None,
     clip_urls: list[str] | None = None,
+    timelines: tuple[str, ...] | list[str] = (),
 ) -> MakeResult:
     """Analyse, probe, plan, render (:func:`render_edit`). ``workers > 1`` renders that many segments in
     parallel processes and joins them (:func:`beatsync.render.segments.render_parallel`): the same frames,
     cuts and audio timing.
-    ``song_url`` / ``clip_urls`` name the media in the OpenTimelineIO file (default: the local files)."""
+    ``song_url`` / ``clip_urls`` name the media in the timelines (default: the local files); ``timelines``:
+    more timeline files to write (:mod:`beatsync.render.timelines`, the extension decides the format)."""
     from ..analysis import analyze
 
     if not clips:
@@ -144,7 +149,7 @@ def make_video(
     finally:
         clip_work.stop()  # a no-op once it finished
     return render_edit(edl, beat_map, probes, song, out_path, should_stop=should_stop, preset=preset,
-                       workers=workers, song_url=song_url, clip_urls=clip_urls,
+                       workers=workers, song_url=song_url, clip_urls=clip_urls, timelines=timelines,
                        progress=lambda pct, step: report(25.0 + 0.75 * pct, step))
 
 
@@ -161,12 +166,14 @@ def render_edit(
     workers: int = 1,
     song_url: str | None = None,
     clip_urls: list[str] | None = None,
+    timelines: tuple[str, ...] | list[str] = (),
 ) -> MakeResult:
     """Render an edit already planned (``edl`` over ``probes``) and write its side files: the video,
     thumbnail, EDL, OpenTimelineIO timeline and beat map (:func:`side_files`)."""
     from .encode import render
-    from .otio import write_otio
+    from .timelines import format_of
 
+    formats = [format_of(p) for p in timelines]  # refused before rendering
     report = progress or (lambda pct, step: None)
     thumbnail, edl_path, otio_path, bm_path = side_files(out_path)
     os.makedirs(os.path.dirname(thumbnail), exist_ok=True)
@@ -180,8 +187,30 @@ def render_edit(
         fh.write(edl.to_json())
     with open(bm_path, "w") as fh:
         fh.write(beat_map.to_json())
-    write_otio(edl, beat_map, clip_urls or [p.path for p in probes], song_url or song, otio_path)
+    notes = write_timelines(edl, beat_map, timeline_media(song_url or song, clip_urls or [p.path for p in probes],
+                                                          probes), [otio_path, *timelines], ["otio", *formats])
     report(100.0, "done")
     return MakeResult(video=out_path, thumbnail=thumbnail, edl_path=edl_path, otio_path=otio_path,
                       beat_map_path=bm_path, edl=edl, beat_map=beat_map, file_size=result.file_size,
-                      duration=result.duration, decoded_frames=result.decoded_frames)
+                      duration=result.duration, decoded_frames=result.decoded_frames, timelines=tuple(timelines),
+                      timeline_warnings=tuple(notes))
+
+
+def timeline_media(song_url: str, clip_urls: list[str], probes: list | None = None,
+                   rates: list[float] | None = None):
+    """The media as the timelines name them: URLs (or local paths, written as file URLs), the clips'
+    names (the URLs' file names) and their own frame rates (``rates``, else from ``probes``)."""
+    from .timelines import Media
+
+    return Media(song_url, list(clip_urls), clip_rates=list(rates or [p.fps for p in probes or []]))
+
+
+def write_timelines(edl: EditDecisionList, beat_map: BeatMap, media, paths: list[str], formats: list[str]) -> list[str]:
+    """Write each timeline; returns what the formats could not keep, without repeats."""
+    from .timelines import write_timeline
+
+    notes: list[str] = []
+    for path, fmt in zip(paths, formats):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        notes += [n for n in write_timeline(edl, beat_map, media, path, fmt) if n not in notes]
+    return notes
