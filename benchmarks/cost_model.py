@@ -258,6 +258,12 @@ def refresh_measurements(path: Path = MEASUREMENTS, seconds: float = 10.0, analy
 
 # -- the model ------------------------------------------------------------------------------------------
 
+def nearline_days(days_kept: float) -> float:
+    """Days an output is billed in Nearline: from day 7 until it is deleted, at least Nearline's 30-day
+    minimum storage duration (an earlier delete is billed as if kept 30 days)."""
+    return max(days_kept - 7, 30) if days_kept > 7 else 0.0
+
+
 class Model:
     def __init__(self, prices: dict, measurements: dict, region: str = "us-central1"):
         if region not in prices["regions"]:
@@ -343,7 +349,7 @@ class Model:
         gib = w["video_bytes"] / 2 ** 30
         days = assumed("output_days")
         storage = gib * (min(days, 7) / 30 * self.price("gcs_standard_gib_month")
-                         + max(days - 7, 0) / 30 * self.price("gcs_nearline_gib_month"))
+                         + nearline_days(days) / 30 * self.price("gcs_nearline_gib_month"))
         return {
             "compose tasks (Cloud Run jobs)": w["compose_vcpu_s"] * self.price("run_instance_vcpu_s")
             + w["compose_gib_s"] * self.price("run_instance_gib_s"),
@@ -407,7 +413,7 @@ class Model:
             # steady state: each month's outputs kept output_days (7 Standard, the rest Nearline)
             "Cloud Storage (outputs kept)": over(video_gib * min(days_kept, 7) / 30, p["gcs_standard_gib_month"]
                                                  ["free_per_month"]) * self.price("gcs_standard_gib_month")
-            + video_gib * max(days_kept - 7, 0) / 30 * self.price("gcs_nearline_gib_month"),
+            + video_gib * nearline_days(days_kept) / 30 * self.price("gcs_nearline_gib_month"),
             "egress (caller downloads)": over(total("egress_bytes") / 2 ** 30, p["internet_egress_gib"]["free_per_month"])
             * self.price("internet_egress_gib"),
             "Cloud Tasks + Pub/Sub": over(total("tasks_ops"), p["tasks_operation"]["free_per_month"])
@@ -445,6 +451,19 @@ class Model:
              f"a submit request takes {assumed('submit_s')} s (assumed)"),
         ]
         out = [{"limit": k, "videos_per_hour": v, "why": why, **quotas["limits"][k]} for k, v, why in rows]
+        return sorted(out, key=lambda r: r["videos_per_hour"])
+
+    def caller_capacity(self, quotas: dict, mix: list[tuple[int, float, str, bool]]) -> list[dict]:
+        """Videos per hour one caller can make, whatever the project's capacity."""
+        n = sum(x[0] for x in mix)
+        ttv = sum(x[0] / n * self.video(x[1], x[2], x[3])["ttv_s"] for x in mix)
+        q = {k: v["value"] for k, v in quotas["caller_limits"].items()}
+        per_video = 1 + assumed("status_calls")
+        rows = [("max_active_jobs", q["max_active_jobs"] * 3600 / ttv, f"a job is active for its {ttv:.0f} s to video"),
+                ("max_submissions_per_minute", q["max_submissions_per_minute"] * 60, "one submission per video"),
+                ("edge_rate_limit", q["edge_rate_limit"] * 60 / per_video,
+                 f"{per_video} requests per video (a submit and {assumed('status_calls')} status reads, assumed)")]
+        out = [{"limit": k, "videos_per_hour": v, "why": why, **quotas["caller_limits"][k]} for k, v, why in rows]
         return sorted(out, key=lambda r: r["videos_per_hour"])
 
 
@@ -574,6 +593,14 @@ def render_tables(model: Model, quotas: dict) -> str:
         f"{first * 24 / sum(x[0] for x in MIX):.0f} times the stated mix, were it spread evenly over the day. "
         f"Binding first, within 10 % of each other: " + "; ".join(r["unit"].split(" (")[0] for r in binding)
         + ". Past them: raise those, then the next rows in order.")
+    add("")
+    add("One caller (an API key, a Google identity, or one user id of a trusted caller) is held to less, "
+        "whatever the project can do:")
+    add("")
+    add("| limit per caller | value | videos/hour | per video | raising it |")
+    add("|---|---|---|---|---|")
+    for r in model.caller_capacity(quotas, MIX):
+        add(f"| {r['unit']} | {r['value']:,} | {r['videos_per_hour']:,.0f} | {r['why']} | {r['raise']} |")
     add("")
     return "\n".join(lines)
 

@@ -38,8 +38,9 @@ def test_every_price_quota_and_measurement_says_where_it_comes_from():
     for name, item in prices["items"].items():
         assert item["url"].startswith("https://cloud.google.com/"), name
         assert item["source"] and item["unit"] and item["what"], name
-    for name, limit in json.loads(cost_model.QUOTAS.read_text())["limits"].items():
-        assert limit["source"] in ("page", "terraform", "assumed") and limit["raise"], name
+    quotas = json.loads(cost_model.QUOTAS.read_text())
+    for name, limit in {**quotas["limits"], **quotas["caller_limits"]}.items():
+        assert limit["source"] in ("page", "terraform", "settings", "assumed") and limit["raise"], name
     for name, f in cost_model.load_measurements()["figures"].items():
         assert f["source"] in ("measured", "assumed") and f["command"] and f["date"], name
     table = generated()
