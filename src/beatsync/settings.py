@@ -89,6 +89,11 @@ class Settings:
     #: largest clip frame accepted, pixels (``BEATSYNC_MAX_CLIP_PIXELS``; default 4096x2304), checked
     #: from the header before any frame is decoded
     max_clip_pixels: int = 4096 * 2304
+    #: what planning may spend on one clip's motion and shot analysis, in 1920x1080-frame units
+    #: (``BEATSYNC_CLIP_ANALYSIS_BUDGET``): at most budget / (0.15 + 0.85 x pixels / 1920x1080) frames
+    #: are decoded (1,200 1080p frames, 8,000 tiny ones); a clip with more is sampled
+    #: (beatsync.render.motion). The analysis is cached by clip content hash and budget.
+    clip_analysis_budget: float = 1200.0
     #: most clips in one create request (``BEATSYNC_MAX_CLIPS``)
     max_clips: int = 20
     #: seconds an input download may take in all: connect, headers and body (``BEATSYNC_FETCH_TIMEOUT``)
@@ -224,7 +229,8 @@ class Settings:
                                      f"{getattr(self, name)!r}", code="invalid_setting")
         for name in ("max_input_bytes", "max_clips", "url_ttl", "workers", "fetch_timeout",
                      "max_submissions_per_minute", "max_active_jobs", "max_clip_pixels", "render_task_seconds",
-                     "render_max_tasks", "webhook_timeout", "webhook_concurrency", "job_budget_factor"):
+                     "render_max_tasks", "webhook_timeout", "webhook_concurrency", "job_budget_factor",
+                     "clip_analysis_budget"):
             if getattr(self, name) <= 0:
                 raise InvalidSetting(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")
         if self.cors_credentials not in ("true", "false"):
