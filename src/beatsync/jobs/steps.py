@@ -252,16 +252,26 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
 
 
 ANALYSIS_BUDGET = 300.0  # seconds: decode and beat-track the longest accepted song on a busy machine
+#: seconds one unit of a clip's analysis budget (a 1920x1080 frame decoded and scored) may take on a
+#: busy machine: about 4x the 4.5 ms measured on a quiet core (docs/editing.md)
+CLIP_UNIT_SECONDS = 0.02
+
+
+def clip_analysis_seconds(c: "Container") -> float:
+    """The most one clip's planning analysis may take: its budget (``clip_analysis_budget``) in seconds."""
+    return c.settings.clip_analysis_budget * CLIP_UNIT_SECONDS
 
 
 def time_budget(c: "Container", job: Job) -> float:
-    """Seconds a local worker may spend on ``job``: every fetch's timeout, the analysis, and
-    ``job_budget_factor`` seconds per second of output at 1080p30, scaled by pixels and fps (the
-    output's length is the preview's, or at most the longest accepted song)."""
+    """Seconds a local worker may spend on ``job``: every fetch's timeout, the analysis (the song's,
+    and each clip's :func:`clip_analysis_seconds`), and ``job_budget_factor`` seconds per second of
+    output at 1080p30, scaled by pixels and fps (the output's length is the preview's, or at most
+    the longest accepted song)."""
     s = c.settings
-    fetches = 1 + len(job.request.get("video_urls") or [])
-    budget = s.fetch_timeout * fetches + ANALYSIS_BUDGET
+    clips = len(job.request.get("video_urls") or [])
+    budget = s.fetch_timeout * (1 + clips) + ANALYSIS_BUDGET
     if job.type == "create":
+        budget += clips * clip_analysis_seconds(c)
         cfg = job.request.get("edit_config") or {}
         seconds = cfg.get("preview_duration", 30) if cfg.get("preview_only") else s.max_audio_duration
         w, _, h = str(cfg.get("output_resolution", "1920x1080")).partition("x")

@@ -16,7 +16,8 @@ import numpy as np
 
 from .. import keys
 from ..ports import BlobNotFound, BlobStore
-from .motion import ANALYSIS_VERSION, ClipAnalysis
+from . import motion
+from .motion import ClipAnalysis
 
 CHUNK = 1 << 20
 
@@ -30,10 +31,10 @@ def clip_hash(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def variant_key(step: float, budget: float, version: int | None = None) -> str:
-    """The analysis's parameters and versions, as a short hash (``version``: default ANALYSIS_VERSION)."""
+def variant_key(step: float, budget: float) -> str:
+    """The analysis's parameters and versions (``motion.ANALYSIS_VERSION``, the decoder's), as a short hash."""
     codec = av.library_versions.get("libavcodec")
-    blob = json.dumps({"version": ANALYSIS_VERSION if version is None else version, "step": step,
+    blob = json.dumps({"version": motion.ANALYSIS_VERSION, "step": step,
                        "budget": budget, "av": av.__version__, "libavcodec": codec}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -47,18 +48,17 @@ class ClipAnalysisCache:
         an entry this version cannot read is analysed again and overwritten)."""
         try:
             data = json.loads(self.store.get_bytes(keys.cached_clip_analysis(digest, variant)))
-            motion = np.asarray(data["motion"], dtype=float)
+            scores = np.asarray(data["motion"], dtype=float)
             cuts = tuple(float(x) for x in data["cuts"])
             coverage = float(data["coverage"])
-        except BlobNotFound:
+            version = data["version"]
+        except (BlobNotFound, ValueError, KeyError, TypeError):
             return None
-        except (ValueError, KeyError, TypeError):
+        if version != motion.ANALYSIS_VERSION or scores.shape != (bins,):
             return None
-        if data.get("version") != ANALYSIS_VERSION or motion.shape != (bins,):
-            return None
-        return ClipAnalysis(motion=motion, cuts=cuts, frames=0, coverage=coverage)
+        return ClipAnalysis(motion=scores, cuts=cuts, frames=0, coverage=coverage)
 
     def put(self, digest: str, variant: str, analysis: ClipAnalysis) -> None:
-        doc = {"version": ANALYSIS_VERSION, "motion": [float(x) for x in analysis.motion],
+        doc = {"version": motion.ANALYSIS_VERSION, "motion": [float(x) for x in analysis.motion],
                "cuts": list(analysis.cuts), "frames": analysis.frames, "coverage": analysis.coverage}
         self.store.put_bytes(keys.cached_clip_analysis(digest, variant), json.dumps(doc).encode(), "application/json")

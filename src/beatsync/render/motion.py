@@ -97,7 +97,8 @@ class _Scorer:
         self.prev = None
 
     def new_run(self) -> None:
-        self._end_dissolve()
+        # a dissolve still running where the run ends keeps its start only, as at the clip's end
+        self.in_dissolve = False
         self.prev = None
         self.recent.clear()
 
@@ -132,7 +133,6 @@ class _Scorer:
         self.prev = g
 
     def result(self, frames: int, complete: bool) -> ClipAnalysis:
-        self.in_dissolve = False  # a dissolve still running at the end of the last run is not closed (as before)
         bins, count = self.bins, self.count
         out = np.divide(self.total, count, out=np.zeros(bins), where=count > 0)
         # empty bins (sparse frames, unsampled stretches) take their neighbours' value
