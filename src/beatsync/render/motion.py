@@ -1,4 +1,11 @@
-"""One decoding pass per clip: a motion score per segment and the clip's own shot boundaries.
+"""One decoding pass per clip, within a budget: a motion score per segment and the clip's own shot boundaries.
+
+Budget: at most :func:`frame_limit` frames are decoded (``budget`` units, one unit a 1920x1080
+frame; a frame costs :func:`frame_cost`), whatever the clip holds. A clip whose header promises
+no more frames is decoded whole; a longer one is sampled: windows of consecutive frames (at least
+``MIN_RUN``) starting at keyframes of the container's index (evenly spaced times without one),
+spread over the clip. Motion and cuts are found inside each window as in a whole pass; nothing is
+compared across windows, and bins no window scored take their neighbours' motion.
 
 Motion: mean absolute difference between consecutive frames at 64x36 grey, in MOTION_STEP-second
 bins. Non-reference frames are skipped by the decoder (half the decoding on typical H.264),
