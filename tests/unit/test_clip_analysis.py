@@ -123,3 +123,4 @@ def test_a_jobs_time_budget_covers_each_clips_analysis(tmp_path):
     per_clip = steps.time_budget(c, three) - steps.time_budget(c, one) - 2 * settings.fetch_timeout
     assert per_clip == pytest.approx(2 * steps.clip_analysis_seconds(c)) and steps.clip_analysis_seconds(c) == 12.0
 
+
