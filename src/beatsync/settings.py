@@ -91,9 +91,9 @@ class Settings:
     max_clip_pixels: int = 4096 * 2304
     #: what planning may spend on one clip's motion and shot analysis, in 1920x1080-frame units
     #: (``BEATSYNC_CLIP_ANALYSIS_BUDGET``): at most budget / (0.15 + 0.85 x pixels / 1920x1080) frames
-    #: are decoded (1,200 1080p frames, 8,000 tiny ones); a clip with more is sampled
+    #: are decoded (600 1080p frames, 169 4K ones, 3,997 tiny ones); a clip with more is sampled
     #: (beatsync.render.motion). The analysis is cached by clip content hash and budget.
-    clip_analysis_budget: float = 1200.0
+    clip_analysis_budget: float = 600.0
     #: most clips in one create request (``BEATSYNC_MAX_CLIPS``)
     max_clips: int = 20
     #: seconds an input download may take in all: connect, headers and body (``BEATSYNC_FETCH_TIMEOUT``)

@@ -24,7 +24,7 @@ def hostile(tmp_path_factory):
 
 def test_a_hostile_clip_is_analysed_within_its_budget(hostile):
     """200,000 frames of 16x16 (2,000 s, about 6 MB): the whole pass took 190-296 s. Within the
-    budget: at most frame_limit frames decoded (7,994 at the default), spread over the whole clip."""
+    budget: at most frame_limit frames decoded (3,997 at the default), spread over the whole clip."""
     assert hostile.duration == pytest.approx(2000.0) and len(hostile.keyframes) == 800
     stop = threading.Event()
     out = {}
@@ -37,7 +37,7 @@ def test_a_hostile_clip_is_analysed_within_its_budget(hostile):
         pytest.fail("the analysis of the hostile clip was still decoding after 120 s")
     a = out["a"]
     limit = frame_limit(hostile)
-    assert limit == 7994  # 1200 / (0.15 + 0.85 x 256 / 1920x1080)
+    assert limit == 3997  # 600 / (0.15 + 0.85 x 256 / 1920x1080)
     assert 0 < a.frames <= limit
     assert len(a.motion) == 4000 and 0.05 < a.coverage < 0.2  # 0.5 s bins with frames scored
 
