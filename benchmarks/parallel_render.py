@@ -2,7 +2,7 @@
 clips upscaled to 1080p, x264 veryfast CRF 23, AAC) rendered by 1 process and split into N
 segments rendered by N processes, then joined by stream copy (beatsync.render.segments).
 
-    nice -n 10 python benchmarks/parallel_render.py [--lengths 30,120,300] [--workers 1,2,4]
+    nice -n 10 python benchmarks/parallel_render.py [--lengths 30,120,300] [--workers 1,2,4] [--analysis-only]
 
 Each configuration runs in a fresh process. Reported per row: wall s; total CPU s (the process and
 all its workers, from getrusage); split overhead = CPU with N workers / CPU with 1 (target <= 1.10);
@@ -102,9 +102,11 @@ import json, sys, time
 from beatsync.analysis import analyze
 from beatsync.editing import resolve_config
 from beatsync.render.pipeline import plan_edit, start_clip_analysis
+from beatsync.settings import Settings
 spec = json.loads(sys.argv[1])
+budget = Settings.from_env().clip_analysis_budget  # BEATSYNC_CLIP_ANALYSIS_BUDGET, as the analyze step
 t0, c0 = time.perf_counter(), time.process_time()
-clip_work = start_clip_analysis(spec["sources"])  # as the analyze step: the clips while the song is analysed
+clip_work = start_clip_analysis(spec["sources"], budget=budget)  # as the analyze step: while the song is analysed
 beat_map = analyze(spec["song"], fps=30)  # the default method, no cache
 t1 = time.perf_counter()
 analysed = clip_work.result()
@@ -113,7 +115,8 @@ edl, probes = plan_edit(beat_map, spec["sources"], resolve_config(None, {"output
                         analysed=analysed)
 print(json.dumps({"song_s": t1 - t0, "clips_extra_s": t2 - t1, "plan_s": time.perf_counter() - t2,
                   "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
-                  "shots": len(edl.shots), "method": beat_map.detection_method}))
+                  "clips_s": clip_work.seconds, "clip_frames": sum(a.frames for a in analysed[1]),
+                  "budget": budget, "shots": len(edl.shots), "method": beat_map.detection_method}))
 """
 
 
@@ -213,12 +216,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--analysis-s", type=float, default=None,
                     help="analysis + planning wall s for a 4-minute song on the analyze service (default: measured "
                          "here, a fresh process; the analyze service has 2 vCPU, like this machine)")
+    ap.add_argument("--analysis-only", action="store_true",
+                    help="measure and print only the analysis + planning term (no render)")
     ap.add_argument("--save", metavar="FILE", help="write the measured rows to FILE (JSON)")
     ap.add_argument("--load", metavar="FILE", help="print the tables and the prediction from rows saved earlier")
     args = ap.parse_args(argv)
     lengths = [float(x) for x in args.lengths.split(",")]
     workers = [int(x) for x in args.workers.split(",")]
     threads = args.encoder_threads or min(4, ENCODER_MAX_THREADS)
+    if args.analysis_only:
+        m = measure_analysis([str(p) for p in prepare_sources()])
+        print("\n| term | wall s | CPU s | song analysis s | clips' analysis s (frames decoded, budget) | clips after "
+              "the song s | plan s |")
+        print("|---|---|---|---|---|---|---|")
+        print(f"| analysis + planning ({m['method']}, 4-minute song, 4 clips of 40 s 1080p30) | {m['wall_s']:.1f} | "
+              f"{m['cpu_s']:.1f} | {m['song_s']:.1f} | {m['clips_s']:.1f} ({m['clip_frames']}, {m['budget']:.0f}) | "
+              f"{m['clips_extra_s']:.1f} | {m['plan_s']:.1f} |")
+        return 0
     if args.load:
         saved = json.loads(Path(args.load).read_text())
         rows, threads, cloud_mb = saved["rows"], saved["threads"], saved["cloud_mb"]

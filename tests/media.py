@@ -15,3 +15,34 @@ def make_media(root: Path) -> Path:
     write_clip(str(root / "b.mp4"), moving_frames(5.0, 30, size=(160, 96), seed=2, speed=2.0), 30)
     (root / "bad.mp4").write_text("this is not a video")
     return root
+
+
+def hostile_clip(path: Path, frames: int = 200_000, size: int = 16, fps: int = 100, gop: int = 250) -> Path:
+    """A clip cheap to send and slow to analyse whole: ``frames`` frames of ``size`` x ``size`` at ``fps``
+    (200,000 at 100 fps: 2,000 s, about 6 MB), H.264 with a keyframe every ``gop`` frames. One GOP
+    (a bar sliding across, inverted halfway) is encoded and its packets repeated with new timestamps,
+    so it is made in about a second."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "g": str(gop), "bf": "0"})
+        s.width = s.height = size
+        s.pix_fmt = "yuv420p"
+        packets = []
+        for i in range(gop):
+            img = np.full((size, size, 3), 40, np.uint8)
+            img[:, (i * 3) % size:(i * 3) % size + 4] = 220
+            frame = av.VideoFrame.from_ndarray(255 - img if i >= gop // 2 else img, format="rgb24")
+            frame.pts = i
+            packets += s.encode(frame)
+        packets += s.encode(None)
+        for n in range(frames):
+            src = packets[n % len(packets)]
+            p = av.Packet(bytes(src))
+            p.stream, p.pts, p.dts, p.time_base = s, n, n, Fraction(1, fps)
+            p.is_keyframe = src.is_keyframe
+            out.mux(p)
+    return path

@@ -136,6 +136,7 @@ def cmd_make(args) -> int:
             cache=_cache_store(args), max_audio_duration=settings.max_audio_duration, progress=progress,
             workers=args.workers, allow_noncommercial=settings.allow_noncommercial_models,
             timelines=timelines,
+            clip_budget=settings.clip_analysis_budget,
         )
     finally:
         progress.close()
@@ -478,8 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "NAME.edl.json beside the video)")
     m.add_argument("--otio", metavar="OUT.otio", help="also write the cut as an OpenTimelineIO timeline here "
                    "(default: only NAME.otio beside the video)")
-    m.add_argument("--no-cache", action="store_true", help="do not read or write the beat-map cache (default: cache "
-                   "in $BEATSYNC_CACHE_DIR)")
+    m.add_argument("--no-cache", action="store_true", help="do not read or write the beat-map and clip-analysis "
+                   "cache (default: cache in $BEATSYNC_CACHE_DIR)")
     m.add_argument("--workers", type=int, default=1, metavar="N",
                    help="render N segments in parallel processes and join them (default: 1)")
     m.add_argument("--timeline", action="append", metavar="PATH",

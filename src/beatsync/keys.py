@@ -7,6 +7,7 @@
   ``edit.otio``, ``edit.xml|fcpxml|edl`` when asked, ``beat_map.json``; ``result.json`` last, the completion marker)
 - ``temp/{job_id}/...``: a parallel render's plan, segments and task progress
 - ``cache/beat_maps/{audio_hash}/{variant}.json``: analysed songs
+- ``cache/clip_analysis/{clip_hash}/{variant}.json``: the clips' planning analysis (motion, own shots)
 
 The top-level folders are also what the retention rules know (terraform/storage.tf and
 :func:`beatsync.jobs.storage.sweep`). Pure functions, no imports from the rest of beatsync.
@@ -22,6 +23,7 @@ INPUTS, OUTPUTS, TEMP, CACHE = "inputs", "outputs", "temp", "cache"
 #: the top-level folders the retention sweep ages out
 RETAINED = (TEMP, INPUTS, OUTPUTS)
 BEAT_MAP_CACHE = f"{CACHE}/beat_maps"
+CLIP_ANALYSIS_CACHE = f"{CACHE}/clip_analysis"
 RESULT = "result.json"
 
 
@@ -115,6 +117,10 @@ def task_progress(job_id: str, count: int, index: int) -> str:
 
 def cached_beat_map(audio_hash: str, variant: str) -> str:
     return f"{BEAT_MAP_CACHE}/{audio_hash}/{variant}.json"
+
+
+def cached_clip_analysis(clip_hash: str, variant: str) -> str:
+    return f"{CLIP_ANALYSIS_CACHE}/{clip_hash}/{variant}.json"
 
 
 def is_cache(key: str) -> bool:

@@ -89,6 +89,11 @@ class Settings:
     #: largest clip frame accepted, pixels (``BEATSYNC_MAX_CLIP_PIXELS``; default 4096x2304), checked
     #: from the header before any frame is decoded
     max_clip_pixels: int = 4096 * 2304
+    #: what planning may spend on one clip's motion and shot analysis, in 1920x1080-frame units
+    #: (``BEATSYNC_CLIP_ANALYSIS_BUDGET``): at most budget / (0.15 + 0.85 x pixels / 1920x1080) frames
+    #: are decoded (600 1080p frames, 169 4K ones, 3,997 tiny ones); a clip with more is sampled
+    #: (beatsync.render.motion). The analysis is cached by clip content hash and budget.
+    clip_analysis_budget: float = 600.0
     #: most clips in one create request (``BEATSYNC_MAX_CLIPS``)
     max_clips: int = 20
     #: seconds an input download may take in all: connect, headers and body (``BEATSYNC_FETCH_TIMEOUT``)
@@ -237,7 +242,7 @@ class Settings:
                      "max_submissions_per_minute", "max_active_jobs", "max_clip_pixels", "render_task_seconds",
                      "render_max_tasks", "webhook_timeout", "webhook_concurrency", "job_budget_factor",
                      "http_threads", "http_connection_limit", "http_header_timeout", "http_body_timeout",
-                     "http_idle_timeout"):
+                     "http_idle_timeout", "clip_analysis_budget"):
             if getattr(self, name) <= 0:
                 raise InvalidSetting(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")
         if self.cors_credentials not in ("true", "false"):

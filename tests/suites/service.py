@@ -13,6 +13,7 @@ import json
 
 import pytest
 
+from beatsync import keys
 from beatsync.jobs import service, steps
 from beatsync.ports import JobNotFound, Orchestrator
 from beatsync.signing import SIGNATURE_HEADER, verify_event
@@ -344,6 +345,15 @@ def test_metrics_are_recorded_shown_and_counted_once_in_the_daily_analytics(cont
     outputs = [k for k in container.blobs.list(f"outputs/{job.job_id}/") if not k.endswith("result.json")]
     assert m["bytes_out"] == sum(container.blobs.size(k) for k in outputs) and m["bytes_out"] > view["file_size"]
     assert any(e["message"].startswith("metrics: ") for e in container.jobs.logs(job.job_id))
+    # the clips' planning analysis: timed, its decoded frames counted, and cached by clip content
+    assert isinstance(m["clip_analysis_time_ms"], int) and m["clip_analysis_time_ms"] >= 0
+    assert m["clip_analysis_frames"] > 0
+    assert any(k.startswith("cache/clip_analysis/") for k in container.blobs.list("cache/"))
+    second, _ = service.submit_create(container, create_body(media), "bob")  # another job, the same clips
+    steps.run_analyze(container, second.job_id)
+    m2 = service.get_job(container, second.job_id, "bob", "create")["metrics"]
+    assert m2["clip_analysis_frames"] == 0 and isinstance(m2["clip_analysis_time_ms"], int)
+    assert container.blobs.get_bytes(keys.plan(second.job_id))  # planned from the cached analysis
 
     # the same song again (same method and fps): the beat map comes from the cache
     again, _ = service.submit_analyze(container, {"audio_url": f"{media.url}/song.wav", "method": "librosa",

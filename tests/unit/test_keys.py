@@ -27,4 +27,5 @@ def test_outputs_temp_and_cache_keys():
     assert seg.startswith(keys.temp(JOB)) and seg.endswith("seg-003-001.mp4")
     assert keys.task_progress(JOB, 3, 2).startswith(keys.task_progress_prefix(JOB, 3))
     assert keys.is_cache(keys.cached_beat_map("h", "v")) and not keys.is_cache(keys.beat_map(JOB))
+    assert keys.cached_clip_analysis("h", "v") == "cache/clip_analysis/h/v.json" and keys.is_cache("cache/clip_analysis/h/v.json")
     assert {k.split("/")[0] for k in (keys.result(JOB), keys.plan(JOB), keys.upload("d", "x"))} == set(keys.RETAINED)

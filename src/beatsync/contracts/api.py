@@ -138,6 +138,10 @@ class JobMetrics(Model):
     bytes_in: int | None = Field(None, ge=0, description="Bytes of the song and clips fetched.")
     bytes_out: int | None = Field(None, ge=0, description="Bytes of the outputs written.")
     beat_map_cached: bool | None = Field(None, description="The beat map came from the cache.")
+    clip_analysis_time_ms: int | None = Field(None, ge=0, description="Probing and analysing the clips for planning "
+                                              "(motion, own shots; alongside the beat analysis).")
+    clip_analysis_frames: int | None = Field(None, ge=0, description="Frames decoded for that analysis (0: every "
+                                             "clip's analysis came from the cache).")
 
 
 class CreateStatus(Model):

@@ -119,7 +119,8 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
         if clips:  # the clips' motion and shots need no beat map: analysed while the song is
             from ..render.pipeline import start_clip_analysis
 
-            clip_work = start_clip_analysis(clips, max_clip_pixels=c.settings.max_clip_pixels)
+            clip_work = start_clip_analysis(clips, max_clip_pixels=c.settings.max_clip_pixels,
+                                            budget=c.settings.clip_analysis_budget, cache=c.blobs)
         t0, cache = time.monotonic(), _CacheProbe(c.blobs)
         beat_map = analysis.analyze(audio, job.request["method"], fps=fps, max_duration=c.settings.max_audio_duration,
                            cache=cache, allow_noncommercial=c.settings.allow_noncommercial_models)
@@ -128,8 +129,10 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
         c.jobs.record_metrics(job_id, {"analysis_time_ms": _ms(t0), "beat_map_cached": not cache.wrote,
                                        **({"bytes_out": len(encoded)} if job.type == "analyze" else {})})
         if job.type == "create":  # the edit, planned once for every compose task (temp/{id}/plan.json)
-            _parallel.make_plan(c, job, clips, beat_map, report=_scaled(report, 20.0, 25.0),
-                                analysed=clip_work.result())
+            analysed = clip_work.result()
+            c.jobs.record_metrics(job_id, {"clip_analysis_time_ms": int(clip_work.seconds * 1000),
+                                           "clip_analysis_frames": sum(a.frames for a in analysed[1])})
+            _parallel.make_plan(c, job, clips, beat_map, report=_scaled(report, 20.0, 25.0), analysed=analysed)
         if c.jobs.get(job_id).terminal:  # cancelled (or ended by the orchestrator) meanwhile: leave nothing
             return _outcome(lifecycle.cancelled(c, job_id), "analyze", True)
         c.jobs.add_log(job_id, f"analysed: {beat_map.tempo:.1f} BPM, {len(beat_map.beats)} beats, "
@@ -218,7 +221,8 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
             else:  # no plan (a job from before plans were stored): analyse (cached) and plan here
                 made = make_video(audio, clips, out, config, method=job.request["method"], cache=c.blobs,
                                   max_audio_duration=c.settings.max_audio_duration,
-                                  max_clip_pixels=c.settings.max_clip_pixels, **urls,
+                                  max_clip_pixels=c.settings.max_clip_pixels,
+                                  clip_budget=c.settings.clip_analysis_budget, **urls,
                                   progress=_scaled(report, 25.0, 97.0), should_stop=report.should_stop)
         except RenderCancelled:
             return _outcome(lifecycle.cancelled(c, job_id), "compose", True)
@@ -253,16 +257,26 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
 
 
 ANALYSIS_BUDGET = 300.0  # seconds: decode and beat-track the longest accepted song on a busy machine
+#: seconds one unit of a clip's analysis budget (a 1920x1080 frame decoded and scored) may take on a
+#: busy machine: about 4x the 4.5 ms measured on a quiet core (docs/editing.md)
+CLIP_UNIT_SECONDS = 0.02
+
+
+def clip_analysis_seconds(c: "Container") -> float:
+    """The most one clip's planning analysis may take: its budget (``clip_analysis_budget``) in seconds."""
+    return c.settings.clip_analysis_budget * CLIP_UNIT_SECONDS
 
 
 def time_budget(c: "Container", job: Job) -> float:
-    """Seconds a local worker may spend on ``job``: every fetch's timeout, the analysis, and
-    ``job_budget_factor`` seconds per second of output at 1080p30, scaled by pixels and fps (the
-    output's length is the preview's, or at most the longest accepted song)."""
+    """Seconds a local worker may spend on ``job``: every fetch's timeout, the analysis (the song's,
+    and each clip's :func:`clip_analysis_seconds`), and ``job_budget_factor`` seconds per second of
+    output at 1080p30, scaled by pixels and fps (the output's length is the preview's, or at most
+    the longest accepted song)."""
     s = c.settings
-    fetches = 1 + len(job.request.get("video_urls") or [])
-    budget = s.fetch_timeout * fetches + ANALYSIS_BUDGET
+    clips = len(job.request.get("video_urls") or [])
+    budget = s.fetch_timeout * (1 + clips) + ANALYSIS_BUDGET
     if job.type == "create":
+        budget += clips * clip_analysis_seconds(c)
         cfg = job.request.get("edit_config") or {}
         seconds = cfg.get("preview_duration", 30) if cfg.get("preview_only") else s.max_audio_duration
         w, _, h = str(cfg.get("output_resolution", "1920x1080")).partition("x")

@@ -1,4 +1,11 @@
-"""One decoding pass per clip: a motion score per segment and the clip's own shot boundaries.
+"""One decoding pass per clip, within a budget: a motion score per segment and the clip's own shot boundaries.
+
+Budget: at most :func:`frame_limit` frames are decoded (``budget`` units, one unit a 1920x1080
+frame; a frame costs :func:`frame_cost`), whatever the clip holds. A clip whose header promises
+no more frames is decoded whole; a longer one is sampled: windows of consecutive frames (at least
+``MIN_RUN``) starting at keyframes of the container's index (evenly spaced times without one),
+spread over the clip. Motion and cuts are found inside each window as in a whole pass; nothing is
+compared across windows, and bins no window scored take their neighbours' motion.
 
 Motion: mean absolute difference between consecutive frames at 64x36 grey, in MOTION_STEP-second
 bins. Non-reference frames are skipped by the decoder (half the decoding on typical H.264),
@@ -30,7 +37,8 @@ import numpy as np
 
 from ..editing.plan import MOTION_STEP
 from ..errors import RenderCancelled
-from ..media import decode_tolerant, is_cover_art
+from ..media import DECODE_ERRORS, is_cover_art
+from ..settings import Settings
 from .probe import ClipProbe
 
 CUT_MIN = 8.0
@@ -42,10 +50,25 @@ DISSOLVE_MIN = 25.0
 DISSOLVE_COHERENCE = 0.75
 
 
+#: the analysis's version: part of its cache key (:mod:`beatsync.render.clipcache`); raise it with
+#: any change here that changes a result
+ANALYSIS_VERSION = 2
+#: a clip's analysis decodes at most this many budget units' worth of frames (``BEATSYNC_CLIP_ANALYSIS_BUDGET``;
+#: one unit: a 1920x1080 frame, see :func:`frame_cost`)
+DEFAULT_BUDGET = Settings.clip_analysis_budget
+#: a frame's fixed cost in units, whatever its size (demuxing, the decoder call, scaling, scoring)
+FRAME_OVERHEAD = 0.15
+#: consecutive frames per window of a sampled analysis, at least (the cut rule looks CUT_CONTEXT
+#: frames either side)
+MIN_RUN = 2 * CUT_CONTEXT + 4
+
+
 @dataclass(frozen=True)
 class ClipAnalysis:
     motion: np.ndarray  # raw motion per MOTION_STEP seconds (mean abs grey difference, 0..255)
     cuts: tuple[float, ...]  # source shot boundaries (s)
+    frames: int = 0  # frames decoded to make it (0: read from the cache)
+    coverage: float = 1.0  # share of the clip's MOTION_STEP bins scored (1: every frame was decoded)
 
 
 def _hard_cuts(times: list[float], diffs: list[float], period: float) -> list[float]:
@@ -63,66 +86,166 @@ def _hard_cuts(times: list[float], diffs: list[float], period: float) -> list[fl
     return out
 
 
-def analyse_clip(probe: ClipProbe, step: float = MOTION_STEP, should_stop=None) -> ClipAnalysis:
-    """Motion per ``step`` seconds and the clip's own shot boundaries, from one decoding pass;
-    ``should_stop()`` true (checked every 30 frames) abandons it with RenderCancelled."""
-    bins = max(1, int(np.ceil(probe.duration / step)))
-    total = np.zeros(bins)
-    count = np.zeros(bins)
-    times: list[float] = []
-    diffs: list[float] = [0.0]
-    dissolves: list[float] = []
-    period = 1.0 / probe.fps if probe.fps else 1 / 30
-    span = max(2, int(round(DISSOLVE_SPAN / period)))
-    recent: deque = deque(maxlen=span + 1)  # (grey frame, diff to the previous one)
-    in_dissolve = False
+class _Scorer:
+    """Frames in, motion per bin and shot boundaries out; frames come in runs of consecutive decoded
+    frames (the whole clip, or the windows of a sampled analysis): nothing is compared across runs."""
+
+    def __init__(self, probe: ClipProbe, step: float):
+        self.probe, self.step = probe, step
+        self.bins = max(1, int(np.ceil(probe.duration / step)))
+        self.total = np.zeros(self.bins)
+        self.count = np.zeros(self.bins)
+        self.times: list[float] = []
+        self.diffs: list[float] = []
+        self.dissolves: list[float] = []
+        self.period = 1.0 / probe.fps if probe.fps else 1 / 30
+        self.recent: deque = deque(maxlen=max(2, int(round(DISSOLVE_SPAN / self.period))) + 1)
+        self.in_dissolve = False
+        self.prev = None
+
+    def new_run(self) -> None:
+        # a dissolve still running where the run ends keeps its start only, as at the clip's end
+        self.in_dissolve = False
+        self.prev = None
+        self.recent.clear()
+
+    def _end_dissolve(self) -> None:
+        if self.in_dissolve:  # every frame of the dissolve is a boundary: no range shows part of it
+            t0 = self.dissolves[-1]
+            self.dissolves.extend(float(x) for x in np.arange(t0 + self.period, self.times[-1], self.period))
+            self.dissolves.append(self.times[-1])
+            self.in_dissolve = False
+
+    def add(self, t: float, g: np.ndarray) -> None:
+        d = 0.0  # the first frame of a run: no difference (and no cut) known
+        if self.prev is not None:
+            d = float(np.abs(g - self.prev).mean())
+            b = min(self.bins - 1, max(0, int(t / self.step)))
+            self.total[b] += d
+            self.count[b] += 1
+        self.diffs.append(d)
+        self.times.append(t)
+        recent = self.recent
+        recent.append((g, d))
+        if len(recent) == recent.maxlen:
+            net = float(np.abs(g - recent[0][0]).mean())
+            steps = [x[1] for x in list(recent)[1:]]
+            gradual = max(steps) < 0.5 * net  # no one step carries the change (a hard cut)
+            if net >= DISSOLVE_MIN and gradual and net >= DISSOLVE_COHERENCE * sum(steps):
+                if not self.in_dissolve:
+                    self.dissolves.append(self.times[-len(recent)])
+                self.in_dissolve = True
+            elif self.in_dissolve:
+                self._end_dissolve()
+        self.prev = g
+
+    def result(self, frames: int, complete: bool) -> ClipAnalysis:
+        bins, count = self.bins, self.count
+        out = np.divide(self.total, count, out=np.zeros(bins), where=count > 0)
+        # empty bins (sparse frames, unsampled stretches) take their neighbours' value
+        if count.any() and not count.all():
+            idx = np.flatnonzero(count)
+            out = np.interp(np.arange(bins), idx, out[idx])
+        cuts = sorted({round(x, 4) for x in _hard_cuts(self.times, self.diffs, self.period) + self.dissolves
+                       if 0 < x < self.probe.duration})
+        coverage = 1.0 if complete else float(np.count_nonzero(count)) / bins
+        return ClipAnalysis(motion=out, cuts=tuple(cuts), frames=frames, coverage=round(coverage, 4))
+
+
+def frame_cost(width: int, height: int) -> float:
+    """What decoding and scoring one frame costs, in budget units (one unit: a 1920x1080 frame)."""
+    return FRAME_OVERHEAD + (1.0 - FRAME_OVERHEAD) * width * height / (1920 * 1080)
+
+
+def frame_limit(probe: ClipProbe, budget: float = DEFAULT_BUDGET) -> int:
+    """The most frames the analysis of ``probe``'s clip decodes within ``budget`` units."""
+    return max(MIN_RUN, int(budget / frame_cost(probe.width, probe.height)))
+
+
+def expected_frames(probe: ClipProbe) -> int:
+    """Frames the header promises (duration x average rate; 30 fps where it states none)."""
+    return int(np.ceil(probe.duration * (probe.fps or 30.0)))
+
+
+def _window_starts(probe: ClipProbe, limit: int) -> list[float]:
+    """Where the windows of a sampled analysis start: keyframes from the container's index (a window
+    from a keyframe decodes no frame it does not score), spread evenly over the clip; without an
+    index, evenly spaced times."""
+    most = max(1, limit // MIN_RUN)
+    keys = [k for k in probe.keyframes if 0 <= k < probe.duration]
+    if len(keys) >= 2:
+        if len(keys) <= most:
+            return keys
+        return sorted({keys[round(i * (len(keys) - 1) / (most - 1))] for i in range(most)}) if most > 1 else keys[:1]
+    return [probe.duration * i / most for i in range(most)]
+
+
+def analyse_clip(probe: ClipProbe, step: float = MOTION_STEP, should_stop=None,
+                 budget: float = DEFAULT_BUDGET) -> ClipAnalysis:
+    """Motion per ``step`` seconds and the clip's own shot boundaries, decoding at most
+    :func:`frame_limit` frames (``budget`` units): one pass over every frame when the header
+    promises no more, else windows of consecutive frames spread over the clip (see the module's
+    doc); ``should_stop()`` true (checked every 30 frames) abandons it with RenderCancelled."""
+    limit = frame_limit(probe, budget)
+    expected = expected_frames(probe)
+    scorer = _Scorer(probe, step)
+    decoded, complete = 0, False
     with av.open(probe.path, metadata_errors="ignore") as c:
         s = next(s for s in c.streams.video if not is_cover_art(s))
         s.thread_type = "AUTO"
         s.codec_context.skip_frame = "NONREF"
-        prev = None
-        try:
-            for f in decode_tolerant(c, s):
-                if f.pts is None:
+        tb = s.time_base
+
+        def frames(end: float, most: int):
+            """Decoded frames ``(t, grey)`` from where the demuxer stands, until ``end`` (s), ``most``
+            frames, or the clip's limit; every decoded frame counts against the limit."""
+            nonlocal decoded
+            taken = packets = 0
+            for packet in c.demux(s):
+                packets += 1
+                if packets > 4 * most + 16:  # a run of packets that yield no frames: stop demuxing
+                    return
+                try:
+                    got = packet.decode()
+                except DECODE_ERRORS:
                     continue
-                if should_stop is not None and len(times) % 30 == 0 and should_stop():
-                    raise RenderCancelled("clip analysis abandoned")
-                g = f.reformat(width=64, height=36, format="gray").to_ndarray().astype(np.int16)
-                t = float(f.pts * s.time_base) - probe.start_time
-                d = 0.0
-                if prev is not None:
-                    d = float(np.abs(g - prev).mean())
-                    b = min(bins - 1, max(0, int(t / step)))
-                    total[b] += d
-                    count[b] += 1
-                    diffs.append(d)
-                times.append(t)
-                recent.append((g, d))
-                if len(recent) == recent.maxlen:
-                    net = float(np.abs(g - recent[0][0]).mean())
-                    steps = [x[1] for x in list(recent)[1:]]
-                    gradual = max(steps) < 0.5 * net  # no one step carries the change (a hard cut)
-                    if net >= DISSOLVE_MIN and gradual and net >= DISSOLVE_COHERENCE * sum(steps):
-                        if not in_dissolve:
-                            dissolves.append(times[-len(recent)])
-                        in_dissolve = True
-                    elif in_dissolve:
-                        # every frame of the dissolve is a boundary: no range shows part of it
-                        t0 = dissolves[-1]
-                        dissolves.extend(float(x) for x in np.arange(t0 + period, times[-1], period))
-                        dissolves.append(times[-1])
-                        in_dissolve = False
-                prev = g
+                for f in got:
+                    if f.pts is None:
+                        continue
+                    if should_stop is not None and decoded % 30 == 0 and should_stop():
+                        raise RenderCancelled("clip analysis abandoned")
+                    decoded += 1
+                    t = float(f.pts * tb) - probe.start_time
+                    if t >= end:
+                        return
+                    yield t, f.reformat(width=64, height=36, format="gray").to_ndarray().astype(np.int16)
+                    taken += 1
+                    if taken >= most or decoded >= limit:
+                        return
+
+        try:
+            if expected <= limit:  # every frame (a header that lies still stops at the limit)
+                for t, g in frames(float("inf"), limit):
+                    scorer.add(t, g)
+                complete = decoded < limit
+            else:
+                starts = _window_starts(probe, limit)
+                run = max(1, limit // len(starts))
+                # the index's times are decoding times; a seek goes by presentation time, later by the
+                # first keyframe's delay (B-frames): aim just past the keyframe, not at the one before
+                shift = max(0.0, -probe.keyframes[0]) if probe.keyframes else 0.0
+                for i, start in enumerate(starts):
+                    if decoded >= limit:
+                        break
+                    end = starts[i + 1] + shift if i + 1 < len(starts) else float("inf")
+                    c.seek(int((start + shift + 5e-4 + probe.start_time) / tb), stream=s, backward=True)
+                    scorer.new_run()
+                    for t, g in frames(end, run):
+                        if not scorer.times or t > scorer.times[-1]:  # a seek that landed early: no frame twice
+                            scorer.add(t, g)
         except av.error.FFmpegError:
             pass  # a truncated clip: score what was read
-    out = np.divide(total, count, out=np.zeros(bins), where=count > 0)
-    # empty bins (sparse frames) take their neighbours' value
-    if count.any() and not count.all():
-        idx = np.flatnonzero(count)
-        out = np.interp(np.arange(bins), idx, out[idx])
-    cuts = sorted({round(x, 4) for x in _hard_cuts(times, diffs[: len(times)], period) + dissolves
-                   if 0 < x < probe.duration})
-    return ClipAnalysis(motion=out, cuts=tuple(cuts))
+    return scorer.result(decoded, complete)
 
 
 def motion_profile(probe: ClipProbe, step: float = MOTION_STEP) -> np.ndarray:

@@ -4,8 +4,10 @@ beat map, side by side."""
 from __future__ import annotations
 
 import functools
+import math
 import os
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable
@@ -44,38 +46,70 @@ def side_files(out_path: str) -> tuple[str, str, str, str]:
 
 
 def analyse_clips(clips: list[str], *, max_clip_pixels: int = 4096 * 2304,
-                  progress: Progress | None = None, should_stop: Callable[[], bool] | None = None
-                  ) -> tuple[list, list]:
+                  progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+                  budget: float | None = None, cache: BlobStore | None = None) -> tuple[list, list]:
     """Probe the clips and analyse each one's motion and own shot boundaries: ``(probes, analyses)``.
+    Each analysis decodes at most ``budget`` units' worth of frames (:func:`beatsync.render.motion.frame_limit`;
+    default ``motion.DEFAULT_BUDGET``); with ``cache`` (a blob store), one already made for the same clip
+    bytes, version and budget is read instead (:mod:`beatsync.render.clipcache`; ``frames`` 0).
     Clips are decoded in parallel threads (PyAV decodes outside the GIL), one per core up to 4."""
     from concurrent.futures import ThreadPoolExecutor
 
     from .encode import usable_cores
-    from .motion import analyse_clip
+    from .motion import DEFAULT_BUDGET, MOTION_STEP, analyse_clip
     from .probe import probe_clip
 
     report = progress or (lambda pct, step: None)
+    budget = DEFAULT_BUDGET if budget is None else budget
     probes = [probe_clip(c, max_pixels=max_clip_pixels) for c in clips]
+    store = variant = None
+    if cache is not None:
+        from .clipcache import ClipAnalysisCache, clip_hash, variant_key
+
+        store, variant = ClipAnalysisCache(cache), variant_key(MOTION_STEP, budget)
+
+    def one(probe):
+        if store is None:
+            return analyse_clip(probe, should_stop=should_stop, budget=budget)
+        digest = clip_hash(probe.path)
+        bins = max(1, math.ceil(probe.duration / MOTION_STEP))
+        hit = store.get(digest, variant, bins)
+        if hit is not None:
+            return hit
+        made = analyse_clip(probe, should_stop=should_stop, budget=budget)
+        store.put(digest, variant, made)
+        return made
+
     workers = max(1, min(len(probes), usable_cores(), 4))
     analyses = []
     with ThreadPoolExecutor(workers, thread_name_prefix="clip-analysis") as pool:
-        for a in pool.map(lambda p: analyse_clip(p, should_stop=should_stop), probes):
+        for a in pool.map(one, probes):
             analyses.append(a)
             report(100.0 * len(analyses) / len(probes), "motion")
     return probes, analyses
 
 
 class ClipWork:
-    """:func:`analyse_clips` running in a background thread (:func:`start_clip_analysis`)."""
+    """:func:`analyse_clips` running in a background thread (:func:`start_clip_analysis`); ``seconds``:
+    how long it took (None until done)."""
 
-    def __init__(self, clips: list[str], max_clip_pixels: int):
+    def __init__(self, clips: list[str], max_clip_pixels: int, budget: float | None = None,
+                 cache: BlobStore | None = None):
         from concurrent.futures import ThreadPoolExecutor
 
         self._stop = threading.Event()
+        self.seconds: float | None = None
         pool = ThreadPoolExecutor(1, thread_name_prefix="clips")
-        self._future: Future = pool.submit(analyse_clips, clips, max_clip_pixels=max_clip_pixels,
-                                           should_stop=self._stop.is_set)
+        self._future: Future = pool.submit(self._run, clips, max_clip_pixels, budget, cache)
         pool.shutdown(wait=False)  # nothing else is queued; the analysis runs until done or stopped
+
+    def _run(self, clips, max_clip_pixels, budget, cache):
+        started = time.monotonic()
+        try:
+            return analyse_clips(clips, max_clip_pixels=max_clip_pixels, should_stop=self._stop.is_set,
+                                 budget=budget, cache=cache)
+        finally:
+            self.seconds = time.monotonic() - started
 
     def result(self) -> tuple[list, list]:
         """``(probes, analyses)``, waiting for them; raises what the analysis raised."""
@@ -87,11 +121,12 @@ class ClipWork:
         self._stop.set()
 
 
-def start_clip_analysis(clips: list[str], *, max_clip_pixels: int = 4096 * 2304) -> ClipWork:
+def start_clip_analysis(clips: list[str], *, max_clip_pixels: int = 4096 * 2304, budget: float | None = None,
+                        cache: BlobStore | None = None) -> ClipWork:
     """:func:`analyse_clips` in a background thread, to run while the song is analysed (it does not
     need the beat map). Call ``.result()`` to use it; ``.stop()`` when it will not be used (an error,
     a cancel), so its threads do not decode on for nothing."""
-    return ClipWork(clips, max_clip_pixels)
+    return ClipWork(clips, max_clip_pixels, budget, cache)
 
 
 def plan_edit(beat_map: BeatMap, clips: list[str], config: EditConfig, *, max_clip_pixels: int = 4096 * 2304,
@@ -126,12 +161,14 @@ def make_video(
     song_url: str | None = None,
     clip_urls: list[str] | None = None,
     timelines: tuple[str, ...] | list[str] = (),
+    clip_budget: float | None = None,
 ) -> MakeResult:
     """Analyse, probe, plan, render (:func:`render_edit`). ``workers > 1`` renders that many segments in
     parallel processes and joins them (:func:`beatsync.render.segments.render_parallel`): the same frames,
     cuts and audio timing.
     ``song_url`` / ``clip_urls`` name the media in the timelines (default: the local files); ``timelines``:
-    more timeline files to write (:mod:`beatsync.render.timelines`, the extension decides the format)."""
+    more timeline files to write (:mod:`beatsync.render.timelines`, the extension decides the format).
+    ``cache`` holds the song's beat map and the clips' analyses; ``clip_budget``: see :func:`analyse_clips`."""
     from ..analysis import analyze
 
     if not clips:
@@ -140,7 +177,8 @@ def make_video(
         raise InvalidRequest(f"{len(clips)} clips; at most {MAX_CLIPS}", code="too_many_clips")
     report = progress or (lambda pct, step: None)
     report(0.0, "analyze")
-    clip_work = start_clip_analysis(clips, max_clip_pixels=max_clip_pixels)  # meanwhile: it needs no beats
+    # meanwhile: it needs no beats
+    clip_work = start_clip_analysis(clips, max_clip_pixels=max_clip_pixels, budget=clip_budget, cache=cache)
     try:
         beat_map = analyze(song, method, fps=config.output_fps, max_duration=max_audio_duration, cache=cache,
                            allow_noncommercial=allow_noncommercial)
