@@ -28,12 +28,11 @@ def expected_markers(edl: EditDecisionList, bm: BeatMap) -> list[tuple[int, str]
 
 def source_in(edl: EditDecisionList, shot, rate: float | None) -> int:
     """The sequence frame of the first source frame the render shows: the clip's frame ``i`` is at ``i / rate``
-    (the reader shows the latest at or before ``source_in``, 0.1 ms slack), its time on the sequence's grid."""
-    from fractions import Fraction
-    import math
-
-    r = Fraction(rate or edl.fps).limit_denominator(1001)
-    i = math.floor((Fraction(shot.source_in) + Fraction(1, 10_000)) * r)
+    and the reader shows the latest at or before ``source_in`` (0.1 ms slack); its time on the sequence's grid."""
+    r = rate or edl.fps
+    i = 0
+    while (i + 1) / r <= shot.source_in + 1e-4:
+        i += 1
     return round(i / r * edl.fps)
 
 
@@ -55,7 +54,7 @@ def check_round_trip(path: str, edl: EditDecisionList, bm: BeatMap, clip_urls: l
         got = tuple(round(t.rescaled_to(fps).value, 6) for t in (
             src.start_time, src.end_time_exclusive(), rec.start_time, rec.end_time_exclusive()))
         src_in = source_in(edl, shot, clip_rates[shot.clip] if clip_rates else None)
-        assert got == (src_in, src_in + shot.frames, shot.start_frame, shot.end_frame), (fmt, shot.index, got)
+        assert got == (src_in, src_in + shot.frames, shot.start_frame, shot.end_frame), (fmt, shot.index, got, src_in)
         assert clip.media_reference.target_url == clip_urls[shot.clip], (fmt, shot.index)
         if clip_names:
             assert clip.name == clip_names[shot.clip], (fmt, clip.name)

@@ -217,7 +217,7 @@ def cmd_timeline(args) -> int:
         beat_map = BeatMap.model_validate_json(Path(bm_path).read_text())
     except ValueError as exc:
         raise InvalidRequest(f"{bm_path}: not a beat map ({str(exc).splitlines()[0]})", code="invalid_request") from None
-    song, clips = args.song, list(args.clip or [])
+    song, clips, rates = args.song, list(args.clip or []), None
     if clips and len(clips) != len(edl.clips):
         raise InvalidRequest(f"{len(clips)} --clip given; the edit has {len(edl.clips)} clips", code="invalid_request")
     if not (song and clips):  # the media the edit was made from: NAME.otio beside it names them
@@ -228,6 +228,7 @@ def cmd_timeline(args) -> int:
             raise InvalidRequest(f"no {otio_path} beside the EDL to name the song and clips: give --song and --clip",
                                  code="invalid_request")
         song, clips = song or known[0], clips or known[1]
+        rates = known[2] if clips == known[1] else None  # the clips' own rates, as the edit was made
     from urllib.parse import urlsplit
     from urllib.request import url2pathname
 
@@ -237,7 +238,8 @@ def cmd_timeline(args) -> int:
         from .render.probe import probe_clip
 
         probes = [probe_clip(c) for c in local]
-    notes = write_timelines(edl, beat_map, timeline_media(song, clips, probes), [args.output], [fmt])
+    media = timeline_media(song, clips, probes, rates=None if probes else rates)
+    notes = write_timelines(edl, beat_map, media, [args.output], [fmt])
     _print_timelines([args.output], notes)
     return 0
 

@@ -20,6 +20,14 @@ SMALL = ["--resolution", "160x90", "--preview", "--preview-duration", "6", "--me
 API = "/api/v1/beat-sync"
 
 
+def _rates(edl, names=None) -> list[float]:
+    """The example clips' own frame rates, in the edit's order (the timelines count in-points with them)."""
+    from beatsync.render.probe import probe_clip
+
+    names = names or [c.name for c in sorted(edl.clips, key=lambda c: c.index)]
+    return [probe_clip(str(ROOT / "examples" / n)).fps for n in names]
+
+
 def _edit(folder, stem):
     return (EditDecisionList.model_validate_json((folder / f"{stem}.edl.json").read_text()),
             BeatMap.model_validate_json((folder / f"{stem}.beat_map.json").read_text()))
@@ -37,7 +45,7 @@ def test_make_writes_each_timeline_asked_for(tmp_path):
     for p in [out / "v.otio", *paths]:
         assert f"timeline: {p}" in proc.stdout or p.suffix == ".otio"
         check_round_trip(str(p), edl, bm, urls, (ROOT / "examples" / "lets_go_fishin_excerpt.opus").as_uri(),
-                         [c.name for c in sorted(edl.clips, key=lambda c: c.index)])
+                         [c.name for c in sorted(edl.clips, key=lambda c: c.index)], _rates(edl))
     slides = sum(s.transition.style == "slide" for s in edl.shots[1:])
     assert slides and f"warning: edl: {slides} slide transition(s) written as cuts" in proc.stderr
     assert "(timeline_simplified)" in proc.stderr
@@ -62,7 +70,7 @@ def test_timeline_exports_an_existing_edit_without_rendering(tmp_path):
     for name in ("a.fcpxml", "a.xml", "a.edl", "a.otio"):
         proc = beatsync("timeline", str(out / "v.edl.json"), "-o", str(tmp_path / name))
         assert proc.returncode == 0, proc.stderr
-        check_round_trip(str(tmp_path / name), edl, bm, urls, song)
+        check_round_trip(str(tmp_path / name), edl, bm, urls, song, clip_rates=_rates(edl))
     assert not (out / "v.mp4").exists()
     # the media named on the command line instead (moved footage), in the edit's clip order
     moved = tmp_path / "moved"
@@ -77,7 +85,7 @@ def test_timeline_exports_an_existing_edit_without_rendering(tmp_path):
                     str(moved / "lets_go_fishin_excerpt.opus"), *[a for c in ordered for a in ("--clip", c)])
     assert proc.returncode == 0, proc.stderr
     check_round_trip(str(tmp_path / "b.xml"), edl, bm, [f"file://{c}" for c in ordered],
-                     (moved / "lets_go_fishin_excerpt.opus").as_uri())
+                     (moved / "lets_go_fishin_excerpt.opus").as_uri(), clip_rates=_rates(edl))
     bad = beatsync("timeline", str(out / "v.edl.json"), "-o", str(tmp_path / "b.mov"))
     assert bad.returncode == 2 and "code: invalid_timeline" in bad.stderr
 
@@ -123,7 +131,7 @@ def test_a_job_publishes_the_timelines_it_asks_for(tmp_path, examples, task_seco
             path.write_bytes(got.content)
             # the caller's URLs and file names, for the editor to relink
             urls = [f"{examples.url}/{names[i]}" for i in range(3)]
-            check_round_trip(str(path), edl, bm, urls, body["audio_url"], list(names))
+            check_round_trip(str(path), edl, bm, urls, body["audio_url"], list(names), _rates(edl, names))
         # a job's downloaded outputs export again with `beatsync timeline` (edit.otio names the media)
         got = tmp_path / "downloaded"
         got.mkdir()
@@ -132,7 +140,7 @@ def test_a_job_publishes_the_timelines_it_asks_for(tmp_path, examples, task_seco
             (got / name).write_bytes(httpx.get(url, timeout=10).content)
         proc = beatsync("timeline", str(got / "edl.json"), "-o", str(got / "again.fcpxml"))
         assert proc.returncode == 0, proc.stderr
-        check_round_trip(str(got / "again.fcpxml"), edl, bm, urls, body["audio_url"], list(names))
+        check_round_trip(str(got / "again.fcpxml"), edl, bm, urls, body["audio_url"], list(names), _rates(edl, names))
         outputs = sorted(p.name for p in (serve.data / "blobs" / "outputs" / job_id).iterdir())
         assert {"edit.otio", "edit.xml", "edit.fcpxml", "edit.edl"} <= set(outputs)
         refused = httpx.post(f"{serve.url}{API}/create", json={**body, "config": {"output_fps": 20}}, timeout=30)

@@ -4,7 +4,8 @@
   the song (beat map cached under ``cache/beat_maps/``, copied to ``outputs/{id}/beat_map.json``).
   An analyze job ends here, completed.
 - :func:`run_compose`: plan and render, upload ``outputs/{id}/{output|preview}.mp4``,
-  ``thumbnail.jpg``, ``edl.json``, ``edit.otio`` (and the timelines asked for), then ``result.json`` last (the completion marker), and complete.
+  ``thumbnail.jpg``, ``edl.json``, ``edit.otio`` (and the timelines asked for), then ``result.json`` last
+  (the completion marker), and complete.
 
 Both may be called again for the same job (a retry after a crash or a 503): finished work is
 reused, an ended job is left alone. Both watch the cancel flag. Permanent problems (bad media, a

@@ -209,9 +209,14 @@ def render_edit(
     """Render an edit already planned (``edl`` over ``probes``) and write its side files: the video,
     thumbnail, EDL, OpenTimelineIO timeline and beat map (:func:`side_files`)."""
     from .encode import render
+    from ..contracts.edit import timeline_rate_problem
     from .timelines import format_of
 
     formats = [format_of(p) for p in timelines]  # refused before rendering
+    for path, fmt in zip(timelines, formats):
+        problem = timeline_rate_problem(fmt, edl.fps)
+        if problem:
+            raise InvalidRequest(f"{path}: {problem}", code="timeline_rate")
     report = progress or (lambda pct, step: None)
     thumbnail, edl_path, otio_path, bm_path = side_files(out_path)
     os.makedirs(os.path.dirname(thumbnail), exist_ok=True)

@@ -110,21 +110,24 @@ class Media:
         return float(r) if r else None
 
 
-def media_of(otio_path: str, clips: int) -> tuple[str, list[str]] | None:
-    """``(song URL, [clip URLs])`` as an ``.otio`` written here names them, or None if it does not name them all."""
+def media_of(otio_path: str, clips: int) -> tuple[str, list[str], list[float | None]] | None:
+    """``(song URL, [clip URLs], [clip rates])`` as an ``.otio`` written here names them, or None if it does not
+    name them all."""
     urls: dict[int, str] = {}
+    rates: dict[int, float | None] = {}
     try:
         timeline = otio.adapters.read_from_file(otio_path, adapter_name="otio_json")
         for clip in timeline.video_tracks()[0].find_clips() if timeline.video_tracks() else []:
-            i = clip.metadata.get("beatsync", {}).get("clip")
+            meta = clip.metadata.get("beatsync", {})
+            i = meta.get("clip")
             if isinstance(i, int):
-                urls[i] = clip.media_reference.target_url
+                urls[i], rates[i] = clip.media_reference.target_url, meta.get("clip_rate")
         songs = [c.media_reference.target_url for t in timeline.audio_tracks() for c in t.find_clips()]
     except Exception:  # noqa: BLE001 - not a timeline of ours: the caller asks for the media instead
         return None
     if not songs or sorted(urls) != list(range(clips)):
         return None
-    return songs[0], [urls[i] for i in range(clips)]
+    return songs[0], [urls[i] for i in range(clips)], [rates[i] for i in range(clips)]
 
 
 def source_in_frames(edl: EditDecisionList, shot, rate: float | None = None) -> int:
@@ -133,8 +136,13 @@ def source_in_frames(edl: EditDecisionList, shot, rate: float | None = None) -> 
     the sequence's frame grid. Exact for a clip at the sequence rate; without its rate a clip is taken to
     run at the sequence's."""
     r = rate or edl.fps
-    first = math.floor((shot.source_in + 1e-4) * r) / r
-    return int(round(first * edl.fps))
+    t = shot.source_in + 1e-4  # the reader's comparison, in its float arithmetic
+    i = math.floor(t * r)
+    while (i + 1) / r <= t:
+        i += 1
+    while i > 0 and i / r > t:
+        i -= 1
+    return int(round(i / r * edl.fps))
 
 
 def build_timeline(edl: EditDecisionList, beat_map: BeatMap, media: Media) -> otio.schema.Timeline:
@@ -164,7 +172,8 @@ def build_timeline(edl: EditDecisionList, beat_map: BeatMap, media: Media) -> ot
             name=name, media_reference=reference,
             source_range=tr(rt(source_in_frames(edl, shot, media.rate(shot.clip)), fps), rt(shot.frames, fps)),
             metadata={"beatsync": {"shot": shot.index, "clip": shot.clip, "source_in": shot.source_in,
-                                   "section": shot.section, "accents": list(shot.accents)}}))
+                                   "clip_rate": media.rate(shot.clip), "section": shot.section,
+                                   "accents": list(shot.accents)}}))
     audio = otio.schema.Track(name="Audio", kind=otio.schema.TrackKind.Audio)
     song_in = int(round(edl.song.start * fps))
     song_len = max(math.ceil(beat_map.duration * fps - 1e-6), song_in + edl.total_frames)
