@@ -74,15 +74,15 @@ def test_every_format_round_trips_a_preview_of_mixed_rate_footage(footage, share
 
     # frame-exact: a shot from a clip at the sequence rate shows, in the rendered video, the clip's frame at the
     # timeline's in-point (k frames on, past its dissolve; compared at 64x36 grey with the frames either side).
-    # mp4 clips only: in the .mkv (1 ms timestamps, rounded up to 0.5 ms past the frame's nominal time) the
-    # render's reader (0.1 ms slack) shows the frame before about half the time; the timeline keeps the nominal one
+    # the .mkv included: its 1 ms timestamps are rounded up to 0.5 ms past the frame's nominal time, and the
+    # render's reader allows one time-base tick of slack (it once showed the frame before about half the time)
     out = str(tmp_path / "v.mp4")
     render(edl, probes, song, out, preset="ultrafast")
     rendered = grey_frames(out, (64, 36))
     tl = read_timeline(paths[1])  # the FCP 7 XML, as Premiere would read it
     checked = distinct = 0
     for shot, clip in zip(edl.shots, tl.video_tracks()[0].find_clips()):
-        if abs(own_rates[shot.clip] - fps) > 0.01 or not footage[shot.clip].endswith(".mp4"):
+        if abs(own_rates[shot.clip] - fps) > 0.01:
             continue
         source = grey_frames(footage[shot.clip], (64, 36), fill=True)
         k = round(shot.transition.duration * fps) if shot.index else 0  # past the dissolve (the outgoing shows)
@@ -91,7 +91,8 @@ def test_every_format_round_trips_a_preview_of_mixed_rate_footage(footage, share
         i = int(round(clip.source_range.start_time.rescaled_to(fps).value)) + k
         got = rendered[shot.start_frame + k]
         err = {j: float(np.mean((source[j] - got) ** 2)) for j in (i - 1, i, i + 1) if 0 <= j < len(source)}
-        assert err[i] <= min(err.values()) + 1e-6, (shot.index, err)
+        # the named frame is the best match (a static scene's neighbours can tie within 1 %)
+        assert err[i] <= 1.01 * min(err.values()) + 1e-6, (shot.index, err)
         checked += 1
         distinct += min(e for j, e in err.items() if j != i) > 1.15 * err[i]  # clearly not a neighbour
     assert checked >= 3 and distinct >= 3, (checked, distinct)

@@ -179,7 +179,9 @@ class ClipReader:
             if (kf is not None and kf > self.position + self.frame_period) or (kf is None and t - self.position > SEEK_AHEAD):
                 self._seek(t)
         self.position = t
-        eps = 1e-4
+        # timestamps are rounded to the stream's time base (1 ms in Matroska/WebM): a frame stamped up
+        # to one tick after t is the frame for t
+        eps = max(1e-4, float(self.stream.time_base or 0))
         while True:
             if self._next is None:
                 self._next = next(self._frames, None)
