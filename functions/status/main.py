@@ -10,7 +10,7 @@ import functions_framework
 from beatsync.bootstrap import bootstrap
 from beatsync.http import dispatch, set_container_factory
 
-ROUTES = ("meta", "docs", "status")
+ROUTES = ("meta", "docs", "status", "studio")  # studio: only with BEATSYNC_STUDIO=1
 
 set_container_factory(bootstrap)  # the container is built on the first request, from the environment
 
