@@ -210,12 +210,12 @@ def openapi() -> dict:
             "operationId": "upload", "summary": "Store a media file for a later create or analyze request",
             "description": "Answers an upload:// reference to put in audio_url or video_urls (only the caller that "
                            "uploaded the file may use it). Refused at once: an empty file, one over the input "
-                           "limit, one that is no audio or video container (415 unsupported_media).",
+                           "limit, one that is no audio or video container (422 unsupported_media).",
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"], "properties": {
                     "file": {"type": "string", "contentMediaType": "application/octet-stream"}}}}}},
             "responses": {"201": {"description": "Stored", "content": _json(n["upload"])},
-                          **errors(400, 413, 415, 429, 503)}}},
+                          **errors(400, 413, 415, 422, 429, 503)}}},
         f"{API}/create/{{job_id}}": {
             "get": {"operationId": "getVideo", "parameters": [job_id],
                     "responses": {"200": {"description": "The job; result fields when completed",
@@ -261,13 +261,13 @@ def openapi() -> dict:
                             "description": "Served by `beatsync serve`; elsewhere only with BEATSYNC_STUDIO=1 (404 "
                                            "studio_disabled otherwise).",
                             "security": [], "responses": {"200": {"description": "HTML page", "content": html},
-                                                          **errors(404)}}},
+                                                          **errors(404, 500)}}},
         "/studio/{name}": {"get": {
             "operationId": "studioFile", "summary": "The studio page's files", "security": [],
             "parameters": [{"name": "name", "in": "path", "required": True,
                             "schema": {"type": "string", "enum": STUDIO_FILES}}],
             "responses": {"200": {"description": "The file", "content": {
-                **html, "text/css": {"schema": {"type": "string"}}, **js}}, **errors(404)}}},
+                **html, "text/css": {"schema": {"type": "string"}}, **js}}, **errors(404, 500)}}},
         "/files/{key}": {"get": {
             "operationId": "downloadFile", "security": [], "x-beatsync-local-only": True,
             "summary": "A signed download link (output_url, thumbnail_url, beat_map_url, edl_url)",

@@ -291,10 +291,11 @@ def post_upload(request) -> Reply:
 
 def studio_file(request, name: str = "index.html"):
     """The studio's static files (``BEATSYNC_STUDIO``; on for ``beatsync serve``, off where deployed)."""
-    if not get_container().settings.studio:
+    settings = get_container().settings
+    if not settings.studio:
         raise HttpError(404, "studio_disabled", "the studio page is off on this service (BEATSYNC_STUDIO=1 turns it on)")
     body, ctype = studio_page.read(name)
-    return _docs_response(200, body, ctype, "no-cache", studio_page.CSP)
+    return _docs_response(200, body, ctype, "no-cache", studio_page.csp(settings))
 
 
 def pubsub_push(request) -> Reply:

@@ -3,12 +3,13 @@ the package (``beatsync/http/studio/``: HTML, CSS, one script; no CDN, no build 
 
 The page runs only its own script (no inline script) under the ``/docs`` policy, plus ``media-src``
 for the video it plays (a signed link of this origin, or a ``blob:`` of a file the creator chose) and
-``worker-src 'none'``. Everything it shows from the API is set as text, never as HTML.
+``worker-src 'none'``; with a bucket as the blob store, the bucket's origin for the signed links. Everything it shows from the API is set as text, never as HTML.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..errors import HttpError
 from .docs import CSP as DOCS_CSP
@@ -21,6 +22,19 @@ ASSETS = {
     "studio.js": "text/javascript; charset=utf-8",
 }
 CSP = DOCS_CSP + "; media-src 'self' blob:; worker-src 'none'"
+GCS = "https://storage.googleapis.com"
+
+
+def csp(settings) -> str:
+    """The page's policy: :data:`CSP`, and where the outputs are in a bucket (``BEATSYNC_BLOB_STORE=gcs``)
+    its signed links' origin for the video, the thumbnail and the EDL."""
+    if settings.blob_store != "gcs":
+        return CSP
+    origin = urlsplit(settings.gcs_endpoint)._replace(path="", query="", fragment="").geturl() or GCS
+    policy = CSP
+    for directive in ("connect-src 'self'", "img-src 'self' data:", "media-src 'self' blob:"):
+        policy = policy.replace(directive, f"{directive} {origin}")
+    return policy
 
 
 def read(name: str) -> tuple[bytes, str]:

@@ -444,7 +444,12 @@
     try {
       let beatMap = doc.beat_map && Array.isArray(doc.beat_map.beats) ? doc.beat_map : null;
       if (!beatMap) beatMap = await getJson(result.beat_map_url);
-      const edl = await getJson(result.edl_url);
+      let edl = null;
+      try {
+        edl = await getJson(result.edl_url);
+      } catch (e) {
+        edl = null;  // the beats still draw; the shots need the EDL
+      }
       if (!beatMap) return;
       const wave = await waveform(doc, edl, beatMap.duration);
       $("grid-section").hidden = false;  // first: the grid takes the width its box has
@@ -548,7 +553,8 @@
       }
       if (top) el("path", { class: "wave", d: top + bottom + " Z" }, svg);
       $("grid-about").textContent = "Waveform of " + wave.from + "; " + beatMap.total_beats + " beats at " +
-        beatMap.tempo.toFixed(1) + " BPM (" + beatMap.time_signature + "), " + (edl ? edl.shots.length + " shots" : "no edit");
+        beatMap.tempo.toFixed(1) + " BPM (" + beatMap.time_signature + "), " +
+        (edl ? edl.shots.length + " shots" : "the edit decision list could not be read");
     } else {
       const beats = beatMap.beats;
       beats.forEach(function (b, i) {
