@@ -19,6 +19,35 @@ FIELDS_IN_TAB_ORDER = ["song-file", "song-url", "clip-files", "clip-urls", "pres
                        "fit", "output_resolution", "output_format", "preview_duration", "preview_only", "start"]
 
 
+CONTRAST = """sels => {
+  const lum = c => {
+    const [r, g, b] = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map(v => {
+      v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const bg = el => {
+    for (let e = el; e; e = e.parentElement) {
+      const m = getComputedStyle(e).backgroundColor.match(/[\\d.]+/g);
+      if (m && (m.length < 4 || +m[3] > 0)) return getComputedStyle(e).backgroundColor;
+    }
+    return "rgb(255, 255, 255)";
+  };
+  const out = {};
+  for (const sel of sels) {
+    const el = document.querySelector(sel);
+    const a = lum(getComputedStyle(el).color), b = lum(bg(el));
+    out[sel] = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  }
+  return out;
+}"""
+
+
+def _low_contrast(page, selectors) -> dict:
+    """The selectors whose text is below WCAG AA's 4.5:1 against its background."""
+    ratios = page.evaluate(CONTRAST, selectors)
+    return {k: round(v, 2) for k, v in ratios.items() if v < 4.5}
+
+
 def _no_sideways_scroll(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
@@ -62,6 +91,8 @@ def test_a_creator_makes_a_video_in_the_studio(tmp_path):
             assert "bad.mp4" in error and "not an audio or video file" in error, error
             assert page.get_attribute("#clip-files", "aria-invalid") == "true"
             page.screenshot(path=str(SCREENSHOTS / "studio-bad-upload-1280.png"))
+            assert _low_contrast(page, ["h1", "header p", "legend", "label", ".hint", "#err-video_urls",
+                                        "#err-video_urls .code", "#start", "#steps li", "#step"]) == {}
 
             # a song and two clips uploaded from the page; the render's progress, then the video
             page.set_input_files("#clip-files", [str(media / "a.mp4"), str(media / "b.mp4")])
@@ -113,6 +144,7 @@ def test_a_creator_makes_a_video_in_the_studio(tmp_path):
             assert grid_width >= page.eval_on_selector("#grid-scroll", "b => b.clientWidth") - 2  # fills its box
             legend = page.eval_on_selector_all("#clip-legend li", "ls => ls.map(l => l.textContent)")
             assert legend == ["1: a.mp4", "2: b.mp4"]  # the creator's own file names
+            assert _low_contrast(page, ["#downloads a", "#summary", "#clip-legend li", "#grid-about"]) == {}
             assert _no_sideways_scroll(page)
             page.screenshot(path=str(SCREENSHOTS / "studio-1280.png"), full_page=True)
 
