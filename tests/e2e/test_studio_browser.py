@@ -177,6 +177,8 @@ def test_the_studio_asks_for_an_api_key_and_keeps_it_for_the_tab_only(tmp_path):
             page.fill("#api-key", "wrong-key")
             page.press("#api-key", "Enter")
             page.wait_for_function("() => document.getElementById('err-key').textContent.includes('unauthenticated')")
+            page.screenshot(path=str(SCREENSHOTS / "studio-key-prompt-390.png"))
+            assert page.evaluate("sessionStorage.getItem('beatsync.apiKey')") is None  # a refused key is not kept
             page.fill("#api-key", "right-key-123")
             page.click("#key-form button")
             page.wait_for_selector("#job-form:not([hidden])")

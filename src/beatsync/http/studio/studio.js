@@ -199,6 +199,9 @@
   }
 
   function askForKey(err) {
+    if (err) {
+      try { sessionStorage.removeItem(KEY_ITEM); } catch (e) { /* nothing kept */ }
+    }
     $("job-form").hidden = true;
     $("key-section").hidden = false;
     if (err) showError("key", err.message, err.code);
