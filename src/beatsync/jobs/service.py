@@ -192,16 +192,16 @@ def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | 
         overrides["output_resolution"] = f"{w}x{h}"
     overrides.update(preview_only=req.preview_only, preview_duration=req.preview_duration)
     config = resolve_config(req.preset, overrides)
-    uploads = _check_inputs(c, owner, [("audio_url", req.audio_url),
-                                       *((f"video_urls.{i}", u) for i, u in enumerate(req.video_urls))])
+    upload_keys = _check_inputs(c, owner, [("audio_url", req.audio_url),
+                                           *((f"video_urls.{i}", u) for i, u in enumerate(req.video_urls))])
     if req.webhook_url:
         check_url(req.webhook_url, c.fetch_policy)
     if req.callback_topic:
         check_callback_topic(c, req.callback_topic)
     request = {**req.model_dump(mode="json"), "edit_config": config.model_dump(mode="json"),
                "method": _method(c, req.method)}
-    if uploads:
-        request["upload_keys"] = uploads
+    if upload_keys:
+        request["upload_keys"] = upload_keys
     return _submit(c, "create", request, owner, idempotency_key, start, limits)
 
 
@@ -232,16 +232,16 @@ def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str |
             raise
     else:
         req = parse_request("analyze_request", api.AnalyzeRequest, body)
-        uploads = _check_inputs(c, owner, [("audio_url", req.audio_url)])
+        upload_keys = _check_inputs(c, owner, [("audio_url", req.audio_url)])
         request = {"audio_url": req.audio_url, "audio_key": None, "method": _method(c, req.method), "fps": req.fps}
-        if uploads:
-            request["upload_keys"] = uploads
+        if upload_keys:
+            request["upload_keys"] = upload_keys
     return _submit(c, "analyze", request, owner, idempotency_key)
 
 
 def _check_inputs(c: "Container", owner: str, fields: list[tuple[str, str]]) -> dict[str, str]:
     """Check each input URL (an error's details name its ``field``); the keys of ``upload://`` ones."""
-    uploads = {}
+    found = {}
     for field, url in fields:
         try:
             key = check_input_url(c, url, owner)
@@ -249,8 +249,8 @@ def _check_inputs(c: "Container", owner: str, fields: list[tuple[str, str]]) -> 
             exc.details = {**exc.details, "field": field}
             raise
         if key is not None:
-            uploads[url] = key
-    return uploads
+            found[url] = key
+    return found
 
 
 def submit_upload(c: "Container", owner: str, filename: str, stream, declared_size: int | None = None) -> dict:
