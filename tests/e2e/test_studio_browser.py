@@ -94,6 +94,14 @@ def test_a_creator_makes_a_video_in_the_studio(tmp_path):
             assert _low_contrast(page, ["h1", "header p", "legend", "label", ".hint", "#err-video_urls",
                                         "#err-video_urls .code", "#start", "#steps li", "#step"]) == {}
 
+            # a pasted URL the service refuses: the create request's error names the input, shown by the clips
+            page.set_input_files("#clip-files", [])
+            page.fill("#clip-urls", "http://127.0.0.1:9/clip.mp4")
+            page.click("#start")
+            page.wait_for_function("() => document.getElementById('err-video_urls').textContent.includes('url_not_allowed')")
+            assert page.text_content("#err-form") == ""
+            page.fill("#clip-urls", "")
+
             # a song and two clips uploaded from the page; the render's progress, then the video
             page.set_input_files("#clip-files", [str(media / "a.mp4"), str(media / "b.mp4")])
             page.click("#start")
@@ -156,8 +164,8 @@ def test_a_creator_makes_a_video_in_the_studio(tmp_path):
             page.set_viewport_size({"width": 390, "height": 844})
             page.wait_for_timeout(300)
             page.screenshot(path=str(SCREENSHOTS / "studio-390.png"), full_page=True)
-            # no CSP violation, no script error, no missing file: only the bad upload's answer
-            assert [p for p in problems if "status of 422" not in p] == [], problems
+            # no CSP violation, no script error, no missing file: only the answers to the bad upload and URL
+            assert [p for p in problems if "status of 422" not in p and "status of 400" not in p] == [], problems
     finally:
         serve.stop()
 
