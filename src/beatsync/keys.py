@@ -108,6 +108,16 @@ def inputs(job_id: str, request: Mapping[str, Any]) -> tuple[str, list[str]]:
     return audio, clips
 
 
+def input_field(name: str) -> str | None:
+    """The request field of a job's input file ``name`` (``.../clip_2.mp4``: ``video_urls.2``;
+    ``.../audio.wav``: ``audio_url``), else None."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    m = re.fullmatch(r"clip_([0-9]{1,3})[.][A-Za-z0-9]+", base)
+    if m:
+        return f"video_urls.{int(m.group(1))}"
+    return "audio_url" if re.fullmatch(r"audio[.][A-Za-z0-9]+", base) else None
+
+
 # -- outputs --------------------------------------------------------------------------------------
 
 def outputs(job_id: str) -> str:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from tests.browser import SCREENSHOTS, browser, watch_console
 from tests.media import make_media
-from tests.servers import Serve
+from tests.servers import Serve, media_server
 
 API = "/api/v1/beat-sync"
 FIELDS_IN_TAB_ORDER = ["song-file", "song-url", "clip-files", "clip-urls", "preset", "sync_mode", "transition_style",
@@ -55,7 +55,8 @@ def _no_sideways_scroll(page) -> bool:
 def test_a_creator_makes_a_video_in_the_studio(tmp_path):
     (tmp_path / "media").mkdir()
     media = make_media(tmp_path / "media")
-    serve = Serve(tmp_path / "data", {"BEATSYNC_ANALYSIS_METHOD": "librosa"})
+    host = media_server(media)
+    serve = Serve(tmp_path / "data", {"BEATSYNC_ANALYSIS_METHOD": "librosa", "BEATSYNC_ALLOWED_HOSTS": host.host})
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     try:
         with browser() as b:
@@ -100,6 +101,14 @@ def test_a_creator_makes_a_video_in_the_studio(tmp_path):
             page.click("#start")
             page.wait_for_function("() => document.getElementById('err-video_urls').textContent.includes('url_not_allowed')")
             assert page.text_content("#err-form") == ""
+
+            # a pasted URL of a file that is no video: the job fails, and its error shows by the clips too
+            page.fill("#clip-urls", f"{host.url}/bad.mp4")
+            page.click("#start")
+            page.wait_for_function("() => document.getElementById('err-video_urls').textContent.includes('clip 1')",
+                                   timeout=120_000)
+            assert "unsupported_media" in page.text_content("#err-video_urls")
+            assert "unsupported_media" in page.text_content("#err-job")
             page.fill("#clip-urls", "")
 
             # a song and two clips uploaded from the page; the render's progress, then the video
@@ -168,6 +177,7 @@ def test_a_creator_makes_a_video_in_the_studio(tmp_path):
             assert [p for p in problems if "status of 422" not in p and "status of 400" not in p] == [], problems
     finally:
         serve.stop()
+        host.close()
 
 
 def test_the_studio_asks_for_an_api_key_and_keeps_it_for_the_tab_only(tmp_path):

@@ -164,3 +164,26 @@ def test_an_upload_is_its_uploaders_only_and_goes_with_the_job_that_used_it(serv
     assert all(c.blobs.exists(k) for k in stored)
     assert client.delete(f"{API}/create/{job.job_id}", headers=one).json["status"] == "cancelled"
     assert not any(c.blobs.exists(k) for k in stored)  # the ended job took its uploads with it
+
+
+def test_a_failed_jobs_error_names_the_input_it_concerns(serve, media):
+    from beatsync import keys
+    from beatsync.errors import MediaError
+    from beatsync.http import get_container
+    from beatsync.jobs import lifecycle
+
+    assert keys.input_field("/tmp/work/j/clip_2.mp4") == "video_urls.2"
+    assert keys.input_field("audio.wav") == "audio_url"
+    assert keys.input_field("thumbnail.jpg") is None and keys.input_field("") is None
+    client = serve()
+    up = lambda name: _upload(client, name, (media.root / name).read_bytes()).json["upload_url"]  # noqa: E731
+    body = {"audio_url": up("song.wav"), "video_urls": [up("a.mp4"), up("b.mp4")]}
+    ids = [client.post(f"{API}/create", json={**body, "preset": p}).json["job_id"] for p in ("fast_cuts", "cinematic")]
+    c = get_container()
+    lifecycle.fail(c, c.jobs.get(ids[0]), MediaError("clip clip_1.mp4: not a video file FFmpeg can read",
+                                                     code="unsupported_media", source="/tmp/w/clip_1.mp4"))
+    lifecycle.fail(c, c.jobs.get(ids[1]), MediaError("no beats", code="corrupt_media"))
+    first, second = (client.get(f"{API}/create/{i}").json for i in ids)
+    validator("create_status").validate(first)
+    assert first["error"]["code"] == "unsupported_media" and first["error"]["details"] == {"field": "video_urls.1"}
+    assert second["error"]["details"] is None

@@ -108,6 +108,13 @@
 
   function showApiError(err, fallback) {
     const where = fieldOf(err) || fallback || "form";
+    // details.field "video_urls.N": the clip N+1 the creator gave
+    const d = err.details || {};
+    const clip = typeof d.field === "string" ? /^video_urls\.(\d+)$/.exec(d.field) : null;
+    if (clip && !err.prefix) {
+      const name = state.clipNames[Number(clip[1])];
+      err.prefix = "clip " + (Number(clip[1]) + 1) + (name ? " (" + name + ")" : "");
+    }
     const prefix = err.prefix ? err.prefix + ": " : "";
     showError(where, prefix + err.message, err.code);
   }
