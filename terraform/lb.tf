@@ -75,7 +75,7 @@ resource "google_compute_url_map" "api" {
     default_service = google_compute_backend_service.functions["status"].id
 
     path_rule {
-      paths   = ["/api/v1/beat-sync/analyze", "/api/v1/beat-sync/create", "/api/v1/beat-sync/pubsub/push"]
+      paths   = ["/api/v1/beat-sync/analyze", "/api/v1/beat-sync/create", "/api/v1/beat-sync/uploads", "/api/v1/beat-sync/pubsub/push"]
       service = google_compute_backend_service.functions["submit"].id
     }
 

@@ -1,4 +1,5 @@
-"""beatsync status function: Job status, cancel, list, logs, presets, transitions, health, API docs (/docs).
+"""beatsync status function: Job status, cancel, list, logs, presets, transitions, health, API docs (/docs), and the
+studio page (/studio) where BEATSYNC_STUDIO=1.
 
 A thin adapter: functions-framework hands the request to the shared HTTP layer, which parses,
 validates, calls one service function and maps errors to HTTP. Nothing is built at import time.
@@ -10,7 +11,7 @@ import functions_framework
 from beatsync.bootstrap import bootstrap
 from beatsync.http import dispatch, set_container_factory
 
-ROUTES = ("meta", "docs", "status")
+ROUTES = ("meta", "docs", "status", "studio")  # studio: only with BEATSYNC_STUDIO=1
 
 set_container_factory(bootstrap)  # the container is built on the first request, from the environment
 

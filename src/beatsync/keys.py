@@ -3,6 +3,8 @@
 - ``inputs/audio/{job_id}/audio{ext}``, ``inputs/video/{job_id}/clip_{i}{ext}``: fetched inputs
   (removed when the job ends; the bucket's lifecycle rule keeps ``inputs/`` 30 days at most)
 - ``inputs/uploads/{sha256}{ext}``: an uploaded song (shared by the jobs that upload the same bytes)
+- ``inputs/uploads/{caller}/{sha256}{ext}``: a file uploaded to ``POST /uploads``, named in requests as
+  ``upload://{sha256}{ext}`` by the caller that uploaded it (``caller``: a digest of the caller's identity)
 - ``outputs/{job_id}/...``: the results (``output|preview.{fmt}``, ``thumbnail.jpg``, ``edl.json``,
   ``edit.otio``, ``edit.xml|fcpxml|edl`` when asked, ``beat_map.json``; ``result.json`` last, the completion marker)
 - ``temp/{job_id}/...``: a parallel render's plan, segments and task progress
@@ -15,7 +17,9 @@ The top-level folders are also what the retention rules know (terraform/storage.
 
 from __future__ import annotations
 
+import hashlib
 import os.path
+import re
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
@@ -34,6 +38,8 @@ def ext(name: str) -> str:
 
 
 def _url_ext(url: str | None) -> str:
+    if url and url.startswith(UPLOAD_SCHEME):
+        return ext(url)
     return ext(urlsplit(url).path if url else "")
 
 
@@ -41,6 +47,43 @@ def _url_ext(url: str | None) -> str:
 
 def upload(digest: str, filename: str) -> str:
     return f"{INPUTS}/uploads/{digest}{ext(filename)}"
+
+
+#: how a request names a file uploaded to ``POST /uploads``
+UPLOAD_SCHEME = "upload://"
+_UPLOAD_REF = re.compile(r"upload://([0-9a-f]{64})(\.[a-z0-9]{1,5})\Z")
+
+
+def caller_upload(owner: str, digest: str, filename: str) -> str:
+    """Where a caller's upload is stored (one folder per caller: another caller's reference never
+    resolves to it)."""
+    e = ext(filename)
+    return f"{caller_uploads(owner)}{digest}{e if re.fullmatch(r'[.][a-z0-9]{1,5}', e) else '.bin'}"
+
+
+def caller_uploads(owner: str) -> str:
+    return f"{INPUTS}/uploads/{hashlib.sha256(owner.encode()).hexdigest()[:24]}/"
+
+
+def upload_ref(key: str) -> str:
+    """The ``upload://`` reference of a stored upload (its file name)."""
+    return UPLOAD_SCHEME + key.rsplit("/", 1)[-1]
+
+
+def upload_key(owner: str, ref: str) -> str | None:
+    """The key ``ref`` (``upload://{sha256}{ext}``) names for ``owner``; None if it is not one."""
+    m = _UPLOAD_REF.match(ref)
+    if m is None:
+        return None
+    return f"{caller_uploads(owner)}{m.group(1)}{m.group(2)}"
+
+
+def uploads_of(request: Mapping[str, Any]) -> set[str]:
+    """The uploaded files a job's request uses (its ``audio_key``, the keys of its ``upload://`` inputs)."""
+    out = set((request.get("upload_keys") or {}).values())
+    if request.get("audio_key"):
+        out.add(request["audio_key"])
+    return out
 
 
 def input_prefixes(job_id: str) -> tuple[str, str]:
@@ -65,6 +108,16 @@ def inputs(job_id: str, request: Mapping[str, Any]) -> tuple[str, list[str]]:
     audio = request.get("audio_key") or f"{audio_dir}audio{_url_ext(request.get('audio_url'))}"
     clips = [f"{video_dir}clip_{i}{_url_ext(u)}" for i, u in enumerate(request.get("video_urls") or [])]
     return audio, clips
+
+
+def input_field(name: str) -> str | None:
+    """The request field of a job's input file ``name`` (``.../clip_2.mp4``: ``video_urls.2``;
+    ``.../audio.wav``: ``audio_url``), else None."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    m = re.fullmatch(r"clip_([0-9]{1,3})[.][A-Za-z0-9]+", base)
+    if m:
+        return f"video_urls.{int(m.group(1))}"
+    return "audio_url" if re.fullmatch(r"audio[.][A-Za-z0-9]+", base) else None
 
 
 # -- outputs --------------------------------------------------------------------------------------

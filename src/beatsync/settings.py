@@ -178,6 +178,9 @@ class Settings:
     #: topic that intake messages which can never succeed are published to, with the reason
     #: (``BEATSYNC_PUBSUB_DEAD_LETTER_TOPIC``; empty: they are only logged)
     pubsub_dead_letter_topic: str = ""
+    #: serve the studio page at ``/studio`` (``BEATSYNC_STUDIO``; on by default, off by default where the
+    #: platform sets ``K_SERVICE``: the deployed functions)
+    studio: bool = True
     #: Firestore collection of the daily analytics (``BEATSYNC_ANALYTICS_COLLECTION``)
     analytics_collection: str = "beat_sync_analytics"
     #: callers (``google:EMAIL`` or ``key-...`` as in job owners) allowed to read the analytics
@@ -200,6 +203,8 @@ class Settings:
                 values[name] = value
         if "require_auth" not in values and env.get("K_SERVICE"):
             values["require_auth"] = True  # deployed: never open by omission
+        if "studio" not in values and env.get("K_SERVICE"):
+            values["studio"] = False  # deployed: the page is opt-in
         if isinstance(values.get("require_auth"), str):
             values["require_auth"] = values["require_auth"].strip().lower() in ("1", "true", "yes", "on")
         values["data_dir"] = Path(values["data_dir"]).expanduser()

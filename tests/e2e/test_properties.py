@@ -62,6 +62,7 @@ body = st.one_of(json_doc.map(lambda d: json.dumps(d).encode()), create_body.map
 part_value = st.one_of(st.text(max_size=10), st.sampled_from(["\u00b2", "30", "٣٠", "-1", "99999999999", " 30"]))
 multipart = st.fixed_dictionaries({}, optional={
     "audio_file": st.tuples(st.text(max_size=20), st.binary(max_size=300)), "fps": part_value,
+    "file": st.tuples(st.text(max_size=20), st.binary(max_size=300)),
     "method": part_value, "other": part_value})
 
 job_id = st.one_of(st.sampled_from(["known"]), st.text(min_size=1, max_size=40))
@@ -69,7 +70,8 @@ ROUTES = [("GET", "/"), ("GET", "/health"), ("GET", "/openapi.json"), ("POST", f
           ("POST", f"{API}/analyze"), ("GET", f"{API}/create/{{id}}"), ("DELETE", f"{API}/create/{{id}}"),
           ("GET", f"{API}/analyze/{{id}}"), ("GET", f"{API}/jobs"), ("GET", f"{API}/jobs/{{id}}/logs"),
           ("GET", f"{API}/presets"), ("GET", f"{API}/transitions"), ("GET", "/files/{id}"),
-          ("POST", "/internal/analyze"), ("PUT", f"{API}/create"), ("PATCH", "/{id}")]
+          ("POST", "/internal/analyze"), ("PUT", f"{API}/create"), ("PATCH", "/{id}"), ("POST", f"{API}/uploads"),
+          ("GET", "/studio/{id}")]
 request_st = st.fixed_dictionaries({
     "route": st.sampled_from(ROUTES + [("POST", f"{API}/create"), ("POST", f"{API}/analyze")] * 4),
     "method": st.one_of(st.none(), st.none(), st.sampled_from(["GET", "POST", "DELETE", "HEAD", "OPTIONS", "PUT"])),
@@ -117,6 +119,7 @@ GOOD = {"audio_url": SAFE_URL, "video_urls": [SAFE_URL]}
 @example(req=_case(CREATE, json.dumps({**GOOD, "config": {"strength_threshold": float("nan")}}).encode()))
 @example(req=_case(CREATE, json.dumps({**GOOD, "config": {"transition_duration": float("inf")}}).encode()))
 @example(req=_case(("POST", f"{API}/analyze"), multipart={"audio_file": ("a.mp3", b"x" * 10), "fps": "\u00b2"}))
+@example(req=_case(("POST", f"{API}/uploads"), multipart={"file": ("\u00e9\x00/../a.mp4", b"\x00\x00\x00\x18ftypisom")}))
 def test_no_input_is_answered_with_a_500(client, req):
     method = req["method"] or req["route"][0]
     ident = JOB_IDS[0] if req["id"] == "known" else req["id"]
@@ -128,7 +131,7 @@ def test_no_input_is_answered_with_a_500(client, req):
     if req["ctype"] == "multipart/form-data" and method in ("POST", "PUT"):
         data = {}
         for k, v in req["multipart"].items():
-            data[k] = (io.BytesIO(v[1]), v[0]) if k == "audio_file" else v
+            data[k] = (io.BytesIO(v[1]), v[0]) if k in ("audio_file", "file") else v
         kwargs["data"] = data
         kwargs["content_type"] = "multipart/form-data"
     elif method not in ("GET", "HEAD"):

@@ -22,6 +22,7 @@ MODELS = {
     "step_request.schema.json": api.StepRequest,
     "error.schema.json": api.ErrorResponse,
     "job_accepted.schema.json": api.JobAccepted,
+    "upload.schema.json": api.Upload,
     "create_status.schema.json": api.CreateStatus,
     "analyze_status.schema.json": api.AnalyzeStatus,
     "cancel_response.schema.json": api.CancelResponse,

@@ -207,7 +207,8 @@ def test_openapi_document_is_consistent():
     from beatsync.http.app import ROUTES
 
     served = {(method, re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern).replace("\\", ""))
-              for group, method, pattern, _ in ROUTES if group in ("meta", "docs", "submit", "status", "files", "pubsub")}
+              for group, method, pattern, _ in ROUTES if group in ("meta", "docs", "submit", "status", "files", "pubsub",
+                                                                   "studio")}
     assert documented == served  # every public route, the docs and the signed file links included
     # the security scheme, required on the API routes and waived on the public ones
     assert doc["components"]["securitySchemes"]["bearer"] == {**doc["components"]["securitySchemes"]["bearer"],

@@ -17,8 +17,8 @@ Step = Literal["queued", "downloading", "analyzing", "composing", "uploading", "
 STEP_DOC = ("The seed's step names while processing (downloading, analyzing, composing, uploading); "
             "the status otherwise.")
 DETAIL_DOC = "The project's finer step (e.g. checking, render, motion); current_step is its seed-level name."
-Url = Field(min_length=1, max_length=4096, pattern=r"^(https?|gs)://")
-UrlStr = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^(https?|gs)://")]
+Url = Field(min_length=1, max_length=4096, pattern=r"^(https?|gs|upload)://")
+UrlStr = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^(https?|gs|upload)://")]
 
 
 class AnalyzeRequest(Model):
@@ -92,6 +92,15 @@ class ApiError(Model):
 
 class ErrorResponse(Model):
     error: ApiError
+
+
+class Upload(Model):
+    """201 answer of POST /uploads: a stored media file of the caller's, named by upload_url in a create or analyze request in place of a URL."""
+
+    upload_url: str = Field(pattern=r"^upload://[0-9a-f]{64}\.[a-z0-9]{1,5}$", description="Put this in audio_url or video_urls; only the caller that uploaded the file may use it. Kept until a job that used it ends, or about an hour unused.")
+    filename: str = Field(description="The name the file was uploaded with.")
+    size: int = Field(ge=1, description="Bytes.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class JobAccepted(Model):

@@ -115,6 +115,8 @@ API = "/api/v1/beat-sync"
 #: the Swagger UI files /docs serves (beatsync.http.docs.ASSETS)
 DOCS_ASSETS = ["swagger-ui.css", "index.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js",
                "favicon-32x32.png", "favicon-16x16.png"]
+#: the studio page's files (beatsync.http.studio_page.ASSETS)
+STUDIO_FILES = ["index.html", "studio.css", "studio.js"]
 
 
 def _hoist(name: str, components: dict) -> str:
@@ -161,7 +163,7 @@ def openapi() -> dict:
     n = {name: _hoist(name, comps) for name in (
         "service_info", "health", "analyze_request", "analyze_status", "create_request", "job_accepted",
         "create_status", "cancel_response", "job_list", "job_logs", "presets", "transitions", "error",
-        "webhook_event", "daily_stats", "pubsub_push", "pubsub_push_result")}
+        "webhook_event", "daily_stats", "pubsub_push", "pubsub_push_result", "upload")}
     err = {"description": "Error", "content": _json(n["error"])}
 
     def errors(*codes: int) -> dict:
@@ -204,6 +206,16 @@ def openapi() -> dict:
             "requestBody": {"required": True, "content": _json(n["create_request"])},
             "responses": {"202": {"description": "Queued", "content": _json(n["job_accepted"])},
                           **errors(400, 409, 413, 415, 422, 429, 503)}}},
+        f"{API}/uploads": {"post": {
+            "operationId": "upload", "summary": "Store a media file for a later create or analyze request",
+            "description": "Answers an upload:// reference to put in audio_url or video_urls (only the caller that "
+                           "uploaded the file may use it). Refused at once: an empty file, one over the input "
+                           "limit, one that is no audio or video container (422 unsupported_media).",
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"], "properties": {
+                    "file": {"type": "string", "contentMediaType": "application/octet-stream"}}}}}},
+            "responses": {"201": {"description": "Stored", "content": _json(n["upload"])},
+                          **errors(400, 413, 415, 422, 429, 503)}}},
         f"{API}/create/{{job_id}}": {
             "get": {"operationId": "getVideo", "parameters": [job_id],
                     "responses": {"200": {"description": "The job; result fields when completed",
@@ -245,6 +257,17 @@ def openapi() -> dict:
                 "text/css": {"schema": {"type": "string"}}, "text/javascript": {"schema": {"type": "string"}},
                 "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}}}},
                 **errors(404)}}},
+        "/studio": {"get": {"operationId": "studio", "summary": "The studio page: a creator's client of this API",
+                            "description": "Served by `beatsync serve`; elsewhere only with BEATSYNC_STUDIO=1 (404 "
+                                           "studio_disabled otherwise).",
+                            "security": [], "responses": {"200": {"description": "HTML page", "content": html},
+                                                          **errors(404, 500)}}},
+        "/studio/{name}": {"get": {
+            "operationId": "studioFile", "summary": "The studio page's files", "security": [],
+            "parameters": [{"name": "name", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": STUDIO_FILES}}],
+            "responses": {"200": {"description": "The file", "content": {
+                **html, "text/css": {"schema": {"type": "string"}}, **js}}, **errors(404, 500)}}},
         "/files/{key}": {"get": {
             "operationId": "downloadFile", "security": [], "x-beatsync-local-only": True,
             "summary": "A signed download link (output_url, thumbnail_url, beat_map_url, edl_url)",

@@ -28,7 +28,7 @@ from ..jobs.lifecycle import audit
 from ..signing import check_link
 from .auth import identify, is_admin, verify_push
 from .cors import preflight_headers, response_headers
-from . import docs
+from . import docs, studio_page
 from .health import check
 
 log = logging.getLogger("beatsync.http")
@@ -204,13 +204,13 @@ def openapi_doc(request) -> Reply:
     return Reply(200, openapi())
 
 
-def _docs_response(status: int, body: bytes | str, ctype: str, cache: str):
+def _docs_response(status: int, body: bytes | str, ctype: str, cache: str, csp: str = docs.CSP):
     from flask import Response
 
     resp = Response(body, status=status, content_type=ctype)
     resp.headers["Cache-Control"] = cache
     resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["Content-Security-Policy"] = docs.CSP
+    resp.headers["Content-Security-Policy"] = csp
     return resp
 
 
@@ -385,6 +385,31 @@ def transitions(request) -> Reply:
     return Reply(200, service.transitions())
 
 
+# -- uploads and the studio page (a reference client of the public API: http/studio_page.py) ------
+
+def post_upload(request) -> Reply:
+    """One media file (multipart ``file``) for a later create or analyze request: 201 ``Upload``."""
+    c = get_container()
+    owner = caller(request)
+    if (request.mimetype or "").lower() != "multipart/form-data":
+        raise HttpError(415, "unsupported_media_type", "send the file as multipart/form-data, field file",
+                        {"field": "file"})
+    request.max_content_length = c.settings.max_input_bytes + MAX_JSON_BYTES
+    upload = request.files.get("file")
+    if upload is None:
+        raise InvalidRequest("send the file as the multipart field file", code="missing_file", details={"field": "file"})
+    return Reply(201, service.submit_upload(c, owner, upload.filename or "upload", upload.stream))
+
+
+def studio_file(request, name: str = "index.html"):
+    """The studio's static files (``BEATSYNC_STUDIO``; on for ``beatsync serve``, off where deployed)."""
+    settings = get_container().settings
+    if not settings.studio:
+        raise HttpError(404, "studio_disabled", "the studio page is off on this service (BEATSYNC_STUDIO=1 turns it on)")
+    body, ctype = studio_page.read(name)
+    return _docs_response(200, body, ctype, "no-cache", studio_page.csp(settings))
+
+
 def pubsub_push(request) -> Reply:
     """Pub/Sub push delivery of a create request (see :mod:`beatsync.jobs.intake`): 2xx acknowledges."""
     c = get_container()
@@ -538,6 +563,7 @@ ROUTES: list[tuple[str, str, str, Callable]] = [
     ("docs", "GET", r"/docs/static/(?P<name>[^/]+)", docs_asset),
     ("submit", "POST", rf"{API}/analyze", post_analyze),
     ("submit", "POST", rf"{API}/create", post_create),
+    ("submit", "POST", rf"{API}/uploads", post_upload),
     ("status", "GET", rf"{API}/analyze/{JOB}", get_analyze),
     ("status", "GET", rf"{API}/create/{JOB}", get_create),
     ("status", "DELETE", rf"{API}/create/{JOB}", delete_create),
@@ -557,11 +583,13 @@ ROUTES: list[tuple[str, str, str, Callable]] = [
     ("control", "POST", r"/internal/compose/merge", control_compose_merge),
     ("control", "POST", r"/internal/end", control_end),
     ("files", "GET", r"/files/(?P<key>.+)", files),
+    ("studio", "GET", r"/studio", studio_file),
+    ("studio", "GET", r"/studio/(?P<name>[^/]+)", studio_file),
 ]
-GROUPS = ("meta", "docs", "submit", "status", "analyze", "control", "files", "pubsub")
+GROUPS = ("meta", "docs", "submit", "status", "analyze", "control", "files", "pubsub", "studio")
 #: what `beatsync serve` answers: the public API and its download links (the internal step and
 #: control routes are for a remote orchestrator and stay off the local server)
-SERVE_GROUPS = ("meta", "docs", "submit", "status", "files", "pubsub")
+SERVE_GROUPS = ("meta", "docs", "submit", "status", "files", "pubsub", "studio")
 _COMPILED = [(g, m, re.compile(p + r"/?\Z"), h) for g, m, p, h in ROUTES]
 
 

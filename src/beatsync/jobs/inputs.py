@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING, Callable
 
 from .. import keys
+from ..errors import FetchFailed
 from ..fetch import TooLarge, download
 from .lifecycle import workdir
 from .model import Job
@@ -20,15 +21,21 @@ def input_keys(job: Job) -> tuple[str, list[str]]:
     return keys.inputs(job.job_id, job.request)
 
 
-def fetch(c: "Container", url: str, key: str, local: str, should_stop=None) -> None:
+def fetch(c: "Container", url: str, key: str, local: str, should_stop=None, uploads=None) -> None:
     """Bring ``url`` into the blob store at ``key`` (skipped if there) and into ``local``; a fetch is
-    abandoned (FetchCancelled) within a second or so of ``should_stop()`` turning true."""
+    abandoned (FetchCancelled) within a second or so of ``should_stop()`` turning true. ``uploads``:
+    the request's ``upload_keys`` (an ``upload://`` input is copied from its upload)."""
     if os.path.exists(local):
         return
     if c.blobs.exists(key):
         c.blobs.get_file(key, local)
         return
-    if url.startswith("gs://"):
+    if url.startswith(keys.UPLOAD_SCHEME):
+        src = (uploads or {}).get(url)
+        if src is None or not c.blobs.exists(src):
+            raise FetchFailed(f"the upload {url[:120]} is gone: upload it again", code="source_not_found")
+        c.blobs.get_file(src, local)
+    elif url.startswith("gs://"):
         src = url[5:].partition("/")[2]
         size = c.blobs.size(src)
         if size > c.settings.max_input_bytes:
@@ -50,12 +57,12 @@ def local_inputs(c: "Container", job: Job, report, with_clips: bool,
         if not os.path.exists(audio):
             c.blobs.get_file(audio_key, audio)
     else:
-        fetch(c, req["audio_url"], audio_key, audio, should_stop)
+        fetch(c, req["audio_url"], audio_key, audio, should_stop, req.get("upload_keys"))
     clips = []
     if with_clips:
         for i, (url, key) in enumerate(zip(req["video_urls"], clip_keys)):
             report(10.0 * (i + 1) / (len(clip_keys) + 1), "downloading")
             local = os.path.join(work, os.path.basename(key))
-            fetch(c, url, key, local, should_stop)
+            fetch(c, url, key, local, should_stop, req.get("upload_keys"))
             clips.append(local)
     return audio, clips

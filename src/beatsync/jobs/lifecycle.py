@@ -261,6 +261,9 @@ def fail(c: "Container", job: Job, exc: BaseException) -> Job:
     a bug's traceback goes to the server log only, never to the job."""
     if isinstance(exc, BeatsyncError):
         error = {"code": exc.code, "message": scrub(exc.message)[:2000]}
+        field = keys.input_field(str(exc.details.get("source") or ""))
+        if field:
+            error["field"] = field
     else:
         error = {"code": "internal_error", "message": "internal error (the server log has the details)"}
     return end_job(c, job.job_id, "failed", error=error)

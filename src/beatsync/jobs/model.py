@@ -27,6 +27,9 @@ LEGAL: dict[str, frozenset[str]] = {
 class JobError(Model):
     code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     message: str
+    field: str | None = Field(None, pattern=r"^(audio_url|video_urls\.[0-9]+)$",
+                              description="The request field of the input the error concerns (answers show it as "
+                                          "details.field); null: none.")
 
 
 class Job(Model):

@@ -210,7 +210,7 @@ def run_task(c: "Container", job_id: str, index: int, count: int) -> dict:
                 probes.append(None)
                 continue
             local = os.path.join(work, os.path.basename(key))
-            fetch(c, url, key, local)
+            fetch(c, url, key, local, uploads=job.request.get("upload_keys"))
             probes.append(probe_clip(local, max_pixels=c.settings.max_clip_pixels))
         attempt = os.environ.get("CLOUD_RUN_TASK_ATTEMPT", "0")
         c.jobs.add_log(job_id, f"compose task {index + 1}/{count} started: frames {seg.start}-{seg.end} "

@@ -26,7 +26,7 @@ from ..errors import (BeatsyncError, IdempotencyConflict, InvalidRequest, JobAlr
                       RateLimited, StoreUnavailable, scrub)
 from ..fetch import TooLarge, UrlNotAllowed, check_url
 from ..ports import JobNotFound
-from . import lifecycle
+from . import lifecycle, uploads
 from .lifecycle import audit
 from .model import Job, new_job, now, request_hash, seed_step
 from .storage import check_free_space, remove_upload
@@ -94,9 +94,18 @@ def parse_request(schema: str, model, body: Any):
                              code="invalid_request", details={"errors": errors}) from None
 
 
-def check_input_url(c: "Container", url: str) -> None:
+def check_input_url(c: "Container", url: str, owner: str | None = None) -> str | None:
     """Refuse URLs the fetcher would refuse (see :mod:`beatsync.fetch`); ``gs://`` only inside
-    the service's own bucket."""
+    the service's own bucket; ``upload://`` only for a file ``owner`` uploaded (its key is returned)."""
+    if url.startswith(keys.UPLOAD_SCHEME):
+        key = keys.upload_key(owner or "", url)
+        if key is None:
+            raise InvalidRequest(f"{url[:120]} is not an upload reference: upload://SHA256.EXT, as POST /uploads "
+                                 "answers", code="upload_not_found")
+        if not c.blobs.exists(key):
+            raise InvalidRequest(f"no upload {url[:120]} of yours: upload the file again (an upload is kept until "
+                                 "a job that used it ends, or an hour unused)", code="upload_not_found")
+        return key
     if url.startswith("gs://"):
         bucket, _, key = url[5:].partition("/")
         if c.settings.blob_store != "gcs" or bucket != c.settings.bucket or not key:
@@ -205,14 +214,16 @@ def submit_create(c: "Container", body: Any, owner: str, idempotency_key: str | 
         problem = timeline_rate_problem(fmt, config.output_fps)
         if problem:
             raise InvalidRequest(f"invalid request: timelines: {problem}", code="timeline_rate")
-    for url in [req.audio_url, *req.video_urls]:
-        check_input_url(c, url)
+    upload_keys = _check_inputs(c, owner, [("audio_url", req.audio_url),
+                                           *((f"video_urls.{i}", u) for i, u in enumerate(req.video_urls))])
     if req.webhook_url:
         check_url(req.webhook_url, c.fetch_policy)
     if req.callback_topic:
         check_callback_topic(c, req.callback_topic)
     request = {**req.model_dump(mode="json"), "edit_config": config.model_dump(mode="json"),
                "method": _method(c, req.method)}
+    if upload_keys:
+        request["upload_keys"] = upload_keys
     return _submit(c, "create", request, owner, idempotency_key, start, limits)
 
 
@@ -249,9 +260,32 @@ def submit_analyze(c: "Container", body: Any, owner: str, idempotency_key: str |
             raise
     else:
         req = parse_request("analyze_request", api.AnalyzeRequest, body)
-        check_input_url(c, req.audio_url)
+        upload_keys = _check_inputs(c, owner, [("audio_url", req.audio_url)])
         request = {"audio_url": req.audio_url, "audio_key": None, "method": _method(c, req.method), "fps": req.fps}
+        if upload_keys:
+            request["upload_keys"] = upload_keys
     return _submit(c, "analyze", request, owner, idempotency_key)
+
+
+def _check_inputs(c: "Container", owner: str, fields: list[tuple[str, str]]) -> dict[str, str]:
+    """Check each input URL (an error's details name its ``field``); the keys of ``upload://`` ones."""
+    found = {}
+    for field, url in fields:
+        try:
+            key = check_input_url(c, url, owner)
+        except BeatsyncError as exc:
+            exc.details = {**exc.details, "field": field}
+            raise
+        if key is not None:
+            found[url] = key
+    return found
+
+
+def submit_upload(c: "Container", owner: str, filename: str, stream, declared_size: int | None = None) -> dict:
+    """``POST /uploads``: store one media file for ``owner``; its ``upload://`` reference goes in a
+    create or analyze request in place of a URL (:mod:`beatsync.jobs.uploads`)."""
+    check_free_space(c)
+    return uploads.store(c, owner, filename, stream, declared_size)
 
 
 def _method(c: "Container", requested: str | None) -> str:

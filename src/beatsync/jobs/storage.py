@@ -60,7 +60,7 @@ def check_free_space(c: "Container") -> None:
 
 
 def _upload_in_use(c: "Container", key: str, job_id: str | None) -> bool:
-    return any(j.request.get("audio_key") == key and j.job_id != job_id for j in c.jobs.active())
+    return any(key in keys.uploads_of(j.request) and j.job_id != job_id for j in c.jobs.active())
 
 
 def remove_upload(c: "Container", key: str, job_id: str | None = None) -> None:
@@ -81,8 +81,7 @@ def remove_inputs(c: "Container", job: "Job") -> None:
                 c.blobs.delete(key)
     except Exception:  # noqa: BLE001 - the job's outcome stands; the sweep catches what is left
         log.exception("job %s: could not remove its inputs", job.job_id)
-    key = job.request.get("audio_key")
-    if key:
+    for key in sorted(keys.uploads_of(job.request)):
         remove_upload(c, key, job.job_id)
     shutil.rmtree(work_root() / job.job_id, ignore_errors=True)
 
@@ -94,7 +93,7 @@ def sweep(c: "Container", now: float | None = None) -> dict:
     counts = {"temp": 0, "inputs": 0, "outputs": 0, "work": 0, "stray": 0}
     active = c.jobs.active(limit=100000)
     active_ids = {j.job_id for j in active}
-    in_use = {j.request.get("audio_key") for j in active if j.request.get("audio_key")}
+    in_use = {key for j in active for key in keys.uploads_of(j.request)}
     work = work_root()
     if work.is_dir():
         for d in work.iterdir():

@@ -24,11 +24,14 @@ ANALYSIS_SECONDS = 15.0
 
 
 def error_view(job: Job, public: bool = True) -> dict | None:
-    """A job's error as every answer shows it (``details`` is null); ``public``: server paths scrubbed
-    from the message (what callers see; the step answers to an orchestrator keep it whole)."""
+    """A job's error as every answer shows it (``details``: the ``field`` of the input it concerns, or
+    null); ``public``: server paths scrubbed from the message (what callers see; the step answers to an
+    orchestrator keep it whole)."""
     if not job.error:
         return None
-    return {**job.error.model_dump(), **({"message": scrub(job.error.message)} if public else {}), "details": None}
+    e = job.error
+    return {"code": e.code, "message": scrub(e.message) if public else e.message,
+            "details": {"field": e.field} if e.field else None}
 
 
 _error = error_view
