@@ -18,7 +18,7 @@ What this module adds to waitress (each is a setting, docs/security.md):
   deadline (408), not kept alive by each byte.
 - **Bounded connections and threads**: at most ``http_connection_limit`` connections and
   ``http_threads`` application threads. At the limit the oldest connections still waiting for
-  their head (a second or more) are closed to make room, so slow clients cannot lock good callers
+  their head (half a second or more) are closed to make room, so slow clients cannot lock good callers
   out, and the server is back to normal as soon as they leave.
 - **Strict framing**: ``Content-Length`` twice, ``Transfer-Encoding`` with ``Content-Length`` (or on
   HTTP/1.0), a bare CR or LF in the head, folded header lines, more than ``MAX_HEADERS`` header
