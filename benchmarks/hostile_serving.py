@@ -310,15 +310,17 @@ def main() -> int:
                    "0: the baseline)")
     p.add_argument("--seconds", type=float, default=None, help="seconds of good requests per count (default 15)")
     p.add_argument("--skip-clip", action="store_true", help="leave out the hostile clip row")
+    p.add_argument("--parts", default="slow,bodies,clip", help="which parts to run (default: all)")
     p.add_argument("--clip-timeout", type=float, default=None, help="longest wait for the good job (default 300)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     counts = [int(x) for x in (a.slow or ("0,1000" if a.quick else "0,1000,5000,20000")).split(",")]
     seconds = a.seconds or (6.0 if a.quick else 15.0)
     tmp = Path(tempfile.mkdtemp(prefix="beatsync-hostile-"))
-    rows = slow_connections(tmp, counts, seconds)
-    rows += hostile_bodies(tmp, a.quick)
-    if not a.skip_clip:
+    parts = set(a.parts.split(","))
+    rows = slow_connections(tmp, counts, seconds) if "slow" in parts else []
+    rows += hostile_bodies(tmp, a.quick) if "bodies" in parts else []
+    if "clip" in parts and not a.skip_clip:
         rows.append(clip_delay(tmp, a.clip_timeout or (60.0 if a.quick else 300.0)))
     if a.json:
         print(json.dumps(rows, indent=1))

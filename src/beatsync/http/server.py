@@ -18,7 +18,7 @@ What this module adds to waitress (each is a setting, docs/security.md):
   deadline (408), not kept alive by each byte.
 - **Bounded connections and threads**: at most ``http_connection_limit`` connections and
   ``http_threads`` application threads. At the limit the oldest connections still waiting for
-  their head (a second or more) are closed to make room, so slow clients cannot lock good callers
+  their head (half a second or more) are closed to make room, so slow clients cannot lock good callers
   out, and the server is back to normal as soon as they leave.
 - **Strict framing**: ``Content-Length`` twice, ``Transfer-Encoding`` with ``Content-Length`` (or on
   HTTP/1.0), a bare CR or LF in the head, folded header lines, more than ``MAX_HEADERS`` header
@@ -64,8 +64,10 @@ MAX_TRAILER = 8 * 1024
 INBUF_OVERFLOW = 64 * 1024
 #: a response larger than this is spooled to a temporary file (per connection)
 OUTBUF_OVERFLOW = 256 * 1024
+#: connections the kernel queues before they are accepted (the server accepts up to 256 at a time)
+BACKLOG = 512
 #: a connection waiting this long for its head may be closed to make room at the connection limit
-EVICT_AFTER = 1.0
+EVICT_AFTER = 0.5
 
 _BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 _CODES = {400: "bad_request", 408: "request_timeout", 413: "body_too_large", 414: "uri_too_long",
@@ -408,13 +410,13 @@ class StrictServer(TcpWSGIServer):
             since = channel.waiting_since() if isinstance(channel, StrictChannel) else None
             if since is not None and now - since >= EVICT_AFTER:
                 waiting.append((since, channel))
-        # close the oldest waiting connections: a few percent of the limit at a time
-        for _, channel in heapq.nsmallest(max(16, self.adj.connection_limit // 32), waiting, key=lambda x: x[0]):
+        # close the oldest waiting connections: an eighth of the limit at a time
+        for _, channel in heapq.nsmallest(max(16, self.adj.connection_limit // 8), waiting, key=lambda x: x[0]):
             channel.end_with(503, "the server is at its connection limit; this connection waited longest")
 
     def handle_accept(self):
-        # accept what is queued (up to 64) in one go: under a flood the queue drains fast
-        for _ in range(64):
+        # accept what is queued (up to 256) in one go: under a flood the queue drains fast
+        for _ in range(256):
             if len(self._map) >= self.adj.connection_limit:
                 return
             try:
@@ -461,5 +463,5 @@ def make_server(app, settings, host: str, port: int, policy: Callable[[str, str,
         app, settings, policy, admit, host=host, port=port, threads=settings.http_threads,
         connection_limit=limit, channel_timeout=max(1, int(settings.http_idle_timeout)), cleanup_interval=1,
         max_request_header_size=MAX_HEADER_BYTES, max_request_body_size=largest + 1,
-        inbuf_overflow=INBUF_OVERFLOW, outbuf_overflow=OUTBUF_OVERFLOW, backlog=2048, asyncore_use_poll=True,
+        inbuf_overflow=INBUF_OVERFLOW, outbuf_overflow=OUTBUF_OVERFLOW, backlog=BACKLOG, asyncore_use_poll=True,
         expose_tracebacks=False, ident="beatsync")
