@@ -514,8 +514,16 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except KeyboardInterrupt:  # first: BeatsyncError may not be imported yet
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # on the way out: a second Ctrl-C cannot cut it short
         print("interrupted", file=sys.stderr)
-        return 130
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # what the command was writing is already removed (its with/finally blocks ran); exit here, as
+        # CPython kills itself with SIGINT at exit (not 130) when the interrupt was raised inside code it
+        # ran through PyRun_String (pydantic-core's imports do), even though it was handled here
+        os._exit(130)
     except BeatsyncError as exc:
         print(f"error: {exc.message} (code: {exc.code})", file=sys.stderr)
         return 2
