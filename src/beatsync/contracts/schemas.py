@@ -180,6 +180,8 @@ API = "/api/v1/beat-sync"
 #: the Swagger UI files /docs serves (beatsync.http.docs.ASSETS)
 DOCS_ASSETS = ["swagger-ui.css", "index.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js",
                "favicon-32x32.png", "favicon-16x16.png"]
+#: the ReDoc files /redoc serves (beatsync.http.docs.REDOC_ASSETS)
+REDOC_ASSETS = ["redoc.standalone.js", "LICENSE", "redoc.standalone.js.LICENSE.txt"]
 
 
 def _hoist(name: str, components: dict) -> str:
@@ -309,6 +311,15 @@ def openapi() -> dict:
             "responses": {"200": {"description": "The file", "content": {
                 "text/css": {"schema": {"type": "string"}}, "text/javascript": {"schema": {"type": "string"}},
                 "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}}}},
+                **errors(404)}}},
+        "/redoc": {"get": {"operationId": "redoc", "summary": "This document, human-readable (ReDoc)",
+                           "security": [], "responses": {"200": {"description": "HTML page", "content": html}}}},
+        "/redoc/static/{name}": {"get": {
+            "operationId": "redocAsset", "summary": "ReDoc's bundle and its licences (vendored, npm redoc 2.5.4)",
+            "security": [], "parameters": [{"name": "name", "in": "path", "required": True,
+                                            "schema": {"type": "string", "enum": REDOC_ASSETS}}],
+            "responses": {"200": {"description": "The file", "content": {
+                "text/javascript": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}},
                 **errors(404)}}},
         "/files/{key}": {"get": {
             "operationId": "downloadFile", "security": [], "x-beatsync-local-only": True,

@@ -196,6 +196,17 @@ def docs_asset(request, name: str):
     return _docs_response(200, (folder / name).read_bytes(), docs.ASSETS[name], "public, max-age=86400")
 
 
+def redoc_page(request):
+    """ReDoc over /openapi.json, from the bundle vendored in beatsync/http/redoc (no CDN)."""
+    return _docs_response(200, docs.REDOC_PAGE, "text/html; charset=utf-8", "no-cache")
+
+
+def redoc_asset(request, name: str):
+    if name not in docs.REDOC_ASSETS:
+        raise HttpError(404, "route_not_found", f"no documentation file {name[:100]}")
+    return _docs_response(200, (docs.REDOC_DIR / name).read_bytes(), docs.REDOC_ASSETS[name], "public, max-age=86400")
+
+
 def check_callback_topic(c, body: Any) -> None:
     """Refuse a create request whose ``callback_topic`` is not one of ``BEATSYNC_EVENT_TOPICS``:
     the service's accounts may publish there only (terraform/pubsub.tf), so its events would
@@ -424,6 +435,8 @@ ROUTES: list[tuple[str, str, str, Callable]] = [
     ("docs", "GET", r"/docs", docs_page),
     ("docs", "GET", r"/docs/init\.js", docs_init),
     ("docs", "GET", r"/docs/static/(?P<name>[^/]+)", docs_asset),
+    ("docs", "GET", r"/redoc", redoc_page),
+    ("docs", "GET", r"/redoc/static/(?P<name>[^/]+)", redoc_asset),
     ("submit", "POST", rf"{API}/analyze", post_analyze),
     ("submit", "POST", rf"{API}/create", post_create),
     ("status", "GET", rf"{API}/analyze/{JOB}", get_analyze),
