@@ -197,6 +197,22 @@ def test_health_is_unhealthy_when_the_job_store_fails(container):
     assert r.status_code == 503 and r.json["checks"]["job_store"] == "error"
 
 
+def test_root_says_degraded_when_a_check_fails_and_the_packages_version(container, monkeypatch):
+    """The seed's ``/``: ``ok``, or ``degraded`` while a dependency check of /health fails."""
+    from importlib.metadata import version
+
+    from beatsync.http import health
+
+    root = client("status").get("/")
+    assert root.status_code == 200 and root.json["status"] == "ok"
+    assert root.json["version"] == version("beatsync")
+    monkeypatch.setattr(health, "_librosa", lambda: (_ for _ in ()).throw(ImportError("libsndfile missing")))
+    degraded = client("status").get("/")
+    assert degraded.status_code == 200 and degraded.json["status"] == "degraded"
+    assert client("status").get("/health").json["status"] == "degraded"
+    valid("service_info", degraded.json)
+
+
 def test_internal_step_routes_run_the_steps(container, media):
     job_id = client("submit").post(f"{API}/create", json=create_body(media)).json["job_id"]
     r = client("analyze").post("/internal/analyze", json={"job_id": job_id})

@@ -154,7 +154,11 @@ def _enum_arg(request, name: str, allowed: tuple[str, ...]) -> str | None:
 # -- handlers ------------------------------------------------------------------------------------
 
 def root(request) -> Reply:
-    return Reply(200, {"status": "ok", "service": "beat-sync", "version": __version__, "docs": "/openapi.json"})
+    """Service info, as the seed's ``/``: ``degraded`` (still 200) when a check of /health fails; the
+    version is the installed package's."""
+    doc = check(get_container())
+    return Reply(200, {"status": "ok" if doc["status"] == "healthy" else "degraded", "service": "beat-sync",
+                       "version": __version__, "docs": "/openapi.json"})
 
 
 def health(request) -> Reply:
