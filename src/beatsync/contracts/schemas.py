@@ -250,7 +250,8 @@ def openapi() -> dict:
             "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._@+:-]{0,127}$"}}
     paths = {
         "/": {"get": {"operationId": "root", "summary": "Service info", "security": [],
-                      "responses": {"200": {"description": "OK", "content": _json(n["service_info"])}}}},
+                      "responses": {"200": {"description": "OK, or degraded while a check of /health fails",
+                                            "content": _json(n["service_info"])}, **errors(500)}}},
         "/health": {"get": {"operationId": "health", "summary": "Health with real dependency checks", "security": [],
                             "responses": {"200": {"description": "Healthy or degraded", "content": _json(n["health"])},
                                           "503": {"description": "Unhealthy", "content": _json(n["health"])},
