@@ -80,7 +80,7 @@ resource "google_compute_url_map" "api" {
     }
 
     path_rule {
-      paths   = ["/api/v1/beat-sync/analyze/*", "/api/v1/beat-sync/create/*", "/api/v1/beat-sync/jobs", "/api/v1/beat-sync/jobs/*", "/api/v1/beat-sync/presets", "/api/v1/beat-sync/transitions", "/api/v1/beat-sync/admin/stats", "/health", "/openapi.json", "/docs", "/docs/*"]
+      paths   = ["/api/v1/beat-sync/analyze/*", "/api/v1/beat-sync/create/*", "/api/v1/beat-sync/jobs", "/api/v1/beat-sync/jobs/*", "/api/v1/beat-sync/presets", "/api/v1/beat-sync/transitions", "/api/v1/beat-sync/admin/stats", "/health", "/openapi.json", "/docs", "/docs/*", "/redoc", "/redoc/*"]
       service = google_compute_backend_service.functions["status"].id
     }
   }

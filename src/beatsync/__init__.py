@@ -2,17 +2,24 @@
 
 The package root stays import-light on purpose: the submit/status functions import
 ``beatsync`` and must not pull numpy, librosa, madmom or av. Heavy libraries are imported
-only inside :mod:`beatsync.analysis` and (later) :mod:`beatsync.render`.
+only inside :mod:`beatsync.analysis` and (later) :mod:`beatsync.render`. ``__version__`` is
+looked up on first use (importlib.metadata takes a tenth of a second: the CLI's start-up).
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    from ._version import __version__  # written into function source archives
-except ImportError:
-    try:
-        __version__ = version("beatsync")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        __version__ = "0.0.0+local"
-
 __all__ = ["__version__"]
+
+
+def __getattr__(name: str) -> str:
+    if name != "__version__":
+        raise AttributeError(f"module 'beatsync' has no attribute {name!r}")
+    try:
+        from ._version import __version__ as found  # written into function source archives
+    except ImportError:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("beatsync")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            found = "0.0.0+local"
+    globals()["__version__"] = found
+    return found

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
+# Only what start-up needs at module level: a Ctrl-C before main() is running would print a traceback
+# (everything else is imported inside main, where an interrupt is one line and exit status 130)
 import os
-import re
 import sys
-from pathlib import Path
-
-from . import __version__
-from .errors import BeatsyncError
 
 
 def _cache_store(args):
@@ -43,13 +39,15 @@ def cmd_analyze(args) -> int:
     from .analysis import analyze
     from .settings import Settings
 
+    _check_files(args.audio)
     settings = Settings.from_env()
     method = args.method or settings.analysis_method
     bm = analyze(args.audio, method, args.fps, max_duration=settings.max_audio_duration, cache=_cache_store(args),
                  allow_noncommercial=settings.allow_noncommercial_models)
     print(_summary(bm))
     if args.json:
-        Path(args.json).write_text(bm.to_json())
+        with open(args.json, "w") as fh:
+            fh.write(bm.to_json())
         print(f"\nbeat map written to {args.json}")
     if args.plot:
         from .analysis.plot import plot_beat_map
@@ -95,6 +93,8 @@ class Progress:
 
 def _first_run_note() -> None:
     """One line when librosa's kernels have not been compiled on this machine yet (about 45 s once)."""
+    from pathlib import Path
+
     from .settings import Settings
 
     folder = Path(os.environ.get("NUMBA_CACHE_DIR") or Settings.from_env().cache_dir / "numba")
@@ -103,22 +103,95 @@ def _first_run_note() -> None:
               "`beatsync warmup` does it ahead)", file=sys.stderr, flush=True)
 
 
-def _check_inputs(args) -> None:
+def _check_files(*paths: str) -> None:
+    """Every input the user named exists: the same code and message for the same mistake in every command."""
     from .errors import InvalidRequest
 
-    for path in (args.song, *args.clips):
-        if not os.path.isfile(path):
+    for path in paths:
+        if not os.path.exists(path):
             raise InvalidRequest(f"{path}: no such file", code="file_not_found")
+        if not os.path.isfile(path):
+            raise InvalidRequest(f"{path}: not a file", code="file_not_found")
+
+
+class OutputLock:
+    """One render per output path at a time: ``OUT.lock`` beside the output, held with ``flock`` for the
+    whole render (the kernel lets it go if the process dies, so a stale file never blocks) and removed
+    at the end. A second render of the same ``-o`` fails at once with ``output_busy``. Folders made for
+    the output are removed again if the render leaves nothing in them."""
+
+    def __init__(self, output: str):
+        self.output = output
+        self.path = os.path.realpath(output) + ".lock"  # one lock however the path is spelt
+        self.fd: int | None = None
+        self.made: list[str] = []
+
+    def __enter__(self) -> "OutputLock":
+        import fcntl
+
+        from .errors import OutputBusy
+
+        folder = os.path.dirname(self.path)
+        while not os.path.isdir(folder):
+            self.made.append(folder)  # deepest first
+            folder = os.path.dirname(folder)
+        fd = None
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            while True:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = os.read(fd, 32).decode(errors="replace").strip()
+                    raise OutputBusy(f"-o {self.output}: another beatsync make is writing it now"
+                                     f"{f' (process {holder})' if holder.isdigit() else ''}; wait for it to end "
+                                     "or choose another output", details={"lock": self.path}) from None
+                # the holder before us removes the file after unlocking: lock the file that is there now
+                try:
+                    if os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                        break
+                except FileNotFoundError:
+                    pass
+                os.close(fd)
+                fd = None
+            self.fd = fd
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except BaseException:  # refused or interrupted: leave the lock (if any) and no new folder behind
+            if self.fd is not None:
+                self.__exit__()
+            else:
+                if fd is not None:
+                    os.close(fd)
+                self._remove_folders()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            os.unlink(self.path)  # while still locked: a waiting render re-checks and takes a fresh file
+        except FileNotFoundError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+        self._remove_folders()
+
+    def _remove_folders(self) -> None:
+        for folder in self.made:
+            try:
+                os.rmdir(folder)  # only if empty: a failed or interrupted render leaves no folder behind
+            except OSError:
+                break
 
 
 def cmd_make(args) -> int:
     from .editing import resolve_config
-    from .render.pipeline import make_video
     from .settings import Settings
 
     settings = Settings.from_env()
     timelines = _timeline_paths(args)  # refused before anything runs
-    _check_inputs(args)
+    _check_files(args.song, *args.clips)
     overrides = {
         "sync_mode": args.sync_mode, "strength_threshold": args.strength_threshold,
         "transition_style": args.transition, "transition_duration": args.transition_duration,
@@ -128,6 +201,13 @@ def cmd_make(args) -> int:
     }
     config = resolve_config(args.preset, overrides, names=CONFIG_FLAGS)
     _check_timeline_rates(timelines, config.output_fps)
+    with OutputLock(args.output):  # the render, its side files and the summary: one render at a time
+        return _make(args, config, settings, timelines)
+
+
+def _make(args, config, settings, timelines) -> int:
+    from .render.pipeline import make_video
+
     _first_run_note()
     progress = Progress()
     try:
@@ -141,7 +221,8 @@ def cmd_make(args) -> int:
     finally:
         progress.close()
     if args.edl:
-        Path(args.edl).write_text(result.edl.to_json())
+        with open(args.edl, "w") as fh:
+            fh.write(result.edl.to_json())
     if args.otio and os.path.abspath(args.otio) != os.path.abspath(result.otio_path):
         import shutil
 
@@ -191,6 +272,8 @@ def cmd_timeline(args) -> int:
     clips are those NAME.otio beside it names (or ``--song`` / ``--clip``), the beat and section markers
     come from NAME.beat_map.json beside it (or ``--beat-map``); a job's ``edl.json`` has ``edit.otio`` and
     ``beat_map.json`` beside it."""
+    from pathlib import Path
+
     from .contracts import BeatMap, EditDecisionList
     from .errors import InvalidRequest
     from .render.pipeline import timeline_media, write_timelines
@@ -270,6 +353,9 @@ def output_format(args) -> str:
 
 
 def _resolution(text: str) -> str:
+    import argparse
+    import re
+
     m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
     if not m:
         raise argparse.ArgumentTypeError(f"{text}: expected WIDTHxHEIGHT, e.g. 1920x1080")
@@ -313,6 +399,7 @@ def cmd_serve(args) -> int:
     from .http import create_flask_app, set_container
     from .http.app import admit, body_policy
     from .http.server import make_server
+    from . import __version__
     from .settings import Settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -414,24 +501,32 @@ def cmd_stats(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser():
+    import argparse
     from typing import get_args
 
+    from . import __version__
     from .contracts import EditConfig
     from .contracts.beat_map import Method
     from .editing.presets import DEFAULT_PRESET, PRESETS
-
+    from .render.pipeline import side_files
     from .settings import Settings
 
     methods = get_args(Method)
     method_help = (f"beat tracker (default: $BEATSYNC_ANALYSIS_METHOD, else {Settings.analysis_method}); madmom "
                    "and hybrid run non-commercial models and need BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS=1")
     defaults = {name: f.default for name, f in EditConfig.model_fields.items()}
-    preset_cfg = PRESETS[DEFAULT_PRESET]["config"]
 
     def dflt(field: str) -> str:
-        value = preset_cfg.get(field, defaults[field])
-        return f"default: the preset's ({DEFAULT_PRESET}: {value})" if field in preset_cfg else f"default: {value}"
+        """The field's range (from the model: the schema's limits) and its default, which is each preset's
+        own value where any preset sets the field (``cinematic`` renders at 24 fps)."""
+        bounds = {k: getattr(m, k) for m in EditConfig.model_fields[field].metadata for k in ("ge", "le")
+                  if getattr(m, k, None) is not None}
+        limits = f"{bounds['ge']} to {bounds['le']}; " if len(bounds) == 2 else ""
+        if not any(field in p["config"] for p in PRESETS.values()):
+            return f"{limits}default: {defaults[field]}"
+        values = ", ".join(f"{name}: {p['config'].get(field, defaults[field])}" for name, p in PRESETS.items())
+        return f"{limits}default: the preset's ({values})"
 
     p = argparse.ArgumentParser(prog="beatsync", description="Cut a music video on the beat.")
     p.add_argument("--version", action="version", version=f"beatsync {__version__}")
@@ -452,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("clips", nargs="+", metavar="CLIP", help="video clips (any video FFmpeg reads)")
     m.add_argument("-o", "--output", required=True,
                    help="output video; its extension (.mp4 or .webm) decides the format. Beside it: "
-                        "NAME.thumbnail.jpg, NAME.edl.json, NAME.otio, NAME.beat_map.json")
+                        f"{', '.join(os.path.basename(f) for f in side_files('OUT.mp4'))}")
     m.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULT_PRESET,
                    help=f"named edit (default: {DEFAULT_PRESET})")
     m.add_argument("--sync-mode", choices=_choices("sync_mode"), help=dflt("sync_mode"))
@@ -462,25 +557,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"{dflt('transition_duration')}; a style given without a duration keeps the preset's, "
                         "else 0.1")
     m.add_argument("--resolution", metavar="WxH", type=_resolution, help=dflt("output_resolution"))
-    m.add_argument("--fps", type=int, help=dflt("output_fps"))
+    m.add_argument("--fps", type=int, help=f"output frame rate, {dflt('output_fps')}")
     m.add_argument("--format", choices=_choices("output_format"),
                    help="default: the output's extension (must agree with it)")
     m.add_argument("--fit", choices=_choices("fit"),
-                   help=f"fill: crop the centre; letterbox: pad; smart: a crop that follows the subject ({dflt('fit')})")
+                   help=f"fill: crop the centre; letterbox: pad; smart: a crop that follows the subject; {dflt('fit')}")
     m.add_argument("--min-shot-duration", type=float, metavar="S", help=dflt("min_shot_duration"))
     m.add_argument("--section-aware", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"cut density follows the sections (calm: downbeats only; chorus/drop: every beat) "
-                        f"({dflt('section_aware')})")
+                   help=f"cut density follows the sections (calm: downbeats only; chorus/drop: every beat); "
+                        f"{dflt('section_aware')}")
     m.add_argument("--punch", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"short zoom punches on strong downbeats inside long shots ({dflt('punch')})")
+                   help=f"short zoom punches on strong downbeats inside long shots; {dflt('punch')}")
     m.add_argument("--preview", action="store_true", help="render only the most energetic window (default: the "
                    "whole song)")
-    m.add_argument("--preview-duration", type=float, metavar="S", help=dflt("preview_duration"))
+    m.add_argument("--preview-duration", type=float, metavar="S", help=f"seconds of the preview, {dflt('preview_duration')}")
     m.add_argument("--method", choices=methods, default=None, help=method_help)
     m.add_argument("--edl", metavar="OUT.json", help="also write the edit decision list here (default: only "
-                   "NAME.edl.json beside the video)")
+                   f"{os.path.basename(side_files('OUT.mp4')[1])} beside the video)")
     m.add_argument("--otio", metavar="OUT.otio", help="also write the cut as an OpenTimelineIO timeline here "
-                   "(default: only NAME.otio beside the video)")
+                   f"(default: only {os.path.basename(side_files('OUT.mp4')[2])} beside the video)")
     m.add_argument("--no-cache", action="store_true", help="do not read or write the beat-map and clip-analysis "
                    "cache (default: cache in $BEATSYNC_CACHE_DIR)")
     m.add_argument("--workers", type=int, default=1, metavar="N",
@@ -532,14 +627,27 @@ def _timeline_parser(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command. An error is one line and exit status 2; Ctrl-C (from the first import on) is one
+    line and 130, never a traceback; whatever the command was writing is removed on the way out."""
     try:
+        from .errors import BeatsyncError
+
+        args = build_parser().parse_args(argv)
         return args.func(args)
+    except KeyboardInterrupt:  # first: BeatsyncError may not be imported yet
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # on the way out: a second Ctrl-C cannot cut it short
+        print("interrupted", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # what the command was writing is already removed (its with/finally blocks ran); exit here, as
+        # CPython kills itself with SIGINT at exit (not 130) when the interrupt was raised inside code it
+        # ran through PyRun_String (pydantic-core's imports do), even though it was handled here
+        os._exit(130)
     except BeatsyncError as exc:
         print(f"error: {exc.message} (code: {exc.code})", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
 
 
 if __name__ == "__main__":

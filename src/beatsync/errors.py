@@ -215,6 +215,13 @@ class FetchCancelled(BeatsyncError):
     http_status = 409
 
 
+class OutputBusy(BeatsyncError):
+    """Another render is writing the same output file now (``beatsync make -o`` holds a lock beside it)."""
+
+    code = "output_busy"
+    http_status = 409
+
+
 class RenderFailed(BeatsyncError):
     """A render produced something inconsistent (segments that do not join): a bug, not the caller's
     media; permanent (retrying the same plan gives the same result)."""

@@ -25,7 +25,7 @@ def test_an_event_is_delivered_signed(notifier, secret):
         e = event()
         t = time.monotonic()
         notifier(receiver).notify(f"{receiver.url}/hook/1", e)
-        assert time.monotonic() - t < 5  # queued, not delivered inline
+        assert time.monotonic() - t < 10  # queued, not delivered inline (a wide bound on a busy machine)
         (got,) = wait_for(lambda: receiver.received, timeout=DEADLINE)
         assert got["json"] == e and receiver.paths == ["/hook/1"]
         assert got["headers"][EVENT_HEADER] == "beat_sync.job.completed"

@@ -172,6 +172,33 @@ def test_docs_page_serves_swagger_ui_from_the_pinned_package(serve):
     assert client.get("/docs/static/../../etc/passwd").status_code == 404
 
 
+def test_redoc_is_served_like_docs_from_the_vendored_bundle(serve):
+    """/redoc (the seed's FastAPI serves one): ReDoc's pinned bundle from the package, no CDN, no inline
+    script, the same Content-Security-Policy as /docs, its licences beside it."""
+    from beatsync.contracts.schemas import REDOC_ASSETS, openapi
+    from beatsync.http.docs import REDOC_DIR
+
+    client = serve()
+    page = client.get("/redoc")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert page.headers["Content-Security-Policy"] == client.get("/docs").headers["Content-Security-Policy"]
+    html = page.get_data(as_text=True)
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sources == ["/redoc/static/redoc.standalone.js"] and not re.search(r"<script>[^<]", html)
+    assert '<redoc spec-url="/openapi.json"' in html
+    bundle = client.get(sources[0])
+    assert bundle.status_code == 200 and bundle.mimetype == "text/javascript"
+    # the bundle pinned in redoc/README.md (npm redoc 2.5.4), unchanged
+    pinned = re.search(r"sha256 is `([0-9a-f]{64})`", (REDOC_DIR / "README.md").read_text()).group(1)
+    assert hashlib.sha256(bundle.data).hexdigest() == pinned
+    assert "MIT License" in client.get("/redoc/static/LICENSE").get_data(as_text=True)
+    assert set(openapi()["paths"]["/redoc/static/{name}"]["get"]["parameters"][0]["schema"]["enum"]) == set(
+        REDOC_ASSETS) == {p.name for p in REDOC_DIR.iterdir()} - {"README.md"}
+    for bad in ("README.md", "..%2F..%2Fdocs.py", "redoc.js"):
+        assert client.get(f"/redoc/static/{bad}").status_code == 404
+    assert client.get("/redoc/static/../../app.py").status_code == 404
+
+
 def test_docs_list_the_security_scheme_and_the_signed_file_links(serve):
     doc = serve().get("/openapi.json").json
     scheme = doc["components"]["securitySchemes"]["bearer"]

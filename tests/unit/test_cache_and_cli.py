@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -20,14 +19,18 @@ def song(tmp_path):
     return p
 
 
-def test_cache_hit_is_fast_and_identical(song, tmp_path):
+def test_cache_hit_is_identical_and_not_analysed_again(song, tmp_path, monkeypatch):
+    import beatsync.analysis as analysis
+
+    analysed = []
+    real = analysis._analyze_bytes
+    monkeypatch.setattr(analysis, "_analyze_bytes", lambda *a, **k: analysed.append(1) or real(*a, **k))
     store = LocalBlobStore(tmp_path / "blobs")
     first = analyze(song, "beatnet", cache=store)
     keys = store.list("cache/beat_maps/")
     assert len(keys) == 1 and keys[0].startswith(f"cache/beat_maps/{first.audio_hash}/")
-    t0 = time.perf_counter()
     second = analyze(song, "beatnet", cache=store)
-    assert time.perf_counter() - t0 < 0.5
+    assert len(analysed) == 1  # the hit read the cache instead of analysing (speed is not asserted in tests)
     assert second.model_dump(exclude={"processing_time_ms"}) == first.model_dump(exclude={"processing_time_ms"})
     # another method or fps is another entry
     analyze(song, "beatnet", fps=25, cache=store)

@@ -126,3 +126,32 @@ def test_every_cli_command_and_flag_shown_exists() -> None:
 def test_readme_is_short() -> None:
     size = len(README.read_text())
     assert size < 10_000, f"README.md is {size} characters; keep it under 10,000 and move the rest to docs/"
+
+
+def test_the_readme_says_each_presets_frame_rate():
+    """`cinematic` renders at 24 fps: the README's preset line says so (from the presets, one place)."""
+    from beatsync.contracts import EditConfig
+    from beatsync.editing.presets import PRESETS
+
+    line = " ".join(README.read_text().split("**Another preset**", 1)[1].split("```", 1)[0].split())
+    default = EditConfig.model_fields["output_fps"].default
+    for name, preset in PRESETS.items():
+        fps = preset["config"].get("output_fps", default)
+        said = re.search(rf"`{name}` \(([^)]*)\)", line).group(1)
+        assert f"{fps} fps" in said or (fps == default and f"at {default} fps" in line), (name, said)
+
+
+def test_seed_contract_names_every_known_difference_and_deploy_md_agrees():
+    """docs/seed-contract.md lists the differences from the seed a client notices; docs/deploy.md says which
+    seed clients run unchanged and never that all of them do."""
+    page = (ROOT / "docs" / "seed-contract.md").read_text()
+    for needle in ("`{code, message, details}`", "whole status document", "409 `job_already_ended`",
+                   "404 `job_not_found`", "`pending`", "`estimated_duration`", "`BEATSYNC_SYNC_WAIT` (20 s)",
+                   "`degraded`", "Firestore", "`beatnet`", "401 `unauthenticated`", "X-Beatsync-User-Id"):
+        assert needle in page, needle
+    rows = re.findall(r"^\| (Option \d)[^|]*\| ([^|]+) \| ([^|]+) \|$", page, re.M)
+    assert [(o, s.strip().split(":")[0].split(",")[0]) for o, _, s in rows] == [
+        ("Option 1", "**one change**"), ("Option 2", "unchanged"), ("Option 3", "unchanged")]
+    deploy = " ".join((ROOT / "docs" / "deploy.md").read_text().split())
+    assert "use the seed's client code unchanged" not in deploy and "seed's clients then run" not in deploy
+    assert "Option 1 (direct HTTP calls) needs one change" in deploy and "seed-contract.md" in deploy

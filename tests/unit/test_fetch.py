@@ -100,7 +100,7 @@ def test_one_deadline_covers_status_line_headers_and_body(server, tmp_path, path
     with pytest.raises(FetchFailed) as info:
         download(f"{server.url}{path}", tmp_path / "out", Policy(allowed_hosts=(server.host,), timeout=1.5))
     assert info.value.code == "fetch_timeout"
-    assert time.monotonic() - t < 3.0
+    assert time.monotonic() - t < 20  # the deadline (1.5 s), not the dribble (3 min): wide margin on a busy machine
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.part").exists()
 
 
@@ -112,7 +112,7 @@ def test_a_cancelled_fetch_is_abandoned_within_a_second_or_two(server, tmp_path,
     with pytest.raises(FetchCancelled):
         download(f"{server.url}{path}", tmp_path / "out", Policy(allowed_hosts=(server.host,), timeout=60),
                  should_stop=stop.is_set)
-    assert time.monotonic() - t < 2.0
+    assert time.monotonic() - t < 20  # not the 60 s timeout: wide margin on a busy machine
 
 
 def test_a_connect_that_never_completes_is_bounded_by_the_deadline(tmp_path):
@@ -135,7 +135,7 @@ def test_a_connect_that_never_completes_is_bounded_by_the_deadline(tmp_path):
             download(f"http://127.0.0.1:{port}/a", tmp_path / "out",
                      Policy(allowed_hosts=(f"127.0.0.1:{port}",), timeout=1.0))
         assert info.value.code == "fetch_timeout"
-        assert time.monotonic() - t < 2.5
+        assert time.monotonic() - t < 20  # the 1 s deadline, not the kernel's SYN retries (~2 min)
     finally:
         for f in fillers:
             f.close()

@@ -76,6 +76,36 @@ def test_submit_refuses_bad_requests_with_codes(container, body, status, code):
     assert container.orchestrator.started == []
 
 
+@pytest.mark.parametrize("extra, message, details", [
+    # an unknown preset lists the presets (as the CLI does), from the schema's enum
+    ({"preset": "slowmo"}, "invalid request: preset: 'slowmo' is not one of music_video, fast_cuts, cinematic",
+     {"path": "preset", "allowed": ["music_video", "fast_cuts", "cinematic"]}),
+    # a list over its limit: the count and the limit, never the list cut mid-URL
+    ({"video_urls": [f"http://x/clip-{i:02d}-with-a-long-name.mp4" for i in range(21)]},
+     "invalid request: video_urls: 21 given, at most 20", {"path": "video_urls"}),
+    ({"video_urls": []}, "invalid request: video_urls: 0 given, at least 1", {"path": "video_urls"}),
+    ({"audio_url": "http://x/" + "a" * 5000}, "invalid request: audio_url: 5009 characters, at most 4096",
+     {"path": "audio_url"}),
+    ({"config": {"output_fps": 500}}, "invalid request: config.output_fps: 500 is above the maximum 60",
+     {"path": "config.output_fps"}),
+    ({"config": {"transition_style": "wipe"}},
+     "invalid request: config.transition_style: 'wipe' is not one of cut, fade, zoom, flash, glitch, slide",
+     {"path": "config.transition_style"}),
+    ({"config": 5}, "invalid request: config: 5 is not of type object or null", {"path": "config"}),
+])
+def test_schema_errors_state_the_rule_and_what_was_sent(container, extra, message, details):
+    from beatsync.contracts.schemas import load
+
+    r = client("submit").post(f"{API}/create", json={"audio_url": "http://x/a.mp3", "video_urls": ["http://x/v"],
+                                                     **extra})
+    assert r.status_code == 400 and r.json["error"]["message"] == message, r.json
+    first = r.json["error"]["details"]["errors"][0]
+    assert first == {**first, **details} and len(r.json["error"]["message"]) < 200
+    valid("error", r.json)
+    # the numbers come from the schema (one place per fact), not from the message code
+    assert load("create_request")["properties"]["video_urls"]["maxItems"] == 20
+
+
 def test_submit_refuses_malformed_oversized_and_non_json_bodies(container):
     submit = client("submit")
     r = submit.post(f"{API}/create", data="{nope", content_type="application/json")
@@ -165,6 +195,22 @@ def test_health_is_unhealthy_when_the_job_store_fails(container):
     container._overrides["jobs"] = Broken()
     r = client("status").get("/health")
     assert r.status_code == 503 and r.json["checks"]["job_store"] == "error"
+
+
+def test_root_says_degraded_when_a_check_fails_and_the_packages_version(container, monkeypatch):
+    """The seed's ``/``: ``ok``, or ``degraded`` while a dependency check of /health fails."""
+    from importlib.metadata import version
+
+    from beatsync.http import health
+
+    root = client("status").get("/")
+    assert root.status_code == 200 and root.json["status"] == "ok"
+    assert root.json["version"] == version("beatsync")
+    monkeypatch.setattr(health, "_librosa", lambda: (_ for _ in ()).throw(ImportError("libsndfile missing")))
+    degraded = client("status").get("/")
+    assert degraded.status_code == 200 and degraded.json["status"] == "degraded"
+    assert client("status").get("/health").json["status"] == "degraded"
+    valid("service_info", degraded.json)
 
 
 def test_internal_step_routes_run_the_steps(container, media):

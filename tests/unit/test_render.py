@@ -107,8 +107,8 @@ def test_output_probes_as_planned(song, colour_clips, tmp_path):
     assert p.fps == pytest.approx(25)
     assert p.duration == pytest.approx(result.edl.total_frames / 25, abs=0.05)
     assert p.codec == "h264" and p.has_audio
-    assert result.thumbnail == str(tmp_path / "v.thumbnail.jpg") and os.path.getsize(result.thumbnail) > 500
-    assert (tmp_path / "v.edl.json").exists() and (tmp_path / "v.beat_map.json").exists()
+    assert result.thumbnail == str(tmp_path / "v.mp4.thumbnail.jpg") and os.path.getsize(result.thumbnail) > 500
+    assert (tmp_path / "v.mp4.edl.json").exists() and (tmp_path / "v.mp4.beat_map.json").exists()
     from PIL import Image
 
     thumb = np.asarray(Image.open(result.thumbnail))

@@ -84,28 +84,93 @@ def validator(name: str):
     return cls(load(name), registry=Registry(retrieve=retrieve))
 
 
-def _find(err, keyword: str):
-    if err.validator == keyword:
-        return err
-    for sub in err.context or ():
-        found = _find(sub, keyword)
-        if found is not None:
-            return found
-    return None
+def _short(value: Any) -> str:
+    """``value`` as a message quotes it: short strings in full, long ones cut, containers by size (a
+    message never repeats a caller's whole list or document)."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    if isinstance(value, list):
+        return f"a list of {len(value)} item{'s' if len(value) != 1 else ''}"
+    if isinstance(value, dict):
+        return "an object"
+    return json.dumps(value)
+
+
+def _types(schema: dict) -> list[str]:
+    t = schema.get("type")
+    return [t] if isinstance(t, str) else list(t or [])
+
+
+def _leaves(err) -> list:
+    """The errors to report for ``err``: inside an ``anyOf``/``oneOf`` (most often "this, or null"), the
+    errors of the branches whose type fits the value, so the message names the real rule (the allowed
+    presets, the limit) instead of "not valid under any of the given schemas"."""
+    if err.validator not in ("anyOf", "oneOf") or not err.context:
+        return [err]
+    branches: dict[int, list] = {}
+    for sub in err.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    fitting = [subs for subs in branches.values()
+               if not any(e.validator == "type" and not e.relative_path for e in subs)]
+    if len(fitting) == 1:
+        return [leaf for e in fitting[0] for leaf in _leaves(e)]
+    return [err]
+
+
+def describe(err) -> str:
+    """One sentence for a schema error that states the rule and what was sent, never a cut-off copy of
+    the value: ``21 given, at most 20``, ``'slowmo' is not one of music_video, fast_cuts, cinematic``."""
+    v, rule, value = err.validator, err.validator_value, err.instance
+    size = len(value) if isinstance(value, (str, list, dict)) else None
+    if v == "enum":
+        return f"{_short(value)} is not one of {', '.join(str(x) for x in rule)}"
+    if v == "const":
+        return f"{_short(value)} must be {json.dumps(rule)}"
+    if v in ("maxItems", "maxLength", "maxProperties") and size is not None:
+        unit = {"maxItems": "given", "maxLength": "characters", "maxProperties": "properties"}[v]
+        return f"{size} {unit}, at most {rule}"
+    if v in ("minItems", "minLength", "minProperties") and size is not None:
+        unit = {"minItems": "given", "minLength": "characters", "minProperties": "properties"}[v]
+        return f"{size} {unit}, at least {rule}"
+    if v == "maximum":
+        return f"{_short(value)} is above the maximum {rule}"
+    if v == "minimum":
+        return f"{_short(value)} is below the minimum {rule}"
+    if v == "exclusiveMaximum":
+        return f"{_short(value)} must be less than {rule}"
+    if v == "exclusiveMinimum":
+        return f"{_short(value)} must be greater than {rule}"
+    if v == "type":
+        return f"{_short(value)} is not of type {' or '.join(_types(err.schema)) or rule}"
+    if v == "pattern":
+        return f"{_short(value)} does not match {rule}"
+    if v == "format":
+        return f"{_short(value)} is not a valid {rule}"
+    if v == "uniqueItems":
+        return f"{_short(value)} has repeated items; each must be unique"
+    if v in ("anyOf", "oneOf"):
+        kinds = [t for e in err.context or () if e.validator == "type" and not e.relative_path
+                 for t in _types(e.schema)]
+        if kinds and len(kinds) == len({e.relative_schema_path[0] for e in err.context}):
+            return f"{_short(value)} is not of type {' or '.join(dict.fromkeys(kinds))}"
+        return f"{_short(value)} matches none of the allowed forms"
+    return err.message[:300]
 
 
 def validation_errors(name: str, document: Any, limit: int = 10, *, keywords: bool = False) -> list[dict]:
     """``[{"path": "config.output_fps", "message": ...}]`` for ``document``, at most ``limit``
-    (with ``keywords``, each also names the failing schema keyword)."""
+    (with ``keywords``, each also names the failing schema keyword; an ``enum`` failure also lists
+    the ``allowed`` values)."""
     out = []
-    for err in sorted(validator(name).iter_errors(document), key=lambda e: list(map(str, e.path))):
-        sized = _find(err, OUTPUT_SIZE)  # inside an anyOf (an optional object), name the rule that failed
-        err = sized or err
-        out.append({"path": ".".join(str(p) for p in err.absolute_path) or "$", "message": err.message[:300]})
-        if keywords:
-            out[-1]["keyword"] = err.validator
-        if len(out) >= limit:
-            break
+    for top in sorted(validator(name).iter_errors(document), key=lambda e: list(map(str, e.path))):
+        for err in _leaves(top):
+            out.append({"path": ".".join(str(p) for p in err.absolute_path) or "$", "message": describe(err)})
+            if err.validator == "enum":
+                out[-1]["allowed"] = list(err.validator_value)
+            if keywords:
+                out[-1]["keyword"] = err.validator
+            if len(out) >= limit:
+                return out
     return out
 
 
@@ -117,6 +182,8 @@ DOCS_ASSETS = ["swagger-ui.css", "index.css", "swagger-ui-bundle.js", "swagger-u
                "favicon-32x32.png", "favicon-16x16.png"]
 #: the studio page's files (beatsync.http.studio_page.ASSETS)
 STUDIO_FILES = ["index.html", "studio.css", "studio.js"]
+#: the ReDoc files /redoc serves (beatsync.http.docs.REDOC_ASSETS)
+REDOC_ASSETS = ["redoc.standalone.js", "LICENSE", "redoc.standalone.js.LICENSE.txt"]
 
 
 def _hoist(name: str, components: dict) -> str:
@@ -185,7 +252,8 @@ def openapi() -> dict:
             "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._@+:-]{0,127}$"}}
     paths = {
         "/": {"get": {"operationId": "root", "summary": "Service info", "security": [],
-                      "responses": {"200": {"description": "OK", "content": _json(n["service_info"])}}}},
+                      "responses": {"200": {"description": "OK, or degraded while a check of /health fails",
+                                            "content": _json(n["service_info"])}, **errors(500)}}},
         "/health": {"get": {"operationId": "health", "summary": "Health with real dependency checks", "security": [],
                             "responses": {"200": {"description": "Healthy or degraded", "content": _json(n["health"])},
                                           "503": {"description": "Unhealthy", "content": _json(n["health"])},
@@ -268,6 +336,15 @@ def openapi() -> dict:
                             "schema": {"type": "string", "enum": STUDIO_FILES}}],
             "responses": {"200": {"description": "The file", "content": {
                 **html, "text/css": {"schema": {"type": "string"}}, **js}}, **errors(404, 500)}}},
+        "/redoc": {"get": {"operationId": "redoc", "summary": "This document, human-readable (ReDoc)",
+                           "security": [], "responses": {"200": {"description": "HTML page", "content": html}}}},
+        "/redoc/static/{name}": {"get": {
+            "operationId": "redocAsset", "summary": "ReDoc's bundle and its licences (vendored, npm redoc 2.5.4)",
+            "security": [], "parameters": [{"name": "name", "in": "path", "required": True,
+                                            "schema": {"type": "string", "enum": REDOC_ASSETS}}],
+            "responses": {"200": {"description": "The file", "content": {
+                "text/javascript": {"schema": {"type": "string"}}, "text/plain": {"schema": {"type": "string"}}}},
+                **errors(404)}}},
         "/files/{key}": {"get": {
             "operationId": "downloadFile", "security": [], "x-beatsync-local-only": True,
             "summary": "A signed download link (output_url, thumbnail_url, beat_map_url, edl_url)",

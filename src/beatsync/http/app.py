@@ -192,7 +192,11 @@ def _enum_arg(request, name: str, allowed: tuple[str, ...]) -> str | None:
 # -- handlers ------------------------------------------------------------------------------------
 
 def root(request) -> Reply:
-    return Reply(200, {"status": "ok", "service": "beat-sync", "version": __version__, "docs": "/openapi.json"})
+    """Service info, as the seed's ``/``: ``degraded`` (still 200) when a check of /health fails; the
+    version is the installed package's."""
+    doc = check(get_container())
+    return Reply(200, {"status": "ok" if doc["status"] == "healthy" else "degraded", "service": "beat-sync",
+                       "version": __version__, "docs": "/openapi.json"})
 
 
 def health(request) -> Reply:
@@ -232,6 +236,17 @@ def docs_asset(request, name: str):
         raise HttpError(404, "route_not_found", f"no documentation file {name[:100]}")
     # the files are those of one pinned package version: a day of caching is safe
     return _docs_response(200, (folder / name).read_bytes(), docs.ASSETS[name], "public, max-age=86400")
+
+
+def redoc_page(request):
+    """ReDoc over /openapi.json, from the bundle vendored in beatsync/http/redoc (no CDN)."""
+    return _docs_response(200, docs.REDOC_PAGE, "text/html; charset=utf-8", "no-cache")
+
+
+def redoc_asset(request, name: str):
+    if name not in docs.REDOC_ASSETS:
+        raise HttpError(404, "route_not_found", f"no documentation file {name[:100]}")
+    return _docs_response(200, (docs.REDOC_DIR / name).read_bytes(), docs.REDOC_ASSETS[name], "public, max-age=86400")
 
 
 def check_callback_topic(c, body: Any) -> None:
@@ -561,6 +576,8 @@ ROUTES: list[tuple[str, str, str, Callable]] = [
     ("docs", "GET", r"/docs", docs_page),
     ("docs", "GET", r"/docs/init\.js", docs_init),
     ("docs", "GET", r"/docs/static/(?P<name>[^/]+)", docs_asset),
+    ("docs", "GET", r"/redoc", redoc_page),
+    ("docs", "GET", r"/redoc/static/(?P<name>[^/]+)", redoc_asset),
     ("submit", "POST", rf"{API}/analyze", post_analyze),
     ("submit", "POST", rf"{API}/create", post_create),
     ("submit", "POST", rf"{API}/uploads", post_upload),

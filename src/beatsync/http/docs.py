@@ -1,9 +1,12 @@
-"""Human-readable API documentation at ``/docs``: Swagger UI over ``/openapi.json``.
+"""Human-readable API documentation: Swagger UI at ``/docs`` and ReDoc at ``/redoc``, both over
+``/openapi.json``, both under the same Content-Security-Policy (only the service's own files run).
 
 The Swagger UI files come from the pinned ``swagger-ui-py`` wheel (its ``swagger_ui/static``
 folder, Swagger UI 5, which reads OpenAPI 3.1) and are served by this route: nothing is fetched
 from a CDN when a browser opens the page. The package is located without importing it (its
-``__init__`` pulls in Jinja and YAML; the page needs neither).
+``__init__`` pulls in Jinja and YAML; the page needs neither). ReDoc's standalone bundle (npm
+``redoc`` 2.5.4, MIT) is vendored in ``redoc/`` (its README says where from and why): no PyPI
+package ships it without a framework.
 """
 
 from __future__ import annotations
@@ -56,6 +59,29 @@ INIT_JS = """window.onload = function () {
 #: the page runs only its own files (the initializer is a file, not an inline script)
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "connect-src 'self'; font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+#: ReDoc's files and licences (contracts.schemas.REDOC_ASSETS documents them); its version: redoc/README.md
+REDOC_DIR = Path(__file__).resolve().parent / "redoc"
+REDOC_ASSETS = {"redoc.standalone.js": "text/javascript; charset=utf-8", "LICENSE": "text/plain; charset=utf-8",
+                "redoc.standalone.js.LICENSE.txt": "text/plain; charset=utf-8"}
+
+#: the standalone bundle renders every ``<redoc spec-url>`` element itself on load: no inline script.
+#: ``disable-search``: ReDoc searches in a worker made from a ``blob:`` URL, which the page's CSP (the
+#: same as /docs) does not allow; the side menu still lists every operation
+REDOC_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>beatsync API</title>
+</head>
+<body>
+<redoc spec-url="/openapi.json" disable-search></redoc>
+<script src="/redoc/static/redoc.standalone.js"></script>
+</body>
+</html>
+"""
 
 
 @functools.lru_cache(maxsize=1)

@@ -256,11 +256,33 @@ def cancelled(c: "Container", job_id: str) -> Job:
     return end_job(c, job_id, "cancelled", error=dict(CANCELLED))
 
 
+def as_sent(job: Job, message: str) -> str:
+    """``message`` with the job's input files named as the caller sent them: the local copy
+    ``audio.txt`` (or ``clip_2.mp4``) becomes the URL it was fetched from (its query string, which may
+    hold a credential, left out), an upload's stored name its file name."""
+    import re
+    from urllib.parse import urlsplit, urlunsplit
+
+    def shown(url: str) -> str:
+        parts = urlsplit(url)
+        return urlunsplit(parts._replace(query="", fragment="")) + ("?…" if parts.query else "")
+
+    req = job.request or {}
+    audio_key, clip_keys = keys.inputs(job.job_id, req)
+    sent = {audio_key: shown(req["audio_url"]) if req.get("audio_url") else req.get("upload_name") or "the upload"}
+    sent.update({key: shown(url) for key, url in zip(clip_keys, req.get("video_urls") or [])})
+    for key, name in sent.items():
+        local = key.rsplit("/", 1)[-1]
+        message = re.sub(rf"(?<![\w.-]){re.escape(local)}(?![\w.-])", lambda m: name, message)
+    return message
+
+
 def fail(c: "Container", job: Job, exc: BaseException) -> Job:
-    """End the job failed with the error's code and a message fit for the caller: no server paths;
-    a bug's traceback goes to the server log only, never to the job."""
+    """End the job failed with the error's code and a message fit for the caller: no server paths,
+    the inputs named as the caller sent them (:func:`as_sent`); a bug's traceback goes to the server
+    log only, never to the job."""
     if isinstance(exc, BeatsyncError):
-        error = {"code": exc.code, "message": scrub(exc.message)[:2000]}
+        error = {"code": exc.code, "message": as_sent(job, scrub(exc.message))[:2000]}
         field = keys.input_field(str(exc.details.get("source") or ""))
         if field:
             error["field"] = field

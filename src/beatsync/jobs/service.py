@@ -82,7 +82,7 @@ def parse_request(schema: str, model, body: Any):
     if errors:
         sized = [e for e in errors if e["keyword"] == "x-output-size"]
         first = sized[0] if sized else errors[0]
-        errors = [{"path": e["path"], "message": e["message"]} for e in errors]
+        errors = [{k: v for k, v in e.items() if k != "keyword"} for e in errors]  # path, message (, allowed)
         raise InvalidRequest(f"invalid request: {first['path']}: {first['message']}",
                              code="output_size_not_allowed" if sized else "invalid_request",
                              details={"errors": errors})

@@ -38,11 +38,12 @@ class MakeResult:
 
 
 def side_files(out_path: str) -> tuple[str, str, str, str]:
-    """Thumbnail, EDL, OpenTimelineIO and beat-map paths that belong to one video: ``out/a.mp4`` ->
-    ``out/a.thumbnail.jpg``, ``out/a.edl.json``, ``out/a.otio``, ``out/a.beat_map.json`` (two videos
-    in one folder keep their own)."""
-    stem = os.path.splitext(os.path.abspath(out_path))[0]
-    return f"{stem}.thumbnail.jpg", f"{stem}.edl.json", f"{stem}.otio", f"{stem}.beat_map.json"
+    """Thumbnail, EDL, OpenTimelineIO and beat-map paths that belong to one video, named after its whole
+    file name: ``out/a.mp4`` -> ``out/a.mp4.thumbnail.jpg``, ``out/a.mp4.edl.json``, ``out/a.mp4.otio``,
+    ``out/a.mp4.beat_map.json``. Two outputs in one folder never share one (``a.mp4`` and ``a.webm``
+    neither), so this is the only place that names them."""
+    video = os.path.abspath(out_path)
+    return f"{video}.thumbnail.jpg", f"{video}.edl.json", f"{video}.otio", f"{video}.beat_map.json"
 
 
 def analyse_clips(clips: list[str], *, max_clip_pixels: int = 4096 * 2304,
