@@ -259,3 +259,52 @@ def test_an_upload_streams_to_disk_not_memory(serve):
     assert r.status_code == 400 and r.json()["error"]["code"] == "noncommercial_model", r.text
     assert peak[0] - before < 16 << 20, (before, peak[0])
     assert not [p for p in (serve.data / "blobs").rglob("*") if p.is_dir() and not any(p.iterdir())]
+
+
+# -- POST /uploads (the studio's route): the same bounds as the analyze route's uploads ----------
+
+def _file_upload(serve, size: int, headers=AUTH) -> httpx.Response:
+    """``size`` bytes of an MP4-looking file (an ``ftyp`` box first) to ``POST /uploads``, in pieces."""
+    boundary = "b0undary"
+    first = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip.mp4\"\r\n"
+             f"Content-Type: video/mp4\r\n\r\n").encode() + b"\0\0\0\x18ftypisom"
+    last = f"\r\n--{boundary}--\r\n".encode()
+    piece = os.urandom(65536)
+
+    def body():
+        yield first
+        for _ in range(size // len(piece)):
+            yield piece
+        yield last
+
+    length = len(first) + size // len(piece) * len(piece) + len(last)
+    return httpx.post(f"{serve.url}{API}/uploads", content=body(), timeout=120,
+                      headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}",
+                               "Content-Length": str(length)})
+
+
+def test_a_file_upload_past_the_json_limit_is_stored_streaming(serve):
+    """An upload to /uploads is an upload, not a JSON body: 8 MiB (past the 1 MiB JSON limit) is
+    stored, and the server's memory grows by far less than the file."""
+    assert _file_upload(serve, 1 << 20).status_code == 201  # imports loaded before the measure
+    before = rss(serve)
+    r = _file_upload(serve, 24 << 20)
+    assert r.status_code == 201, r.text
+    assert r.json()["size"] == (24 << 20) + 12 and r.json()["upload_url"].startswith("upload://")
+    assert rss(serve) - before < 16 << 20
+
+
+def test_a_file_upload_over_its_quota_is_refused_before_its_body(tmp_path):
+    s = Serve(tmp_path / "data", {"BEATSYNC_API_KEYS": KEY, "BEATSYNC_MIN_FREE_BYTES": "0",
+                                  "BEATSYNC_MAX_CLIPS": "1", "BEATSYNC_MAX_ACTIVE_JOBS": "1"})
+    try:
+        for _ in range(2):  # (max_clips + 1) * max_active_jobs = 2 uploads held at most
+            r = _file_upload(s, 1 << 16)
+            assert r.status_code == 201, r.text
+        h = {**AUTH, "Content-Type": "multipart/form-data; boundary=b0undary", "Content-Length": str(6 << 20)}
+        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
+            sock.sendall(head("POST", f"{API}/uploads", h) + b"--b0undary\r\n" + b"\0" * 65536)
+            status, doc, raw = answer(sock, timeout=10)
+        _error(status, doc, raw, 429, "too_many_uploads")
+    finally:
+        s.stop()

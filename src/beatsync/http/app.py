@@ -314,7 +314,7 @@ class _UploadSink:
         if self.total[0] > self.limit:
             from ..errors import TooLarge
 
-            raise TooLarge(f"audio_file is over the limit of {self.limit} bytes")
+            raise TooLarge(f"the upload is over the limit of {self.limit} bytes")
         self.sha.update(data)
         return self.file.write(data)
 
@@ -325,10 +325,10 @@ class _UploadSink:
 class _parse_upload:
     """``with _parse_upload(request, limit) as (form, upload)``: the multipart body parsed as it
     streams (the file part to disk in pieces, never whole in memory); ``upload`` is the
-    ``audio_file`` part as ``(filename, service.StagedUpload)``, or None. The files are removed on exit."""
+    ``field`` part (``audio_file``) as ``(filename, service.StagedUpload)``, or None. The files are removed on exit."""
 
-    def __init__(self, request, limit: int):
-        self.request, self.limit, self.sinks = request, limit, []
+    def __init__(self, request, limit: int, field: str = "audio_file"):
+        self.request, self.limit, self.field, self.sinks = request, limit, field, []
 
     def __enter__(self):
         from werkzeug.exceptions import RequestEntityTooLarge
@@ -352,7 +352,7 @@ class _parse_upload:
             raise HttpError(400, "malformed_multipart", f"the multipart body cannot be parsed: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - the body's framing (gunicorn), a client gone
             raise _unreadable(exc) from None
-        part = files.get("audio_file")
+        part = files.get(self.field)
         if part is None:
             return form, None
         sink = part.stream
@@ -409,11 +409,14 @@ def post_upload(request) -> Reply:
     if (request.mimetype or "").lower() != "multipart/form-data":
         raise HttpError(415, "unsupported_media_type", "send the file as multipart/form-data, field file",
                         {"field": "file"})
-    request.max_content_length = c.settings.max_input_bytes + MAX_JSON_BYTES
-    upload = request.files.get("file")
-    if upload is None:
-        raise InvalidRequest("send the file as the multipart field file", code="missing_file", details={"field": "file"})
-    return Reply(201, service.submit_upload(c, owner, upload.filename or "upload", upload.stream))
+    service.admit_file_upload(c, owner)  # quota and disk before a byte of the body is read
+    with _parse_upload(request, c.settings.max_input_bytes, field="file") as (_, upload):
+        if upload is None:
+            raise InvalidRequest("send the file as the multipart field file", code="missing_file",
+                                 details={"field": "file"})
+        filename, staged = upload
+        with open(staged.path, "rb") as fh:  # staged on disk as it arrived; stored from there in pieces
+            return Reply(201, service.submit_upload(c, owner, filename, fh, staged.size))
 
 
 def studio_file(request, name: str = "index.html"):
@@ -731,12 +734,12 @@ _PROTOCOL_CODES = {400: "bad_request", 408: "request_timeout", 413: "body_too_la
                    431: "headers_too_large", 501: "method_not_implemented", 505: "http_version_not_supported"}
 
 
-_UPLOAD_PATH = re.compile(rf"{API}/analyze/?\Z")
+_UPLOAD_PATH = re.compile(rf"{API}/(analyze|uploads)/?\Z")
 
 
 def body_policy(method: str, path: str, content_type: str) -> tuple[int, bool]:
     """``(the most bytes this request's body may have, whether its caller must be admitted before
-    the body is read)``, from its head only: a multipart POST to the analyze route is an upload
+    the body is read)``, from its head only: a multipart POST to the analyze or uploads route is an upload
     (``max_input_bytes`` and its framing; admitted first: :func:`admit`); every other body is JSON
     (``MAX_JSON_BYTES``). ``beatsync serve``'s server applies it before reading a body."""
     if method == "POST" and _UPLOAD_PATH.match(path or "") and \
@@ -756,7 +759,11 @@ def admit(environ: dict) -> tuple[int, dict[str, str], bytes] | None:
     request = Request(environ)
     try:
         c = get_container()
-        service.admit_upload(c, caller(request))
+        owner = caller(request)
+        if request.path.rstrip("/").endswith("/uploads"):
+            service.admit_file_upload(c, owner)
+        else:
+            service.admit_upload(c, owner)
         return None
     except BeatsyncError as exc:
         headers = {"Retry-After": str(exc.details.get("retry_after", 5))} if exc.http_status in (429, 503) else {}

@@ -45,6 +45,13 @@ def admit_upload(c: "Container", owner: str) -> None:
     check_limits(c, owner)
 
 
+def admit_file_upload(c: "Container", owner: str) -> None:
+    """``POST /uploads``' checks made before its body is read: the free disk and the caller's
+    count of held uploads (429 ``too_many_uploads``); :func:`submit_upload` checks them again."""
+    check_free_space(c)
+    uploads.check_held(c, owner)
+
+
 @dataclass(frozen=True)
 class StagedUpload:
     """An uploaded file written to a temporary file as it arrived (``path``), with its size and

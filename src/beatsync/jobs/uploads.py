@@ -47,16 +47,21 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def store(c: "Container", owner: str, filename: str, stream: BinaryIO, declared_size: int | None = None) -> dict:
-    """Read ``stream`` (at most the input limit) into the caller's uploads; the ``Upload`` answer."""
-    limit = c.settings.max_input_bytes
-    if declared_size is not None and declared_size > limit:
-        raise TooLarge(f"{filename[:100]} is {declared_size} bytes; the limit is {limit}", details={"field": "file"})
+def check_held(c: "Container", owner: str) -> None:
+    """429 ``too_many_uploads`` when the caller already holds as many uploads as it may."""
     held = len(c.blobs.list(keys.caller_uploads(owner)))
     most = (c.settings.max_clips + 1) * c.settings.max_active_jobs
     if held >= most:
         raise RateLimited(f"you hold {held} uploads no finished job has used; the limit is {most}",
                           code="too_many_uploads", details={"retry_after": 60, "limit": most})
+
+
+def store(c: "Container", owner: str, filename: str, stream: BinaryIO, declared_size: int | None = None) -> dict:
+    """Read ``stream`` (at most the input limit) into the caller's uploads; the ``Upload`` answer."""
+    limit = c.settings.max_input_bytes
+    if declared_size is not None and declared_size > limit:
+        raise TooLarge(f"{filename[:100]} is {declared_size} bytes; the limit is {limit}", details={"field": "file"})
+    check_held(c, owner)
     digest, size, head = hashlib.sha256(), 0, b""
     fd, tmp = tempfile.mkstemp(prefix="beatsync-upload-")
     try:
