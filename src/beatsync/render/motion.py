@@ -18,6 +18,17 @@ Source shots (``ClipAnalysis.cuts``), on the same small grey frames:
 A boundary is the time of the first decoded frame after it; where skipped frames lie between
 that frame and the previous decoded one, the previous frame's time (plus 1 ms) is a boundary too,
 so a range that avoids both never shows an undecoded frame from the other side.
+
+Sparse footage (``ClipAnalysis.holds``): a clip whose real pictures change far less often than its
+frames (a 2 fps source in a 30 fps file, duplicated frames). A frame differing from the previous
+decoded one by more than ``PICTURE_MIN`` is a change; changes less than ``CHANGE_GAP`` frame periods
+apart are one picture change (a codec that builds a picture over 2-3 frames). The clip is sparse
+when it holds at least ``SPARSE_MIN_PICTURES`` pictures and at most ``SPARSE_CHANGING`` of its
+frames lie inside picture changes; its holds are the stretches between changes, each from the
+first frame of a settled picture to the first frame of the next change.
+
+Looks (``ClipAnalysis.looks``): the first frame of each MOTION_STEP bin at 16x9 grey, so the
+planner can tell whether two moments of one source shot look different enough to read as a cut.
 """
 
 from __future__ import annotations
@@ -40,12 +51,49 @@ CUT_CONTEXT = 6
 DISSOLVE_SPAN = 0.5
 DISSOLVE_MIN = 25.0
 DISSOLVE_COHERENCE = 0.75
+#: a frame differing from the previous one by more than this (mean grey level, 64x36) shows a new picture
+PICTURE_MIN = 0.2
+#: changes closer than this many frame periods are one picture change
+CHANGE_GAP = 2.5
+#: sparse: at least this many pictures, and at most this share of the frames inside picture changes
+SPARSE_MIN_PICTURES = 3
+SPARSE_CHANGING = 0.35
 
 
 @dataclass(frozen=True)
 class ClipAnalysis:
     motion: np.ndarray  # raw motion per MOTION_STEP seconds (mean abs grey difference, 0..255)
     cuts: tuple[float, ...]  # source shot boundaries (s)
+    #: sparse footage only: ``(start, end)`` of each held real picture (s); empty for a clip whose frames move
+    holds: tuple[tuple[float, float], ...] = ()
+    #: per MOTION_STEP bin, its first frame at 16x9 grey (144 bytes), empty for a bin without a frame
+    looks: tuple[bytes, ...] = ()
+
+
+def _holds(times: list[float], diffs: list[float], period: float, duration: float) -> tuple[tuple[float, float], ...]:
+    """Held pictures of a sparse clip (see the module's docstring); ``()`` when the clip is not sparse."""
+    changes: list[list[float]] = []  # [first, last] changing frame of each picture change
+    changing = 0
+    for t0, t, d in zip(times, times[1:], diffs[1:]):
+        if d > PICTURE_MIN:
+            changing += 1
+            # undecoded frames before this one: the change may have come just after the previous frame
+            first = t0 + 1e-3 if t - t0 > 1.5 * period else t
+            if changes and first - changes[-1][1] <= CHANGE_GAP * period:
+                changes[-1][1] = t
+            else:
+                changes.append([first, t])
+    if len(changes) + 1 < SPARSE_MIN_PICTURES or changing > SPARSE_CHANGING * len(times):
+        return ()
+    out = []
+    start = times[0]
+    for a, b in changes:
+        if a > start:
+            out.append((round(start, 4), round(a, 4)))
+        start = b
+    if duration > start:
+        out.append((round(start, 4), round(duration, 4)))
+    return tuple(out)
 
 
 def _hard_cuts(times: list[float], diffs: list[float], period: float) -> list[float]:
@@ -76,6 +124,7 @@ def analyse_clip(probe: ClipProbe, step: float = MOTION_STEP, should_stop=None) 
     span = max(2, int(round(DISSOLVE_SPAN / period)))
     recent: deque = deque(maxlen=span + 1)  # (grey frame, diff to the previous one)
     in_dissolve = False
+    looks: list[bytes] = [b""] * bins
     with av.open(probe.path, metadata_errors="ignore") as c:
         s = next(s for s in c.streams.video if not is_cover_art(s))
         s.thread_type = "AUTO"
@@ -90,9 +139,11 @@ def analyse_clip(probe: ClipProbe, step: float = MOTION_STEP, should_stop=None) 
                 g = f.reformat(width=64, height=36, format="gray").to_ndarray().astype(np.int16)
                 t = float(f.pts * s.time_base) - probe.start_time
                 d = 0.0
+                b = min(bins - 1, max(0, int(t / step)))
+                if not looks[b]:
+                    looks[b] = g.reshape(9, 4, 16, 4).mean(axis=(1, 3)).round().astype(np.uint8).tobytes()
                 if prev is not None:
                     d = float(np.abs(g - prev).mean())
-                    b = min(bins - 1, max(0, int(t / step)))
                     total[b] += d
                     count[b] += 1
                     diffs.append(d)
@@ -122,7 +173,8 @@ def analyse_clip(probe: ClipProbe, step: float = MOTION_STEP, should_stop=None) 
         out = np.interp(np.arange(bins), idx, out[idx])
     cuts = sorted({round(x, 4) for x in _hard_cuts(times, diffs[: len(times)], period) + dissolves
                    if 0 < x < probe.duration})
-    return ClipAnalysis(motion=out, cuts=tuple(cuts))
+    holds = _holds(times, diffs[: len(times)], period, probe.duration)
+    return ClipAnalysis(motion=out, cuts=tuple(cuts), holds=holds, looks=tuple(looks))
 
 
 def motion_profile(probe: ClipProbe, step: float = MOTION_STEP) -> np.ndarray:
