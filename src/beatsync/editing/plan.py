@@ -98,14 +98,17 @@ class ClipInfo:
         return bisect.bisect_right(sorted(c for c in self.cuts if 0.0 < c < self.duration), t + 1e-4)
 
     def alike(self, t0: float, t1: float) -> bool:
-        """Whether clip times ``t0`` and ``t1`` (in one source shot) look alike, so a cut between them
-        reads as a jump: their pictures differ by less than JUMP_MIN grey levels (16x9, mean), or
-        either picture is unknown."""
-        k0, k1 = int(t0 / MOTION_STEP), int(t1 / MOTION_STEP)
-        if not (0 <= k0 < len(self.looks) and 0 <= k1 < len(self.looks)) or not self.looks[k0] or not self.looks[k1]:
+        """Whether a cut from clip time ``t0`` to ``t1`` would read as a jump, not a cut: the pictures
+        around them (the looks of the MOTION_STEP bins either side of each) differ somewhere by less
+        than JUMP_MIN grey levels (16x9, mean). Without looks (a clip not analysed), moments of one
+        source shot are alike and moments of two are not."""
+        if not self.looks:
+            return self.shot_at(t0) == self.shot_at(t1)
+        near = [[self.looks[k] for k in (int(t / MOTION_STEP), int(t / MOTION_STEP) + 1)
+                 if 0 <= k < len(self.looks) and self.looks[k]] for t in (t0, t1)]
+        if not near[0] or not near[1]:
             return True
-        a, b = self.looks[k0], self.looks[k1]
-        return sum(abs(x - y) for x, y in zip(a, b)) / len(a) < JUMP_MIN
+        return min(sum(abs(x - y) for x, y in zip(a, b)) / len(a) for a in near[0] for b in near[1]) < JUMP_MIN
 
 
 @dataclass
@@ -233,8 +236,8 @@ def _pick_range(clip: ClipInfo, usage: _Usage, need: float, target_motion: float
     (``clip.holds``) starts on the first frame of a held picture, and its picture changes inside the
     range count as cuts do, except that one off the beat is offered as a flaw rather than refused.
     ``after``: the previous shot's out-point when that shot showed this clip: an in-point there
-    continues the take (``continues``); any other in-point of the same source shot whose picture
-    looks alike (:meth:`ClipInfo.alike`) is a jump cut, a flaw (``may_continue`` false: the take is
+    continues the take (``continues``); any other in-point whose picture looks like the out-point's
+    (:meth:`ClipInfo.alike`) is a jump cut, a flaw (``may_continue`` false: the take is
     not continued, a clip ahead of its screen time). ``flaws`` counts jump cuts and
     picture changes off the beat. Among the options: fewest flaws, then a cut before a continued
     take, then the motion closest to ``target_motion``, preferring in-points that leave no sliver
@@ -280,8 +283,7 @@ def _pick_range(clip: ClipInfo, usage: _Usage, need: float, target_motion: float
             continue  # a source cut off the beat: never
         continues = after is not None and may_continue and abs(t - after) <= CONTINUE_TOL and not any(abs(c - after) <= CONTINUE_TOL
                                                                                       for c in cuts)
-        jump = (after is not None and not continues and clip.shot_at(after - 1e-3) == clip.shot_at(t)
-                and clip.alike(after - 1e-3, t))
+        jump = after is not None and not continues and clip.alike(after - 1e-3, t)
         # footage left on either side of the range too short for a shot like this one is lost
         slivers = sum(1e-3 < x < need for x in (t - a, b - t - need))
         if pack:
@@ -432,7 +434,13 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
     shortest_need = min((b - a) / fps for a, b in split)
     capacity = fillable(usable, total_s / len(split), shortest_need, trans)
     for c in usable:
-        if capacity[c.index] <= 0:
+        if capacity[c.index] <= 0 and c.holds:
+            hold = sorted(h1 - h0 for h0, h1 in c.holds)[len(c.holds) // 2]
+            warn.add("clip_unused", f"clip {c.name} ({c.duration:.2f} s) shows a new picture only every {hold:.2f} s "
+                                    f"(few real pictures): every shot of this edit (the shortest is {shortest_need:.2f} s) "
+                                    "would show a new picture off the beat, so it is not used. Faster cuts "
+                                    "(every_beat, a faster song) or footage with more pictures use it")
+        elif capacity[c.index] <= 0:
             warn.add("clip_unused", f"clip {c.name} ({c.duration:.2f} s) is too short for any shot "
                                     f"(the shortest is {shortest_need:.2f} s): not used")
     target = _targets({i: cap for i, cap in capacity.items() if cap > 0}, total_s)
@@ -515,8 +523,7 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
         if continues:
             continued += 1
         elif flaws:
-            if prev is not None and prev[0].index == clip.index and clip.shot_at(prev[2] - 1e-3) == clip.shot_at(t_in) \
-                    and clip.alike(prev[2] - 1e-3, t_in):
+            if prev is not None and prev[0].index == clip.index and clip.alike(prev[2] - 1e-3, t_in):
                 jumps[clip.name] = jumps.get(clip.name, 0) + 1
             if clip.holds:
                 off_beat_pictures[clip.name] = off_beat_pictures.get(clip.name, 0) + 1
@@ -557,7 +564,7 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
                                    "take instead (marked continues: no cut): no other clip or shot of the source fit "
                                    "without a jump cut. More clips, or clips with their own cuts, give more cuts")
     for name, n in jumps.items():
-        warn.add("jump_cut", f"{n} cuts go from clip {name} to another moment of the same shot that looks alike "
+        warn.add("jump_cut", f"{n} cuts go from clip {name} to another moment of it that looks alike "
                              "(a jump cut): no other footage fit. More clips, or fewer cuts (every_other, downbeats), "
                              "avoid them")
     for name, n in off_beat_pictures.items():

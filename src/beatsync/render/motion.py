@@ -21,11 +21,14 @@ so a range that avoids both never shows an undecoded frame from the other side.
 
 Sparse footage (``ClipAnalysis.holds``): a clip whose real pictures change far less often than its
 frames (a 2 fps source in a 30 fps file, duplicated frames). A frame differing from the previous
-decoded one by more than ``PICTURE_MIN`` is a change; changes less than ``CHANGE_GAP`` frame periods
-apart are one picture change (a codec that builds a picture over 2-3 frames). The clip is sparse
-when it holds at least ``SPARSE_MIN_PICTURES`` pictures and at most ``SPARSE_CHANGING`` of its
-frames lie inside picture changes; its holds are the stretches between changes, each from the
-first frame of a settled picture to the first frame of the next change.
+decoded one somewhere by ``PICTURE_STEP`` grey levels or more (one pixel of 64x36 is enough: a
+small car moving; codec noise on a repeated frame stays below) is a change; changes less than
+``CHANGE_GAP`` frame periods apart are one picture change (a codec that builds a picture over 2-3
+frames). The clip is sparse when it holds at least ``SPARSE_MIN_PICTURES`` pictures, at most
+``SPARSE_CHANGING`` of its frames change, and nearly all its picture changes (``SPARSE_ISOLATED``)
+last at most ``CHANGE_FRAMES`` frames (a still scene with bursts of motion is not sparse); its holds
+are the stretches between changes, each from the first frame of a settled picture to the first
+frame of the next change.
 
 Looks (``ClipAnalysis.looks``): the first frame of each MOTION_STEP bin at 16x9 grey, so the
 planner can tell whether two moments of one source shot look different enough to read as a cut.
@@ -51,13 +54,16 @@ CUT_CONTEXT = 6
 DISSOLVE_SPAN = 0.5
 DISSOLVE_MIN = 25.0
 DISSOLVE_COHERENCE = 0.75
-#: a frame differing from the previous one by more than this (mean grey level, 64x36) shows a new picture
-PICTURE_MIN = 0.2
+#: a frame with a pixel (64x36 grey) this far from the previous frame's shows a new picture
+PICTURE_STEP = 8
 #: changes closer than this many frame periods are one picture change
 CHANGE_GAP = 2.5
-#: sparse: at least this many pictures, and at most this share of the frames inside picture changes
+#: sparse: at least this many pictures, at most this share of the frames changing, and this share
+#: of the picture changes no longer than CHANGE_FRAMES frames
 SPARSE_MIN_PICTURES = 3
 SPARSE_CHANGING = 0.35
+SPARSE_ISOLATED = 0.9
+CHANGE_FRAMES = 3
 
 
 @dataclass(frozen=True)
@@ -70,12 +76,13 @@ class ClipAnalysis:
     looks: tuple[bytes, ...] = ()
 
 
-def _holds(times: list[float], diffs: list[float], period: float, duration: float) -> tuple[tuple[float, float], ...]:
-    """Held pictures of a sparse clip (see the module's docstring); ``()`` when the clip is not sparse."""
+def _holds(times: list[float], moved: list[int], period: float, duration: float) -> tuple[tuple[float, float], ...]:
+    """Held pictures of a sparse clip (see the module's docstring); ``()`` when the clip is not sparse.
+    ``moved[i]``: pixels of frame ``i`` at least PICTURE_STEP from frame ``i - 1``."""
     changes: list[list[float]] = []  # [first, last] changing frame of each picture change
     changing = 0
-    for t0, t, d in zip(times, times[1:], diffs[1:]):
-        if d > PICTURE_MIN:
+    for t0, t, d in zip(times, times[1:], moved[1:]):
+        if d > 0:
             changing += 1
             # undecoded frames before this one: the change may have come just after the previous frame
             first = t0 + 1e-3 if t - t0 > 1.5 * period else t
@@ -83,7 +90,9 @@ def _holds(times: list[float], diffs: list[float], period: float, duration: floa
                 changes[-1][1] = t
             else:
                 changes.append([first, t])
-    if len(changes) + 1 < SPARSE_MIN_PICTURES or changing > SPARSE_CHANGING * len(times):
+    short = sum(1 for a, b in changes if b - a <= (CHANGE_FRAMES - 0.5) * period)
+    if len(changes) + 1 < SPARSE_MIN_PICTURES or changing > SPARSE_CHANGING * len(times) \
+            or short < SPARSE_ISOLATED * len(changes):
         return ()
     out = []
     start = times[0]
@@ -119,6 +128,7 @@ def analyse_clip(probe: ClipProbe, step: float = MOTION_STEP, should_stop=None) 
     count = np.zeros(bins)
     times: list[float] = []
     diffs: list[float] = [0.0]
+    moved: list[int] = [0]  # pixels at least PICTURE_STEP from the previous frame's
     dissolves: list[float] = []
     period = 1.0 / probe.fps if probe.fps else 1 / 30
     span = max(2, int(round(DISSOLVE_SPAN / period)))
@@ -143,7 +153,9 @@ def analyse_clip(probe: ClipProbe, step: float = MOTION_STEP, should_stop=None) 
                 if not looks[b]:
                     looks[b] = g.reshape(9, 4, 16, 4).mean(axis=(1, 3)).round().astype(np.uint8).tobytes()
                 if prev is not None:
-                    d = float(np.abs(g - prev).mean())
+                    delta = np.abs(g - prev)
+                    d = float(delta.mean())
+                    moved.append(int(np.count_nonzero(delta >= PICTURE_STEP)))
                     total[b] += d
                     count[b] += 1
                     diffs.append(d)
@@ -173,7 +185,7 @@ def analyse_clip(probe: ClipProbe, step: float = MOTION_STEP, should_stop=None) 
         out = np.interp(np.arange(bins), idx, out[idx])
     cuts = sorted({round(x, 4) for x in _hard_cuts(times, diffs[: len(times)], period) + dissolves
                    if 0 < x < probe.duration})
-    holds = _holds(times, diffs[: len(times)], period, probe.duration)
+    holds = _holds(times, moved[: len(times)], period, probe.duration)
     return ClipAnalysis(motion=out, cuts=tuple(cuts), holds=holds, looks=tuple(looks))
 
 

@@ -8,7 +8,8 @@
 - Track "Audio": the song window as one clip.
 - Markers on the timeline's stack (output time): every beat (``downbeat`` RED, ``beat`` GREEN),
   each section change (BLUE, named by the section, spanning it), each punch accent (YELLOW).
-- ``metadata.beatsync``: the EDL's warnings and the song's audio hash.
+- ``metadata.beatsync``: the EDL's warnings and the song's audio hash; on each clip, its shot's
+  ``continues`` (the take flows on from the previous clip: no cut).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def build_timeline(edl: EditDecisionList, beat_map: BeatMap, clip_urls: list[str
             name=f"shot {shot.index}: {ref.name}", media_reference=media,
             source_range=tr(otio.opentime.from_seconds(shot.source_in, fps), rt(shot.frames, fps)),
             metadata={"beatsync": {"shot": shot.index, "clip": shot.clip, "source_in": shot.source_in,
-                                   "section": shot.section, "accents": list(shot.accents)}}))
+                                   "section": shot.section, "accents": list(shot.accents),
+                                   "continues": shot.continues}}))
     audio = otio.schema.Track(name="Audio", kind=otio.schema.TrackKind.Audio)
     audio.append(otio.schema.Clip(
         name="song", media_reference=otio.schema.ExternalReference(target_url=_url(song_url)),
