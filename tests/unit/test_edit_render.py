@@ -185,6 +185,18 @@ def test_shot_boundaries_inside_clips_are_found(cut_clips):
                                                      for t in np.arange(1.4, 1.8, 1 / 30)), found["dissolve"]
 
 
+def test_sparse_footage_is_found_and_motion_is_not(cut_clips, tmp_path):
+    """Few real pictures (a new one every 0.5 s, held) give held pictures; moving footage, one with
+    cuts, and a 10 fps picture in a 30 fps file (each frame shown 3 times: motion) give none."""
+    holds = analyse_clip(probe_clip(cut_clips["stutter"])).holds
+    assert [round(h0 * 2) / 2 for h0, _ in holds] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    assert all(abs(h0 - round(h0 * 2) / 2) <= 1.5 / 30 and h1 > h0 + 0.4 for h0, h1 in holds[1:])
+    assert analyse_clip(probe_clip(cut_clips["plain"])).holds == ()
+    assert analyse_clip(probe_clip(cut_clips["cuts"])).holds == ()
+    tripled = [f for f in _segment(1.5, 10, 30, 90) for _ in range(3)]
+    assert analyse_clip(probe_clip(write_clip(str(tmp_path / "ten.mp4"), tripled))).holds == ()
+
+
 def _unplanned_off_beat(path, edl, bm) -> list[int]:
     planned = set(edl.cut_frames) | {0}
     beats = {round((b.time - edl.song.start) * edl.fps) for b in bm.beats}
@@ -263,3 +275,12 @@ def test_otio_export_reads_back_as_the_edl(tmp_path):
     assert [(m.name, m.marked_range.start_time.to_seconds()) for m in markers if m.color == "BLUE"] == [
         ("verse", 0.0), ("chorus", 12.0)]
     assert [w["code"] for w in tl.metadata["beatsync"]["warnings"]] == [w.code for w in edl.warnings]
+    assert [c.metadata["beatsync"]["continues"] for c in clips_back] == [s.continues for s in edl.shots]
+    # one clip alone with fades asked: its take continues from shot to shot, each clip says so, no transition
+    alone = plan(bm, clips[2:], resolve_config("music_video", {"sync_mode": "every_other", "output_fps": 25}))
+    tl = otio.adapters.read_from_file(write_otio(alone, bm, [str(tmp_path / "c2.mp4")], "song.mp3",
+                                                 str(tmp_path / "alone.otio")))
+    (video,) = tl.video_tracks()
+    flags = [c.metadata["beatsync"]["continues"] for c in video.find_clips()]
+    assert flags == [s.continues for s in alone.shots] and sum(flags) >= 5
+    assert len([t for t in video if isinstance(t, otio.schema.Transition)]) == len(alone.cut_frames)

@@ -26,7 +26,8 @@ small car moving; codec noise on a repeated frame stays below) is a change; chan
 ``CHANGE_GAP`` frame periods apart are one picture change (a codec that builds a picture over 2-3
 frames). The clip is sparse when it holds at least ``SPARSE_MIN_PICTURES`` pictures, at most
 ``SPARSE_CHANGING`` of its frames change, and nearly all its picture changes (``SPARSE_ISOLATED``)
-last at most ``CHANGE_FRAMES`` frames (a still scene with bursts of motion is not sparse); its holds
+last at most ``CHANGE_FRAMES`` frames (a still scene with bursts of motion is not sparse), and its
+pictures are held ``SPARSE_MIN_HOLD`` or longer (median: 10 pictures a second read as motion); its holds
 are the stretches between changes, each from the first frame of a settled picture to the first
 frame of the next change.
 
@@ -64,6 +65,8 @@ SPARSE_MIN_PICTURES = 3
 SPARSE_CHANGING = 0.35
 SPARSE_ISOLATED = 0.9
 CHANGE_FRAMES = 3
+#: ... and pictures held this long (median, s): at most 5 pictures a second
+SPARSE_MIN_HOLD = 0.2
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ def _holds(times: list[float], moved: list[int], period: float, duration: float)
         start = b
     if duration > start:
         out.append((round(start, 4), round(duration, 4)))
+    if not out or sorted(b - a for a, b in out)[len(out) // 2] < SPARSE_MIN_HOLD:
+        return ()  # a picture every few frames (10 fps in a 30 fps file) reads as motion, not as pictures
     return tuple(out)
 
 
