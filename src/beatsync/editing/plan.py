@@ -11,6 +11,14 @@
 4. Source shots: each clip's own cuts (``ClipInfo.cuts``, found by ``render/shots.py``) split it
    into source shots; a range shown in one output shot stays inside one source shot, or crosses a
    source cut only where that cut lands on a beat of the song.
+   Sparse footage (``ClipInfo.holds``: few real pictures, each held) starts each range on a new
+   picture, and shows a new picture inside a shot only on a beat (else, only where nothing else
+   fits, as a flaw: warning ``picture_change_off_beat``).
+   One clip twice in a row only where its take continues (in-point = previous out-point: the shot
+   is marked ``continues``, no cut, no transition; warning ``take_continued``) or where the cut
+   reads as one (the pictures either side differ by JUMP_MIN, ``ClipInfo.looks``); a jump cut
+   only where nothing else fits (warning ``jump_cut``).
+   A song without beats (silent, or no pulse) is cut on a steady NOMINAL_BPM grid (warning ``no_beats``).
 5. Clips share the screen fairly by time: each clip's target (:func:`fair_shares`) is an equal
    share of the output, capped at what its footage can fill in whole shots (water-filling; warnings
    ``clip_under_share`` / ``clip_unused``); each shot goes to the clip furthest behind its target at
