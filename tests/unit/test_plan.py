@@ -304,10 +304,10 @@ def test_one_clip_twice_in_a_row_only_where_the_take_continues():
 
 
 def test_another_moment_of_a_clip_only_where_it_looks_different():
-    """Looks (16x9 grey per 0.5 s): a clip whose first half is dark and second half bright may cut
+    """Looks (16x9 grey per 0.1 s): a clip whose first half is dark and second half bright may cut
     from one half to the other (it reads as a cut), never within a half (a jump)."""
     dark, bright = bytes([40] * 144), bytes([200] * 144)
-    clip = ClipInfo(0, "two.mp4", 20.0, (0.5,) * 40, looks=(dark,) * 20 + (bright,) * 20)
+    clip = ClipInfo(0, "two.mp4", 20.0, (0.5,) * 40, looks=(dark,) * 100 + (bright,) * 100)
     assert clip.alike(1.0, 8.0) and not clip.alike(3.0, 15.0)
     edl = plan(beat_map(duration=8.0), [clip], cfg(sync_mode="every_beat"))
     for p, s in zip(edl.shots, edl.shots[1:]):

@@ -43,6 +43,8 @@ from ..errors import InvalidRequest
 
 #: seconds per motion score
 MOTION_STEP = 0.5
+#: seconds per look (a small grey thumbnail: whether two moments of a clip look alike)
+LOOK_STEP = 0.1
 CALM_ENERGY = 0.5
 #: a clip within this many seconds of the clip furthest behind its screen-time target may be
 #: chosen instead, for a better motion match (the fairness bound grows by this much)
@@ -54,9 +56,11 @@ PUNCH_MARGIN = 0.5
 PUNCH_STRENGTH = 0.5
 #: a source cut counts as on a beat within this many output frames
 ON_BEAT_FRAMES = 1
-#: two moments of one source shot read as a cut (not a jump) when their pictures differ by at
-#: least this much: mean grey level at 16x9 (the same 8 levels that make a frame difference a cut)
-JUMP_MIN = 8.0
+#: two moments of a clip read as a cut (not a jump) when their pictures differ by at least this
+#: much: mean grey level at 16x9 of the source. A cut reads as one at 8 levels in the output (the
+#: level that makes a frame difference a cut); the output, cropped, scaled and re-encoded, showed
+#: differences up to 15 % lower than the source's on the shared footage: 10 keeps a margin
+JUMP_MIN = 10.0
 #: a shot's in-point continues the previous shot's take when it is this close to its out-point
 CONTINUE_TOL = 1e-3
 
@@ -75,7 +79,7 @@ class ClipInfo:
     #: sparse footage only (a clip whose real pictures change far less often than its frames):
     #: ``(start, end)`` of each held picture, from its first settled frame to the next change
     holds: tuple[tuple[float, float], ...] = ()
-    #: per MOTION_STEP seconds, the first frame at 16x9 grey (bytes): whether two moments look alike
+    #: per LOOK_STEP seconds, the first frame at 16x9 grey (bytes): whether two moments look alike
     looks: tuple[bytes, ...] = ()
 
     @property
@@ -107,12 +111,12 @@ class ClipInfo:
 
     def alike(self, t0: float, t1: float) -> bool:
         """Whether a cut from clip time ``t0`` to ``t1`` would read as a jump, not a cut: the pictures
-        around them (the looks of the MOTION_STEP bins either side of each) differ somewhere by less
+        around them (the looks of the LOOK_STEP bins either side of each) differ somewhere by less
         than JUMP_MIN grey levels (16x9, mean). Without looks (a clip not analysed), moments of one
         source shot are alike and moments of two are not."""
         if not self.looks:
             return self.shot_at(t0) == self.shot_at(t1)
-        near = [[self.looks[k] for k in (int(t / MOTION_STEP), int(t / MOTION_STEP) + 1)
+        near = [[self.looks[k] for k in (int(t / LOOK_STEP), int(t / LOOK_STEP) + 1)
                  if 0 <= k < len(self.looks) and self.looks[k]] for t in (t0, t1)]
         if not near[0] or not near[1]:
             return True
@@ -487,6 +491,7 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
             if (prev[1], prev[3]) in used:
                 used[used.index((prev[1], prev[3]))] = (prev[1], prev[2])
         choice = None
+        kept: tuple[list, dict, int] | None = None  # flawed options, the usage they were found with, rounds
         for attempt in range(2):
             fits = []
             for clip in candidates_clips:
@@ -501,6 +506,15 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
                     picked = _pick_range(clip, u, need, energy, offsets, fps, pack, after, not ahead)
                 if picked is not None:
                     fits.append((clip, picked))
+            if fits and attempt == 0 and all(p[2] for _, p in fits):
+                # only flawed options: a new round of the footage may offer a clean one (else these)
+                kept = (fits, {i: list(u.used) for i, u in usage.items()}, rounds)
+                fits = []
+            elif not any(p[2] == 0 for _, p in fits) and kept is not None:
+                fits = kept[0]
+                for i, used in kept[1].items():
+                    usage[i].used[:] = used
+                rounds = kept[2]
             if fits:
                 # the fewest flaws (jump cuts, picture changes off the beat) first; among those,
                 # fairness, then a cut before the take continued, then the motion match

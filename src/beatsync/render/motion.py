@@ -31,7 +31,7 @@ pictures are held ``SPARSE_MIN_HOLD`` or longer (median: 10 pictures a second re
 are the stretches between changes, each from the first frame of a settled picture to the first
 frame of the next change.
 
-Looks (``ClipAnalysis.looks``): the first frame of each MOTION_STEP bin at 16x9 grey, so the
+Looks (``ClipAnalysis.looks``): the first frame of each LOOK_STEP (0.1 s) at 16x9 grey, so the
 planner can tell whether two moments of one source shot look different enough to read as a cut.
 """
 
@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from ..editing.plan import MOTION_STEP
+from ..editing.plan import LOOK_STEP, MOTION_STEP
 from ..errors import RenderCancelled
 from ..media import decode_tolerant, is_cover_art
 from .probe import ClipProbe
@@ -75,7 +75,7 @@ class ClipAnalysis:
     cuts: tuple[float, ...]  # source shot boundaries (s)
     #: sparse footage only: ``(start, end)`` of each held real picture (s); empty for a clip whose frames move
     holds: tuple[tuple[float, float], ...] = ()
-    #: per MOTION_STEP bin, its first frame at 16x9 grey (144 bytes), empty for a bin without a frame
+    #: per LOOK_STEP seconds, the first frame at 16x9 grey (144 bytes), empty where no frame starts
     looks: tuple[bytes, ...] = ()
 
 
@@ -139,7 +139,7 @@ def analyse_clip(probe: ClipProbe, step: float = MOTION_STEP, should_stop=None) 
     span = max(2, int(round(DISSOLVE_SPAN / period)))
     recent: deque = deque(maxlen=span + 1)  # (grey frame, diff to the previous one)
     in_dissolve = False
-    looks: list[bytes] = [b""] * bins
+    looks: list[bytes] = [b""] * max(1, int(np.ceil(probe.duration / LOOK_STEP)))
     with av.open(probe.path, metadata_errors="ignore") as c:
         s = next(s for s in c.streams.video if not is_cover_art(s))
         s.thread_type = "AUTO"
@@ -155,8 +155,9 @@ def analyse_clip(probe: ClipProbe, step: float = MOTION_STEP, should_stop=None) 
                 t = float(f.pts * s.time_base) - probe.start_time
                 d = 0.0
                 b = min(bins - 1, max(0, int(t / step)))
-                if not looks[b]:
-                    looks[b] = g.reshape(9, 4, 16, 4).mean(axis=(1, 3)).round().astype(np.uint8).tobytes()
+                k = min(len(looks) - 1, max(0, int(t / LOOK_STEP)))
+                if not looks[k]:
+                    looks[k] = g.reshape(9, 4, 16, 4).mean(axis=(1, 3)).round().astype(np.uint8).tobytes()
                 if prev is not None:
                     delta = np.abs(g - prev)
                     d = float(delta.mean())
