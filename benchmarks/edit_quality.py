@@ -1,6 +1,7 @@
 """Edit quality on the 133 s song and the shared footage: fair screen time, and cuts off the beat.
 
-    python benchmarks/edit_quality.py [--method librosa] [--render-seconds 133] [--size 320x180] [--clip-budget U]
+    python benchmarks/edit_quality.py [--method librosa] [--render-seconds 133] [--size 320x180]
+        [--clip-budget U] [--only fairness|source_cuts|jumps|budget]
 
 1. Fairness: the song "Let's Go Fishin'" (133 s) over the five shared clips (2.6 s to 139.4 s), for each
    sync mode and preset: screen time per clip against its fair share (``plan.fair_shares``: equal
@@ -15,7 +16,16 @@
 3. The clips' analysis within its budget (``--clip-budget``, 1080p-frame units; render/motion.py) against a
    full pass of every frame: frames decoded, CPU s, source cuts and motion found, and the shots of the
    edits planned from each. Sections 1 and 2 use the budgeted analysis.
+4. Jump cuts and sparse footage: four shared clips plus a sparse clip made from the fifth, the bottle footage
+   (one real picture every 13 frames, held, at 30 fps: ~2.3 pictures a second); ``--render-seconds`` of the
+   song (its most energetic window, or all of it) rendered at ``--size`` per sync mode, counted on the OUTPUT:
+   jump cuts (a planned cut whose frames either side look alike: 16x9 grey, mean difference under
+   8 levels; an old EDL's "cut" that continues the take counts too), shots marked ``continues``,
+   and new pictures inside shots off the beat (a frame that differs from the previous one by more
+   than 0.5 grey levels between still frames, 5 before and 4 after, not within +-1 frame of a shot
+   start or a beat).
 """
+
 
 from __future__ import annotations
 
@@ -47,15 +57,95 @@ def analyse(probe, budget=None):
 
 
 def clip_infos(paths, budget=None):
-    from beatsync.editing import ClipInfo
-    from beatsync.render.motion import normalise
-    from beatsync.render.probe import probe_clip
+    from beatsync.render.pipeline import analyse_clips, clip_infos as infos_of
 
-    probes = [probe_clip(p) for p in paths]
-    analyses = [analyse(p, budget) for p in probes]
-    infos = [ClipInfo(i, Path(p.path).name, p.duration, m, p.keyframes, a.cuts)
-             for i, (p, a, m) in enumerate(zip(probes, analyses, normalise([a.motion for a in analyses])))]
-    return probes, infos
+    budget = BUDGET if budget is None else budget
+    probes, analyses = analyse_clips(paths) if budget is None else analyse_clips(paths, budget=budget)
+    return probes, infos_of(probes, analyses)
+
+
+def sparse_clip(src: Path, path: str, seconds: float = 12.0, hold: int = 13, fps: int = 30, size=(160, 90),
+                start: float = 0.0) -> str:
+    """Sparse footage made from real footage: one picture of ``src`` every ``hold`` frames from ``start``,
+    each held (repeated) for ``hold`` frames, at ``fps`` (libx264): a 30 fps file with ~2.3 real
+    pictures a second at the defaults, as a slow source in a fast container."""
+    from beatsync.render.synth import write_clip
+
+    w, h = size
+    n = int(round(seconds * fps))
+    want = [start + k * hold / fps for k in range((n + hold - 1) // hold)]
+    pictures: list[np.ndarray] = []
+    with av.open(str(src)) as c:
+        s = c.streams.video[0]
+        for f in c.decode(s):
+            t = float(f.pts * s.time_base) - float((s.start_time or 0) * s.time_base)
+            while len(pictures) < len(want) and t >= want[len(pictures)] - 1e-6:
+                pictures.append(f.reformat(width=w, height=h, format="rgb24").to_ndarray())
+            if len(pictures) == len(want):
+                break
+    while len(pictures) < len(want):
+        pictures.append(pictures[-1])
+    return write_clip(path, [pictures[i // hold] for i in range(n)], fps=fps)
+
+
+def grey_frames(path: str) -> list[np.ndarray]:
+    with av.open(path) as c:
+        return [f.reformat(width=64, height=36, format="gray").to_ndarray().astype(np.int16)
+                for f in c.decode(c.streams.video[0])]
+
+
+def jump_cuts(frames: list[np.ndarray], edl) -> list[int]:
+    """Planned cuts (``edl.cut_frames``) whose output frames either side (of the transition, if any) look
+    alike: 16x9 grey, mean difference under 8 levels (a jump, or no cut at all), written apart from the
+    planner's own test."""
+    def look(g):
+        return g.reshape(9, 4, 16, 4).mean(axis=(1, 3))
+    after = {s.start_frame: s.start_frame + int(round(s.transition.duration * edl.fps)) for s in edl.shots}
+    return [n for n in edl.cut_frames if 0 < n < len(frames)
+            and float(np.abs(look(frames[min(after[n], len(frames) - 1)]) - look(frames[n - 1])).mean()) < 8]
+
+
+def new_pictures_off_beat(frames: list[np.ndarray], edl, bm, held: int = 5) -> list[int]:
+    """Output frames inside a shot where a new picture appears between still ones: a difference above 0.5
+    grey levels with differences under 0.25 over the ``held`` frames before it and over the ``held - 1``
+    after the next (a picture swapped, not motion starting), not within +-1 frame of a shot start or
+    of a beat."""
+    d = [0.0] + [float(np.abs(b - a).mean()) for a, b in zip(frames, frames[1:])]
+    starts = {s.start_frame for s in edl.shots}
+    beats = {round((b.time - edl.song.start) * edl.fps) for b in bm.beats}
+    ok = {f + k for f in starts | beats for k in (-1, 0, 1)}
+    return [n for n in range(held + 1, len(d) - held - 1)
+            if d[n] > 0.5 and max(d[n - held:n]) < 0.25 and max(d[n + 2:n + held + 1]) < 0.25 and n not in ok]
+
+
+def jumps_and_sparse(bm, song: str, seconds: float, size: str) -> None:
+    from beatsync.editing import resolve_config
+    from beatsync.render.encode import render
+    from beatsync.render.pipeline import analyse_clips, plan_edit
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sparse = sparse_clip(SHARED / "video" / "intel_bottle-detection.mp4", str(Path(tmp) / "sparse_bottle.mp4"))
+        # the bottle footage is in the edit as the sparse clip only (two clips of one footage may cut alike)
+        paths = [str(SHARED / "video" / v) for v in VIDEOS if "bottle" not in v] + [sparse]
+        analysed = analyse_clips(paths)
+        held = [len(getattr(a, "holds", ())) for a in analysed[1]]
+        print(f"\n## Jump cuts and sparse footage: {min(seconds, bm.duration):.0f} s of the song at {size}, four shared clips "
+              f"and sparse_bottle.mp4 (12 s of the fifth, a new picture every 13 frames; held pictures found: {held[-1]})")
+        print("| edit | planned cuts | shots marked continues | jump cuts in the output | new pictures inside shots off the beat | sparse clip's shots | warnings |")
+        print("|---|---|---|---|---|---|---|")
+        for mode in ("every_beat", "every_other", "downbeats"):
+            cfg = resolve_config(None, {"sync_mode": mode, "output_resolution": size, "preview_only": True,
+                                        "preview_duration": min(seconds, 120)}) if seconds < bm.duration else \
+                resolve_config(None, {"sync_mode": mode, "output_resolution": size})
+            edl, probes = plan_edit(bm, paths, cfg, analysed=analysed)
+            out = str(Path(tmp) / f"{mode}.mp4")
+            render(edl, probes, song, out)
+            frames = grey_frames(out)
+            cont = sum(1 for s in edl.shots if getattr(s, "continues", False))
+            codes = sorted({w.code for w in edl.warnings})
+            print(f"| {mode} | {len(edl.cut_frames)} | {cont} | **{len(jump_cuts(frames, edl))}** | "
+                  f"**{len(new_pictures_off_beat(frames, edl, bm))}** | {sum(1 for s in edl.shots if s.clip == len(paths) - 1)} | "
+                  f"{', '.join(codes)} |")
 
 
 def targets(lengths: list[float], total: float) -> list[float]:
@@ -233,6 +323,8 @@ def main() -> None:
     ap.add_argument("--clip-budget", type=float, default=None,
                     help="the clips' analysis budget in 1080p-frame units (default: BEATSYNC_CLIP_ANALYSIS_BUDGET's "
                          "default); the last section compares it with a full pass")
+    ap.add_argument("--only", choices=("fairness", "source_cuts", "jumps", "budget"), action="append",
+                    help="run only these parts (default: all)")
     args = ap.parse_args()
     global BUDGET
     BUDGET = args.clip_budget
@@ -242,10 +334,16 @@ def main() -> None:
     bm = analyze(str(SONG), args.method, fps=30)
     print(f"analysed {SONG.name} with {args.method}: {bm.tempo:.1f} BPM, {len(bm.beats)} beats, "
           f"{len(bm.sections)} sections ({time.time() - t:.1f} s)")
-    _, infos = clip_infos([str(SHARED / "video" / v) for v in VIDEOS])
-    fairness(bm, infos)
-    source_cuts(bm, str(SONG), args.render_seconds, args.size)
-    budgeted(bm, [str(SHARED / "video" / v) for v in VIDEOS])
+    parts = args.only or ["fairness", "source_cuts", "jumps", "budget"]
+    if "fairness" in parts:
+        _, infos = clip_infos([str(SHARED / "video" / v) for v in VIDEOS])
+        fairness(bm, infos)
+    if "source_cuts" in parts:
+        source_cuts(bm, str(SONG), args.render_seconds, args.size)
+    if "jumps" in parts:
+        jumps_and_sparse(bm, str(SONG), args.render_seconds, args.size)
+    if "budget" in parts:
+        budgeted(bm, [str(SHARED / "video" / v) for v in VIDEOS])
 
 
 if __name__ == "__main__":

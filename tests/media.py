@@ -11,6 +11,7 @@ def make_media(root: Path) -> Path:
 
     y, _ = click_track(120.0, 8.0, 22050, offset=0.5)
     (root / "song.wav").write_bytes(encode_wav(y, 22050))
+    (root / "silence.wav").write_bytes(encode_wav(0.0 * y, 22050))
     write_clip(str(root / "a.mp4"), moving_frames(5.0, 30, size=(160, 96), seed=1), 30)
     write_clip(str(root / "b.mp4"), moving_frames(5.0, 30, size=(160, 96), seed=2, speed=2.0), 30)
     (root / "bad.mp4").write_text("this is not a video")

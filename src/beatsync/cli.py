@@ -229,7 +229,7 @@ def _make(args, config, settings, timelines) -> int:
         shutil.copyfile(result.otio_path, args.otio)
     bm = result.beat_map
     print(f"{result.video}: {result.duration:.2f} s, {result.edl.width}x{result.edl.height} @ {result.edl.fps} fps, "
-          f"{len(result.edl.shots)} shots ({len(result.edl.shots) - 1} cuts), {result.file_size / 1e6:.1f} MB")
+          f"{len(result.edl.shots)} shots ({len(result.edl.cut_frames)} cuts), {result.file_size / 1e6:.1f} MB")
     print(f"song: {bm.tempo:.1f} BPM {bm.time_signature}, window {result.edl.song.start:.2f}-{result.edl.song.end:.2f} s")
     print(f"beside it: {os.path.basename(result.thumbnail)}, {os.path.basename(result.edl_path)}, "
           f"{os.path.basename(result.otio_path)}, {os.path.basename(result.beat_map_path)}")

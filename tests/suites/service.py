@@ -44,6 +44,20 @@ def create_body(media, receiver=None, **extra):
     return body
 
 
+def test_a_silent_song_is_cut_on_a_steady_grid_and_the_job_says_so(container, media):
+    """All-zero audio: the job completes, cut every 0.5 s (fast_cuts: every beat of a steady 120 BPM
+    grid), with warning ``no_beats`` in its status."""
+    body = create_body(media, audio_url=f"{media.url}/silence.wav")
+    body["config"]["transition_style"] = "cut"
+    job, _ = service.submit_create(container, body, "alice")
+    assert steps.run_analyze(container, job.job_id)["status"] == "processing"
+    assert steps.run_compose(container, job.job_id)["status"] == "completed"
+    view = service.get_job(container, job.job_id, "alice", "create")
+    assert view["beat_map"]["tempo"] == 0 and view["total_cuts"] == 15  # 8 s: a cut every 0.5 s
+    (warning,) = [w for w in view["warnings"] if w["code"] == "no_beats"]
+    assert "every_beat every 0.5 s" in warning["message"]
+
+
 def _deliver(container, receiver, n):
     wait_for(lambda: len(receiver.received) >= n, timeout=30)
     return receiver.received

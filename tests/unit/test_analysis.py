@@ -82,6 +82,18 @@ def test_silence_gives_empty_map():
     assert bm.duration == pytest.approx(5.0, abs=0.01)
 
 
+def test_noise_without_a_pulse_gives_no_beats():
+    """White noise: a tracker finds "beats" in it (beatnet: 177 BPM, confidence 0.71 before issue 26);
+    the onset envelope has no period, so the map has none (and the planner cuts on a steady grid)."""
+    rng = np.random.default_rng(0)
+    noise = (0.1 * rng.standard_normal(SR * 20)).astype(np.float32)
+    bm = analyze(wav(noise), "beatnet")
+    assert bm.beats == [] and bm.tempo == 0 and bm.time_signature == "none"
+    assert bm.sections  # it is not silence: its sections stay
+    y, _ = click_track(100.0, 20.0, SR, offset=0.3)
+    assert len(analyze(wav(y + noise), "beatnet").beats) >= 30  # a pulse under the same noise is kept
+
+
 def test_half_second_file_does_not_raise():
     y, _ = click_track(120.0, 0.5, SR, offset=0.1)
     for method in ("beatnet", "librosa", "madmom", "hybrid"):

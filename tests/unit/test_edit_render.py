@@ -109,7 +109,7 @@ def test_the_sync_mode_holds_on_every_rendered_cut(song, colour_clips, tmp_path,
 @pytest.mark.parametrize("preset,style", [(None, "fade"), ("fast_cuts", "glitch"), ("cinematic", None)])
 def test_transitions_asked_are_rendered(song, cut_clips, tmp_path, preset, style):
     # a style without a duration (and the cinematic preset's zoom) against the same edit with hard cuts
-    probes, infos = clip_infos([cut_clips["plain"], cut_clips["cuts"]])
+    probes, infos = clip_infos([cut_clips["plain"], cut_clips["cuts"], cut_clips["dissolve"]])
     cfg = resolve_config(preset, {"transition_style": style, "output_resolution": "96x64", "sync_mode": "downbeats",
                                   "output_fps": 30, "min_shot_duration": 1.0})
     edl = plan(beat_map(6.0), infos, cfg)
@@ -118,8 +118,9 @@ def test_transitions_asked_are_rendered(song, cut_clips, tmp_path, preset, style
     render(edl, probes, song, str(tmp_path / "t.mp4"))
     render(cut, probes, song, str(tmp_path / "c.mp4"))
     with_t, hard = grey(tmp_path / "t.mp4"), grey(tmp_path / "c.mp4")
-    assert len(edl.shots) >= 3
-    for s in edl.shots[1:]:
+    cuts = [s for s in edl.shots[1:] if not s.continues]  # a shot continuing its take has no transition
+    assert len(cuts) >= 2 and all(s.transition.style == "cut" for s in edl.shots if s.continues)
+    for s in cuts:
         n = int(round(s.transition.duration * 30))
         assert s.transition.style == (style or "zoom") and n == (3 if style else 12)
         # the transition's frames differ from the hard cut's (most on the cut frame) ...
@@ -182,6 +183,18 @@ def test_shot_boundaries_inside_clips_are_found(cut_clips):
     within = [t for t in found["dissolve"] if 0.8 <= t <= 2.4]
     assert within == list(found["dissolve"]) and all(any(abs(t - x) <= 1.5 / 30 for x in within)
                                                      for t in np.arange(1.4, 1.8, 1 / 30)), found["dissolve"]
+
+
+def test_sparse_footage_is_found_and_motion_is_not(cut_clips, tmp_path):
+    """Few real pictures (a new one every 0.5 s, held) give held pictures; moving footage, one with
+    cuts, and a 10 fps picture in a 30 fps file (each frame shown 3 times: motion) give none."""
+    holds = analyse_clip(probe_clip(cut_clips["stutter"])).holds
+    assert [round(h0 * 2) / 2 for h0, _ in holds] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    assert all(abs(h0 - round(h0 * 2) / 2) <= 1.5 / 30 and h1 > h0 + 0.4 for h0, h1 in holds[1:])
+    assert analyse_clip(probe_clip(cut_clips["plain"])).holds == ()
+    assert analyse_clip(probe_clip(cut_clips["cuts"])).holds == ()
+    tripled = [f for f in _segment(1.5, 10, 30, 90) for _ in range(3)]
+    assert analyse_clip(probe_clip(write_clip(str(tmp_path / "ten.mp4"), tripled))).holds == ()
 
 
 def _unplanned_off_beat(path, edl, bm) -> list[int]:
@@ -264,3 +277,12 @@ def test_otio_export_reads_back_as_the_edl(tmp_path):
     assert [(m.name, m.marked_range.start_time.to_seconds()) for m in markers if m.color == "BLUE"] == [
         ("verse", 0.0), ("chorus", 12.0)]
     assert [w["code"] for w in tl.metadata["beatsync"]["warnings"]] == [w.code for w in edl.warnings]
+    assert [c.metadata["beatsync"]["continues"] for c in clips_back] == [s.continues for s in edl.shots]
+    # one clip alone with fades asked: its take continues from shot to shot, each clip says so, no transition
+    alone = plan(bm, clips[2:], resolve_config("music_video", {"sync_mode": "every_other", "output_fps": 25}))
+    write_timeline(alone, bm, Media("song.mp3", [str(tmp_path / "c2.mp4")]), str(tmp_path / "alone.otio"))
+    tl = otio.adapters.read_from_file(str(tmp_path / "alone.otio"))
+    (video,) = tl.video_tracks()
+    flags = [c.metadata["beatsync"]["continues"] for c in video.find_clips()]
+    assert flags == [s.continues for s in alone.shots] and sum(flags) >= 5
+    assert len([t for t in video if isinstance(t, otio.schema.Transition)]) == len(alone.cut_frames)

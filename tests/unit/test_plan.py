@@ -274,3 +274,84 @@ def test_a_rounded_output_size_is_a_warning():
     assert "resolution_rounded" in [w.code for w in edl.warnings]
     exact = plan(bm, CLIPS, resolve_config("fast_cuts", {"output_resolution": "160x96"}))
     assert "resolution_rounded" not in [w.code for w in exact.warnings]
+
+
+# -- issue 26: no jump cuts, sparse footage, a song without beats, what a short clip means ------------
+
+def test_one_clip_twice_in_a_row_only_where_the_take_continues():
+    """A long clip that must fill most of the screen, two short ones, fades asked: where the long
+    clip follows itself its take continues (in-point = previous out-point, ``continues``, no
+    transition, not a cut), as the EDL's schema says."""
+    import json
+
+    from beatsync.contracts.schemas import validator
+
+    clips = [ClipInfo(0, "long.mp4", 60.0, (0.5,) * 120), ClipInfo(1, "a.mp4", 2.0, (0.5,) * 4),
+             ClipInfo(2, "b.mp4", 2.0, (0.5,) * 4)]
+    edl = plan(beat_map(duration=20.0), clips, cfg(sync_mode="every_beat", transition_style="fade",
+                                                    transition_duration=0.1))
+    pairs = [(p, s) for p, s in zip(edl.shots, edl.shots[1:]) if p.clip == s.clip]
+    assert len(pairs) >= 10 and all(s.continues for _, s in pairs)
+    for p, s in pairs:
+        assert s.source_in == pytest.approx(p.source_in + p.frames / edl.fps, abs=2e-4)
+        assert s.transition.style == "cut" and s.transition.duration == 0
+    assert all(not s.continues and s.transition.style == "fade" for s in edl.shots[1:] if s.clip != edl.shots[s.index - 1].clip)
+    assert edl.cut_frames == [s.start_frame for s in edl.shots[1:] if not s.continues]
+    assert "take_continued" in [w.code for w in edl.warnings]
+    doc = json.loads(edl.to_json())
+    validator("edl").validate(doc)
+    assert [s["continues"] for s in doc["shots"]] == [s.continues for s in edl.shots]
+
+
+def test_another_moment_of_a_clip_only_where_it_looks_different():
+    """Looks (16x9 grey per 0.1 s): a clip whose first half is dark and second half bright may cut
+    from one half to the other (it reads as a cut), never within a half (a jump)."""
+    dark, bright = bytes([40] * 144), bytes([200] * 144)
+    clip = ClipInfo(0, "two.mp4", 20.0, (0.5,) * 40, looks=(dark,) * 100 + (bright,) * 100)
+    assert clip.alike(1.0, 8.0) and not clip.alike(3.0, 15.0)
+    edl = plan(beat_map(duration=8.0), [clip], cfg(sync_mode="every_beat"))
+    for p, s in zip(edl.shots, edl.shots[1:]):
+        out = p.source_in + p.frames / edl.fps
+        assert s.continues or (out < 9.5) != (s.source_in < 10.0), (p, s)
+    assert sum(not s.continues for s in edl.shots[1:]) >= 2  # it does cut, across the halves
+
+
+def test_sparse_footage_starts_on_a_new_picture_and_changes_only_on_a_beat():
+    # a new picture every 0.4 s (holds); the beat every 0.4 s from 0.25 s: every_other shots of 0.8 s
+    holds = tuple((round(0.4 * k, 4), round(0.4 * (k + 1), 4)) for k in range(50))
+    sparse = ClipInfo(0, "sparse.mp4", 20.0, (0.5,) * 40, holds=holds)
+    other = ClipInfo(1, "other.mp4", 20.0, (0.5,) * 40)
+    edl = plan(beat_map(duration=12.0, bpm=150), [sparse, other], cfg(sync_mode="every_other"))
+    mine = [s for s in edl.shots if s.clip == 0]
+    assert len(mine) >= 4
+    beat_offsets = lambda s: [b.time - s.start_frame / 30 for b in beat_map(duration=12.0, bpm=150).beats]  # noqa: E731
+    for s in mine:
+        assert s.continues or min(abs(s.source_in - h0) for h0, _ in holds) < 1e-6
+        inside = [h1 for _, h1 in holds if s.source_in + 1e-4 < h1 < s.source_in + s.frames / 30 - 1e-4]
+        assert all(min(abs((h - s.source_in) - o) for o in beat_offsets(s)) <= 1.5 / 30 for h in inside), s
+    # a song whose cuts are longer than any picture, no beat inside to change it on: not used, and said
+    slow = plan(beat_map(duration=12.0, bpm=60), [sparse, other], cfg(sync_mode="every_beat", min_shot_duration=0.5))
+    assert all(s.clip == 1 for s in slow.shots)
+    (unused,) = [w.message for w in slow.warnings if w.code == "clip_unused"]
+    assert "new picture only every 0.40 s" in unused
+
+
+@pytest.mark.parametrize("mode,every", [("every_beat", 15), ("every_other", 30), ("strong_beats", 30), ("downbeats", 60)])
+def test_a_song_without_beats_is_cut_on_a_steady_grid_with_a_warning(mode, every):
+    silent = beat_map(duration=10.0).model_copy(update={"beats": [], "tempo": 0.0, "total_beats": 0, "sections": []})
+    edl = plan(silent, CLIPS, cfg(sync_mode=mode))
+    assert edl.cut_frames == list(range(every, 300 - 7, every))
+    (w,) = [w for w in edl.warnings if w.code == "no_beats"]
+    assert f"steady 120 BPM grid instead, {mode} every {every / 30:g} s" in w.message
+
+
+def test_a_clip_under_its_share_is_told_what_it_can_fill_and_what_to_do():
+    clips = [ClipInfo(0, "one.mp4", 1.5, (0.5,) * 3), ClipInfo(1, "three.mp4", 3.5, (0.5,) * 7)] + [
+        ClipInfo(2 + i, f"long{i}.mp4", 40.0, (0.5,) * 80) for i in range(2)]
+    edl = plan(beat_map(duration=40.0), clips, cfg(sync_mode="every_beat"))
+    under = {w.message.split()[1]: w.message for w in edl.warnings if w.code == "clip_under_share"}
+    assert set(under) == {"one.mp4", "three.mp4"}
+    fills = {name: float(m.split("can fill only ")[1].split(" s")[0]) for name, m in under.items()}
+    assert fills["one.mp4"] < fills["three.mp4"] <= 3.5  # each its own figure, not one share for both
+    for m in under.values():
+        assert "give more footage of it, use fewer clips, or make a shorter edit" in m and "fair share" not in m

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # keep `import beatsync.analysis` cheap until analyze() runs
 DEFAULT_MAX_DURATION = 15 * 60.0
 SILENCE_DBFS = -60.0
 #: bump when an algorithm changes its output, so cached beat maps are recomputed
-ALGORITHM_REVISION = 2
+ALGORITHM_REVISION = 3
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "MODEL_LICENCES", "NONCOMMERCIAL_METHODS", "analyze", "check_method"]
 
@@ -106,6 +106,8 @@ def _analyze_bytes(source, data, audio_hash, method, fps, max_duration, analyzer
             track = trackers.track_hybrid(features, activations)
         downbeats = track.times[track.positions == 1]
         sections = detect_sections(features, track.times, downbeats, audio.duration)
+        if trackers.onset_periodicity(features) < trackers.PULSE_MIN:
+            track = None  # noise without a pulse: what a tracker finds in it are not beats
     return _assemble(track, features, sections, audio.duration, fps, method, audio_hash, analyzer, started)
 
 

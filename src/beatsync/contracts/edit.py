@@ -118,6 +118,7 @@ class Shot(_Model):
     section: str
     motion: float = Field(ge=0, le=1)
     accents: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
+    continues: bool = False
 
     @property
     def frames(self) -> int:
@@ -139,7 +140,8 @@ class EditDecisionList(_Model):
 
     @property
     def cut_frames(self) -> list[int]:
-        return [s.start_frame for s in self.shots[1:]]
+        """Output frames where a new shot cuts in (a shot that continues the previous take is no cut)."""
+        return [s.start_frame for s in self.shots[1:] if not s.continues]
 
     def to_json(self, indent: int | None = 2) -> str:
         return self.model_dump_json(indent=indent)

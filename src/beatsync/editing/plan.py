@@ -11,6 +11,14 @@
 4. Source shots: each clip's own cuts (``ClipInfo.cuts``, found by ``render/shots.py``) split it
    into source shots; a range shown in one output shot stays inside one source shot, or crosses a
    source cut only where that cut lands on a beat of the song.
+   Sparse footage (``ClipInfo.holds``: few real pictures, each held) starts each range on a new
+   picture, and shows a new picture inside a shot only on a beat (else, only where nothing else
+   fits, as a flaw: warning ``picture_change_off_beat``).
+   One clip twice in a row only where its take continues (in-point = previous out-point: the shot
+   is marked ``continues``, no cut, no transition; warning ``take_continued``) or where the cut
+   reads as one (the pictures either side differ by JUMP_MIN, ``ClipInfo.looks``); a jump cut
+   only where nothing else fits (warning ``jump_cut``).
+   A song without beats (silent, or no pulse) is cut on a steady NOMINAL_BPM grid (warning ``no_beats``).
 5. Clips share the screen fairly by time: each clip's target (:func:`fair_shares`) is an equal
    share of the output, capped at what its footage can fill in whole shots (water-filling; warnings
    ``clip_under_share`` / ``clip_unused``); each shot goes to the clip furthest behind its target at
@@ -30,11 +38,13 @@ import bisect
 import math
 from dataclasses import dataclass, field
 
-from ..contracts import BeatMap, ClipRef, EditConfig, EditDecisionList, EditWarning, Shot, SongWindow, Transition
+from ..contracts import Beat, BeatMap, ClipRef, EditConfig, EditDecisionList, EditWarning, Shot, SongWindow, Transition
 from ..errors import InvalidRequest
 
 #: seconds per motion score
 MOTION_STEP = 0.5
+#: seconds per look (a small grey thumbnail: whether two moments of a clip look alike)
+LOOK_STEP = 0.1
 CALM_ENERGY = 0.5
 #: a clip within this many seconds of the clip furthest behind its screen-time target may be
 #: chosen instead, for a better motion match (the fairness bound grows by this much)
@@ -46,6 +56,13 @@ PUNCH_MARGIN = 0.5
 PUNCH_STRENGTH = 0.5
 #: a source cut counts as on a beat within this many output frames
 ON_BEAT_FRAMES = 1
+#: two moments of a clip read as a cut (not a jump) when their pictures differ by at least this
+#: much: mean grey level at 16x9 of the source. A cut reads as one at 8 levels in the output (the
+#: level that makes a frame difference a cut); the output, cropped, scaled and re-encoded, showed
+#: differences up to 15 % lower than the source's on the shared footage: 10 keeps a margin
+JUMP_MIN = 10.0
+#: a shot's in-point continues the previous shot's take when it is this close to its out-point
+CONTINUE_TOL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -59,12 +76,51 @@ class ClipInfo:
     keyframes: tuple[float, ...] = ()
     #: the clip's own shot boundaries (s): the time of the first frame of each new source shot
     cuts: tuple[float, ...] = ()
+    #: sparse footage only (a clip whose real pictures change far less often than its frames):
+    #: ``(start, end)`` of each held picture, from its first settled frame to the next change
+    holds: tuple[tuple[float, float], ...] = ()
+    #: per LOOK_STEP seconds, the first frame at 16x9 grey (bytes): whether two moments look alike
+    looks: tuple[bytes, ...] = ()
 
     @property
-    def segments(self) -> list[tuple[float, float]]:
+    def shots(self) -> list[tuple[float, float]]:
         """Source shots: ``[(start, end), ...]`` between the clip's own cuts."""
         edges = [0.0] + [c for c in sorted(self.cuts) if 0.0 < c < self.duration] + [self.duration]
         return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+
+    @property
+    def segments(self) -> list[tuple[float, float]]:
+        """Stretches a range can show with no cut and no picture change: the source shots, or for
+        sparse footage each held picture (inside one source shot)."""
+        if not self.holds:
+            return self.shots
+        out = []
+        for a, b in self.shots:
+            out += [(max(a, h0), min(b, h1)) for h0, h1 in self.holds if min(b, h1) > max(a, h0)]
+        return out
+
+    @property
+    def changes(self) -> list[float]:
+        """Where the picture changes inside the clip: its own cuts, and a sparse clip's new pictures."""
+        return sorted({c for c in self.cuts if 0.0 < c < self.duration}
+                      | {h1 for _, h1 in self.holds if 0.0 < h1 < self.duration})
+
+    def shot_at(self, t: float) -> int:
+        """Index of the source shot showing clip time ``t``."""
+        return bisect.bisect_right(sorted(c for c in self.cuts if 0.0 < c < self.duration), t + 1e-4)
+
+    def alike(self, t0: float, t1: float) -> bool:
+        """Whether a cut from clip time ``t0`` to ``t1`` would read as a jump, not a cut: the pictures
+        around them (the looks of the LOOK_STEP bins either side of each) differ somewhere by less
+        than JUMP_MIN grey levels (16x9, mean). Without looks (a clip not analysed), moments of one
+        source shot are alike and moments of two are not."""
+        if not self.looks:
+            return self.shot_at(t0) == self.shot_at(t1)
+        near = [[self.looks[k] for k in (int(t / LOOK_STEP), int(t / LOOK_STEP) + 1)
+                 if 0 <= k < len(self.looks) and self.looks[k]] for t in (t0, t1)]
+        if not near[0] or not near[1]:
+            return True
+        return min(sum(abs(x - y) for x, y in zip(a, b)) / len(a) for a in near[0] for b in near[1]) < JUMP_MIN
 
 
 @dataclass
@@ -182,49 +238,64 @@ KEYFRAME_SLACK = 0.05
 POINTS_PER_STRETCH = 8
 
 
-def _crossings(clip: ClipInfo, t: float, need: float) -> list[float]:
-    return [c for c in clip.cuts if t + 1e-4 < c < t + need - 1e-4]
-
-
 def _pick_range(clip: ClipInfo, usage: _Usage, need: float, target_motion: float,
-                beat_offsets: tuple[float, ...] = (), fps: int = 30, pack: bool = False) -> tuple[float, float] | None:
-    """The best unused in-point in ``clip`` for ``need`` seconds, with its motion score.
+                beat_offsets: tuple[float, ...] = (), fps: int = 30, pack: bool = False,
+                after: float | None = None, may_continue: bool = True) -> tuple[float, float, int, bool] | None:
+    """The best unused in-point in ``clip`` for ``need`` seconds: ``(t, motion, flaws, continues)``.
 
     The range stays inside one source shot; failing that, it may cross source cuts that land on a
-    beat of the song (``beat_offsets``: seconds from the shot's start). Among those, the motion
-    closest to ``target_motion`` wins, preferring in-points that leave no sliver too short for a
-    shot, then keyframes (cheaper to start decoding at). With ``pack`` (a clip whose footage is
-    scarce), only in-points at the ends of free stretches are taken where any fits, so the
-    footage is used up in whole shots."""
+    beat of the song (``beat_offsets``: seconds from the shot's start). Sparse footage
+    (``clip.holds``) starts on the first frame of a held picture, and its picture changes inside the
+    range count as cuts do, except that one off the beat is offered as a flaw rather than refused.
+    ``after``: the previous shot's out-point when that shot showed this clip: an in-point there
+    continues the take (``continues``); any other in-point whose picture looks like the out-point's
+    (:meth:`ClipInfo.alike`) is a jump cut, a flaw (``may_continue`` false: the take is
+    not continued, a clip ahead of its screen time). ``flaws`` counts jump cuts and
+    picture changes off the beat. Among the options: fewest flaws, then a cut before a continued
+    take, then the motion closest to ``target_motion``, preferring in-points that leave no sliver
+    too short for a shot, then keyframes (cheaper to start decoding at). With ``pack`` (a clip
+    whose footage is scarce), only in-points at the ends of free stretches are taken where any
+    fits, so the footage is used up in whole shots."""
     if clip.duration + 1e-6 < need:
         return None
     step = MOTION_STEP
     latest = max(0.0, clip.duration - need)
     keys = sorted(round(k, 4) for k in clip.keyframes if 0 <= k <= latest)
     starts: dict[float, tuple[float, float]] = {}  # in-point -> the free stretch it lies in
-    for seg in clip.segments:
-        for a, b in _free(seg, usage.used):
-            room = b - a - need
-            if room < -1e-6:
-                continue
-            points = {math.ceil(a * 1e4) / 1e4, math.floor((b - need) * 1e4) / 1e4}
-            n = min(POINTS_PER_STRETCH, int(room / step))
-            points |= {a + room * k / (n + 1) for k in range(1, n + 1)}
-            points |= set(keys[bisect.bisect_left(keys, a - 1e-6):bisect.bisect_right(keys, b - need + 1e-6)])
-            starts.update({p: (a, b) for p in points})
-    if clip.cuts and beat_offsets:  # a source cut put on a beat of the song
-        for c in clip.cuts:
-            starts.update({c - o: (c - o, c - o + need) for o in beat_offsets if 0 <= c - o <= latest})
+    if clip.holds:  # sparse footage: an in-point on a new picture
+        starts.update({h0: (h0, h0 + need) for h0, _ in clip.holds if h0 <= latest + 1e-6})
+    else:
+        for seg in clip.segments:
+            for a, b in _free(seg, usage.used):
+                room = b - a - need
+                if room < -1e-6:
+                    continue
+                points = {math.ceil(a * 1e4) / 1e4, math.floor((b - need) * 1e4) / 1e4}
+                n = min(POINTS_PER_STRETCH, int(room / step))
+                points |= {a + room * k / (n + 1) for k in range(1, n + 1)}
+                points |= set(keys[bisect.bisect_left(keys, a - 1e-6):bisect.bisect_right(keys, b - need + 1e-6)])
+                starts.update({p: (a, b) for p in points})
+        if clip.cuts and beat_offsets:  # a source cut put on a beat of the song
+            for c in clip.cuts:
+                starts.update({c - o: (c - o, c - o + need) for o in beat_offsets if 0 <= c - o <= latest})
+    if after is not None and may_continue and after <= latest + 1e-6:
+        starts[after] = (after, after + need)
     tol = (ON_BEAT_FRAMES + 0.5) / fps
     keyset = set(keys)
+    cuts = [c for c in clip.cuts if 0.0 < c < clip.duration]
+    changes = clip.changes
     options = []
     for t0, (a, b) in sorted(starts.items()):
         t = min(max(0.0, round(t0, 4)), math.floor(latest * 1e4) / 1e4)
         if _overlaps(t, t + need, usage.used):
             continue
-        crossed = _crossings(clip, t, need)
-        if crossed and not all(any(abs((c - t) - o) <= tol for o in beat_offsets) for c in crossed):
-            continue
+        crossed = changes[bisect.bisect_right(changes, t + 1e-4):bisect.bisect_left(changes, t + need - 1e-4)]
+        off = [c for c in crossed if not any(abs((c - t) - o) <= tol for o in beat_offsets)]
+        if any(abs(c - x) <= 1e-6 for c in off for x in cuts):
+            continue  # a source cut off the beat: never
+        continues = after is not None and may_continue and abs(t - after) <= CONTINUE_TOL and not any(abs(c - after) <= CONTINUE_TOL
+                                                                                      for c in cuts)
+        jump = after is not None and not continues and clip.alike(after - 1e-3, t)
         # footage left on either side of the range too short for a shot like this one is lost
         slivers = sum(1e-3 < x < need for x in (t - a, b - t - need))
         if pack:
@@ -232,14 +303,15 @@ def _pick_range(clip: ClipInfo, usage: _Usage, need: float, target_motion: float
         lo, hi = int(t / step), max(int(t / step) + 1, int(math.ceil((t + need) / step)))
         scores = clip.motion[lo:hi]
         motion = sum(scores) / len(scores) if scores else 0.5
-        options.append((bool(crossed), slivers, abs(motion - target_motion), t not in keyset, t, motion))
+        options.append((len(off) + jump, continues, bool(crossed), slivers, abs(motion - target_motion),
+                        t not in keyset, t, motion))
     if not options:
         return None
-    best = min(o[:2] for o in options)
-    options = [o for o in options if o[:2] == best]
-    best_fit = min(o[2] for o in options)
-    *_, t, motion = min((o for o in options if o[2] <= best_fit + KEYFRAME_SLACK), key=lambda o: (o[3], o[2], o[4]))
-    return t, motion
+    best = min(o[:4] for o in options)
+    options = [o for o in options if o[:4] == best]
+    best_fit = min(o[4] for o in options)
+    chosen = min((o for o in options if o[4] <= best_fit + KEYFRAME_SLACK), key=lambda o: (o[5], o[4], o[6]))
+    return chosen[6], chosen[7], chosen[0], chosen[1]
 
 
 def fillable(clips: list[ClipInfo], shot: float, shortest: float, trans: float) -> dict[int, float]:
@@ -298,6 +370,26 @@ def _split_points(a: int, b: int, pieces: int, beats: list[int], min_frames: int
     return out + [b]
 
 
+#: a song with no beat (silent, or noise without a pulse) is cut on a steady grid at this tempo, 4/4
+NOMINAL_BPM = 120.0
+
+
+def _steady_grid(beat_map: BeatMap, config: EditConfig, warn: _Warnings) -> BeatMap:
+    """``beat_map`` with beats on a steady NOMINAL_BPM 4/4 grid from 0 s (strength 1 on downbeats,
+    0.6 on third beats, 0.3 on the others), for a song in which no beat was found."""
+    period = 60.0 / NOMINAL_BPM
+    n = int(beat_map.duration / period) + 1
+    beats = [Beat(index=i, time=round(i * period, 4), frame=int(round(i * period * beat_map.fps)),
+                  strength=1.0 if i % 4 == 0 else (0.6 if i % 4 == 2 else 0.3), is_downbeat=i % 4 == 0,
+                  bar=i // 4, beat_in_bar=i % 4 + 1) for i in range(n) if i * period < beat_map.duration]
+    grid = beat_map.model_copy(update={"beats": beats})
+    kept = mode_beats(grid, config)
+    every = (kept[1] - kept[0]) if len(kept) > 1 else beat_map.duration
+    warn.add("no_beats", f"no beat found in the song (silent, or no steady pulse): cut on a steady "
+                         f"{NOMINAL_BPM:g} BPM grid instead, {config.sync_mode} every {every:g} s")
+    return grid
+
+
 def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDecisionList:
     if not clips:
         raise InvalidRequest("at least one clip is needed", code="no_clips")
@@ -310,6 +402,8 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
     if f"{width}x{height}" != config.output_resolution:
         warn.add("resolution_rounded", f"output_resolution {config.output_resolution} rendered as {width}x{height}: "
                                        "each side is a multiple of 4 (whole 4:2:0 chroma planes)")
+    if not beat_map.beats:
+        beat_map = _steady_grid(beat_map, config, warn)
     start, end = _window(beat_map, config, warn)
     total_frames = max(1, int(round((end - start) * fps)))
     min_frames = max(1, int(round(config.min_shot_duration * fps)))
@@ -334,7 +428,7 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
         warn.add("transition_is_cut", f"transition_style {config.transition_style} with transition_duration 0: "
                                       "hard cuts")
     # a shot longer than the longest source shot is split (clips are never stretched)
-    longest = max(b - a for c in usable for a, b in c.segments)
+    longest = max(b - a for c in usable for a, b in c.shots)  # a sparse clip's pictures do not split shots
     split: list[tuple[int, int]] = []
     n_split = 0
     for a, b in bounds:
@@ -352,15 +446,24 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
     shortest_need = min((b - a) / fps for a, b in split)
     capacity = fillable(usable, total_s / len(split), shortest_need, trans)
     for c in usable:
-        if capacity[c.index] <= 0:
+        if capacity[c.index] <= 0 and c.holds:
+            hold = sorted(h1 - h0 for h0, h1 in c.holds)[len(c.holds) // 2]
+            warn.add("clip_unused", f"clip {c.name} ({c.duration:.2f} s) shows a new picture only every {hold:.2f} s "
+                                    f"(few real pictures): every shot of this edit (the shortest is {shortest_need:.2f} s) "
+                                    "would show a new picture off the beat, so it is not used. Faster cuts "
+                                    "(every_beat, a faster song) or footage with more pictures use it")
+        elif capacity[c.index] <= 0:
             warn.add("clip_unused", f"clip {c.name} ({c.duration:.2f} s) is too short for any shot "
                                     f"(the shortest is {shortest_need:.2f} s): not used")
     target = _targets({i: cap for i, cap in capacity.items() if cap > 0}, total_s)
     share = max(target.values()) if target else 0.0
     for c in usable:
         if 0 < capacity[c.index] < share - 1e-6 and sum(capacity.values()) > total_s:
-            warn.add("clip_under_share", f"clip {c.name} can fill {capacity[c.index]:.1f} s in shots of this edit, "
-                                         f"less than its fair share of {share:.1f} s: it is shown for that long")
+            warn.add("clip_under_share", f"clip {c.name} ({c.duration:.1f} s) can fill only {capacity[c.index]:.1f} s "
+                                         f"of this {total_s:.1f} s edit without repeating itself: it is shown "
+                                         f"{capacity[c.index]:.1f} s and the clips with more footage fill the rest. "
+                                         "For an even mix, give more footage of it, use fewer clips, or make a "
+                                         "shorter edit (a preview)")
     candidates_clips = [c for c in usable if c.index in target]
     reuse = sum(capacity.values()) <= total_s
 
@@ -368,6 +471,10 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
     shots: list[Shot] = []
     rounds = 0
     crossed_off_beat = 0
+    continued = 0
+    jumps: dict[str, int] = {}
+    off_beat_pictures: dict[str, int] = {}
+    prev: tuple[ClipInfo, float, float, float] | None = None  # clip, in-point, shown and reserved out-points
     for i, (a, b) in enumerate(split):
         t_song = start + a / fps
         section = beat_map.section_at(t_song)
@@ -378,24 +485,46 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
         hi_b = bisect.bisect_left(beat_frames, a + int(round(need * fps)))
         offsets = tuple((f - a) / fps for f in beat_frames[lo_b:hi_b])
         progress = (a + (b - a) / 2) / total_frames
+        # the previous shot may continue into this one: its footage under a transition is not needed then
+        if prev is not None and prev[3] > prev[2]:
+            used = usage[prev[0].index].used
+            if (prev[1], prev[3]) in used:
+                used[used.index((prev[1], prev[3]))] = (prev[1], prev[2])
         choice = None
+        kept: tuple[list, dict, int] | None = None  # flawed options, the usage they were found with, rounds
         for attempt in range(2):
             fits = []
             for clip in candidates_clips:
                 u, pack = usage[clip.index], target[clip.index] < share - 1e-6
-                picked = _pick_range(clip, u, need, energy, offsets, fps, pack=pack)
+                after = prev[2] if prev is not None and prev[0].index == clip.index else None
+                # a clip ahead of its screen time does not continue its take (a cut to another one does)
+                ahead = target[clip.index] * progress - u.seconds < -FAIR_SLACK_S
+                picked = _pick_range(clip, u, need, energy, offsets, fps, pack, after, not ahead)
                 if picked is None and reuse and u.used and target[clip.index] * progress > u.seconds:
                     u.used.clear()  # less footage than song: a clip behind its share starts its next round
                     rounds += 1
-                    picked = _pick_range(clip, u, need, energy, offsets, fps, pack=pack)
+                    picked = _pick_range(clip, u, need, energy, offsets, fps, pack, after, not ahead)
                 if picked is not None:
                     fits.append((clip, picked))
+            if fits and attempt == 0 and all(p[2] for _, p in fits):
+                # only flawed options: a new round of the footage may offer a clean one (else these)
+                kept = (fits, {i: list(u.used) for i, u in usage.items()}, rounds)
+                fits = []
+            elif not any(p[2] == 0 for _, p in fits) and kept is not None:
+                fits = kept[0]
+                for i, used in kept[1].items():
+                    usage[i].used[:] = used
+                rounds = kept[2]
             if fits:
+                # the fewest flaws (jump cuts, picture changes off the beat) first; among those,
+                # fairness, then a cut before the take continued, then the motion match
+                tier = min(p[2] for _, p in fits)
+                fits = [(c, p) for c, p in fits if p[2] == tier]
                 # behind = seconds a clip is behind its target at this point of the song
                 behind = {c.index: target[c.index] * progress - usage[c.index].seconds for c, _ in fits}
                 most = max(behind.values())
                 unseen = any(usage[c.index].count == 0 for c, _ in fits)  # every clip is shown once first
-                options = [((unseen and usage[c.index].count > 0, behind[c.index] < most - FAIR_SLACK_S,
+                options = [((unseen and usage[c.index].count > 0, behind[c.index] < most - FAIR_SLACK_S, p[3],
                              abs(p[1] - energy), -behind[c.index], c.index),
                             (c, *p)) for c, p in fits]
                 choice = min(options, key=lambda o: o[0])[1]
@@ -406,13 +535,26 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
         if choice is None:  # a shot longer than every source shot, with no beat to hide the source cut on
             clip = max(candidates_clips or usable, key=lambda c: c.duration)
             crossed_off_beat += 1
-            choice = (clip, 0.0, 0.5)
-        clip, t_in, motion = choice
+            choice = (clip, 0.0, 0.5, 0, False)
+        clip, t_in, motion, flaws, continues = choice
+        if prev is not None and prev[3] > prev[2] and not (continues and prev[0].index == clip.index):
+            used = usage[prev[0].index].used  # a cut: the previous shot plays on under the transition
+            if (prev[1], prev[2]) in used:
+                used.remove((prev[1], prev[2]))
+                bisect.insort(used, (prev[1], prev[3]))
+        if continues:
+            continued += 1
+        elif flaws:
+            if prev is not None and prev[0].index == clip.index and clip.alike(prev[2] - 1e-3, t_in):
+                jumps[clip.name] = jumps.get(clip.name, 0) + 1
+            if clip.holds:
+                off_beat_pictures[clip.name] = off_beat_pictures.get(clip.name, 0) + 1
+        prev = (clip, t_in, t_in + (b - a) / fps, t_in + need)
         bisect.insort(usage[clip.index].used, (t_in, t_in + need))
         usage[clip.index].count += 1
         usage[clip.index].seconds += (b - a) / fps
         transition = Transition(style="cut", duration=0.0)
-        if i > 0 and trans > 0:
+        if i > 0 and trans > 0 and not continues:
             # bounded by the transition duration and by half of the shorter neighbouring shot
             limit = min(trans, (b - a) / fps / 2, (split[i - 1][1] - split[i - 1][0]) / fps / 2)
             d = math.floor(limit * 1e4) / 1e4
@@ -434,11 +576,24 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
         shots.append(
             Shot(index=i, clip=clip.index, source_in=round(t_in, 4), start_frame=a, end_frame=b,
                  transition=transition, section=section.name if section else "verse",
-                 motion=round(min(1.0, max(0.0, motion)), 4), accents=accents)
+                 motion=round(min(1.0, max(0.0, motion)), 4), accents=accents, continues=continues)
         )
     if rounds:
         warn.add("footage_reused", f"the clips hold less distinct footage than the {total_s:.1f} s of output: "
                                    "source ranges are shown again")
+    if continued:
+        warn.add("take_continued", f"{continued} of the {len(split) - 1} cuts asked continue the previous shot's "
+                                   "take instead (marked continues: no cut): no other clip or shot of the source fit "
+                                   "without a jump cut. More clips, or clips with their own cuts, give more cuts")
+    for name, n in jumps.items():
+        warn.add("jump_cut", f"{n} cuts go from clip {name} to another moment of it that looks alike "
+                             "(a jump cut): no other footage fit. More clips, or fewer cuts (every_other, downbeats), "
+                             "avoid them")
+    for name, n in off_beat_pictures.items():
+        holds = [h1 - h0 for h0, h1 in next(c for c in usable if c.name == name).holds]
+        warn.add("picture_change_off_beat", f"{n} shots of clip {name} show one of its new pictures off the beat "
+                                            f"(its picture changes only every {sorted(holds)[len(holds) // 2]:.2f} s, "
+                                            "out of step with the cuts): no other footage fit")
     if crossed_off_beat:
         warn.add("source_cut_in_shot", f"{crossed_off_beat} shots are longer than every source shot and show a "
                                        "source cut off the beat")

@@ -51,14 +51,17 @@ class ClipAnalysisCache:
             scores = np.asarray(data["motion"], dtype=float)
             cuts = tuple(float(x) for x in data["cuts"])
             coverage = float(data["coverage"])
+            holds = tuple((float(a), float(b)) for a, b in data["holds"])
+            looks = tuple(bytes.fromhex(x) for x in data["looks"])
             version = data["version"]
         except (BlobNotFound, ValueError, KeyError, TypeError):
             return None
         if version != motion.ANALYSIS_VERSION or scores.shape != (bins,):
             return None
-        return ClipAnalysis(motion=scores, cuts=cuts, frames=0, coverage=coverage)
+        return ClipAnalysis(motion=scores, cuts=cuts, frames=0, coverage=coverage, holds=holds, looks=looks)
 
     def put(self, digest: str, variant: str, analysis: ClipAnalysis) -> None:
         doc = {"version": motion.ANALYSIS_VERSION, "motion": [float(x) for x in analysis.motion],
-               "cuts": list(analysis.cuts), "frames": analysis.frames, "coverage": analysis.coverage}
+               "cuts": list(analysis.cuts), "frames": analysis.frames, "coverage": analysis.coverage,
+               "holds": [list(h) for h in analysis.holds], "looks": [x.hex() for x in analysis.looks]}
         self.store.put_bytes(keys.cached_clip_analysis(digest, variant), json.dumps(doc).encode(), "application/json")

@@ -25,6 +25,21 @@ Source shots (``ClipAnalysis.cuts``), on the same small grey frames:
 A boundary is the time of the first decoded frame after it; where skipped frames lie between
 that frame and the previous decoded one, the previous frame's time (plus 1 ms) is a boundary too,
 so a range that avoids both never shows an undecoded frame from the other side.
+
+Sparse footage (``ClipAnalysis.holds``): a clip whose real pictures change far less often than its
+frames (a 2 fps source in a 30 fps file, duplicated frames). A frame differing from the previous
+decoded one somewhere by ``PICTURE_STEP`` grey levels or more (one pixel of 64x36 is enough: a
+small car moving; codec noise on a repeated frame stays below) is a change; changes less than
+``CHANGE_GAP`` frame periods apart are one picture change (a codec that builds a picture over 2-3
+frames). The clip is sparse when it holds at least ``SPARSE_MIN_PICTURES`` pictures, at most
+``SPARSE_CHANGING`` of its frames change, and nearly all its picture changes (``SPARSE_ISOLATED``)
+last at most ``CHANGE_FRAMES`` frames (a still scene with bursts of motion is not sparse), and its
+pictures are held ``SPARSE_MIN_HOLD`` or longer (median: 10 pictures a second read as motion); its holds
+are the stretches between changes, each from the first frame of a settled picture to the first
+frame of the next change.
+
+Looks (``ClipAnalysis.looks``): the first frame of each LOOK_STEP (0.1 s) at 16x9 grey, so the
+planner can tell whether two moments of one source shot look different enough to read as a cut.
 """
 
 from __future__ import annotations
@@ -35,7 +50,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from ..editing.plan import MOTION_STEP
+from ..editing.plan import LOOK_STEP, MOTION_STEP
 from ..errors import RenderCancelled
 from ..media import DECODE_ERRORS, is_cover_art
 from ..settings import Settings
@@ -48,11 +63,23 @@ CUT_CONTEXT = 6
 DISSOLVE_SPAN = 0.5
 DISSOLVE_MIN = 25.0
 DISSOLVE_COHERENCE = 0.75
+#: a frame with a pixel (64x36 grey) this far from the previous frame's shows a new picture
+PICTURE_STEP = 8
+#: changes closer than this many frame periods are one picture change
+CHANGE_GAP = 2.5
+#: sparse: at least this many pictures, at most this share of the frames changing, and this share
+#: of the picture changes no longer than CHANGE_FRAMES frames
+SPARSE_MIN_PICTURES = 3
+SPARSE_CHANGING = 0.35
+SPARSE_ISOLATED = 0.9
+CHANGE_FRAMES = 3
+#: ... and pictures held this long (median, s): at most 5 pictures a second
+SPARSE_MIN_HOLD = 0.2
 
 
 #: the analysis's version: part of its cache key (:mod:`beatsync.render.clipcache`); raise it with
 #: any change here that changes a result
-ANALYSIS_VERSION = 2
+ANALYSIS_VERSION = 3
 #: a clip's analysis decodes at most this many budget units' worth of frames (``BEATSYNC_CLIP_ANALYSIS_BUDGET``;
 #: one unit: a 1920x1080 frame, see :func:`frame_cost`)
 DEFAULT_BUDGET = Settings.clip_analysis_budget
@@ -69,6 +96,41 @@ class ClipAnalysis:
     cuts: tuple[float, ...]  # source shot boundaries (s)
     frames: int = 0  # frames decoded to make it (0: read from the cache)
     coverage: float = 1.0  # share of the clip's MOTION_STEP bins scored (1: every frame was decoded)
+    #: sparse footage only: ``(start, end)`` of each held real picture (s); empty for a clip whose frames move
+    holds: tuple[tuple[float, float], ...] = ()
+    #: per LOOK_STEP seconds, the first frame at 16x9 grey (144 bytes), empty where no frame starts
+    looks: tuple[bytes, ...] = ()
+
+
+def _holds(times: list[float], moved: list[int], period: float, duration: float) -> tuple[tuple[float, float], ...]:
+    """Held pictures of a sparse clip (see the module's docstring); ``()`` when the clip is not sparse.
+    ``moved[i]``: pixels of frame ``i`` at least PICTURE_STEP from frame ``i - 1``."""
+    changes: list[list[float]] = []  # [first, last] changing frame of each picture change
+    changing = 0
+    for t0, t, d in zip(times, times[1:], moved[1:]):
+        if d > 0:
+            changing += 1
+            # undecoded frames before this one: the change may have come just after the previous frame
+            first = t0 + 1e-3 if t - t0 > 1.5 * period else t
+            if changes and first - changes[-1][1] <= CHANGE_GAP * period:
+                changes[-1][1] = t
+            else:
+                changes.append([first, t])
+    short = sum(1 for a, b in changes if b - a <= (CHANGE_FRAMES - 0.5) * period)
+    if len(changes) + 1 < SPARSE_MIN_PICTURES or changing > SPARSE_CHANGING * len(times) \
+            or short < SPARSE_ISOLATED * len(changes):
+        return ()
+    out = []
+    start = times[0]
+    for a, b in changes:
+        if a > start:
+            out.append((round(start, 4), round(a, 4)))
+        start = b
+    if duration > start:
+        out.append((round(start, 4), round(duration, 4)))
+    if not out or sorted(b - a for a, b in out)[len(out) // 2] < SPARSE_MIN_HOLD:
+        return ()  # a picture every few frames (10 fps in a 30 fps file) reads as motion, not as pictures
+    return tuple(out)
 
 
 def _hard_cuts(times: list[float], diffs: list[float], period: float) -> list[float]:
@@ -97,6 +159,8 @@ class _Scorer:
         self.count = np.zeros(self.bins)
         self.times: list[float] = []
         self.diffs: list[float] = []
+        self.moved: list[int] = []  # pixels at least PICTURE_STEP from the previous frame's
+        self.looks: list[bytes] = [b""] * max(1, int(np.ceil(probe.duration / LOOK_STEP)))
         self.dissolves: list[float] = []
         self.period = 1.0 / probe.fps if probe.fps else 1 / 30
         self.recent: deque = deque(maxlen=max(2, int(round(DISSOLVE_SPAN / self.period))) + 1)
@@ -117,13 +181,19 @@ class _Scorer:
             self.in_dissolve = False
 
     def add(self, t: float, g: np.ndarray) -> None:
-        d = 0.0  # the first frame of a run: no difference (and no cut) known
+        d, moved = 0.0, 0  # the first frame of a run: no difference (and no cut) known
+        k = min(len(self.looks) - 1, max(0, int(t / LOOK_STEP)))
+        if not self.looks[k]:
+            self.looks[k] = g.reshape(9, 4, 16, 4).mean(axis=(1, 3)).round().astype(np.uint8).tobytes()
         if self.prev is not None:
-            d = float(np.abs(g - self.prev).mean())
+            delta = np.abs(g - self.prev)
+            d = float(delta.mean())
+            moved = int(np.count_nonzero(delta >= PICTURE_STEP))
             b = min(self.bins - 1, max(0, int(t / self.step)))
             self.total[b] += d
             self.count[b] += 1
         self.diffs.append(d)
+        self.moved.append(moved)
         self.times.append(t)
         recent = self.recent
         recent.append((g, d))
@@ -149,7 +219,10 @@ class _Scorer:
         cuts = sorted({round(x, 4) for x in _hard_cuts(self.times, self.diffs, self.period) + self.dissolves
                        if 0 < x < self.probe.duration})
         coverage = 1.0 if complete else float(np.count_nonzero(count)) / bins
-        return ClipAnalysis(motion=out, cuts=tuple(cuts), frames=frames, coverage=round(coverage, 4))
+        # held pictures need every frame: a sampled analysis cannot see a change between its windows
+        holds = _holds(self.times, self.moved, self.period, self.probe.duration) if complete else ()
+        return ClipAnalysis(motion=out, cuts=tuple(cuts), frames=frames, coverage=round(coverage, 4),
+                            holds=holds, looks=tuple(self.looks))
 
 
 def frame_cost(width: int, height: int) -> float:

@@ -135,13 +135,19 @@ def plan_edit(beat_map: BeatMap, clips: list[str], config: EditConfig, *, max_cl
               ) -> tuple[EditDecisionList, list]:
     """Probe the clips, score their motion, find their own shot boundaries (or take ``analysed``,
     :func:`analyse_clips`' answer) and plan the edit: ``(edl, probes)``."""
-    from ..editing import ClipInfo, plan
-    from .motion import normalise
+    from ..editing import plan
 
     probes, analyses = analysed or analyse_clips(clips, max_clip_pixels=max_clip_pixels, progress=progress)
-    infos = [ClipInfo(i, os.path.basename(p.path), p.duration, m, p.keyframes, a.cuts)
-             for i, (p, a, m) in enumerate(zip(probes, analyses, normalise([a.motion for a in analyses])))]
-    return plan(beat_map, infos, config), probes
+    return plan(beat_map, clip_infos(probes, analyses), config), probes
+
+
+def clip_infos(probes: list, analyses: list) -> list:
+    """The planner's view of each clip (:class:`beatsync.editing.ClipInfo`) from its probe and analysis."""
+    from ..editing import ClipInfo
+    from .motion import normalise
+
+    return [ClipInfo(i, os.path.basename(p.path), p.duration, m, p.keyframes, a.cuts, a.holds, a.looks)
+            for i, (p, a, m) in enumerate(zip(probes, analyses, normalise([a.motion for a in analyses])))]
 
 
 def make_video(

@@ -173,7 +173,7 @@ def build_timeline(edl: EditDecisionList, beat_map: BeatMap, media: Media) -> ot
             source_range=tr(rt(source_in_frames(edl, shot, media.rate(shot.clip)), fps), rt(shot.frames, fps)),
             metadata={"beatsync": {"shot": shot.index, "clip": shot.clip, "source_in": shot.source_in,
                                    "clip_rate": media.rate(shot.clip), "section": shot.section,
-                                   "accents": list(shot.accents)}}))
+                                   "accents": list(shot.accents), "continues": shot.continues}}))
     audio = otio.schema.Track(name="Audio", kind=otio.schema.TrackKind.Audio)
     song_in = int(round(edl.song.start * fps))
     song_len = max(math.ceil(beat_map.duration * fps - 1e-6), song_in + edl.total_frames)
