@@ -354,3 +354,26 @@ def _split_args(text: str) -> list[str]:
         else:
             cur += ch
     return parts + ([cur] if cur.strip() else [])
+
+
+def resolve(expr: str, values: dict) -> str:
+    """A Terraform value of a component's environment, resolved with ``values`` (``{"var.x": ...,
+    "local.y": ..., "resource.attr": ...}``). Anything unknown fails (a new setting must be given a
+    value by the caller)."""
+    if "${" not in expr:
+        return expr
+    m = re.fullmatch(r"\$\{(.+)\}", expr)
+    inner = m.group(1).strip() if m else None
+    if inner in values:
+        return str(values[inner])
+    if inner and (m2 := re.fullmatch(r"tostring\((.+)\)", inner)):
+        return resolve("${" + m2.group(1) + "}", values)
+    if inner and (m2 := re.fullmatch(r'join\(",", (.+)\)', inner)):
+        return ",".join(values[m2.group(1)])
+    if inner and (m2 := re.fullmatch(r'(\S+) \? "([^"]*)" : "([^"]*)"', inner)):  # a boolean variable
+        return m2.group(2) if values[m2.group(1)] else m2.group(3)
+    if inner and (m2 := re.fullmatch(r'length\((\S+)\) > 0 \? (\S+) : ""', inner)):  # set only with a list
+        return str(values[m2.group(2)]) if len(values[m2.group(1)]) > 0 else ""
+    out = re.sub(r"\$\{([^}]+)\}", lambda mm: str(values[mm.group(1).strip()]), expr)
+    assert "${" not in out, expr
+    return out

@@ -105,11 +105,13 @@ class Settings:
     #: empty: open (local use)
     api_keys: str = ""
     #: accept Google-signed ID tokens whose audience is one of these (``BEATSYNC_ID_TOKEN_AUDIENCES``,
-    #: comma-separated: the functions' URLs); empty: ID tokens are not accepted
+    #: comma-separated: the functions' URLs), from the emails of ``allowed_callers`` only; empty: ID
+    #: tokens are not accepted
     id_token_audiences: str = ""
     #: where Google's token-signing certificates are fetched (``BEATSYNC_ID_TOKEN_CERTS_URL``)
     id_token_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
-    #: if set, only these token emails may call (``BEATSYNC_ALLOWED_CALLERS``, comma-separated)
+    #: the ID-token emails that may call (``BEATSYNC_ALLOWED_CALLERS``, comma-separated); empty: every
+    #: ID token is refused, whatever its audience (identity fails closed)
     allowed_callers: str = ""
     #: callers that act for their own end users and may name one (``X-Beatsync-User-Id``):
     #: token emails (or ``google:EMAIL``) and ``key-<16 hex>`` key ids (``BEATSYNC_TRUSTED_CALLERS``)

@@ -39,6 +39,7 @@ from beatsync.signing import SIGNATURE_HEADER, verify_event
 from tests.conftest import ROOT
 from tests import seed_client
 from tests.deploy import components, function_groups, openapi_operations, route, route_table, serves, variables
+from tests.deploy import resolve as _resolve
 from tests.emulators import (  # noqa: F401
     _emulator_tool, _wait_http, fake_gcs, firestore_emulator, free_port, stop_process, tasks_emulator)
 from tests.servers import Server, media_server, wait_for, webhook_receiver
@@ -138,26 +139,6 @@ class Router:
 
         self.server = Server(Handler)
         self.url = self.server.url
-
-
-def _resolve(expr: str, values: dict) -> str:
-    """A Terraform value of a component's environment, resolved with the rehearsal's values.
-    Anything unknown fails the rehearsal (a new setting must be given a value here)."""
-    if "${" not in expr:
-        return expr
-    m = re.fullmatch(r"\$\{(.+)\}", expr)
-    inner = m.group(1).strip() if m else None
-    if inner in values:
-        return str(values[inner])
-    if inner and (m2 := re.fullmatch(r"tostring\((.+)\)", inner)):
-        return _resolve("${" + m2.group(1) + "}", values)
-    if inner and (m2 := re.fullmatch(r'join\(",", (.+)\)', inner)):
-        return ",".join(values[m2.group(1)])
-    if inner and (m2 := re.fullmatch(r'(\S+) \? "([^"]*)" : "([^"]*)"', inner)):  # a boolean variable
-        return m2.group(2) if values[m2.group(1)] else m2.group(3)
-    out = re.sub(r"\$\{([^}]+)\}", lambda mm: str(values[mm.group(1).strip()]), expr)
-    assert "${" not in out, expr
-    return out
 
 
 def _start(name, cmd, env, tmp: Path, url: str | None):

@@ -3,6 +3,7 @@ served over HTTP), jobs that belong to their caller, quotas with 429 + Retry-Aft
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -116,7 +117,8 @@ def test_api_keys_guard_every_api_route_and_jobs_belong_to_their_key(setup):
 
 
 def test_google_id_tokens_are_verified(setup, google):
-    c = setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs")
+    c = setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs",
+              allowed_callers="app@platform.iam.gserviceaccount.com,x@y.iam.gserviceaccount.com")
     submit, status = _clients()
     r = submit.post(f"{API}/create", json=BODY, headers=auth(google.token()))
     assert r.status_code == 202, r.json
@@ -142,6 +144,43 @@ def test_allowed_callers_narrow_the_token_holders(setup, google):
     assert status.get(f"{API}/jobs", headers=auth(google.token())).status_code == 200
     r = status.get(f"{API}/jobs", headers=auth(google.token(email="intruder@else.iam.gserviceaccount.com")))
     assert (r.status_code, r.json["error"]["code"]) == (403, "forbidden")
+
+
+def test_identity_fails_closed_a_strangers_valid_token_is_refused(setup, google):
+    """Finding 4 of issue 21: an ID token correctly signed (by the key Google's certificate endpoint
+    serves), for the right audience, from an email nobody listed, is refused; with no email listed
+    every ID token is refused, whatever audience the service was told; and Terraform with its
+    default variables sets no audience at all."""
+    stranger = google.token(email="attacker@evil-project.iam.gserviceaccount.com")  # valid in every other way
+    # the service as Terraform configured it before: the audience set, no caller listed
+    c = setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs")
+    submit, status = _clients()
+    for r in (status.get(f"{API}/jobs", headers=auth(stranger)),
+              submit.post(f"{API}/create", json=BODY, headers=auth(stranger)),
+              status.get(f"{API}/jobs", headers=auth(google.token()))):  # nobody is listed: nobody
+        assert (r.status_code, r.json["error"]["code"]) == (401, "unauthenticated"), r.json
+    assert c.jobs.list("google:attacker@evil-project.iam.gserviceaccount.com")[1] == 0
+    # callers listed: those only
+    setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs",
+          allowed_callers="app@platform.iam.gserviceaccount.com")
+    submit, status = _clients()
+    r = submit.post(f"{API}/create", json=BODY, headers=auth(stranger))
+    assert (r.status_code, r.json["error"]["code"]) == (403, "forbidden")
+    assert status.get(f"{API}/jobs", headers=auth(google.token())).status_code == 200
+    # Terraform's default variables: no ID-token callers, so no audience; the functions' identity
+    # settings as deployed refuse the stranger's token (it is no API key either)
+    from tests.deploy import local, resolve, variables
+
+    values = {f"var.{k}": v.get("default") for k, v in variables().items()} | {"local.api_url": AUDIENCE}
+    env = {k: resolve(v, values) for k, v in local("identity_env").items()}
+    assert env["BEATSYNC_ID_TOKEN_AUDIENCES"] == "" and env["BEATSYNC_ALLOWED_CALLERS"] == ""
+    deployed = Settings.from_env({**env, "BEATSYNC_API_KEYS": "the-platform-key", "K_SERVICE": "beat-sync-status",
+                                  "BEATSYNC_ID_TOKEN_CERTS_URL": google.url + "/certs"})
+    setup(**{f.name: getattr(deployed, f.name) for f in dataclasses.fields(deployed) if f.name != "data_dir"})
+    submit, status = _clients()
+    r = submit.post(f"{API}/create", json=BODY, headers=auth(stranger))
+    assert (r.status_code, r.json["error"]["code"]) == (401, "unauthenticated")
+    assert status.get(f"{API}/jobs", headers=auth("the-platform-key")).status_code == 200
 
 
 def test_quotas_answer_429_with_retry_after(setup):
@@ -205,7 +244,7 @@ def test_a_deployed_function_without_identity_fails_closed(setup, capfd):
 
 def test_two_tokens_do_not_share_quota_or_jobs(setup, google):
     setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs", max_active_jobs=2,
-          max_submissions_per_minute=100)
+          max_submissions_per_minute=100, allowed_callers="a@p.iam.gserviceaccount.com,b@p.iam.gserviceaccount.com")
     submit, status = _clients()
     a, b = auth(google.token(email="a@p.iam.gserviceaccount.com")), auth(google.token(email="b@p.iam.gserviceaccount.com"))
     assert [submit.post(f"{API}/create", json=BODY, headers=a).status_code for _ in range(3)] == [202, 202, 429]
@@ -217,7 +256,8 @@ def test_two_tokens_do_not_share_quota_or_jobs(setup, google):
 def test_a_trusted_caller_names_its_end_users(setup, google):
     app, other = "app@p.iam.gserviceaccount.com", "other@p.iam.gserviceaccount.com"
     setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs", trusted_callers=f"{app},{other}",
-          max_active_jobs=1, max_submissions_per_minute=100)
+          max_active_jobs=1, max_submissions_per_minute=100,
+          allowed_callers=f"{app},{other},c@p.iam.gserviceaccount.com")
     submit, status = _clients()
 
     def h(email, user=None):
@@ -269,7 +309,8 @@ def test_a_stalled_certificate_server_costs_one_deadline_and_a_503(setup, google
     drip = Server(Drip)
     monkeypatch.setattr(auth_module, "CERTS_DEADLINE", 1.0)
     try:
-        setup(id_token_audiences=AUDIENCE, id_token_certs_url=drip.url + "/certs")
+        setup(id_token_audiences=AUDIENCE, id_token_certs_url=drip.url + "/certs",
+              allowed_callers="app@platform.iam.gserviceaccount.com")
         _, status = _clients()
         t0 = time.monotonic()
         r = status.get(f"{API}/jobs", headers=auth(google.token()))

@@ -1,10 +1,11 @@
 """Who is calling.
 
 - ``BEATSYNC_ID_TOKEN_AUDIENCES`` set: a Google-signed ID token (``Authorization: Bearer TOKEN``, as the
-  seed's service-to-service "Option 2" sends) is verified: signature against Google's certificates,
-  expiry, issuer, audience; optionally the email against ``BEATSYNC_ALLOWED_CALLERS``. The caller is
-  ``google:EMAIL``. (On Cloud Functions, Cloud Run IAM has checked the token already; this check
-  also names the caller, so jobs belong to it.)
+  seed's service-to-service "Option 2" sends) is accepted only from an email listed in
+  ``BEATSYNC_ALLOWED_CALLERS``, after its signature (Google's certificates), expiry, issuer and
+  audience are verified. With no email listed every ID token is refused (401, before any
+  certificate is fetched): any service account of any project can mint a Google-signed token for
+  any audience, so the audience alone names no one. The caller is ``google:EMAIL``.
 - ``BEATSYNC_API_KEYS`` set: ``Authorization: Bearer KEY`` with one of the keys; the caller is named
   after a hash of the key (the key never lands in a job).
 - neither: the service runs open and every call is the one caller ``anonymous`` (``beatsync serve``
@@ -121,10 +122,14 @@ def verify_google_token(token: str, audiences: list[str], certs_url: str) -> dic
 
 
 def _verify_id_token(token: str, settings) -> str:
+    """Identity fails closed: only the emails of ``BEATSYNC_ALLOWED_CALLERS``; none listed, none."""
+    allowed = [e.strip().lower() for e in settings.allowed_callers.split(",") if e.strip()]
+    if not allowed:
+        raise Unauthenticated("this service accepts no ID tokens (no allowed callers are configured); "
+                              "send an API key")
     audiences = [a.strip() for a in settings.id_token_audiences.split(",") if a.strip()]
     email = verify_google_token(token, audiences, settings.id_token_certs_url)["email"]
-    allowed = [e.strip().lower() for e in settings.allowed_callers.split(",") if e.strip()]
-    if allowed and email.lower() not in allowed:
+    if email.lower() not in allowed:
         raise Forbidden(f"{email} may not call this service")
     return f"google:{email.lower()}"
 
