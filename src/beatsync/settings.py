@@ -124,6 +124,12 @@ class Settings:
     #: ``BEATSYNC_MAX_ACTIVE_JOBS``); over either, 429 with Retry-After
     max_submissions_per_minute: int = 30
     max_active_jobs: int = 10
+    #: per caller with all its end users together (a trusted caller naming ``X-Beatsync-User-Id``s
+    #: shares these among them, beside each user's own limits above): submissions per minute and
+    #: unfinished jobs at once (``BEATSYNC_CALLER_MAX_SUBMISSIONS_PER_MINUTE``,
+    #: ``BEATSYNC_CALLER_MAX_ACTIVE_JOBS``); over either, 429 with Retry-After
+    caller_max_submissions_per_minute: int = 60
+    caller_max_active_jobs: int = 20
     #: jobs run at once by the local orchestrator (``BEATSYNC_WORKERS``)
     workers: int = 1
     #: browser origins allowed to call the API (``BEATSYNC_CORS_ORIGINS``, comma-separated, e.g.
@@ -225,7 +231,8 @@ class Settings:
                 raise InvalidSetting(f"BEATSYNC_{name.upper()} must be one of {', '.join(allowed)}, not "
                                      f"{getattr(self, name)!r}", code="invalid_setting")
         for name in ("max_input_bytes", "max_clips", "url_ttl", "workers", "fetch_timeout",
-                     "max_submissions_per_minute", "max_active_jobs", "max_clip_pixels", "render_task_seconds",
+                     "max_submissions_per_minute", "max_active_jobs", "caller_max_submissions_per_minute",
+                     "caller_max_active_jobs", "max_clip_pixels", "render_task_seconds",
                      "render_max_tasks", "webhook_timeout", "webhook_concurrency", "job_budget_factor"):
             if getattr(self, name) <= 0:
                 raise InvalidSetting(f"BEATSYNC_{name.upper()} must be positive", code="invalid_setting")

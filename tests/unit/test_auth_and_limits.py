@@ -285,6 +285,68 @@ def test_a_trusted_caller_names_its_end_users(setup, google):
     assert (r.status_code, r.json["error"]["code"]) == (400, "invalid_user_id")
 
 
+def test_fifty_concurrent_creates_by_one_key_never_exceed_its_limit(setup):
+    """Finding 7 of issue 21: 50 concurrent creates by one key were 15 accepted against a limit of 10."""
+    import threading
+
+    setup(api_keys="the-key", max_active_jobs=10, max_submissions_per_minute=1000)
+    codes: list[int] = []
+    start = threading.Barrier(50)
+
+    def create():
+        submit, _ = _clients()
+        start.wait(10)
+        codes.append(submit.post(f"{API}/create", json=BODY, headers=auth("the-key")).status_code)
+
+    threads = [threading.Thread(target=create) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(codes) == [202] * 10 + [429] * 40, codes
+    _, status = _clients()
+    assert status.get(f"{API}/jobs?status=queued", headers=auth("the-key")).json["total"] == 10
+
+
+def test_a_trusted_callers_end_users_share_its_quota_and_it_lists_their_jobs(setup):
+    """Finding 5 of issue 21: 14 creates under 14 X-Beatsync-User-Id values were all accepted (the
+    per-user limit is 10), and the trusted caller's own GET /jobs listed none of its users' jobs."""
+    setup(api_keys="app-key,other-key", trusted_callers=_key_id("app-key"), max_active_jobs=10,
+          max_submissions_per_minute=1000, caller_max_active_jobs=12)
+    submit, status = _clients()
+
+    def h(key, user=None):
+        return {**auth(key), **({"X-Beatsync-User-Id": user} if user else {})}
+
+    answers = [submit.post(f"{API}/create", json=BODY, headers=h("app-key", f"u{i}")) for i in range(14)]
+    assert [r.status_code for r in answers] == [202] * 12 + [429] * 2
+    refused = answers[-1]
+    assert refused.json["error"]["code"] == "too_many_active_jobs" and refused.json["error"]["details"] == {
+        "limit": 12, "scope": "caller"} and int(refused.headers["Retry-After"]) > 0
+    assert submit.post(f"{API}/create", json=BODY, headers=h("other-key")).status_code == 202  # others unaffected
+    # the caller lists its users' jobs (each names its user), and one user's with ?user_id=
+    listed = status.get(f"{API}/jobs?limit=100", headers=h("app-key")).json
+    assert listed["total"] == 12 and {j["user_id"] for j in listed["jobs"]} == {f"u{i}" for i in range(12)}
+    one = status.get(f"{API}/jobs?user_id=u3", headers=h("app-key")).json
+    assert one["total"] == 1 and one["jobs"][0]["job_id"] == answers[3].json["job_id"]
+    assert status.get(f"{API}/jobs?user_id=u3", headers=h("app-key", "u3")).json["total"] == 1  # the user itself
+    for headers, query, expected in ((h("app-key", "u4"), "user_id=u3", (403, "user_not_allowed")),
+                                     (h("other-key"), "user_id=u3", (403, "user_not_allowed")),
+                                     (h("app-key"), "user_id=a/b", (400, "invalid_user_id"))):
+        r = status.get(f"{API}/jobs?{query}", headers=headers)
+        assert (r.status_code, r.json["error"]["code"]) == expected, query
+    assert status.get(f"{API}/jobs", headers=h("other-key")).json["total"] == 1
+    # a job that ends frees a place in the caller's total
+    assert status.delete(f"{API}/create/{answers[0].json['job_id']}", headers=h("app-key")).status_code == 200
+    assert submit.post(f"{API}/create", json=BODY, headers=h("app-key", "u13")).status_code == 202
+
+
+def _key_id(key: str) -> str:
+    import hashlib
+
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def test_a_stalled_certificate_server_costs_one_deadline_and_a_503(setup, google, monkeypatch):
     """Google's certificates come within one overall deadline: a server that sends its headers and
     then one byte every 0.2 s (never finishing within a per-read timeout) gets a 503 with a retry hint."""

@@ -106,7 +106,9 @@ def test_firestore_indexes_cover_the_job_queries_and_ttl():
     indexes = resources("google_firestore_index")["jobs"]
     assert indexes["for_each"] == "${local.job_indexes}"
     (local_indexes,) = [b["job_indexes"] for b in blocks("locals") if "job_indexes" in b]
-    assert {"owner", "owner_status", "owner_type", "owner_status_type", "active"} == set(local_indexes)
+    assert {"owner", "owner_status", "owner_type", "owner_status_type", "caller", "caller_status", "caller_type",
+            "caller_status_type", "active"} == set(local_indexes)
+    assert 'doc["caller"]' in (ROOT / "src" / "beatsync" / "adapters" / "firestore_jobs.py").read_text()
     ttl = resources("google_firestore_field")["job_ttl"]
     assert ttl["field"] == "expire_at"
     src = (ROOT / "src" / "beatsync" / "adapters" / "firestore_jobs.py").read_text()

@@ -25,7 +25,7 @@ from ..errors import BeatsyncError, Forbidden, HttpError, InvalidRequest, Miscon
 from ..jobs import intake, service, steps
 from ..jobs.lifecycle import audit
 from ..signing import check_link
-from .auth import identify, is_admin, verify_push
+from .auth import identify, is_admin, listed_user, verify_push
 from .cors import preflight_headers, response_headers
 from . import docs
 from .health import check
@@ -258,7 +258,9 @@ def list_jobs(request) -> Reply:
     type_ = _enum_arg(request, "type", ("create", "analyze")) or _enum_arg(request, "job_type", ("create", "analyze"))
     limit = _int_arg(request, "limit", 20, 1, 100)
     offset = _int_arg(request, "offset", 0, 0, 100_000)
-    return Reply(200, service.list_jobs(get_container(), caller(request), status, type_, limit, offset))
+    c, principal = get_container(), caller(request)
+    user = listed_user(request, principal, c.settings)
+    return Reply(200, service.list_jobs(c, principal, status, type_, limit, offset, user_id=user))
 
 
 def job_logs(request, job_id: str) -> Reply:
