@@ -299,6 +299,11 @@ def components() -> dict[str, dict]:
     wf = resources("google_workflows_workflow")["beat_sync"]
     out["workflow"] = {"account": _account(wf["service_account"], None, None), "secrets": [],
                        "env": dict(wf["user_env_vars"])}
+    sweep = resources("google_cloud_scheduler_job").get("end_pending_sweep")
+    if sweep is not None:  # the scheduled end_pending sweep calls the analyze service as its own account
+        (token,) = sweep["http_target"][0]["oidc_token"]
+        out["scheduler"] = {"account": _account(token["service_account_email"], None, None), "secrets": [],
+                            "env": {}}
     trigger = resources("google_cloudbuild_trigger").get("main")
     if trigger is not None:  # the pipeline (cloudbuild.yaml) runs as its own account
         out["build"] = {"account": _account(trigger["service_account"], None, None), "secrets": [], "env": {}}

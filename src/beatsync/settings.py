@@ -150,6 +150,10 @@ class Settings:
     retention_outputs_days: float = 30.0
     #: seconds between retention sweeps of ``beatsync serve`` (``BEATSYNC_SWEEP_INTERVAL``)
     sweep_interval: float = 3600.0
+    #: ``POST /internal/sweep`` (the cloud's scheduled sweep) finishes the ends left pending by a killed
+    #: instance once they are this many seconds old, unless its body names another age
+    #: (``BEATSYNC_END_PENDING_AGE``): longer than any end's follow-up takes in the process that ended it
+    end_pending_age: float = 600.0
     #: new jobs are refused (503, Retry-After) while the data folder's disk has less free space than
     #: this, in bytes (``BEATSYNC_MIN_FREE_BYTES``; local blob store only)
     min_free_bytes: int = 1024 ** 3
@@ -262,7 +266,8 @@ class Settings:
             check_method(self.analysis_method, self.allow_noncommercial_models)  # the default must be allowed too
         except InvalidRequest as exc:
             raise InvalidSetting(f"BEATSYNC_ANALYSIS_METHOD: {exc.message}", code="invalid_setting") from None
-        for name in ("retention_temp_days", "retention_inputs_days", "retention_outputs_days", "min_free_bytes"):
+        for name in ("retention_temp_days", "retention_inputs_days", "retention_outputs_days", "min_free_bytes",
+                     "end_pending_age"):
             if getattr(self, name) < 0:
                 raise InvalidSetting(f"BEATSYNC_{name.upper()} must not be negative", code="invalid_setting")
         if self.compose_task_retries < 0:
