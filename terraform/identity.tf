@@ -9,9 +9,9 @@
 #     functions as a secret, never in plain env, state or outputs.
 # A caller in trusted_callers (a platform backend acting for its own users) may name the end user
 # of a request (X-Beatsync-User-Id): quotas are then per user and, together, per caller
-# (BEATSYNC_CALLER_MAX_ACTIVE_JOBS and ..._SUBMISSIONS_PER_MINUTE); the caller lists its users' jobs. With neither ID-token callers nor keys
-# configured the deployed functions refuse every API route (503 auth_not_configured) instead of
-# running open.
+# (BEATSYNC_CALLER_MAX_ACTIVE_JOBS, BEATSYNC_CALLER_MAX_SUBMISSIONS_PER_MINUTE); the caller lists its
+# users' jobs. With neither ID-token callers nor keys configured the deployed functions refuse every
+# API route (503 auth_not_configured) instead of running open.
 
 locals {
   identity_env = {
