@@ -56,3 +56,16 @@ resource "google_firestore_field" "job_ttl" {
   # a TTL field needs no single-field indexes
   index_config {}
 }
+
+# The quota documents (one per job owner and per caller: adapters/firestore_jobs.py) go two days
+# after their scope's last create.
+resource "google_firestore_field" "quota_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.jobs.name
+  collection = "${var.firestore_collection}_quotas"
+  field      = "expire_at"
+
+  ttl_config {}
+
+  index_config {}
+}

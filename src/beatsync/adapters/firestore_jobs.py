@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import time
+from datetime import timedelta
 
 from ..jobs.model import (Job, Quota, caller_of, check_quota, now, stored, transitioned, user_of,
                           with_cancel_requested, with_end_done, with_execution, with_metrics, with_progress)
@@ -15,6 +16,9 @@ from ..ports import JobNotFound, JobStore
 #: Firestore retries a contended transaction this many times before giving up
 MAX_ATTEMPTS = 10
 
+
+#: a quota document outlives its scope's last create by this much (longer than any job's time budget)
+QUOTA_TTL = timedelta(days=2)
 
 #: fields a job document carries beside the job's own (for queries and the TTL policy)
 _EXTRA = ("created_at_ts", "expire_at", "caller")
@@ -27,7 +31,8 @@ class FirestoreJobStore(JobStore):
     ended, and its submission times of the last minute. Every create of a scope writes the same
     documents, so concurrent creates conflict and Firestore serializes them (retried, then
     ``StoreUnavailable``): none sees a stale count. The ids are re-read (ended jobs dropped) only when a
-    scope is at its limit, so a document holds at most a limit's worth of ids and times."""
+    scope is at its limit, so a document holds at most a limit's worth of ids and times; Firestore
+    deletes a document ``QUOTA_TTL`` after its scope's last create (its ``expire_at``)."""
 
     #: IAM permissions of each operation (``project``: Firestore has no per-collection IAM).
     #: Transactions read then write; logs are a subcollection; counts are aggregation queries.
@@ -69,8 +74,6 @@ class FirestoreJobStore(JobStore):
         return self.client.collection(self.collection_name)
 
     def _to_doc(self, job: Job) -> dict:
-        from datetime import timedelta
-
         doc = stored(job)
         doc["created_at_ts"] = job.created_at  # a native timestamp for ordering
         doc["expire_at"] = job.created_at + timedelta(days=self.ttl_days)  # the TTL policy's field
@@ -151,7 +154,8 @@ class FirestoreJobStore(JobStore):
             if len(active) >= limit:
                 active = self._still_active(tx, active)
             check_quota(quota, scope, len(active), recent, at)
-            writes.append((ref, {"active": active + [job.job_id], "recent": recent + [at]}))
+            writes.append((ref, {"active": active + [job.job_id], "recent": recent + [at],
+                                 "expire_at": at + QUOTA_TTL}))  # the TTL policy's field (firestore.tf)
         return writes
 
     def create(self, job: Job, quota: Quota | None = None) -> tuple[Job, bool]:
@@ -197,9 +201,7 @@ class FirestoreJobStore(JobStore):
         return self._update(job_id, with_cancel_requested)
 
     def list(self, owner, *, status=None, type=None, limit=20, offset=0, with_users=False) -> tuple[list[Job], int]:
-        from google.cloud.firestore_v1.base_query import FieldFilter
-
-        from google.cloud.firestore_v1.base_query import Or
+        from google.cloud.firestore_v1.base_query import FieldFilter, Or
 
         if with_users and user_of(owner) is None:
             # the owner's end users' jobs carry caller == owner, as do its own (but for documents stored

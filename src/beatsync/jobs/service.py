@@ -157,7 +157,7 @@ def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_ke
     check_free_space(c)
     if limits:
         check_limits(c, owner)  # refused early, cheaply: most of a flood never contends for the store
-    stored, created = c.jobs.create(job, quota(c.settings) if limits else None)  # the arbiter: atomic
+    stored, created = c.jobs.create(job, quota=quota(c.settings) if limits else None)  # the arbiter: atomic
     if not created:
         if stored.request_hash != job.request_hash:
             raise IdempotencyConflict("this Idempotency-Key was used with a different request",
