@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(owner, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner, created_at);
+CREATE INDEX IF NOT EXISTS jobs_owner_status ON jobs(owner, status);
 CREATE TABLE IF NOT EXISTS job_logs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id TEXT NOT NULL,

@@ -46,15 +46,14 @@ def quota(settings) -> Quota:
 
 
 def check_limits(c: "Container", owner: str) -> None:
-    """An early look at the quotas (an upload is refused before it is stored): unfinished jobs at
-    once and submissions in the last minute, of the owner and of its caller with all its end users.
-    Not the arbiter: the job store checks them again atomically as it stores the job."""
+    """An early, cheap look at the quotas (counts only): the unfinished jobs of the owner and of its
+    caller with all its end users, so that a flood at its limit is refused before it contends for the
+    store (and an upload before it is stored). Not the arbiter: the job store checks every limit, the
+    submissions per minute included, atomically as it stores the job."""
     q, at = quota(c.settings), now()
-    for scope, who, users, per_minute in (("owner", owner, False, q.per_minute),
-                                          ("caller", caller_of(owner), True, q.caller_per_minute)):
+    for scope, who, users in (("owner", owner, False), ("caller", caller_of(owner), True)):
         active = sum(c.jobs.list(who, status=st, limit=1, with_users=users)[1] for st in ("queued", "processing"))
-        recent, _ = c.jobs.list(who, limit=per_minute, with_users=users)
-        check_quota(q, scope, active, [j.created_at for j in recent], at)
+        check_quota(q, scope, active, [], at)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
