@@ -12,14 +12,19 @@ resource "google_firestore_database" "jobs" {
 }
 
 locals {
-  # JobStore.list: owner == X [and status == S] [and type == T], newest first, ties by job_id;
+  # JobStore.list: owner == X [and status == S] [and type == T], newest first, ties by job_id; a
+  # caller's list with its end users' jobs: (owner == X or caller == X) [...], one index per branch;
   # JobStore.active: status in (queued, processing), oldest first.
   job_indexes = {
-    owner             = [["owner", "ASCENDING"], ["created_at_ts", "DESCENDING"], ["job_id", "ASCENDING"]]
-    owner_status      = [["owner", "ASCENDING"], ["status", "ASCENDING"], ["created_at_ts", "DESCENDING"], ["job_id", "ASCENDING"]]
-    owner_type        = [["owner", "ASCENDING"], ["type", "ASCENDING"], ["created_at_ts", "DESCENDING"], ["job_id", "ASCENDING"]]
-    owner_status_type = [["owner", "ASCENDING"], ["status", "ASCENDING"], ["type", "ASCENDING"], ["created_at_ts", "DESCENDING"], ["job_id", "ASCENDING"]]
-    active            = [["status", "ASCENDING"], ["created_at_ts", "ASCENDING"], ["job_id", "ASCENDING"]]
+    owner              = [["owner", "ASCENDING"], ["created_at_ts", "DESCENDING"], ["job_id", "ASCENDING"]]
+    owner_status       = [["owner", "ASCENDING"], ["status", "ASCENDING"], ["created_at_ts", "DESCENDING"], ["job_id", "ASCENDING"]]
+    owner_type         = [["owner", "ASCENDING"], ["type", "ASCENDING"], ["created_at_ts", "DESCENDING"], ["job_id", "ASCENDING"]]
+    owner_status_type  = [["owner", "ASCENDING"], ["status", "ASCENDING"], ["type", "ASCENDING"], ["created_at_ts", "DESCENDING"], ["job_id", "ASCENDING"]]
+    caller             = [["caller", "ASCENDING"], ["created_at_ts", "DESCENDING"], ["job_id", "ASCENDING"]]
+    caller_status      = [["caller", "ASCENDING"], ["status", "ASCENDING"], ["created_at_ts", "DESCENDING"], ["job_id", "ASCENDING"]]
+    caller_type        = [["caller", "ASCENDING"], ["type", "ASCENDING"], ["created_at_ts", "DESCENDING"], ["job_id", "ASCENDING"]]
+    caller_status_type = [["caller", "ASCENDING"], ["status", "ASCENDING"], ["type", "ASCENDING"], ["created_at_ts", "DESCENDING"], ["job_id", "ASCENDING"]]
+    active             = [["status", "ASCENDING"], ["created_at_ts", "ASCENDING"], ["job_id", "ASCENDING"]]
   }
 }
 
@@ -49,5 +54,18 @@ resource "google_firestore_field" "job_ttl" {
   ttl_config {}
 
   # a TTL field needs no single-field indexes
+  index_config {}
+}
+
+# The quota documents (one per job owner and per caller: adapters/firestore_jobs.py) go two days
+# after their scope's last create.
+resource "google_firestore_field" "quota_ttl" {
+  project    = var.project_id
+  database   = google_firestore_database.jobs.name
+  collection = "${var.firestore_collection}_quotas"
+  field      = "expire_at"
+
+  ttl_config {}
+
   index_config {}
 }

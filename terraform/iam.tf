@@ -10,6 +10,7 @@ locals {
     compose = "beatsync compose job"
     flow    = "beatsync workflow"
     tasks   = "beatsync webhook tasks (OIDC identity)"
+    sweeper = "beatsync end-pending sweep (Cloud Scheduler OIDC identity)"
   }
 
   # project-level roles, by component
@@ -128,13 +129,21 @@ resource "google_secret_manager_secret_iam_member" "webhook_secret" {
   member    = "serviceAccount:${google_service_account.this[each.value].email}"
 }
 
-# only the workflow calls the analyze service
+# only the workflow calls the analyze service, and the scheduled end_pending sweep (scheduler.tf)
 resource "google_cloud_run_v2_service_iam_member" "flow_invokes_analyze" {
   project  = var.project_id
   location = var.region
   name     = google_cloud_run_v2_service.analyze.name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.this["flow"].email}"
+}
+
+resource "google_cloud_run_v2_service_iam_member" "sweeper_invokes_analyze" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_service.analyze.name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.this["sweeper"].email}"
 }
 
 # the analyze service starts, inspects and cancels compose executions (with the job id as argument)

@@ -1,17 +1,21 @@
 # Who may call the API, configured on both public functions (src/beatsync/http/auth.py):
-#   - Google ID tokens (the seed's "Option 2"): audience = api_url (the URL the caller calls, the
-#     equivalent of a Cloud Run custom audience, since the load balancer, not Cloud Run IAM, is the
-#     door); only the emails in id_token_callers;
+#   - Google ID tokens (the seed's "Option 2"): accepted only from the emails in id_token_callers,
+#     with audience = api_url (the URL the caller calls, the equivalent of a Cloud Run custom
+#     audience, since the load balancer, not Cloud Run IAM, is the door). With id_token_callers
+#     empty (the default) no audience is set and every ID token is refused: any service account of
+#     any project can mint a Google-signed token for any audience, so an audience alone admits anyone.
+#     (The service refuses ID tokens without allowed callers too, whatever its audience setting.)
 #   - API keys: kept in Secret Manager (one version = the comma-separated keys), mounted into the
 #     functions as a secret, never in plain env, state or outputs.
 # A caller in trusted_callers (a platform backend acting for its own users) may name the end user
-# of a request (X-Beatsync-User-Id): quotas and job lists are then per user within that caller.
-# With neither tokens nor keys configured the deployed functions refuse every API route (503
-# auth_not_configured) instead of running open.
+# of a request (X-Beatsync-User-Id): quotas are then per user and, together, per caller
+# (BEATSYNC_CALLER_MAX_ACTIVE_JOBS, BEATSYNC_CALLER_MAX_SUBMISSIONS_PER_MINUTE); the caller lists its
+# users' jobs. With neither ID-token callers nor keys configured the deployed functions refuse every
+# API route (503 auth_not_configured) instead of running open.
 
 locals {
   identity_env = {
-    BEATSYNC_ID_TOKEN_AUDIENCES = local.api_url
+    BEATSYNC_ID_TOKEN_AUDIENCES = length(var.id_token_callers) > 0 ? local.api_url : ""
     BEATSYNC_ALLOWED_CALLERS    = join(",", var.id_token_callers)
     BEATSYNC_TRUSTED_CALLERS    = join(",", var.trusted_callers)
     BEATSYNC_REQUIRE_AUTH       = "true"

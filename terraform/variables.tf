@@ -442,3 +442,25 @@ variable "pubsub_publisher_members" {
     error_message = "pubsub_publisher_members must be serviceAccount:, user:, group: or domain: members; never allUsers."
   }
 }
+
+variable "end_pending_sweep_schedule" {
+  description = "Cron schedule (UTC) of the sweep that finishes job ends left pending by a killed instance (scheduler.tf)."
+  type        = string
+  default     = "*/10 * * * *"
+
+  validation {
+    condition     = length(split(" ", trimspace(var.end_pending_sweep_schedule))) == 5
+    error_message = "end_pending_sweep_schedule must be a five-field cron expression."
+  }
+}
+
+variable "end_pending_sweep_age_seconds" {
+  description = "The sweep finishes a job's pending end only once the end is this many seconds old (the process that ended it may still be finishing before)."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.end_pending_sweep_age_seconds >= 60 && var.end_pending_sweep_age_seconds <= 2592000
+    error_message = "end_pending_sweep_age_seconds must be from 60 to 2592000 (30 days)."
+  }
+}

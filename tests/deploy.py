@@ -299,6 +299,11 @@ def components() -> dict[str, dict]:
     wf = resources("google_workflows_workflow")["beat_sync"]
     out["workflow"] = {"account": _account(wf["service_account"], None, None), "secrets": [],
                        "env": dict(wf["user_env_vars"])}
+    sweep = resources("google_cloud_scheduler_job").get("end_pending_sweep")
+    if sweep is not None:  # the scheduled end_pending sweep calls the analyze service as its own account
+        (token,) = sweep["http_target"][0]["oidc_token"]
+        out["scheduler"] = {"account": _account(token["service_account_email"], None, None), "secrets": [],
+                            "env": {}}
     trigger = resources("google_cloudbuild_trigger").get("main")
     if trigger is not None:  # the pipeline (cloudbuild.yaml) runs as its own account
         out["build"] = {"account": _account(trigger["service_account"], None, None), "secrets": [], "env": {}}
@@ -354,3 +359,26 @@ def _split_args(text: str) -> list[str]:
         else:
             cur += ch
     return parts + ([cur] if cur.strip() else [])
+
+
+def resolve(expr: str, values: dict) -> str:
+    """A Terraform value of a component's environment, resolved with ``values`` (``{"var.x": ...,
+    "local.y": ..., "resource.attr": ...}``). Anything unknown fails (a new setting must be given a
+    value by the caller)."""
+    if "${" not in expr:
+        return expr
+    m = re.fullmatch(r"\$\{(.+)\}", expr)
+    inner = m.group(1).strip() if m else None
+    if inner in values:
+        return str(values[inner])
+    if inner and (m2 := re.fullmatch(r"tostring\((.+)\)", inner)):
+        return resolve("${" + m2.group(1) + "}", values)
+    if inner and (m2 := re.fullmatch(r'join\(",", (.+)\)', inner)):
+        return ",".join(values[m2.group(1)])
+    if inner and (m2 := re.fullmatch(r'(\S+) \? "([^"]*)" : "([^"]*)"', inner)):  # a boolean variable
+        return m2.group(2) if values[m2.group(1)] else m2.group(3)
+    if inner and (m2 := re.fullmatch(r'length\((\S+)\) > 0 \? (\S+) : ""', inner)):  # set only with a list
+        return str(values[m2.group(2)]) if len(values[m2.group(1)]) > 0 else ""
+    out = re.sub(r"\$\{([^}]+)\}", lambda mm: str(values[mm.group(1).strip()]), expr)
+    assert "${" not in out, expr
+    return out

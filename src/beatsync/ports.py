@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from .errors import BlobNotFound, JobNotFound  # noqa: F401 - re-export
 
 if TYPE_CHECKING:
-    from .jobs.model import Job
+    from .jobs.model import Job, Quota
 
 
 class BlobStore(abc.ABC):
@@ -65,9 +65,11 @@ class JobStore(abc.ABC):
     write never resurrects a cancelled job."""
 
     @abc.abstractmethod
-    def create(self, job: "Job") -> tuple["Job", bool]:
+    def create(self, job: "Job", quota: "Quota | None" = None) -> tuple["Job", bool]:
         """Store a new job. With an idempotency key already used by the same owner, store
-        nothing and return ``(existing job, False)``; else ``(job, True)``."""
+        nothing and return ``(existing job, False)``; else ``(job, True)``. With a ``quota``, the
+        owner's and its caller's limits (:class:`~beatsync.jobs.model.Quota`) are checked in the
+        same transaction as the insert: concurrent creates never exceed them (``RateLimited``)."""
 
     @abc.abstractmethod
     def find_idempotent(self, owner: str, idempotency_key: str) -> "Job | None":
@@ -92,8 +94,9 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     def list(self, owner: str, *, status: str | None = None, type: str | None = None, limit: int = 20,
-             offset: int = 0) -> tuple[list["Job"], int]:
-        """A page of the owner's jobs, newest first, and the total that match."""
+             offset: int = 0, with_users: bool = False) -> tuple[list["Job"], int]:
+        """A page of the owner's jobs, newest first, and the total that match; ``with_users``: the
+        jobs of the owner's end users (``OWNER/user:*``) too."""
 
     @abc.abstractmethod
     def active(self, limit: int = 500) -> list["Job"]:

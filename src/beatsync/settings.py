@@ -110,11 +110,13 @@ class Settings:
     #: empty: open (local use)
     api_keys: str = ""
     #: accept Google-signed ID tokens whose audience is one of these (``BEATSYNC_ID_TOKEN_AUDIENCES``,
-    #: comma-separated: the functions' URLs); empty: ID tokens are not accepted
+    #: comma-separated: the functions' URLs), from the emails of ``allowed_callers`` only; empty: ID
+    #: tokens are not accepted
     id_token_audiences: str = ""
     #: where Google's token-signing certificates are fetched (``BEATSYNC_ID_TOKEN_CERTS_URL``)
     id_token_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
-    #: if set, only these token emails may call (``BEATSYNC_ALLOWED_CALLERS``, comma-separated)
+    #: the ID-token emails that may call (``BEATSYNC_ALLOWED_CALLERS``, comma-separated); empty: every
+    #: ID token is refused, whatever its audience (identity fails closed)
     allowed_callers: str = ""
     #: callers that act for their own end users and may name one (``X-Beatsync-User-Id``):
     #: token emails (or ``google:EMAIL``) and ``key-<16 hex>`` key ids (``BEATSYNC_TRUSTED_CALLERS``)
@@ -127,6 +129,12 @@ class Settings:
     #: ``BEATSYNC_MAX_ACTIVE_JOBS``); over either, 429 with Retry-After
     max_submissions_per_minute: int = 30
     max_active_jobs: int = 10
+    #: per caller with all its end users together (a trusted caller naming ``X-Beatsync-User-Id``s
+    #: shares these among them, beside each user's own limits above): submissions per minute and
+    #: unfinished jobs at once (``BEATSYNC_CALLER_MAX_SUBMISSIONS_PER_MINUTE``,
+    #: ``BEATSYNC_CALLER_MAX_ACTIVE_JOBS``); over either, 429 with Retry-After
+    caller_max_submissions_per_minute: int = 60
+    caller_max_active_jobs: int = 20
     #: jobs run at once by the local orchestrator (``BEATSYNC_WORKERS``)
     workers: int = 1
     #: ``beatsync serve``'s HTTP server (beatsync/http/server.py, docs/security.md): application threads
@@ -158,6 +166,10 @@ class Settings:
     retention_outputs_days: float = 30.0
     #: seconds between retention sweeps of ``beatsync serve`` (``BEATSYNC_SWEEP_INTERVAL``)
     sweep_interval: float = 3600.0
+    #: ``POST /internal/sweep`` (the cloud's scheduled sweep) finishes the ends left pending by a killed
+    #: instance once they are this many seconds old, unless its body names another age
+    #: (``BEATSYNC_END_PENDING_AGE``): longer than any end's follow-up takes in the process that ended it
+    end_pending_age: float = 600.0
     #: new jobs are refused (503, Retry-After) while the data folder's disk has less free space than
     #: this, in bytes (``BEATSYNC_MIN_FREE_BYTES``; local blob store only)
     min_free_bytes: int = 1024 ** 3
@@ -244,7 +256,8 @@ class Settings:
                 raise InvalidSetting(f"BEATSYNC_{name.upper()} must be one of {', '.join(allowed)}, not "
                                      f"{getattr(self, name)!r}", code="invalid_setting")
         for name in ("max_input_bytes", "max_clips", "url_ttl", "workers", "fetch_timeout",
-                     "max_submissions_per_minute", "max_active_jobs", "max_clip_pixels", "render_task_seconds",
+                     "max_submissions_per_minute", "max_active_jobs", "caller_max_submissions_per_minute",
+                     "caller_max_active_jobs", "max_clip_pixels", "render_task_seconds",
                      "render_max_tasks", "webhook_timeout", "webhook_concurrency", "job_budget_factor",
                      "http_threads", "http_connection_limit", "http_header_timeout", "http_body_timeout",
                      "http_idle_timeout", "clip_analysis_budget"):
@@ -276,7 +289,8 @@ class Settings:
             check_method(self.analysis_method, self.allow_noncommercial_models)  # the default must be allowed too
         except InvalidRequest as exc:
             raise InvalidSetting(f"BEATSYNC_ANALYSIS_METHOD: {exc.message}", code="invalid_setting") from None
-        for name in ("retention_temp_days", "retention_inputs_days", "retention_outputs_days", "min_free_bytes"):
+        for name in ("retention_temp_days", "retention_inputs_days", "retention_outputs_days", "min_free_bytes",
+                     "end_pending_age"):
             if getattr(self, name) < 0:
                 raise InvalidSetting(f"BEATSYNC_{name.upper()} must not be negative", code="invalid_setting")
         if self.compose_task_retries < 0:

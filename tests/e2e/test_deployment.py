@@ -39,6 +39,7 @@ from beatsync.signing import SIGNATURE_HEADER, verify_event
 from tests.conftest import ROOT
 from tests import seed_client
 from tests.deploy import components, function_groups, openapi_operations, route, route_table, serves, variables
+from tests.deploy import resolve as _resolve
 from tests.emulators import (  # noqa: F401
     _emulator_tool, _wait_http, fake_gcs, firestore_emulator, free_port, stop_process, tasks_emulator)
 from tests.servers import Server, media_server, wait_for, webhook_receiver
@@ -140,26 +141,6 @@ class Router:
         self.url = self.server.url
 
 
-def _resolve(expr: str, values: dict) -> str:
-    """A Terraform value of a component's environment, resolved with the rehearsal's values.
-    Anything unknown fails the rehearsal (a new setting must be given a value here)."""
-    if "${" not in expr:
-        return expr
-    m = re.fullmatch(r"\$\{(.+)\}", expr)
-    inner = m.group(1).strip() if m else None
-    if inner in values:
-        return str(values[inner])
-    if inner and (m2 := re.fullmatch(r"tostring\((.+)\)", inner)):
-        return _resolve("${" + m2.group(1) + "}", values)
-    if inner and (m2 := re.fullmatch(r'join\(",", (.+)\)', inner)):
-        return ",".join(values[m2.group(1)])
-    if inner and (m2 := re.fullmatch(r'(\S+) \? "([^"]*)" : "([^"]*)"', inner)):  # a boolean variable
-        return m2.group(2) if values[m2.group(1)] else m2.group(3)
-    out = re.sub(r"\$\{([^}]+)\}", lambda mm: str(values[mm.group(1).strip()]), expr)
-    assert "${" not in out, expr
-    return out
-
-
 def _start(name, cmd, env, tmp: Path, url: str | None):
     base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "PYTHONPATH", "XDG_CACHE_HOME") if k in os.environ}
     log = tmp / f"{name}.log"
@@ -240,6 +221,7 @@ def deployment(tmp_path_factory, firestore_emulator, fake_gcs, tasks_emulator): 
 
     d = Deployment()
     d.router, d.google, d.media, d.receiver, d.blobs, d.tmp, d.envs = router, google, media, receiver, blobs, tmp, envs
+    d.values, d.ff = values, ff
     d.started_in = time.monotonic() - t0
     yield d
     for p in procs:
@@ -358,7 +340,9 @@ def test_each_caller_and_each_user_sees_only_its_own_jobs(deployment, as_caller)
 
     u1 = create_and_cancel("u1")
     assert listed("u1") == {u1} and listed("u2") == set()
-    assert u1 not in listed()  # the caller's own list; its users' lists are theirs
+    assert u1 in listed()  # the trusted caller's own list holds its users' jobs
+    one = asyncio.run(seed_client.call_beat_sync_service("GET", f"{API}/jobs?user_id=u1"))["jobs"]
+    assert [(j["job_id"], j["user_id"]) for j in one] == [(u1, "u1")]
     asyncio.run(seed_client.call_beat_sync_service("GET", f"{API}/create/{u1}"))  # but the caller reaches its users' jobs
     as_caller(OTHER)
     mine = create_and_cancel()
@@ -371,3 +355,76 @@ def test_each_caller_and_each_user_sees_only_its_own_jobs(deployment, as_caller)
     assert naming.value.response.status_code == 403
     keyed = httpx.get(f"{d.router.url}{API}/jobs?limit=100", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10)
     assert not {j["job_id"] for j in keyed.json()["jobs"]} & {u1, mine}
+
+
+STRANGER = "attacker@evil-project.iam.gserviceaccount.com"  # any service account of any project
+
+
+def test_a_strangers_valid_token_is_refused_as_deployed(deployment):
+    """Finding 4 of issue 21: a token correctly signed (by the key the certificate endpoint serves),
+    for the deployment's audience, from an email not in id_token_callers, is refused by every public
+    function; and a deployment with Terraform's default variables (no id_token_callers) refuses every
+    ID token, a listed caller's included, while its API keys still work."""
+    d = deployment
+    token = d.google.token(STRANGER, d.router.url)
+    for method, path, body in (("POST", f"{API}/create", _body(d)), ("GET", f"{API}/jobs", None),
+                               ("GET", f"{API}/presets", None)):
+        r = httpx.request(method, d.router.url + path, json=body, headers={"Authorization": f"Bearer {token}"},
+                          timeout=30)
+        assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden"), (path, r.text)
+    # the status function as Terraform's default variables configure it
+    values = {**d.values, "var.id_token_callers": [], "var.trusted_callers": []}
+    env = {k: _resolve(v, values) for k, v in components()["status"]["env"].items()}
+    assert env["BEATSYNC_ID_TOKEN_AUDIENCES"] == "" and env["BEATSYNC_ALLOWED_CALLERS"] == ""
+    port = free_port()
+    env = {**d.envs["status"], **env, "BEATSYNC_DATA_DIR": str(d.tmp / "data" / "status-defaults")}
+    proc = _start("status-defaults", [d.ff, "--source", str(ROOT / "functions" / "status" / "main.py"), "--target",
+                                      "status", "--port", str(port)], env, d.tmp, f"http://127.0.0.1:{port}/")
+    try:
+        for email in (STRANGER, APP):
+            r = httpx.get(f"http://127.0.0.1:{port}{API}/jobs", timeout=30,
+                          headers={"Authorization": f"Bearer {d.google.token(email, d.router.url)}"})
+            assert (r.status_code, r.json()["error"]["code"]) == (401, "unauthenticated"), (email, r.text)
+        r = httpx.get(f"http://127.0.0.1:{port}{API}/jobs", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+        assert r.status_code == 200, r.text
+    finally:
+        stop_process(proc)
+
+
+def test_the_scheduled_sweep_finishes_ends_a_killed_instance_left_pending(deployment):
+    """The Cloud Scheduler job as Terraform describes it (method, URI, body) posts to the analyze service
+    running with its Terraform environment: a job whose end was cut short an hour ago (the terminal
+    write only, as a killed instance leaves it, in the Firestore emulator) is finished - its signed
+    webhook delivered through the tasks emulator - and one that ended just now is left to its process."""
+    from beatsync.adapters.firestore_jobs import FirestoreJobStore
+    from beatsync.jobs.model import JobError, new_job, now
+    from tests.deploy import resources
+
+    d = deployment
+    env = d.envs["analyze"]
+    store = FirestoreJobStore(project=PROJECT, collection=env.get("BEATSYNC_FIRESTORE_COLLECTION", "beatsync_jobs"))
+
+    def ended(ago: float):
+        job = new_job("create", {**_body(d), "edit_config": {}}, owner=f"google:{APP}")
+        t = now() - dt.timedelta(seconds=ago)
+        job = job.model_copy(update={"status": "failed", "current_step": "failed", "started_at": t, "completed_at": t,
+                                     "end_pending": True, "attempts": 1,
+                                     "error": JobError(code="internal_error", message="the instance was killed")})
+        store.create(job)
+        return job.job_id
+
+    old, young = ended(3600), ended(0)
+    sweep = resources("google_cloud_scheduler_job")["end_pending_sweep"]
+    http = sweep["http_target"][0]
+    m = re.fullmatch(r"\$\{base64encode\(jsonencode\(\{older_than_seconds = (var\.\w+)\}\)\)\}", http["body"])
+    assert m, http["body"]
+    body = json.dumps({"older_than_seconds": d.values[m.group(1)]})  # what jsonencode gives (base64 on the wire)
+    url = _resolve(http["uri"], d.values)  # the analyze service's URL, as the workflow calls it
+    r = httpx.request(http["http_method"], url, content=body, headers=http["headers"], timeout=120)
+    assert r.status_code == 200 and r.json()["finished"] >= 1 and r.json()["failed"] == 0, r.text
+    assert r.json()["older_than_seconds"] == d.values[m.group(1)]
+    assert not store.get(old).end_pending
+    assert store.get(young).end_pending  # younger than the threshold: its own process may be finishing it
+    event = _webhook(d, old)
+    assert event["event"] == "beat_sync.job.failed" and event["data"]["error"]["code"] == "internal_error"
+    store.end_done(young)  # (its process would have)

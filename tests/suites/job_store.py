@@ -9,6 +9,7 @@ import pytest
 
 from beatsync.errors import StoreUnavailable
 from beatsync.jobs import IllegalTransition, new_job
+from beatsync.jobs.model import Quota
 from beatsync.ports import JobNotFound
 
 
@@ -152,3 +153,75 @@ def test_an_end_is_pending_until_its_follow_up_is_done(store):
     assert store.end_done(a.job_id).end_pending is False and store.get(a.job_id).end_pending is False
     assert a.job_id not in {j.job_id for j in store.pending_ends()}
     assert store.end_done(a.job_id).status == "failed"  # again: a no-op
+
+
+# -- quotas: checked in the transaction that stores the job ---------------------------------------
+
+def _try_create(store, owner, quota, outcomes):
+    from beatsync.errors import RateLimited
+
+    try:
+        store.create(new_job("create", {}, owner=owner), quota)
+        outcomes.append("created")
+    except RateLimited as exc:
+        outcomes.append(exc.details["scope"])
+    except StoreUnavailable:  # contention beyond the store's retries: the caller retries later
+        outcomes.append("busy")
+
+
+def test_concurrent_creates_never_exceed_the_quota(store):
+    """Finding 7 of issue 21 (50 concurrent creates by one key: 15 accepted against a limit of 10):
+    the count and the insert are one transaction, so no interleaving lets an eleventh job in."""
+    quota = Quota(active=10, per_minute=1000, caller_active=1000, caller_per_minute=1000)
+    outcomes: list[str] = []
+    threads = [threading.Thread(target=_try_create, args=(store, "key-burst", quota, outcomes)) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(outcomes) == 50 and set(outcomes) <= {"created", "owner", "busy"}, outcomes
+    assert 1 <= outcomes.count("created") <= 10, outcomes
+    assert store.list("key-burst")[1] == outcomes.count("created")
+    for _ in range(12):  # one at a time now: the store fills the quota exactly, and no further
+        _try_create(store, "key-burst", quota, outcomes)
+    assert store.list("key-burst")[1] == 10 and outcomes[-1] == "owner"
+
+
+def test_end_users_share_their_callers_quota(store):
+    """Finding 5 of issue 21: 14 end users of one trusted caller, each under its own limit, together
+    reach the caller's; a job that ends frees a place."""
+    quota = Quota(active=10, per_minute=1000, caller_active=12, caller_per_minute=1000)
+    outcomes: list[str] = []
+    for i in range(14):
+        _try_create(store, f"key-app/user:u{i}", quota, outcomes)
+    assert outcomes == ["created"] * 12 + ["caller"] * 2
+    _try_create(store, "key-app", quota, outcomes)  # the caller's own jobs count in its total too
+    _try_create(store, "key-other/user:u0", quota, outcomes)  # another caller's users do not
+    assert outcomes[-2:] == ["caller", "created"]
+    first = store.list("key-app/user:u0")[0][0]
+    store.transition(first.job_id, "cancelled")
+    _try_create(store, "key-app/user:u13", quota, outcomes)
+    assert outcomes[-1] == "created"
+
+
+def test_submissions_per_minute_per_owner_and_per_caller(store):
+    quota = Quota(active=1000, per_minute=3, caller_active=1000, caller_per_minute=5)
+    outcomes: list[str] = []
+    for _ in range(4):
+        _try_create(store, "key-rate/user:a", quota, outcomes)
+    for _ in range(3):
+        _try_create(store, "key-rate/user:b", quota, outcomes)
+    assert outcomes == ["created"] * 3 + ["owner"] + ["created"] * 2 + ["caller"]
+
+
+def test_a_callers_list_holds_its_end_users_jobs(store):
+    own, _ = store.create(new_job("create", {}, owner="key-lister"))
+    u1, _ = store.create(new_job("create", {}, owner="key-lister/user:u1"))
+    u2, _ = store.create(new_job("analyze", {}, owner="key-lister/user:u2"))
+    for stranger in ("key-lister2", "key-lister2/user:u1", "key-liste", "key-listerX/user:u1"):
+        store.create(new_job("create", {}, owner=stranger))
+    page, total = store.list("key-lister", with_users=True)
+    assert total == 3 and {j.job_id for j in page} == {own.job_id, u1.job_id, u2.job_id}
+    assert [j.job_id for j in store.list("key-lister")[0]] == [own.job_id]
+    assert [j.job_id for j in store.list("key-lister", with_users=True, type="analyze")[0]] == [u2.job_id]
+    assert [j.job_id for j in store.list("key-lister/user:u1", with_users=True)[0]] == [u1.job_id]

@@ -218,6 +218,51 @@ def test_an_end_cut_short_by_a_crash_is_finished_at_start_up(container, media, r
     assert lifecycle.new_event(container, ended)["id"] == event["json"]["id"]  # the same event if re-sent
 
 
+def test_the_scheduled_sweep_finishes_ends_left_pending_through_its_route(container, media, receiver):
+    """The cloud's sweep (Cloud Scheduler -> the analyze service's POST /internal/sweep): an end cut
+    short by a killed instance is finished once it is older than the threshold, never before (the
+    process that ended it may still be finishing); a second sweep finds nothing."""
+    import functions_framework
+
+    from beatsync.http import set_container
+    from beatsync.jobs import lifecycle
+    from tests.conftest import ROOT
+
+    job, _ = service.submit_create(container, create_body(media, receiver), "alice")
+    real = lifecycle._clean_up
+
+    def die(c, j):
+        raise Killed()
+
+    lifecycle._clean_up = die
+    try:
+        with pytest.raises(Killed):
+            lifecycle.end_job(container, job.job_id, "failed", error={"code": "internal_error", "message": "x"})
+    finally:
+        lifecycle._clean_up = real
+    assert container.jobs.get(job.job_id).end_pending
+    analyze = functions_framework.create_app(target="analyze", source=str(ROOT / "functions" / "analyze" / "main.py"))
+    client = analyze.test_client()
+    set_container(container)
+    try:
+        young = client.post("/internal/sweep", json={"older_than_seconds": 3600})
+        assert young.status_code == 200 and young.json["younger"] >= 1 and young.json["finished"] == 0, young.json
+        assert container.jobs.get(job.job_id).end_pending and receiver.received == []
+        for bad in ({"older_than_seconds": -1}, {"older_than_seconds": "soon"}, [1]):
+            r = client.post("/internal/sweep", json=bad)
+            assert (r.status_code, r.json["error"]["code"]) == (400, "invalid_request"), bad
+        done = client.post("/internal/sweep", json={"older_than_seconds": 0})
+        assert done.status_code == 200 and done.json["finished"] >= 1 and done.json["failed"] == 0, done.json
+        assert not container.jobs.get(job.job_id).end_pending
+        assert job.job_id not in {j.job_id for j in container.jobs.pending_ends()}
+        (event,) = _deliver(container, receiver, 1)
+        assert event["json"]["job_id"] == job.job_id and event["json"]["status"] == "failed"
+        again = client.post("/internal/sweep", json={"older_than_seconds": 0}).json
+        assert again["finished"] == 0
+    finally:
+        set_container(None)
+
+
 def test_analyze_job_completes_with_a_beat_map(container, media):
     job, _ = service.submit_analyze(container, {"audio_url": f"{media.url}/song.wav", "method": "librosa",
                                                 "fps": 25}, "bob")

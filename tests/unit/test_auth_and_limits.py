@@ -3,6 +3,7 @@ served over HTTP), jobs that belong to their caller, quotas with 429 + Retry-Aft
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -116,7 +117,8 @@ def test_api_keys_guard_every_api_route_and_jobs_belong_to_their_key(setup):
 
 
 def test_google_id_tokens_are_verified(setup, google):
-    c = setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs")
+    c = setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs",
+              allowed_callers="app@platform.iam.gserviceaccount.com,x@y.iam.gserviceaccount.com")
     submit, status = _clients()
     r = submit.post(f"{API}/create", json=BODY, headers=auth(google.token()))
     assert r.status_code == 202, r.json
@@ -142,6 +144,43 @@ def test_allowed_callers_narrow_the_token_holders(setup, google):
     assert status.get(f"{API}/jobs", headers=auth(google.token())).status_code == 200
     r = status.get(f"{API}/jobs", headers=auth(google.token(email="intruder@else.iam.gserviceaccount.com")))
     assert (r.status_code, r.json["error"]["code"]) == (403, "forbidden")
+
+
+def test_identity_fails_closed_a_strangers_valid_token_is_refused(setup, google):
+    """Finding 4 of issue 21: an ID token correctly signed (by the key Google's certificate endpoint
+    serves), for the right audience, from an email nobody listed, is refused; with no email listed
+    every ID token is refused, whatever audience the service was told; and Terraform with its
+    default variables sets no audience at all."""
+    stranger = google.token(email="attacker@evil-project.iam.gserviceaccount.com")  # valid in every other way
+    # the service as Terraform configured it before: the audience set, no caller listed
+    c = setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs")
+    submit, status = _clients()
+    for r in (status.get(f"{API}/jobs", headers=auth(stranger)),
+              submit.post(f"{API}/create", json=BODY, headers=auth(stranger)),
+              status.get(f"{API}/jobs", headers=auth(google.token()))):  # nobody is listed: nobody
+        assert (r.status_code, r.json["error"]["code"]) == (401, "unauthenticated"), r.json
+    assert c.jobs.list("google:attacker@evil-project.iam.gserviceaccount.com")[1] == 0
+    # callers listed: those only
+    setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs",
+          allowed_callers="app@platform.iam.gserviceaccount.com")
+    submit, status = _clients()
+    r = submit.post(f"{API}/create", json=BODY, headers=auth(stranger))
+    assert (r.status_code, r.json["error"]["code"]) == (403, "forbidden")
+    assert status.get(f"{API}/jobs", headers=auth(google.token())).status_code == 200
+    # Terraform's default variables: no ID-token callers, so no audience; the functions' identity
+    # settings as deployed refuse the stranger's token (it is no API key either)
+    from tests.deploy import local, resolve, variables
+
+    values = {f"var.{k}": v.get("default") for k, v in variables().items()} | {"local.api_url": AUDIENCE}
+    env = {k: resolve(v, values) for k, v in local("identity_env").items()}
+    assert env["BEATSYNC_ID_TOKEN_AUDIENCES"] == "" and env["BEATSYNC_ALLOWED_CALLERS"] == ""
+    deployed = Settings.from_env({**env, "BEATSYNC_API_KEYS": "the-platform-key", "K_SERVICE": "beat-sync-status",
+                                  "BEATSYNC_ID_TOKEN_CERTS_URL": google.url + "/certs"})
+    setup(**{f.name: getattr(deployed, f.name) for f in dataclasses.fields(deployed) if f.name != "data_dir"})
+    submit, status = _clients()
+    r = submit.post(f"{API}/create", json=BODY, headers=auth(stranger))
+    assert (r.status_code, r.json["error"]["code"]) == (401, "unauthenticated")
+    assert status.get(f"{API}/jobs", headers=auth("the-platform-key")).status_code == 200
 
 
 def test_quotas_answer_429_with_retry_after(setup):
@@ -205,7 +244,7 @@ def test_a_deployed_function_without_identity_fails_closed(setup, capfd):
 
 def test_two_tokens_do_not_share_quota_or_jobs(setup, google):
     setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs", max_active_jobs=2,
-          max_submissions_per_minute=100)
+          max_submissions_per_minute=100, allowed_callers="a@p.iam.gserviceaccount.com,b@p.iam.gserviceaccount.com")
     submit, status = _clients()
     a, b = auth(google.token(email="a@p.iam.gserviceaccount.com")), auth(google.token(email="b@p.iam.gserviceaccount.com"))
     assert [submit.post(f"{API}/create", json=BODY, headers=a).status_code for _ in range(3)] == [202, 202, 429]
@@ -217,7 +256,8 @@ def test_two_tokens_do_not_share_quota_or_jobs(setup, google):
 def test_a_trusted_caller_names_its_end_users(setup, google):
     app, other = "app@p.iam.gserviceaccount.com", "other@p.iam.gserviceaccount.com"
     setup(id_token_audiences=AUDIENCE, id_token_certs_url=google.url + "/certs", trusted_callers=f"{app},{other}",
-          max_active_jobs=1, max_submissions_per_minute=100)
+          max_active_jobs=1, max_submissions_per_minute=100,
+          allowed_callers=f"{app},{other},c@p.iam.gserviceaccount.com")
     submit, status = _clients()
 
     def h(email, user=None):
@@ -245,6 +285,68 @@ def test_a_trusted_caller_names_its_end_users(setup, google):
     assert (r.status_code, r.json["error"]["code"]) == (400, "invalid_user_id")
 
 
+def test_fifty_concurrent_creates_by_one_key_never_exceed_its_limit(setup):
+    """Finding 7 of issue 21: 50 concurrent creates by one key were 15 accepted against a limit of 10."""
+    import threading
+
+    setup(api_keys="the-key", max_active_jobs=10, max_submissions_per_minute=1000)
+    codes: list[int] = []
+    start = threading.Barrier(50)
+
+    def create():
+        submit, _ = _clients()
+        start.wait(10)
+        codes.append(submit.post(f"{API}/create", json=BODY, headers=auth("the-key")).status_code)
+
+    threads = [threading.Thread(target=create) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(codes) == [202] * 10 + [429] * 40, codes
+    _, status = _clients()
+    assert status.get(f"{API}/jobs?status=queued", headers=auth("the-key")).json["total"] == 10
+
+
+def test_a_trusted_callers_end_users_share_its_quota_and_it_lists_their_jobs(setup):
+    """Finding 5 of issue 21: 14 creates under 14 X-Beatsync-User-Id values were all accepted (the
+    per-user limit is 10), and the trusted caller's own GET /jobs listed none of its users' jobs."""
+    setup(api_keys="app-key,other-key", trusted_callers=_key_id("app-key"), max_active_jobs=10,
+          max_submissions_per_minute=1000, caller_max_active_jobs=12)
+    submit, status = _clients()
+
+    def h(key, user=None):
+        return {**auth(key), **({"X-Beatsync-User-Id": user} if user else {})}
+
+    answers = [submit.post(f"{API}/create", json=BODY, headers=h("app-key", f"u{i}")) for i in range(14)]
+    assert [r.status_code for r in answers] == [202] * 12 + [429] * 2
+    refused = answers[-1]
+    assert refused.json["error"]["code"] == "too_many_active_jobs" and refused.json["error"]["details"] == {
+        "limit": 12, "scope": "caller"} and int(refused.headers["Retry-After"]) > 0
+    assert submit.post(f"{API}/create", json=BODY, headers=h("other-key")).status_code == 202  # others unaffected
+    # the caller lists its users' jobs (each names its user), and one user's with ?user_id=
+    listed = status.get(f"{API}/jobs?limit=100", headers=h("app-key")).json
+    assert listed["total"] == 12 and {j["user_id"] for j in listed["jobs"]} == {f"u{i}" for i in range(12)}
+    one = status.get(f"{API}/jobs?user_id=u3", headers=h("app-key")).json
+    assert one["total"] == 1 and one["jobs"][0]["job_id"] == answers[3].json["job_id"]
+    assert status.get(f"{API}/jobs?user_id=u3", headers=h("app-key", "u3")).json["total"] == 1  # the user itself
+    for headers, query, expected in ((h("app-key", "u4"), "user_id=u3", (403, "user_not_allowed")),
+                                     (h("other-key"), "user_id=u3", (403, "user_not_allowed")),
+                                     (h("app-key"), "user_id=a/b", (400, "invalid_user_id"))):
+        r = status.get(f"{API}/jobs?{query}", headers=headers)
+        assert (r.status_code, r.json["error"]["code"]) == expected, query
+    assert status.get(f"{API}/jobs", headers=h("other-key")).json["total"] == 1
+    # a job that ends frees a place in the caller's total
+    assert status.delete(f"{API}/create/{answers[0].json['job_id']}", headers=h("app-key")).status_code == 200
+    assert submit.post(f"{API}/create", json=BODY, headers=h("app-key", "u13")).status_code == 202
+
+
+def _key_id(key: str) -> str:
+    import hashlib
+
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def test_a_stalled_certificate_server_costs_one_deadline_and_a_503(setup, google, monkeypatch):
     """Google's certificates come within one overall deadline: a server that sends its headers and
     then one byte every 0.2 s (never finishing within a per-read timeout) gets a 503 with a retry hint."""
@@ -269,7 +371,8 @@ def test_a_stalled_certificate_server_costs_one_deadline_and_a_503(setup, google
     drip = Server(Drip)
     monkeypatch.setattr(auth_module, "CERTS_DEADLINE", 1.0)
     try:
-        setup(id_token_audiences=AUDIENCE, id_token_certs_url=drip.url + "/certs")
+        setup(id_token_audiences=AUDIENCE, id_token_certs_url=drip.url + "/certs",
+              allowed_callers="app@platform.iam.gserviceaccount.com")
         _, status = _clients()
         t0 = time.monotonic()
         r = status.get(f"{API}/jobs", headers=auth(google.token()))

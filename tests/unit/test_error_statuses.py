@@ -45,7 +45,7 @@ def test_a_misconfigured_server_is_a_500_that_names_no_setting(monkeypatch, tmp_
 def test_unreachable_token_certificates_are_a_503_with_retry_after(tmp_path):
     dead = f"http://127.0.0.1:{free_port()}/certs"  # nothing listens there
     c = bootstrap(Settings.from_env({}, data_dir=tmp_path, id_token_audiences="https://x.example",
-                                    id_token_certs_url=dead), orchestrator=RecordingOrchestrator())
+                                    allowed_callers="app@p.iam.gserviceaccount.com", id_token_certs_url=dead), orchestrator=RecordingOrchestrator())
     set_container(c)
     from google.auth import crypt, jwt
     from cryptography.hazmat.primitives import serialization

@@ -23,10 +23,10 @@ class FlakyJobs(SqliteJobStore):
 
     down = False
 
-    def create(self, job):
+    def create(self, job, quota=None):
         if self.down:
             raise StoreUnavailable("job store unavailable (injected)")
-        return super().create(job)
+        return super().create(job, quota)
 
 
 class FlakyBlobs(LocalBlobStore):

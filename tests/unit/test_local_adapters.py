@@ -171,6 +171,34 @@ def test_workers_take_callers_in_turn():
     assert order == ["a0", "a1", "b1", "c1", "a2", "b2", "a3", "a4", "a5"]
 
 
+def test_workers_take_callers_in_turn_then_their_end_users_in_turn():
+    """Finding 5 of issue 21: a trusted caller naming many end users gets one turn among callers,
+    not one per user id; within its turn, its users (and its own jobs) take turns."""
+    import threading
+
+    order, gate = [], threading.Event()
+
+    def run(job_id):
+        order.append(job_id)
+        if job_id == "hold":
+            gate.wait(10)  # the first job holds the only worker while the queues fill
+
+    o = LocalOrchestrator(run, workers=1)
+    o.start(_OwnedJob("hold", "key-app"))
+    wait_for(lambda: order == ["hold"], timeout=5)
+    for i in range(15):  # the trusted caller's backlog, one job for each of 15 end users, queued first
+        o.start(_OwnedJob(f"u{i}", f"key-app/user:u{i}"))
+    o.start(_OwnedJob("u0b", "key-app/user:u0"))  # a second job of user u0
+    o.start(_OwnedJob("app", "key-app"))  # the caller's own job, behind its users'
+    o.start(_OwnedJob("other", "key-other"))  # another caller's one job, queued last
+    gate.set()
+    wait_for(o.idle, timeout=10)
+    assert order[:3] == ["hold", "u0", "other"]  # the other caller waits one turn, not 15
+    app = [j for j in order if j not in ("hold", "other")]
+    assert app == ["u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9", "u10", "u11", "u12", "u13", "u14",
+                   "app", "u0b"]  # users (and the caller itself) in turn: u0's second job after everyone's first
+
+
 def test_a_job_over_its_time_budget_is_ended_and_frees_the_worker():
     import threading
 

@@ -37,7 +37,7 @@ from beatsync.jobs import steps
 from beatsync.ports import Analytics, BlobStore, ComposeRunner, EventPublisher, JobStore, Notifier, Orchestrator
 from beatsync.settings import Settings
 from tests.conftest import ROOT
-from tests.deploy import components, grants, resources
+from tests.deploy import components, function_groups, grants, resources, serves
 from tests.suites.service import RecordingOrchestrator, create_body
 from tests.unit.test_auth_and_limits import google  # noqa: F401  (certificate server fixture)
 
@@ -187,6 +187,13 @@ def _exercise(tmp_path_factory, media, receiver, google):  # noqa: F811
         console = call("/internal/submit", request=create_body(media, receiver, callback_topic=EVENTS),
                        execution_id="e-1")["job_id"]
         call("/internal/end", job_id=console, status="failed", code="workflow_failed", message="test")
+        # the scheduled sweep: an end a killed instance left pending (the terminal write only) is finished
+        use("submit")
+        pending = submit.post(f"{API}/create", json=create_body(media, receiver, callback_topic=EVENTS)).json["job_id"]
+        real["jobs"].transition(pending, "failed", error={"code": "internal_error", "message": "killed"})
+        use("analyze")
+        assert call("/internal/sweep", older_than_seconds=0)["finished"] == 1
+        assert not real["jobs"].get(pending).end_pending
 
         # the compose job: `beatsync compose-job JOB_ID` runs this step in its own container
         assert steps.run_compose(use("compose"), job1)["status"] == "completed"
@@ -269,9 +276,21 @@ def needs(recorded) -> dict[str, set[tuple[str, str, str | None]]]:
     if "sys.log" in yaml_text:
         need.add(("logging.logEntries.create", "project", None))
     out["workflow"] = need
+    if "scheduler" in comps:
+        out["scheduler"] = scheduler_needs()
     if "build" in comps:
         out["build"] = build_needs()
     return out
+
+
+def scheduler_needs() -> set[tuple[str, str, None]]:
+    """The scheduled sweep: Cloud Scheduler posts to the analyze service's sweep route with the
+    sweeper account's OIDC token (exercised above: the analyze service's records of /internal/sweep)."""
+    http = resources("google_cloud_scheduler_job")["end_pending_sweep"]["http_target"][0]
+    assert http["uri"] == "${google_cloud_run_v2_service.analyze.uri}/internal/sweep", http["uri"]
+    assert serves(function_groups("analyze"), http["http_method"], "/internal/sweep")
+    assert http["oidc_token"][0]["audience"] == "${google_cloud_run_v2_service.analyze.uri}"
+    return {("run.routes.invoke", "service:analyze", None)}
 
 
 def build_needs() -> set[tuple[str, str, None]]:
@@ -342,7 +361,7 @@ def test_every_granted_role_is_in_the_role_table():
 
 def test_each_component_has_the_permissions_its_routes_and_steps_need(recorded):
     all_needs = needs(recorded)
-    assert set(all_needs) == {"submit", "status", "analyze", "compose", "workflow", "build"}
+    assert set(all_needs) == {"submit", "status", "analyze", "compose", "workflow", "build", "scheduler"}
     assert ("artifactregistry.repositories.uploadArtifacts", "repository:images", None) in all_needs["build"]
     # the exercise reached the operations that matter
     assert ("storage.objects.delete", "bucket") in {(p, r) for p, r, _ in all_needs["status"]}  # cancel
@@ -386,8 +405,12 @@ def test_removing_any_one_grant_fails_the_check(recorded):
     assert any(m[0] == "status" and m[1] == "storage.objects.delete" for m in unmet(all_needs, without))
 
 
-def test_the_workflow_alone_invokes_the_analyze_service():
+def test_the_workflow_and_the_sweep_alone_invoke_the_analyze_service():
     invokers = resources("google_cloud_run_v2_service_iam_member")
-    assert [g["account"] for g in grants() if g["on"] == "service:analyze" and g["role"] == "roles/run.invoker"] \
-        == ["flow"]
-    assert [k for k, v in invokers.items() if v["role"] == "roles/run.invoker"] == ["flow_invokes_analyze"]
+    assert sorted(g["account"] for g in grants() if g["on"] == "service:analyze" and g["role"] == "roles/run.invoker") \
+        == ["flow", "sweeper"]
+    assert sorted(k for k, v in invokers.items() if v["role"] == "roles/run.invoker") == [
+        "flow_invokes_analyze", "sweeper_invokes_analyze"]
+    # the sweeper account has that grant and nothing else
+    assert [(g["role"], g["on"]) for g in grants() if g["account"] == "sweeper"] == [("roles/run.invoker",
+                                                                                       "service:analyze")]

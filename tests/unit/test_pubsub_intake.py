@@ -37,10 +37,10 @@ EVENTS = "projects/demo-beatsync/topics/beat-sync-events"
 class Jobs(SqliteJobStore):
     down = False
 
-    def create(self, job):
+    def create(self, job, quota=None):
         if self.down:
             raise StoreUnavailable("job store unavailable (injected)")
-        return super().create(job)
+        return super().create(job, quota)
 
 
 class BrokenPublisher(MemoryPublisher):

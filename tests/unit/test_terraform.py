@@ -73,11 +73,26 @@ def test_least_privilege():
             assert rtype == "google_storage_bucket_iam_member", f"{name}: storage roles are bucket-scoped"
     # every component has its own account
     (components,) = [b["components"] for b in blocks("locals") if "components" in b]
-    assert set(components) == {"submit", "status", "analyze", "compose", "flow", "tasks"}
-    # only the workflow's account invokes the analyze service
+    assert set(components) == {"submit", "status", "analyze", "compose", "flow", "tasks", "sweeper"}
+    # only the workflow's account and the sweep's invoke the analyze service
     invoke = resources("google_cloud_run_v2_service_iam_member")
     assert [s["member"] for s in invoke.values() if s["role"] == "roles/run.invoker"] == [
-        'serviceAccount:${google_service_account.this["flow"].email}']
+        'serviceAccount:${google_service_account.this["flow"].email}',
+        'serviceAccount:${google_service_account.this["sweeper"].email}']
+
+
+def test_a_scheduled_sweep_finishes_the_ends_a_killed_instance_left_pending():
+    from tests.deploy import variables
+
+    sweep = resources("google_cloud_scheduler_job")["end_pending_sweep"]
+    http = sweep["http_target"][0]
+    assert (http["http_method"], http["uri"]) == ("POST", "${google_cloud_run_v2_service.analyze.uri}/internal/sweep")
+    assert http["body"] == "${base64encode(jsonencode({older_than_seconds = var.end_pending_sweep_age_seconds}))}"
+    assert http["oidc_token"][0]["service_account_email"] == '${google_service_account.this["sweeper"].email}'
+    assert sweep["schedule"] == "${var.end_pending_sweep_schedule}"
+    v = variables()
+    assert v["end_pending_sweep_age_seconds"]["default"] >= 60 and v["end_pending_sweep_age_seconds"].get("validation")
+    assert "cloudscheduler.googleapis.com" in str(blocks("locals"))
 
 
 def test_compose_is_4_vcpu_8_gib_and_analyze_is_internal():
@@ -106,7 +121,9 @@ def test_firestore_indexes_cover_the_job_queries_and_ttl():
     indexes = resources("google_firestore_index")["jobs"]
     assert indexes["for_each"] == "${local.job_indexes}"
     (local_indexes,) = [b["job_indexes"] for b in blocks("locals") if "job_indexes" in b]
-    assert {"owner", "owner_status", "owner_type", "owner_status_type", "active"} == set(local_indexes)
+    assert {"owner", "owner_status", "owner_type", "owner_status_type", "caller", "caller_status", "caller_type",
+            "caller_status_type", "active"} == set(local_indexes)
+    assert 'doc["caller"]' in (ROOT / "src" / "beatsync" / "adapters" / "firestore_jobs.py").read_text()
     ttl = resources("google_firestore_field")["job_ttl"]
     assert ttl["field"] == "expire_at"
     src = (ROOT / "src" / "beatsync" / "adapters" / "firestore_jobs.py").read_text()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import functools
 import time
+from datetime import timedelta
 
-from ..jobs.model import (Job, now, stored, transitioned, with_cancel_requested, with_end_done,
-                          with_execution, with_metrics, with_progress)
+from ..jobs.model import (Job, Quota, caller_of, check_quota, now, stored, transitioned, user_of,
+                          with_cancel_requested, with_end_done, with_execution, with_metrics, with_progress)
 from ..errors import StoreUnavailable
 from ..joblog import job_line
 from ..ports import JobNotFound, JobStore
@@ -16,11 +17,28 @@ from ..ports import JobNotFound, JobStore
 MAX_ATTEMPTS = 10
 
 
+#: a quota document outlives its scope's last create by this much (longer than any job's time budget)
+QUOTA_TTL = timedelta(days=2)
+
+#: fields a job document carries beside the job's own (for queries and the TTL policy)
+_EXTRA = ("created_at_ts", "expire_at", "caller")
+
+
 class FirestoreJobStore(JobStore):
+    """Quotas: a create with a :class:`~beatsync.jobs.model.Quota` reads and writes, in its
+    transaction, one quota document per scope (``{collection}_quotas/owner:OWNER`` and
+    ``.../caller:CALLER``): the ids of the scope's jobs created under a quota and not known to have
+    ended, and its submission times of the last minute. Every create of a scope writes the same
+    documents, so concurrent creates conflict and Firestore serializes them (retried, then
+    ``StoreUnavailable``): none sees a stale count. The ids are re-read (ended jobs dropped) only when a
+    scope is at its limit, so a document holds at most a limit's worth of ids and times; Firestore
+    deletes a document ``QUOTA_TTL`` after its scope's last create (its ``expire_at``)."""
+
     #: IAM permissions of each operation (``project``: Firestore has no per-collection IAM).
     #: Transactions read then write; logs are a subcollection; counts are aggregation queries.
     PERMISSIONS = {
-        "create": (("datastore.entities.create", "project"), ("datastore.entities.get", "project")),
+        "create": (("datastore.entities.create", "project"), ("datastore.entities.get", "project"),
+                   ("datastore.entities.update", "project")),
         "get": (("datastore.entities.get", "project"),),
         "find_idempotent": (("datastore.entities.get", "project"),),
         "transition": (("datastore.entities.get", "project"), ("datastore.entities.update", "project")),
@@ -56,16 +74,15 @@ class FirestoreJobStore(JobStore):
         return self.client.collection(self.collection_name)
 
     def _to_doc(self, job: Job) -> dict:
-        from datetime import timedelta
-
         doc = stored(job)
         doc["created_at_ts"] = job.created_at  # a native timestamp for ordering
         doc["expire_at"] = job.created_at + timedelta(days=self.ttl_days)  # the TTL policy's field
+        doc["caller"] = caller_of(job.owner)  # a caller's list of its own and its end users' jobs
         return doc
 
     @staticmethod
     def _from_doc(data: dict) -> Job:
-        data = {k: v for k, v in data.items() if k not in ("created_at_ts", "expire_at")}
+        data = {k: v for k, v in data.items() if k not in _EXTRA}
         return Job.model_validate(data)
 
     def _update(self, job_id: str, change) -> Job:
@@ -114,24 +131,56 @@ class FirestoreJobStore(JobStore):
 
         return self._run(run)
 
-    def create(self, job: Job) -> tuple[Job, bool]:
+    def _quota_ref(self, scope: str, who: str):
+        return self.client.collection(self.collection_name + "_quotas").document(
+            f"{scope}:{who}".replace("/", "%2F"))
+
+    def _still_active(self, tx, ids: list[str]) -> list[str]:
+        """Those of ``ids`` whose jobs are queued or processing (read in the transaction)."""
+        snaps = self.client.get_all([self.jobs.document(i) for i in ids], transaction=tx)
+        return [s.id for s in snaps if s.exists and s.to_dict().get("status") in ("queued", "processing")]
+
+    def _charge(self, tx, job: Job, quota: Quota) -> list[tuple]:
+        """Check the quota scopes of ``job`` (reads only) and return the writes that count it."""
+        at = job.created_at
+        writes = []
+        for scope, who, limit in (("owner", job.owner, quota.active),
+                                  ("caller", caller_of(job.owner), quota.caller_active)):
+            ref = self._quota_ref(scope, who)
+            snap = ref.get(transaction=tx)
+            data = snap.to_dict() if snap.exists else {}
+            active = list(data.get("active") or [])
+            recent = [t for t in data.get("recent") or [] if (at - t).total_seconds() < 60]
+            if len(active) >= limit:
+                active = self._still_active(tx, active)
+            check_quota(quota, scope, len(active), recent, at)
+            writes.append((ref, {"active": active + [job.job_id], "recent": recent + [at],
+                                 "expire_at": at + QUOTA_TTL}))  # the TTL policy's field (firestore.tf)
+        return writes
+
+    def create(self, job: Job, quota: Quota | None = None) -> tuple[Job, bool]:
         from google.cloud import firestore
 
-        if job.idempotency_key is None:
+        if job.idempotency_key is None and quota is None:
             self.jobs.document(job.job_id).create(self._to_doc(job))
             return job, True
         # the key document makes "same owner, same key" unique, atomically with the job
-        key_ref = self.client.collection(self.collection_name + "_idempotency").document(
-            f"{job.owner}:{job.idempotency_key}".replace("/", "%2F"))
+        key_ref = None if job.idempotency_key is None else self.client.collection(
+            self.collection_name + "_idempotency").document(f"{job.owner}:{job.idempotency_key}".replace("/", "%2F"))
 
         @firestore.transactional
         def run(tx):
-            snap = key_ref.get(transaction=tx)
-            if snap.exists:
-                existing = self.jobs.document(snap.to_dict()["job_id"]).get(transaction=tx)
-                return self._from_doc(existing.to_dict()), False
-            tx.create(key_ref, {"job_id": job.job_id})
+            if key_ref is not None:
+                snap = key_ref.get(transaction=tx)
+                if snap.exists:
+                    existing = self.jobs.document(snap.to_dict()["job_id"]).get(transaction=tx)
+                    return self._from_doc(existing.to_dict()), False
+            writes = self._charge(tx, job, quota) if quota is not None else []
+            if key_ref is not None:
+                tx.create(key_ref, {"job_id": job.job_id})
             tx.create(self.jobs.document(job.job_id), self._to_doc(job))
+            for ref, data in writes:
+                tx.set(ref, data)
             return job, True
 
         return self._run(run)
@@ -151,10 +200,15 @@ class FirestoreJobStore(JobStore):
     def request_cancel(self, job_id) -> Job:
         return self._update(job_id, with_cancel_requested)
 
-    def list(self, owner, *, status=None, type=None, limit=20, offset=0) -> tuple[list[Job], int]:
-        from google.cloud.firestore_v1.base_query import FieldFilter
+    def list(self, owner, *, status=None, type=None, limit=20, offset=0, with_users=False) -> tuple[list[Job], int]:
+        from google.cloud.firestore_v1.base_query import FieldFilter, Or
 
-        q = self.jobs.where(filter=FieldFilter("owner", "==", owner))
+        if with_users and user_of(owner) is None:
+            # the owner's end users' jobs carry caller == owner, as do its own (but for documents stored
+            # before the field: those are found by their owner)
+            q = self.jobs.where(filter=Or([FieldFilter("owner", "==", owner), FieldFilter("caller", "==", owner)]))
+        else:
+            q = self.jobs.where(filter=FieldFilter("owner", "==", owner))
         if status is not None:
             q = q.where(filter=FieldFilter("status", "==", status))
         if type is not None:

@@ -6,8 +6,11 @@ interrupted by a crash or ``kill -9`` runs again (its steps reuse finished work)
 Transient errors (a store briefly unavailable) are retried with backoff; after the last retry
 the job ends ``failed`` - it is never left running forever.
 
-Fairness: each caller (job owner) has its own queue and free workers take callers in turn
-(round-robin), so one caller's backlog never stands in front of another caller's next job. Each
+Fairness: callers first, then their end users. Free workers take callers in turn (round-robin), and
+within a caller its owners in turn: the caller's own jobs and each of its end users' (a trusted
+caller's ``CALLER/user:USER``), one queue each. So one caller's backlog never stands in front of
+another caller's next job, however many end users it names, and within a caller one user's backlog
+never stands in front of another user's next job. Each
 running job has a time budget (``budget(job_id)`` seconds, from its output length and size); past
 it, ``on_over_budget`` ends the job (``time_budget_exceeded``) and the running step, which watches
 for an ended job as for a cancel, stops within a second or two and frees the worker.
@@ -21,6 +24,7 @@ import time
 from collections import deque
 from typing import Callable
 
+from ..jobs.model import caller_of
 from ..ports import Orchestrator
 
 log = logging.getLogger("beatsync.orchestrator")
@@ -35,8 +39,9 @@ class LocalOrchestrator(Orchestrator):
         self._run, self.workers, self.retries, self.backoff = run, workers, retries, backoff
         self._on_give_up, self._transient = on_give_up, transient
         self._budget, self._on_over_budget, self._check_every = budget, on_over_budget, check_every
-        self._queues: dict[str, deque[str]] = {}  # owner -> its queued job ids, in order
-        self._turns: deque[str] = deque()  # owners with queued jobs, in round-robin order
+        self._queues: dict[str, dict[str, deque[str]]] = {}  # caller -> owner -> its queued job ids, in order
+        self._turns: deque[str] = deque()  # callers with queued jobs, in round-robin order
+        self._owner_turns: dict[str, deque[str]] = {}  # caller -> its owners with queued jobs, in turn
         self._queued: set[str] = set()
         self._running: dict[str, tuple[float, float | None]] = {}  # job id -> (started, budget)
         self._lock = threading.Lock()
@@ -72,25 +77,38 @@ class LocalOrchestrator(Orchestrator):
             if job_id in self._queued or job_id in self._running:
                 return False
             self._queued.add(job_id)
-            if owner not in self._queues:
-                self._queues[owner] = deque()
-                self._turns.append(owner)
-            self._queues[owner].append(job_id)
+            caller = caller_of(owner)
+            owners = self._queues.get(caller)
+            if owners is None:
+                owners = self._queues[caller] = {}
+                self._owner_turns[caller] = deque()
+                self._turns.append(caller)
+            if owner not in owners:
+                owners[owner] = deque()
+                self._owner_turns[caller].append(owner)
+            owners[owner].append(job_id)
             self._ready.notify()
         self._ensure_workers()
         return True
 
     def _next(self) -> str:
-        """The next job: the first queued job of the caller whose turn it is (lock held)."""
+        """The next job: of the caller whose turn it is, the first queued job of the owner (the caller
+        itself or one of its end users) whose turn it is within that caller (lock held)."""
         while not self._turns:
             self._ready.wait()
-        owner = self._turns.popleft()
-        jobs = self._queues[owner]
+        caller = self._turns.popleft()
+        owners, turns = self._queues[caller], self._owner_turns[caller]
+        owner = turns.popleft()
+        jobs = owners[owner]
         job_id = jobs.popleft()
         if jobs:
-            self._turns.append(owner)  # its next job waits for every other caller's turn
+            turns.append(owner)  # its next job waits for the caller's other owners' turns
         else:
-            del self._queues[owner]
+            del owners[owner]
+        if turns:
+            self._turns.append(caller)  # its next job waits for every other caller's turn
+        else:
+            del self._queues[caller], self._owner_turns[caller]
         return job_id
 
     def idle(self) -> bool:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timedelta
 
-from ..jobs.model import (Job, now, stored, transitioned, with_cancel_requested, with_end_done,
-                          with_execution, with_metrics, with_progress)
+from ..jobs.model import (Job, Quota, caller_of, check_quota, now, stored, transitioned, users_range,
+                          with_cancel_requested, with_end_done, with_execution, with_metrics, with_progress)
 from ..joblog import job_line
 from . import _sqlite
 from ..ports import JobNotFound, JobStore
@@ -23,6 +24,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(owner, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner, created_at);
+CREATE INDEX IF NOT EXISTS jobs_owner_status ON jobs(owner, status);
 CREATE TABLE IF NOT EXISTS job_logs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id TEXT NOT NULL,
@@ -55,13 +57,37 @@ class SqliteJobStore(JobStore):
         db.execute("UPDATE jobs SET status = ?, doc = ? WHERE job_id = ?",
                    (job.status, json.dumps(stored(job)), job.job_id))
 
-    def create(self, job: Job) -> tuple[Job, bool]:
+    @staticmethod
+    def _scope(owner: str, with_users: bool) -> tuple[str, list]:
+        """The SQL condition (and its arguments) of an owner's jobs, with its end users' if asked."""
+        if not with_users:
+            return "owner = ?", [owner]
+        low, high = users_range(owner)
+        return "(owner = ? OR (owner >= ? AND owner < ?))", [owner, low, high]
+
+    def _check_quota(self, db, owner: str, quota: Quota, at: datetime) -> None:
+        """Count in the write transaction (BEGIN IMMEDIATE: writers are serialized): no create
+        between the counts and the insert."""
+        since = (at - timedelta(seconds=60)).isoformat()
+        for scope, who, users, per_minute in (("owner", owner, False, quota.per_minute),
+                                              ("caller", caller_of(owner), True, quota.caller_per_minute)):
+            where, args = self._scope(who, users)
+            active = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {where} AND status IN ('queued', 'processing')",
+                                args).fetchone()[0]
+            recent = [datetime.fromisoformat(r[0]) for r in db.execute(
+                f"SELECT created_at FROM jobs WHERE {where} AND created_at > ? ORDER BY created_at DESC LIMIT ?",
+                [*args, since, int(per_minute)])]
+            check_quota(quota, scope, active, recent, at)
+
+    def create(self, job: Job, quota: Quota | None = None) -> tuple[Job, bool]:
         with self._tx() as db:
             if job.idempotency_key is not None:
                 row = db.execute("SELECT doc FROM jobs WHERE owner = ? AND idempotency_key = ?",
                                  (job.owner, job.idempotency_key)).fetchone()
                 if row is not None:
                     return self._load(row), False
+            if quota is not None:
+                self._check_quota(db, job.owner, quota, job.created_at)
             db.execute(
                 "INSERT INTO jobs (job_id, owner, type, status, created_at, idempotency_key, doc) VALUES (?,?,?,?,?,?,?)",
                 (job.job_id, job.owner, job.type, job.status, job.created_at.isoformat(), job.idempotency_key,
@@ -96,8 +122,9 @@ class SqliteJobStore(JobStore):
     def request_cancel(self, job_id) -> Job:
         return self._change(job_id, with_cancel_requested)
 
-    def list(self, owner, *, status=None, type=None, limit=20, offset=0) -> tuple[list[Job], int]:
-        where, args = ["owner = ?"], [owner]
+    def list(self, owner, *, status=None, type=None, limit=20, offset=0, with_users=False) -> tuple[list[Job], int]:
+        scope, scope_args = self._scope(owner, with_users)
+        where, args = [scope], list(scope_args)
         if status is not None:
             where.append("status = ?")
             args.append(status)

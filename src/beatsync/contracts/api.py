@@ -220,6 +220,8 @@ class JobSummary(Model):
     output_url: str | None = Field(None, description="Signed link to the video of a completed create job (as in "
                                                      "its status); null otherwise.")
     error: ApiError | None = None
+    user_id: str | None = Field(None, description="The end user the job is for (X-Beatsync-User-Id of a trusted "
+                                                  "caller); null for the caller's own jobs.")
 
 
 class JobList(Model):

@@ -299,9 +299,14 @@ def openapi() -> dict:
                 {"name": "job_type", "in": "query", "description": "Alias of type (the seed's name).",
                  "schema": {"type": "string", "enum": ["create", "analyze"]}},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
-                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 100000, "default": 0}}],
+                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 100000, "default": 0}},
+                {"name": "user_id", "in": "query", "description": (
+                    "A trusted caller (BEATSYNC_TRUSTED_CALLERS) lists one of its end users' jobs; without it, its "
+                    "own jobs and all its end users' (each names its user_id). Other callers: 403 user_not_allowed."),
+                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._@+:-]{0,127}$"}}],
+            "summary": "The caller's jobs (a trusted caller's: with its end users')",
             "responses": {"200": {"description": "A page of the caller's jobs", "content": _json(n["job_list"])},
-                          **errors(400, 503)}}},
+                          **errors(400, 403, 503)}}},
         f"{API}/jobs/{{job_id}}/logs": {"get": {
             "operationId": "jobLogs", "parameters": [job_id],
             "responses": {"200": {"description": "Processing log", "content": _json(n["job_logs"])}, **errors(404, 503)}}},

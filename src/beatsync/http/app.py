@@ -24,9 +24,9 @@ from ..contracts.api import StepRequest
 from ..contracts.schemas import openapi
 from ..errors import BeatsyncError, Forbidden, HttpError, InvalidRequest, Misconfigured, scrub  # noqa: F401
 from ..jobs import intake, service, steps
-from ..jobs.lifecycle import audit
+from ..jobs.lifecycle import audit, sweep_pending_ends
 from ..signing import check_link
-from .auth import identify, is_admin, verify_push
+from .auth import identify, is_admin, listed_user, verify_push
 from .cors import preflight_headers, response_headers
 from . import docs, studio_page
 from .health import check
@@ -385,7 +385,9 @@ def list_jobs(request) -> Reply:
     type_ = _enum_arg(request, "type", ("create", "analyze")) or _enum_arg(request, "job_type", ("create", "analyze"))
     limit = _int_arg(request, "limit", 20, 1, 100)
     offset = _int_arg(request, "offset", 0, 0, 100_000)
-    return Reply(200, service.list_jobs(get_container(), caller(request), status, type_, limit, offset))
+    c, principal = get_container(), caller(request)
+    user = listed_user(request, principal, c.settings)
+    return Reply(200, service.list_jobs(c, principal, status, type_, limit, offset, user_id=user))
 
 
 def job_logs(request, job_id: str) -> Reply:
@@ -535,6 +537,21 @@ def control_end(request) -> Reply:
     return Reply(200, steps.end(get_container(), body["job_id"], status, code, str(body.get("message") or "")))
 
 
+#: the oldest threshold a sweep accepts (30 days: a job document lives longer, its webhook would not)
+MAX_SWEEP_AGE = 30 * 86400
+
+
+def control_sweep(request) -> Reply:
+    """The scheduled sweep (Cloud Scheduler, OIDC): finish the ends a killed instance left pending,
+    those older than ``older_than_seconds`` (default ``BEATSYNC_END_PENDING_AGE``)."""
+    c = get_container()
+    body = json_body(request) if request.content_length or request.mimetype else {}
+    age = body.get("older_than_seconds", c.settings.end_pending_age) if isinstance(body, dict) else None
+    if isinstance(age, bool) or not isinstance(age, (int, float)) or not 0 <= age <= MAX_SWEEP_AGE:
+        raise InvalidRequest(f"send {{older_than_seconds: 0 to {MAX_SWEEP_AGE}}}", code="invalid_request")
+    return Reply(200, {"older_than_seconds": age, **sweep_pending_ends(c, float(age))})
+
+
 def control_submit(request) -> Reply:
     """A workflow execution started with a full create request (the Workflows console): create the
     job without starting another execution; the execution id makes a retried call idempotent."""
@@ -602,6 +619,7 @@ ROUTES: list[tuple[str, str, str, Callable]] = [
     ("control", "POST", r"/internal/compose/stop", control_compose_stop),
     ("control", "POST", r"/internal/compose/merge", control_compose_merge),
     ("control", "POST", r"/internal/end", control_end),
+    ("control", "POST", r"/internal/sweep", control_sweep),
     ("files", "GET", r"/files/(?P<key>.+)", files),
     ("studio", "GET", r"/studio", studio_file),
     ("studio", "GET", r"/studio/(?P<name>[^/]+)", studio_file),

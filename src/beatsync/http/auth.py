@@ -1,10 +1,11 @@
 """Who is calling.
 
 - ``BEATSYNC_ID_TOKEN_AUDIENCES`` set: a Google-signed ID token (``Authorization: Bearer TOKEN``, as the
-  seed's service-to-service "Option 2" sends) is verified: signature against Google's certificates,
-  expiry, issuer, audience; optionally the email against ``BEATSYNC_ALLOWED_CALLERS``. The caller is
-  ``google:EMAIL``. (On Cloud Functions, Cloud Run IAM has checked the token already; this check
-  also names the caller, so jobs belong to it.)
+  seed's service-to-service "Option 2" sends) is accepted only from an email listed in
+  ``BEATSYNC_ALLOWED_CALLERS``, after its signature (Google's certificates), expiry, issuer and
+  audience are verified. With no email listed every ID token is refused (401, before any
+  certificate is fetched): any service account of any project can mint a Google-signed token for
+  any audience, so the audience alone names no one. The caller is ``google:EMAIL``.
 - ``BEATSYNC_API_KEYS`` set: ``Authorization: Bearer KEY`` with one of the keys; the caller is named
   after a hash of the key (the key never lands in a job).
 - neither: the service runs open and every call is the one caller ``anonymous`` (``beatsync serve``
@@ -15,8 +16,9 @@ Both may be set; a token that looks like a JWT is checked as an ID token, anythi
 
 End users: a caller listed in ``BEATSYNC_TRUSTED_CALLERS`` (a platform backend acting for its own
 users) may name the end user with ``X-Beatsync-User-Id: USER``; the principal is then
-``CALLER/user:USER``: quotas and job lists are that user's, within that caller only. Any other
-caller naming a user gets 403 ``user_not_allowed``.
+``CALLER/user:USER``: quotas are that user's and, shared by all its users, the caller's; job lists
+are that user's, within that caller only (the caller itself lists all of them, ``GET /jobs?user_id=``
+one user's). Any other caller naming a user gets 403 ``user_not_allowed``.
 """
 
 from __future__ import annotations
@@ -30,13 +32,13 @@ import threading
 import time
 
 from ..errors import AuthNotConfigured, AuthUnavailable, Forbidden, Unauthenticated  # noqa: F401 - re-export
+from ..jobs.model import USER_SEPARATOR, caller_of
 
 ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 CERTS_TTL = 3600.0
 
 
 USER_HEADER = "X-Beatsync-User-Id"
-USER_SEPARATOR = "/user:"
 _USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+:-]{0,127}")
 
 
@@ -128,10 +130,14 @@ def verify_google_token(token: str, audiences: list[str], certs_url: str) -> dic
 
 
 def _verify_id_token(token: str, settings) -> str:
+    """Identity fails closed: only the emails of ``BEATSYNC_ALLOWED_CALLERS``; none listed, none."""
+    allowed = [e.strip().lower() for e in settings.allowed_callers.split(",") if e.strip()]
+    if not allowed:
+        raise Unauthenticated("this service accepts no ID tokens (no allowed callers are configured); "
+                              "send an API key")
     audiences = [a.strip() for a in settings.id_token_audiences.split(",") if a.strip()]
     email = verify_google_token(token, audiences, settings.id_token_certs_url)["email"]
-    allowed = [e.strip().lower() for e in settings.allowed_callers.split(",") if e.strip()]
-    if allowed and email.lower() not in allowed:
+    if email.lower() not in allowed:
         raise Forbidden(f"{email} may not call this service")
     return f"google:{email.lower()}"
 
@@ -169,6 +175,25 @@ def trusted(caller: str, settings) -> bool:
     return False
 
 
+def _check_user(caller: str, user: str, settings) -> str:
+    if not trusted(caller, settings):
+        raise Forbidden(f"{caller} may not act for end users ({USER_HEADER})", code="user_not_allowed")
+    if not _USER_ID.fullmatch(user):
+        from ..errors import InvalidRequest
+
+        raise InvalidRequest(f"{USER_HEADER} must be 1-128 letters, digits or ._@+:-", code="invalid_user_id")
+    return user
+
+
+def listed_user(request, principal: str, settings) -> str | None:
+    """``GET /jobs?user_id=USER``: one end user of a trusted caller (the same rules as the
+    ``X-Beatsync-User-Id`` header: 403 ``user_not_allowed`` for other callers, 400 if malformed)."""
+    user = request.args.get("user_id")
+    if user is None or user == "":
+        return None
+    return _check_user(caller_of(principal), user.strip(), settings)
+
+
 def identify(request, settings) -> str:
     """The principal jobs belong to: the verified caller, or ``CALLER/user:USER`` when a trusted
     caller names its end user."""
@@ -176,13 +201,7 @@ def identify(request, settings) -> str:
     user = request.headers.get(USER_HEADER)
     if user is None:
         return caller
-    user = user.strip()
-    if not trusted(caller, settings):
-        raise Forbidden(f"{caller} may not act for end users ({USER_HEADER})", code="user_not_allowed")
-    if not _USER_ID.fullmatch(user):
-        from ..errors import InvalidRequest
-
-        raise InvalidRequest(f"{USER_HEADER} must be 1-128 letters, digits or ._@+:-", code="invalid_user_id")
+    user = _check_user(caller, user.strip(), settings)
     return f"{caller}{USER_SEPARATOR}{user}"
 
 

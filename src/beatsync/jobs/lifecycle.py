@@ -21,10 +21,11 @@ Ending a job, :func:`end_job`, in this order:
    change the outcome; a failure is logged on the job.
 5. the job's ``end_pending`` flag, set by the transition in the same write, is cleared. A process
    that dies between 2 and 5 leaves the flag: :func:`finish_end` does steps 3-4 again, at start-up
-   of a local service for every such job (:func:`finish_pending_ends`). Not from a step or a read
-   that finds the job ended: the process that ended it may still be finishing. In the cloud nothing
-   sweeps the flag yet (a scheduled sweep with an age threshold would). The webhook and the event
-   keep their id (one per job and status), so a receiver sees a re-sent event, not a second.
+   of a local service for every such job (:func:`finish_pending_ends`), and in the cloud from a
+   scheduled sweep (:func:`sweep_pending_ends`: Cloud Scheduler calls ``POST /internal/sweep``) for
+   the jobs that ended longer ago than an age threshold. Not from a step or a read that finds the
+   job ended: the process that ended it may still be finishing. The webhook and the event keep their
+   id (one per job and status), so a receiver sees a re-sent event, not a second.
 
 Every step is idempotent: an end retried after a crash completes what the first one left.
 """
@@ -34,7 +35,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from .. import keys
@@ -56,7 +59,7 @@ CANCELLED = {"code": "cancelled", "message": "cancelled by the caller"}
 CANCEL_POLL = 1.0
 
 __all__ = ["CANCELLED", "CANCEL_POLL", "audit", "cancel", "cancelled", "end", "end_job", "fail", "finish_end",
-           "finish_pending_ends", "new_event",
+           "finish_pending_ends", "new_event", "sweep_pending_ends",
            "publish_event", "remove_outputs", "remove_temp", "settle", "start_processing", "state", "step_outcome",
            "workdir"]
 
@@ -215,14 +218,39 @@ def finish_end(c: "Container", job: Job) -> Job:
 
 def finish_pending_ends(c: "Container", limit: int = 500) -> int:
     """:func:`finish_end` for every ended job left pending (start-up of a local service); the count."""
-    done = 0
+    return sweep_pending_ends(c, older_than=0.0, limit=limit, budget=None)["finished"]
+
+
+#: seconds one sweep may spend finishing ends; the rest wait for the next sweep (``left``)
+SWEEP_BUDGET = 120.0
+
+
+def sweep_pending_ends(c: "Container", older_than: float, limit: int = 500,
+                       budget: float | None = SWEEP_BUDGET) -> dict:
+    """:func:`finish_end` for the ended jobs left pending whose end is more than ``older_than``
+    seconds old (a younger one may still be finishing in the process that ended it), within
+    ``budget`` seconds. Each job is read again first: one finished meanwhile is left alone. Returns
+    ``{"finished", "younger", "failed", "left"}`` counts (``left``: over the budget, for next time)."""
+    started, cutoff = time.monotonic(), now() - timedelta(seconds=older_than)
+    counts = {"finished": 0, "younger": 0, "failed": 0, "left": 0}
     for job in c.jobs.pending_ends(limit):
+        if job.completed_at is not None and job.completed_at > cutoff:
+            counts["younger"] += 1
+            continue
+        if budget is not None and time.monotonic() - started > budget:
+            counts["left"] += 1
+            continue
         try:
-            finish_end(c, job)
-            done += 1
+            job = c.jobs.get(job.job_id)
+            if job.end_pending:
+                finish_end(c, job)
+                counts["finished"] += 1
         except Exception as exc:  # noqa: BLE001 - one job's trouble does not keep the others pending
+            counts["failed"] += 1
             log.warning("could not finish the end of %s: %s", job.job_id, exc)
-    return done
+    if any(counts.values()):
+        audit("jobs.sweep_pending_ends", older_than_seconds=older_than, **counts)
+    return counts
 
 
 def end(c: "Container", job_id: str, status: str, code: str, message: str) -> Job:

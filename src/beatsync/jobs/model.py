@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -10,7 +11,7 @@ from pydantic import Field
 
 from ..contracts._base import Model
 from ..contracts.api import JobMetrics
-from ..errors import IllegalTransition  # noqa: F401 - re-export
+from ..errors import IllegalTransition, RateLimited  # noqa: F401 - re-export
 
 JobStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -88,6 +89,60 @@ def seed_step(job: "Job") -> str:
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+# -- owners: a caller, or one of a trusted caller's end users ----------------------------------------
+
+#: a trusted caller's end user owns jobs as ``CALLER/user:USER`` (:mod:`beatsync.http.auth`)
+USER_SEPARATOR = "/user:"
+
+
+def caller_of(owner: str) -> str:
+    """The caller an owner belongs to: ``CALLER`` of ``CALLER/user:USER``, else the owner itself."""
+    return owner.split(USER_SEPARATOR, 1)[0]
+
+
+def user_of(owner: str) -> str | None:
+    """The end user of ``CALLER/user:USER``; None for a caller speaking for itself."""
+    _, sep, user = owner.partition(USER_SEPARATOR)
+    return user if sep else None
+
+
+def users_range(caller: str) -> tuple[str, str]:
+    """``(low, high)``: the owners ``CALLER/user:*`` are exactly the strings ``low <= s < high``
+    (a prefix range: the separator's last character, ``:``, incremented)."""
+    prefix = caller + USER_SEPARATOR
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+@dataclass(frozen=True)
+class Quota:
+    """The limits a new job must fit, checked by :meth:`JobStore.create` in the transaction that
+    stores it (concurrent creates never exceed them): unfinished jobs and submissions in the last
+    minute of its owner, and of its owner's caller with all the caller's end users together."""
+
+    active: int
+    per_minute: int
+    caller_active: int
+    caller_per_minute: int
+
+
+
+def check_quota(quota: Quota, scope: str, active: int, recent: list[datetime], at: datetime) -> None:
+    """Raise :class:`RateLimited` if one more job would exceed a limit of ``scope`` (``owner`` or
+    ``caller``) that has ``active`` unfinished jobs and submitted at ``recent`` (any order)."""
+    limit_active, limit_minute = ((quota.active, quota.per_minute) if scope == "owner"
+                                  else (quota.caller_active, quota.caller_per_minute))
+    whose = "your" if scope == "owner" else "your service's (with all its end users)"
+    if active >= limit_active:
+        raise RateLimited(f"{active} of {whose} jobs are still running; the limit is {limit_active}",
+                          code="too_many_active_jobs", details={"retry_after": 30, "limit": limit_active, "scope": scope})
+    window = sorted(t for t in recent if (at - t).total_seconds() < 60)
+    if len(window) >= limit_minute:
+        age = (at - window[-limit_minute]).total_seconds()
+        raise RateLimited(f"more than {limit_minute} submissions in a minute" +
+                          ("" if scope == "owner" else " by your service and its end users together"),
+                          details={"retry_after": max(1, int(60 - age) + 1), "limit": limit_minute, "scope": scope})
 
 
 def request_hash(request: dict[str, Any]) -> str:

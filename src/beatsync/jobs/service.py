@@ -22,13 +22,13 @@ from ..contracts import api
 from ..contracts.edit import TRANSITIONS, timeline_rate_problem
 from ..contracts.schemas import validation_errors
 from ..editing.presets import PRESETS, resolve_config
-from ..errors import (BeatsyncError, IdempotencyConflict, InvalidRequest, JobAlreadyEnded,  # noqa: F401 - re-export
+from ..errors import (BeatsyncError, Forbidden, IdempotencyConflict, InvalidRequest, JobAlreadyEnded,  # noqa: F401
                       RateLimited, StoreUnavailable, scrub)
 from ..fetch import TooLarge, UrlNotAllowed, check_url
 from ..ports import JobNotFound
 from . import lifecycle, uploads
 from .lifecycle import audit
-from .model import Job, new_job, now, request_hash, seed_step
+from .model import USER_SEPARATOR, Job, Quota, caller_of, check_quota, new_job, now, request_hash, seed_step, user_of
 from .storage import check_free_space, remove_upload
 # the status documents live below the service (a job's end sends them too); re-exported here
 from .views import (API, ANALYSIS_SECONDS, ASSUMED_SONG_SECONDS, RENDER_SECONDS_PER_SECOND,  # noqa: F401
@@ -62,22 +62,25 @@ class StagedUpload:
     sha256: str
 
 
+def quota(settings) -> Quota:
+    """The limits of a new job (``BEATSYNC_MAX_*`` per owner, ``BEATSYNC_CALLER_MAX_*`` per caller with
+    all its end users together)."""
+    return Quota(active=settings.max_active_jobs, per_minute=settings.max_submissions_per_minute,
+                 caller_active=settings.caller_max_active_jobs,
+                 caller_per_minute=settings.caller_max_submissions_per_minute)
+
+
 def check_limits(c: "Container", owner: str) -> None:
-    """Per-caller quotas, counted in the job store (so they hold across instances): unfinished
-    jobs at once, and submissions in the last minute. Concurrent submissions may overshoot by a
-    few; the store is the arbiter, not a lock."""
-    s = c.settings
-    active = sum(c.jobs.list(owner, status=st, limit=1)[1] for st in ("queued", "processing"))
-    if active >= s.max_active_jobs:
-        raise RateLimited(f"{active} of your jobs are still running; the limit is {s.max_active_jobs}",
-                          code="too_many_active_jobs", details={"retry_after": 30, "limit": s.max_active_jobs})
-    recent, _ = c.jobs.list(owner, limit=s.max_submissions_per_minute)
-    if len(recent) >= s.max_submissions_per_minute:
-        age = (now() - recent[-1].created_at).total_seconds()
-        if age < 60:
-            raise RateLimited(f"more than {s.max_submissions_per_minute} submissions in a minute",
-                              details={"retry_after": max(1, int(60 - age) + 1),
-                                       "limit": s.max_submissions_per_minute})
+    """An early, cheap look at the quotas: the unfinished jobs and the last minute's submissions of the
+    owner and of its caller with all its end users, so that a flood at its limit is refused before it
+    contends for the store (and an upload before its body is read). Not the arbiter: the job store checks every limit, the
+    submissions per minute included, atomically as it stores the job."""
+    q, at = quota(c.settings), now()
+    for scope, who, users in (("owner", owner, False), ("caller", caller_of(owner), True)):
+        active = sum(c.jobs.list(who, status=st, limit=1, with_users=users)[1] for st in ("queued", "processing"))
+        per_minute = q.per_minute if scope == "owner" else q.caller_per_minute
+        recent = [j.created_at for j in c.jobs.list(who, limit=min(per_minute, 100), with_users=users)[0]]
+        check_quota(q, scope, active, recent, at)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -151,8 +154,7 @@ def _owned(c: "Container", job_id: str, owner: str, type: str | None = None) -> 
 def _owns(principal: str, owner: str) -> bool:
     """A principal sees its own jobs; a caller speaking for itself also its end users' jobs
     (``CALLER/user:USER``, see :mod:`beatsync.http.auth`); never another caller's."""
-    sep = "/user:"
-    return owner == principal or (sep not in principal and owner.startswith(principal + sep))
+    return owner == principal or (user_of(principal) is None and caller_of(owner) == principal)
 
 
 def _start(c: "Container", job: Job) -> Job:
@@ -189,8 +191,8 @@ def _submit(c: "Container", type: str, request: dict, owner: str, idempotency_ke
             return existing, False
     check_free_space(c)
     if limits:
-        check_limits(c, owner)
-    stored, created = c.jobs.create(job)
+        check_limits(c, owner)  # refused early, cheaply: most of a flood never contends for the store
+    stored, created = c.jobs.create(job, quota=quota(c.settings) if limits else None)  # the arbiter: atomic
     if not created:
         if stored.request_hash != job.request_hash:
             raise IdempotencyConflict("this Idempotency-Key was used with a different request",
@@ -351,8 +353,16 @@ def _output_urls(c: "Container", jobs: list[Job]) -> dict[str, str]:
     return urls
 
 
-def list_jobs(c: "Container", owner: str, status: str | None, type: str | None, limit: int, offset: int) -> dict:
-    jobs, total = c.jobs.list(owner, status=status, type=type, limit=limit, offset=offset)
+def list_jobs(c: "Container", owner: str, status: str | None, type: str | None, limit: int, offset: int,
+              user_id: str | None = None) -> dict:
+    """A page of the principal's jobs. A caller speaking for itself lists its own jobs and its end
+    users' (each summary names its ``user_id``), or one user's with ``user_id``; an end user its own."""
+    if user_id is not None:
+        if user_of(owner) is not None and user_of(owner) != user_id:
+            raise Forbidden("a request for an end user lists that user's jobs only", code="user_not_allowed")
+        owner = f"{caller_of(owner)}{USER_SEPARATOR}{user_id}"
+    jobs, total = c.jobs.list(owner, status=status, type=type, limit=limit, offset=offset,
+                              with_users=user_of(owner) is None)
     urls = _output_urls(c, jobs)
     summaries = []
     for j in jobs:
@@ -360,7 +370,8 @@ def list_jobs(c: "Container", owner: str, status: str | None, type: str | None, 
         summaries.append(api.JobSummary(
             job_id=j.job_id, type=j.type, status=j.status, progress=j.progress, current_step=seed_step(j),
             step_detail=j.current_step, audio_url=req.get("audio_url"), video_count=len(req.get("video_urls") or []),
-            created_at=j.created_at, completed_at=j.completed_at, output_url=urls.get(j.job_id), error=_error(j)))
+            created_at=j.created_at, completed_at=j.completed_at, output_url=urls.get(j.job_id), error=_error(j),
+            user_id=user_of(j.owner)))
     return api.JobList(jobs=summaries, total=total, limit=limit, offset=offset,
                        has_more=offset + len(jobs) < total).model_dump(mode="json")
 
