@@ -50,3 +50,34 @@ def test_a_delete_leaves_no_empty_folders(blobs):
     assert blobs.root.is_dir() and not any(blobs.root.iterdir())
     blobs.put_bytes("inputs/video/job2/clip_0.mp4", b"w")  # folders made again as needed
     assert blobs.get_bytes("inputs/video/job2/clip_0.mp4") == b"w"
+
+
+def test_listing_while_deletes_remove_emptied_folders(blobs):
+    """A delete removes the folders it empties; a list walking the tree meanwhile skips a folder that
+    vanished under it (rglob raised FileNotFoundError: a job's end failed that way once)."""
+    import threading
+
+    stop, errors = threading.Event(), []
+
+    def churn():
+        i = 0
+        while not stop.is_set():
+            key = f"outputs/j{i % 50}/a/b/c{i}.bin"
+            blobs.put_bytes(key, b"x")
+            blobs.delete(key)
+            i += 1
+
+    t = threading.Thread(target=churn, daemon=True)
+    t.start()
+    try:
+        for _ in range(300):
+            try:
+                blobs.list("outputs/")
+                blobs.list("")
+            except OSError as exc:
+                errors.append(exc)
+    finally:
+        stop.set()
+        t.join(10)
+    assert errors == []
+    assert blobs.list("outputs/j1/") == []

@@ -100,12 +100,16 @@ class LocalBlobStore(BlobStore):
             parent = parent.parent
 
     def list(self, prefix: str = "") -> list[str]:
-        if not self.root.is_dir():
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        base = self.root if ".." in folder.split("/") else self.root / folder  # only the prefix's folder is walked
+        if not base.is_dir():
             return []
         keys = []
-        for path in self.root.rglob("*"):
-            if path.is_file() and not path.name.startswith(".tmp-"):
-                key = path.relative_to(self.root).as_posix()
-                if key.startswith(prefix):
-                    keys.append(key)
+        # os.walk, not rglob: a folder that a concurrent delete empties and removes is skipped, not an error
+        for dirpath, _, files in os.walk(base):
+            for name in files:
+                if not name.startswith(".tmp-"):
+                    key = os.path.relpath(os.path.join(dirpath, name), self.root).replace(os.sep, "/")
+                    if key.startswith(prefix):
+                        keys.append(key)
         return sorted(keys)
