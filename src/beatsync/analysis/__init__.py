@@ -97,10 +97,8 @@ def _analyze_bytes(source, data, audio_hash, method, fps, max_duration, analyzer
                 activations = trackers.madmom_activations(audio.samples, audio.sample_rate)
             prefetch.join()
         features = compute_features(y22 if y22 is not None else resample(audio.samples, audio.sample_rate, FEATURE_SR))
-        # librosa's tempo: a vote on the metrical level (beatnet) and the confidence's reference tracker
-        onset_tempo = 0.0
-        if method != "librosa" and features.onset.any():
-            onset_tempo = trackers.librosa_tempo(features)
+        # the onset envelope's tempo: a vote on the metrical level (beatnet); the reference tracker's tempo
+        onset_tempo = trackers.onset_tempo(features) if method != "librosa" else 0.0
         if method == "beatnet":
             track = trackers.track_beatnet(activations, onset_tempo)
         elif method == "librosa":

@@ -73,8 +73,8 @@ def librosa_tempo(features: Features) -> float:
 
 def onset_beats(features: Features, bpm: float = 0.0) -> np.ndarray:
     """Beat times of librosa's dynamic-programming tracker over the onset envelope (no trained
-    model): the ``librosa`` method's beats, and the estimate the networks' beats are checked
-    against for the confidence (:func:`confidence`)."""
+    model) at ``bpm`` (0: librosa's tempo estimate): the ``librosa`` method's beats, and the
+    estimate the networks' beats are checked against for the confidence (:func:`confidence`)."""
     lr = librosa()
     if not np.any(features.onset > 0):
         return np.zeros(0)
@@ -175,8 +175,8 @@ def track_beatnet(act: np.ndarray, onset_tempo: float = 0.0) -> Tracking:
     """Beats and downbeats from BeatNet activations (:func:`beatnet_activations`), madmom's DBN.
 
     The metrical level is decided by three sources, not the DBN alone: when the network's own
-    periodicity (:func:`activation_tempo`) and librosa's tempo of the onset envelope
-    (``onset_tempo``, 0 if unknown) agree with each other and the DBN's tempo is a multiple or
+    periodicity (:func:`activation_tempo`) and the onset envelope's tempo (:func:`onset_tempo`,
+    0 if unknown) agree with each other and the DBN's tempo is a multiple or
     a fraction of theirs (2, 3, 1/2, 1/3), the DBN is run again with its tempo range cut to
     the two agreeing estimates (± the tolerance). On slow click tracks (60-72 BPM) the DBN
     alone picks double tempo although every second beat has no activation under it.
@@ -198,9 +198,12 @@ def track_beatnet(act: np.ndarray, onset_tempo: float = 0.0) -> Tracking:
     return _from_dbn(times, positions, act, fps=FPS)
 
 
-def activation_tempo(activation: np.ndarray, fps: float) -> float:
+def activation_tempo(activation: np.ndarray, fps: float, prior_bpm: float = 0.0) -> float:
     """The tempo (MIN_BPM..MAX_BPM) at which a beat activation repeats best: the highest peak of
-    its autocorrelation (FFT) over those lags, refined between lags by a parabola. 0 if flat."""
+    its autocorrelation (FFT) over those lags, refined between lags by a parabola. 0 if flat.
+
+    ``prior_bpm``: weigh the autocorrelation by librosa's tempo prior first (log-normal, one octave
+    wide, centred there), as ``librosa.feature.tempo`` does with its windowed autocorrelation."""
     x = np.asarray(activation, dtype=float) - float(np.mean(activation))
     if len(x) < 2 or not np.any(x):
         return 0.0
@@ -211,11 +214,20 @@ def activation_tempo(activation: np.ndarray, fps: float) -> float:
     hi = min(hi, len(ac) - 2)
     if hi <= lo or lo < 1:
         return 0.0
-    k = lo + int(np.argmax(ac[lo : hi + 1]))
+    lags = np.arange(lo, hi + 1)
+    weight = np.exp(-0.5 * np.log2(60.0 * fps / lags / prior_bpm) ** 2) if prior_bpm > 0 else 1.0
+    k = lo + int(np.argmax(np.maximum(ac[lo : hi + 1], 0.0) * weight))
     a, b, c = ac[k - 1], ac[k], ac[k + 1]
     denom = a - 2 * b + c
     shift = float(np.clip(0.5 * (a - c) / denom, -0.5, 0.5)) if denom < 0 else 0.0
     return 60.0 * fps / (k + shift)
+
+
+def onset_tempo(features: Features) -> float:
+    """librosa's tempo estimate made cheap: the onset envelope's autocorrelation (one FFT, not
+    librosa's windowed tempogram) under librosa's prior around 120 BPM. A vote on the metrical
+    level (:func:`track_beatnet`) and the tempo of the confidence's reference tracker."""
+    return activation_tempo(features.onset, FRAME_RATE, PRIOR_BPM) if np.any(features.onset > 0) else 0.0
 
 
 def _onset_at_madmom_rate(features: Features, n: int) -> np.ndarray:
