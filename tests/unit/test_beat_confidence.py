@@ -41,8 +41,13 @@ def test_beat_agreement_is_the_beat_f_measure():
     assert trackers.beat_agreement(a, a + 0.1) == 0.0  # outside it
     assert trackers.beat_agreement(a, a[::2]) == pytest.approx(2 * len(a[::2]) / (len(a) + len(a[::2])))
     assert trackers.beat_agreement(a, np.zeros(0)) == 0.0
-    song, spans = trackers.confidence(a, np.concatenate([a[a < 10], a[a >= 10] + 0.25]), [(0, 10), (10, 20)])
+    half = np.concatenate([a[a < 10], a[a >= 10] + 0.25])
+    song, spans = trackers.confidence(a, [half], [(0, 10), (10, 20)])
     assert spans == [1.0, 0.0] and song == pytest.approx(len(a[a < 10]) / len(a))
+    # the best of several references counts, span by span
+    other = np.concatenate([a[a < 10] + 0.25, a[a >= 10]])
+    assert trackers.confidence(a, [half, other], [(0, 10), (10, 20)])[1] == [1.0, 1.0]
+    assert trackers.confidence(a, [], [(0, 10)]) == (0.0, [0.0])
 
 
 @pytest.mark.parametrize("bpm", [60.0, 72.0])

@@ -74,7 +74,7 @@ def _analyze_bytes(source, data, audio_hash, method, fps, max_duration, analyzer
 
     audio = decode_audio(source, sample_rate=ANALYSIS_SR, max_duration=max_duration, data=data)
     peak = float(np.max(np.abs(audio.samples))) if audio.samples.size else 0.0
-    reference = None
+    references: list = []
     if peak <= 10 ** (SILENCE_DBFS / 20) or audio.duration < 1.0:
         track, features, sections = None, None, []
     else:
@@ -97,7 +97,7 @@ def _analyze_bytes(source, data, audio_hash, method, fps, max_duration, analyzer
                 activations = trackers.madmom_activations(audio.samples, audio.sample_rate)
             prefetch.join()
         features = compute_features(y22 if y22 is not None else resample(audio.samples, audio.sample_rate, FEATURE_SR))
-        # the onset envelope's tempo: a vote on the metrical level (beatnet); the reference tracker's tempo
+        # the onset envelope's tempo: a vote on the metrical level (beatnet); a reference tracker's tempo
         onset_tempo = trackers.onset_tempo(features) if method != "librosa" else 0.0
         if method == "beatnet":
             track = trackers.track_beatnet(activations, onset_tempo)
@@ -109,18 +109,25 @@ def _analyze_bytes(source, data, audio_hash, method, fps, max_duration, analyzer
             track = trackers.track_hybrid(features, activations)
         downbeats = track.times[track.positions == 1]
         sections = detect_sections(features, track.times, downbeats, audio.duration)
-        # the independent estimate the confidence checks the beats against: librosa's tracker for the
-        # networks' methods, librosa's predominant local pulse for librosa's own tracker
-        reference = (trackers.pulse_beats(features) if method == "librosa"
-                     else trackers.onset_beats(features, onset_tempo))
+        # the independent estimates the confidence checks the beats against: librosa's tracker at the onsets'
+        # tempo and at the network's periodicity for the networks' methods, librosa's predominant local pulse
+        # for librosa's own tracker
+        if method == "librosa":
+            references = [trackers.pulse_beats(features)]
+        else:
+            from .beatnet import FPS as BEATNET_FPS
+
+            act_fps = BEATNET_FPS if method == "beatnet" else trackers.MADMOM_FPS
+            references = trackers.reference_beats(
+                features, [onset_tempo, trackers.activation_tempo(activations.sum(axis=1), act_fps)])
     return _assemble(track, features, sections, audio.duration, fps, method, audio_hash, analyzer, started,
-                     reference)
+                     references)
 
 
 def _assemble(track, features, sections, duration, fps, method, audio_hash, analyzer, started,
-              reference=None) -> "BeatMap":
+              references=()) -> "BeatMap":
     """The BeatMap document from a tracking (``None`` or < 2 beats: no beats, tempo 0, confidence 0);
-    ``reference``: the independent beat estimate the confidence is the agreement with."""
+    ``references``: the independent beat estimates the confidence is the agreement with."""
     from ..contracts import Bar, Beat, BeatMap, Section
     from . import trackers
     from .features import beat_strengths
@@ -136,7 +143,7 @@ def _assemble(track, features, sections, duration, fps, method, audio_hash, anal
         meter = track.beats_per_bar
         tempo = round(trackers.tempo_from_beats(times), 2)
         song_conf, section_conf = trackers.confidence(
-            times, reference if reference is not None else (), [(s.start_time, s.end_time) for s in sections])
+            times, list(references), [(s.start_time, s.end_time) for s in sections])
         confidence = round(song_conf, 4)
         bar = -1
         for i, (t, pos) in enumerate(zip(times, track.positions)):

@@ -331,23 +331,35 @@ def beat_agreement(a: np.ndarray, b: np.ndarray, window: float = AGREEMENT_WINDO
     return 2.0 * hits / (len(a) + len(b))
 
 
-def confidence(times: np.ndarray, reference: np.ndarray,
+def confidence(times: np.ndarray, references: list[np.ndarray],
                spans: list[tuple[float, float]] = ()) -> tuple[float, list[float]]:
-    """How much to trust a beat grid: its agreement (:func:`beat_agreement`) with an independent
-    estimate of the same song's beats, over the song and over each ``(start, end)`` span.
+    """How much to trust a beat grid: its agreement (:func:`beat_agreement`) with independent
+    estimates of the same song's beats (the best of ``references``), over the song and over each
+    ``(start, end)`` span.
 
     No constant is fitted: the window is the evaluation standard's. Two trackers that hear the
     same pulse agree near 1; at double or half the tempo of each other 2/3; with no common pulse
     (noise, free rhythm, a tracker lost) far less. A span where either has no beat scores 0.
     """
     times = np.asarray(times, dtype=float)
-    reference = np.asarray(reference, dtype=float)
+    references = [np.asarray(r, dtype=float) for r in references] or [np.zeros(0)]
 
     def within(x: np.ndarray, start: float, end: float) -> np.ndarray:
         return x[(x >= start) & (x < end)]
 
-    per_span = [beat_agreement(within(times, s, e), within(reference, s, e)) for s, e in spans]
-    return beat_agreement(times, reference), per_span
+    per_span = [max(beat_agreement(within(times, s, e), within(r, s, e)) for r in references) for s, e in spans]
+    return max(beat_agreement(times, r) for r in references), per_span
+
+
+def reference_beats(features: Features, tempi: list[float]) -> list[np.ndarray]:
+    """The confidence's independent estimates for a network's beats: librosa's tracker on the onset
+    envelope (no trained model) at each distinct tempo of ``tempi`` (the onset envelope's own and the
+    network's periodicity: the onsets may support the network's grid at either)."""
+    distinct: list[float] = []
+    for t in tempi:
+        if t > 0 and all(abs(t / d - 1.0) > TEMPO_TOLERANCE for d in distinct):
+            distinct.append(t)
+    return [onset_beats(features, t) for t in distinct]
 
 
 def _pulse_clarity(features: Features, times: np.ndarray) -> float:
