@@ -347,7 +347,8 @@ def confidence(times: np.ndarray, references: list[np.ndarray],
     def within(x: np.ndarray, start: float, end: float) -> np.ndarray:
         return x[(x >= start) & (x < end)]
 
-    per_span = [max(beat_agreement(within(times, s, e), within(r, s, e)) for r in references) for s, e in spans]
+    per_span = [max(beat_agreement(within(times, s, e), within(r, s, e)) for r in references)
+                for s, e in spans]
     return max(beat_agreement(times, r) for r in references), per_span
 
 
