@@ -1,6 +1,7 @@
 """Beat and downbeat accuracy per data set, with training overlap and leave-one-set-out selection.
 
     python benchmarks/beat_accuracy.py [--data ../shared/data/beats] [--candidates a,b,...] [--per-file]
+    python benchmarks/beat_accuracy.py --confidence [METHOD] [--committee]   # confidence against beat F
 
 Every figure is reported per data set (the file-name prefix: ``gtzan``, ``ballroom``, ``madmom``):
 beat F-measure (70 ms window), CMLt, AMLt, downbeat F-measure, tempo within 8 % (count), s/song.
@@ -144,9 +145,13 @@ def estimate(candidate: str, audio: Path) -> tuple[np.ndarray, np.ndarray, float
 
 
 def score_estimate(est: np.ndarray, est_down: np.ndarray, tempo: float, duration: float, ann: Path) -> dict:
+    return score_arrays(est, est_down, tempo, duration, *load_annotations(ann))
+
+
+def score_arrays(est: np.ndarray, est_down: np.ndarray, tempo: float, duration: float, ref_beats: np.ndarray,
+                 ref_down: np.ndarray) -> dict:
     import mir_eval
 
-    ref_beats, ref_down = load_annotations(ann)
     # mir_eval's convention ignores the first 5 s; a clip shorter than 10 s is scored whole
     trim = mir_eval.beat.trim_beats if duration >= 10 else (lambda x: x)
     rb, eb = trim(ref_beats), trim(est)
@@ -262,6 +267,103 @@ def run(data: Path, candidates: list[str], per_file: bool, choose_from: list[str
     return {"results": results, "loso": loso}
 
 
+#: degradations for the confidence table: the shared songs made harder (noise, rubato, gaps)
+DEGRADATIONS = ("original", "noise", "rubato", "gaps")
+
+
+def degrade(y: np.ndarray, sr: int, kind: str, ref: np.ndarray, ref_down: np.ndarray, seed: int = 0):
+    """(samples, beats, downbeats): the song and its annotations under one degradation.
+
+    * ``noise``: white noise as loud as the music (0 dB SNR);
+    * ``rubato``: played at a speed that swings ±25 % every 7 s (resampled by linear interpolation;
+      the annotations are warped the same way): the tempo never holds;
+    * ``gaps``: every other 4 s silent (annotated beats there are still counted: a tracker that
+      keeps the pulse through a gap is right).
+    """
+    if kind == "original":
+        return y, ref, ref_down
+    if kind == "noise":
+        rms = float(np.sqrt(np.mean(y ** 2))) or 1e-3
+        noise = np.random.default_rng(seed).standard_normal(len(y)).astype(np.float32) * rms
+        out = y + noise
+        return out / max(1.0, float(np.abs(out).max()) / 0.9), ref, ref_down
+    if kind == "rubato":
+        t_out = np.arange(int(len(y) / sr * 0.8 * sr)) / sr  # output time, enough for the slowest case
+        t_in = np.cumsum(1.0 + 0.25 * np.sin(2 * np.pi * t_out / 7.0)) / sr  # song position played at t_out
+        t_out, t_in = t_out[t_in < len(y) / sr], t_in[t_in < len(y) / sr]
+        out = np.interp(t_in * sr, np.arange(len(y)), y).astype(np.float32)
+        warp = lambda x: np.interp(x[x < t_in[-1]], t_in, t_out)  # noqa: E731
+        return out, warp(ref), warp(ref_down)
+    if kind == "gaps":
+        out = y.copy()
+        t = np.arange(len(y)) / sr
+        out[(t // 4.0) % 2 == 1] = 0.0
+        return out, ref, ref_down
+    raise ValueError(kind)
+
+
+def _committee(y: np.ndarray, sr: int) -> float:
+    """Agreement of BeatNet model 1's beats with models 2 and 3 (mean beat F): the alternative
+    confidence, from three networks instead of the network against librosa's tracker."""
+    from beatsync.analysis import beatnet, trackers
+    from beatsync.analysis.features import FEATURE_SR, resample
+
+    feats = beatnet.features(resample(y, sr, FEATURE_SR))
+    beats = [_decode(beatnet.forward(feats, m)[:, :2], 50.0)[0] for m in beatnet.MODEL_IDS]
+    return float(np.mean([trackers.beat_agreement(beats[0], b) for b in beats[1:]]))
+
+
+def confidence_table(data: Path, method: str, committee: bool) -> list[dict]:
+    """Confidence against beat F for ``method`` on every file under every degradation."""
+    import io
+
+    from beatsync.analysis import analyze
+    from beatsync.analysis.decode import ANALYSIS_SR, decode_audio
+    from beatsync.analysis.synth import encode_wav
+    from beatsync.contracts.beat_map import LOW_CONFIDENCE
+
+    rows = []
+    for audio in sorted((data / "audio").glob("*.wav")):
+        a = decode_audio(audio, sample_rate=ANALYSIS_SR)
+        ref, ref_down = load_annotations(data / "annotations" / (audio.stem + ".beats"))
+        for kind in DEGRADATIONS:
+            y, rb, rd = degrade(a.samples, a.sample_rate, kind, ref, ref_down)
+            bm = analyze(io.BytesIO(encode_wav(y, a.sample_rate)), method, allow_noncommercial=True)
+            est = np.array([b.time for b in bm.beats])
+            m = score_arrays(est, est[[b.is_downbeat for b in bm.beats]] if len(est) else est, bm.tempo,
+                             bm.duration, rb, rd)
+            rows.append({"file": audio.stem, "kind": kind, "confidence": bm.confidence, "F": m["F"],
+                         "committee": _committee(y, a.sample_rate) if committee else float("nan")})
+    print(f"\nConfidence against beat F, `{method}` on every file as it is and degraded "
+          f"({', '.join(DEGRADATIONS)}; benchmarks/beat_accuracy.py degrade()):\n")
+    print("| file | " + " | ".join(DEGRADATIONS) + " |")
+    print("|---|" + "---|" * len(DEGRADATIONS))
+    for f in dict.fromkeys(r["file"] for r in rows):
+        cells = [next(r for r in rows if r["file"] == f and r["kind"] == k) for k in DEGRADATIONS]
+        print(f"| {f} | " + " | ".join(f"conf {r['confidence']:.2f} / F {r['F']:.2f}" for r in cells) + " |")
+
+    def rank(x: np.ndarray) -> np.ndarray:
+        return np.argsort(np.argsort(x)).astype(float)
+
+    conf = np.array([r["confidence"] for r in rows])
+    f = np.array([r["F"] for r in rows])
+    print("\n| confidence | n | mean beat F | F < 0.5 |")
+    print("|---|---|---|---|")
+    for label, sel in ((f"< {LOW_CONFIDENCE:g} (low: the edit falls back)", conf < LOW_CONFIDENCE),
+                       (f">= {LOW_CONFIDENCE:g}", conf >= LOW_CONFIDENCE)):
+        n = int(sel.sum())
+        print(f"| {label} | {n} | {f[sel].mean() if n else float('nan'):.3f} | {int((f[sel] < 0.5).sum())} |")
+    print(f"\nSpearman rank correlation of confidence with beat F over the {len(rows)} cases: "
+          f"{np.corrcoef(rank(conf), rank(f))[0, 1]:.2f}")
+    if committee:
+        com = np.array([r["committee"] for r in rows])
+        low = com < LOW_CONFIDENCE
+        print(f"Alternative (BeatNet model 1 against models 2 and 3, not what the beat map uses): rank "
+              f"correlation {np.corrcoef(rank(com), rank(f))[0, 1]:.2f}; below {LOW_CONFIDENCE:g}: "
+              f"{int(low.sum())} cases, mean F {f[low].mean() if low.any() else float('nan'):.3f}")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -269,10 +371,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--choose-from", default="beatnet,beatnet-m2,beatnet-m3,beatnet-ens,beatnet-m1-bpb234",
                     help="candidates the leave-one-set-out choice considers")
     ap.add_argument("--per-file", action="store_true")
+    ap.add_argument("--confidence", metavar="METHOD", nargs="?", const="beatnet",
+                    help="only the confidence-against-F table for METHOD (default beatnet), degradations too")
+    ap.add_argument("--committee", action="store_true",
+                    help="with --confidence: also the agreement of the three BeatNet networks")
     args = ap.parse_args(argv)
     if not (args.data / "audio").is_dir():
         print(f"no annotated data at {args.data}", file=sys.stderr)
         return 2
+    if args.confidence:
+        confidence_table(args.data, args.confidence, args.committee)
+        return 0
     candidates = args.candidates.split(",")
     unknown = [c for c in candidates if c not in TRAINED_ON]
     if unknown:

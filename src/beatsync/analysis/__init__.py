@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # keep `import beatsync.analysis` cheap until analyze() runs
 DEFAULT_MAX_DURATION = 15 * 60.0
 SILENCE_DBFS = -60.0
 #: bump when an algorithm changes its output, so cached beat maps are recomputed
-ALGORITHM_REVISION = 3
+ALGORITHM_REVISION = 4  # 3: no beats in pulseless audio (issue 26); 4: and the beat confidence (issue 22)
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "MODEL_LICENCES", "NONCOMMERCIAL_METHODS", "analyze", "check_method"]
 
@@ -74,6 +74,7 @@ def _analyze_bytes(source, data, audio_hash, method, fps, max_duration, analyzer
 
     audio = decode_audio(source, sample_rate=ANALYSIS_SR, max_duration=max_duration, data=data)
     peak = float(np.max(np.abs(audio.samples))) if audio.samples.size else 0.0
+    references: list = []
     if peak <= 10 ** (SILENCE_DBFS / 20) or audio.duration < 1.0:
         track, features, sections = None, None, []
     else:
@@ -96,8 +97,10 @@ def _analyze_bytes(source, data, audio_hash, method, fps, max_duration, analyzer
                 activations = trackers.madmom_activations(audio.samples, audio.sample_rate)
             prefetch.join()
         features = compute_features(y22 if y22 is not None else resample(audio.samples, audio.sample_rate, FEATURE_SR))
+        # the onset envelope's tempo: a vote on the metrical level (beatnet); a reference tracker's tempo
+        onset_tempo = trackers.onset_tempo(features) if method != "librosa" else 0.0
         if method == "beatnet":
-            track = trackers.track_beatnet(activations)
+            track = trackers.track_beatnet(activations, onset_tempo)
         elif method == "librosa":
             track = trackers.track_librosa(features)
         elif method == "madmom":
@@ -108,11 +111,27 @@ def _analyze_bytes(source, data, audio_hash, method, fps, max_duration, analyzer
         sections = detect_sections(features, track.times, downbeats, audio.duration)
         if trackers.onset_periodicity(features) < trackers.PULSE_MIN:
             track = None  # noise without a pulse: what a tracker finds in it are not beats
-    return _assemble(track, features, sections, audio.duration, fps, method, audio_hash, analyzer, started)
+        # the independent estimates the confidence checks the beats against: librosa's tracker at the onsets'
+        # tempo and at the network's periodicity for the networks' methods, librosa's predominant local pulse
+        # for librosa's own tracker
+        if track is None:
+            references = []
+        elif method == "librosa":
+            references = [trackers.pulse_beats(features)]
+        else:
+            from .beatnet import FPS as BEATNET_FPS
+
+            act_fps = BEATNET_FPS if method == "beatnet" else trackers.MADMOM_FPS
+            references = trackers.reference_beats(
+                features, [onset_tempo, trackers.activation_tempo(activations.sum(axis=1), act_fps)])
+    return _assemble(track, features, sections, audio.duration, fps, method, audio_hash, analyzer, started,
+                     references)
 
 
-def _assemble(track, features, sections, duration, fps, method, audio_hash, analyzer, started) -> "BeatMap":
-    """The BeatMap document from a tracking (``None`` or < 2 beats: no beats, tempo 0)."""
+def _assemble(track, features, sections, duration, fps, method, audio_hash, analyzer, started,
+              references=()) -> "BeatMap":
+    """The BeatMap document from a tracking (``None`` or < 2 beats: no beats, tempo 0, confidence 0);
+    ``references``: the independent beat estimates the confidence is the agreement with."""
     from ..contracts import Bar, Beat, BeatMap, Section
     from . import trackers
     from .features import beat_strengths
@@ -120,13 +139,16 @@ def _assemble(track, features, sections, duration, fps, method, audio_hash, anal
     beats: list[Beat] = []
     bars: list[Bar] = []
     tempo = confidence = 0.0
+    section_conf: list[float] = []
     meter = 0
     if track is not None and len(track.times) >= 2:
         times = track.times
         strengths = beat_strengths(features, times)
         meter = track.beats_per_bar
         tempo = round(trackers.tempo_from_beats(times), 2)
-        confidence = round(0.5 * track.salience + 0.5 * trackers.regularity(times), 4)
+        song_conf, section_conf = trackers.confidence(
+            times, list(references), [(s.start_time, s.end_time) for s in sections])
+        confidence = round(song_conf, 4)
         bar = -1
         for i, (t, pos) in enumerate(zip(times, track.positions)):
             t = round(float(t), 4)
@@ -143,7 +165,8 @@ def _assemble(track, features, sections, duration, fps, method, audio_hash, anal
     return BeatMap(
         tempo=tempo, duration=round(duration, 4), fps=fps, total_beats=len(beats), beats_per_bar=meter,
         time_signature=f"{meter}/4" if meter else "none", confidence=confidence, beats=beats, bars=bars,
-        sections=[Section(**vars(s)) for s in sections], detection_method=method,
+        sections=[Section(**vars(s), confidence=round(section_conf[k], 4) if section_conf else 0.0)
+                  for k, s in enumerate(sections)], detection_method=method,
         model_licence=MODEL_LICENCES[method],
         processing_time_ms=round((time.perf_counter() - started) * 1000, 3), audio_hash=audio_hash,
         analyzer=analyzer,

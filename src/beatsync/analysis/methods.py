@@ -9,13 +9,33 @@ from ..errors import InvalidRequest
 #: the analysis methods, the default first (one list: CLI choices, settings, request schemas)
 METHODS = ("beatnet", "librosa", "madmom", "hybrid")
 DEFAULT_METHOD = "beatnet"
-#: licence of the trained models each method runs (the code is BSD/ISC/MIT everywhere)
-MODEL_LICENCES = {
-    "beatnet": "CC-BY-4.0",  # BeatNet CRNN weights (attribution: analysis/models/BEATNET-LICENSE.md)
-    "librosa": "none",  # no trained model
-    "madmom": "CC-BY-NC-SA-4.0",  # madmom's downbeat RNNs: non-commercial
-    "hybrid": "CC-BY-NC-SA-4.0",
+#: the BeatNet networks the ``beatnet`` method runs (ids of :data:`beatnet.MODEL_IDS`): model 1
+#: ("GTZAN out") alone, the only one with a held-out score here (benchmarks/beat_accuracy.py)
+BEATNET_MODELS = (1,)
+#: every trained model a method can load, with its licence (one place; the code is BSD/ISC/MIT everywhere)
+MODEL_FILE_LICENCES = {
+    # BeatNet CRNN weights, analysis/models/beatnet_crnn.npz (attribution: analysis/models/BEATNET-LICENSE.md)
+    "beatnet-1": "CC-BY-4.0", "beatnet-2": "CC-BY-4.0", "beatnet-3": "CC-BY-4.0",
+    "madmom-downbeats": "CC-BY-NC-SA-4.0",  # madmom's downbeat RNN ensemble: non-commercial
 }
+#: the trained models each method loads at run time (librosa: none)
+MODELS_OF_METHOD = {
+    "beatnet": tuple(f"beatnet-{m}" for m in BEATNET_MODELS),
+    "librosa": (),
+    "madmom": ("madmom-downbeats",),
+    "hybrid": ("madmom-downbeats",),
+}
+
+
+def _licence(method: str) -> str:
+    licences = {MODEL_FILE_LICENCES[m] for m in MODELS_OF_METHOD[method]}
+    if len(licences) > 1:  # a method mixing licences would need the most restrictive one stated
+        raise ValueError(f"{method} loads models under several licences: {sorted(licences)}")
+    return licences.pop() if licences else "none"
+
+
+#: licence of the trained models each method runs ("none": no trained model)
+MODEL_LICENCES = {m: _licence(m) for m in METHODS}
 #: methods whose models may not be used commercially: only with BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS=1
 NONCOMMERCIAL_METHODS = frozenset(m for m, lic in MODEL_LICENCES.items() if "-NC" in lic)
 

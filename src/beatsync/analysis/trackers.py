@@ -20,6 +20,7 @@ import numpy as np
 from ._libs import librosa, madmom_downbeat_rnn
 from .features import FEATURE_SR, FRAME_RATE, HOP, Features, peak_at
 from .meter import infer_bar_positions
+from .methods import BEATNET_MODELS  # the networks the beatnet method runs (one place, with their licences)
 
 MADMOM_FPS = 100
 MIN_BPM, MAX_BPM = 55.0, 215.0
@@ -70,18 +71,38 @@ def librosa_tempo(features: Features) -> float:
     return float(60.0 * FRAME_RATE / (k + np.clip(shift, -0.5, 0.5)))
 
 
-def track_librosa(features: Features) -> Tracking:
+def onset_beats(features: Features, bpm: float = 0.0) -> np.ndarray:
+    """Beat times of librosa's dynamic-programming tracker over the onset envelope (no trained
+    model) at ``bpm`` (0: librosa's tempo estimate): the ``librosa`` method's beats, and the
+    estimate the networks' beats are checked against for the confidence (:func:`confidence`)."""
     lr = librosa()
     if not np.any(features.onset > 0):
-        return _empty()
-    bpm = librosa_tempo(features)
+        return np.zeros(0)
+    bpm = bpm or librosa_tempo(features)
     _, frames = lr.beat.beat_track(
         onset_envelope=features.onset, sr=FEATURE_SR, hop_length=HOP, bpm=bpm, tightness=100, trim=False,
         units="frames",
     )
     frames = _trim_weak_edges(features, np.asarray(frames, dtype=int))
     times = refine_to_onsets(features, frames) - LIBROSA_LATENCY
-    times = times[times >= 0]
+    return times[times >= 0]
+
+
+def pulse_beats(features: Features) -> np.ndarray:
+    """Peaks of librosa's predominant local pulse (Grosche and Müller's PLP: local Fourier tempogram
+    peaks, a different algorithm from the dynamic-programming tracker) where the onset envelope is
+    not silent: the reference the ``librosa`` method's own beats are checked against."""
+    lr = librosa()
+    if not np.any(features.onset > 0):
+        return np.zeros(0)
+    pulse = lr.beat.plp(onset_envelope=features.onset, sr=FEATURE_SR, hop_length=HOP,
+                        tempo_min=MIN_BPM, tempo_max=MAX_BPM)
+    peaks = np.flatnonzero(lr.util.localmax(pulse) & (features.onset[: len(pulse)] > 0))
+    return refine_to_onsets(features, peaks) - LIBROSA_LATENCY if len(peaks) else np.zeros(0)
+
+
+def track_librosa(features: Features) -> Tracking:
+    times = onset_beats(features)
     if len(times) < 2:
         return _empty()
     positions, meter = infer_bar_positions(features, times)
@@ -137,9 +158,6 @@ def track_madmom(act: np.ndarray) -> Tracking:
     return _from_dbn(times, positions, act)
 
 
-#: BeatNet models averaged by the ``beatnet`` method: model 1 ("GTZAN out") alone, the only one
-#: with a held-out score here (benchmarks/beat_accuracy.py; docs/analysis.md)
-BEATNET_MODELS = (1,)
 
 
 def beatnet_activations(y22: np.ndarray, models: tuple[int, ...] = BEATNET_MODELS) -> np.ndarray:
@@ -149,12 +167,67 @@ def beatnet_activations(y22: np.ndarray, models: tuple[int, ...] = BEATNET_MODEL
     return beatnet.activations(y22, models)
 
 
-def track_beatnet(act: np.ndarray) -> Tracking:
-    """Beats and downbeats from BeatNet activations (:func:`beatnet_activations`), madmom's DBN."""
+#: two tempo estimates within this ratio are the same tempo (the usual tempo-accuracy tolerance, 8 %)
+TEMPO_TOLERANCE = 0.08
+
+
+def track_beatnet(act: np.ndarray, onset_tempo: float = 0.0) -> Tracking:
+    """Beats and downbeats from BeatNet activations (:func:`beatnet_activations`), madmom's DBN.
+
+    The metrical level is decided by three sources, not the DBN alone: when the network's own
+    periodicity (:func:`activation_tempo`) and the onset envelope's tempo (:func:`onset_tempo`,
+    0 if unknown) agree with each other and the DBN's tempo is a multiple or
+    a fraction of theirs (2, 3, 1/2, 1/3), the DBN is run again with its tempo range cut to
+    the two agreeing estimates (± the tolerance). On slow click tracks (60-72 BPM) the DBN
+    alone picks double tempo although every second beat has no activation under it.
+    """
     from .beatnet import FPS
 
     times, positions = _dbn(act, fps=FPS, latency=0.0)
+    if len(times) >= 4 and onset_tempo > 0:
+        tempo_dbn = tempo_from_beats(times)
+        tempo_act = activation_tempo(act.sum(axis=1), FPS)
+        if (tempo_act > 0 and abs(tempo_act / onset_tempo - 1.0) <= TEMPO_TOLERANCE
+                and abs(tempo_dbn / tempo_act - 1.0) > TEMPO_TOLERANCE
+                and agreed_tempo(tempo_dbn, tempo_act, TEMPO_TOLERANCE) is not None):
+            lo = min(tempo_act, onset_tempo) / (1 + TEMPO_TOLERANCE)
+            hi = max(tempo_act, onset_tempo) * (1 + TEMPO_TOLERANCE)
+            retimes, repositions = _dbn(act, lo, hi, fps=FPS, latency=0.0)
+            if len(retimes) >= 4:
+                times, positions = retimes, repositions
     return _from_dbn(times, positions, act, fps=FPS)
+
+
+def activation_tempo(activation: np.ndarray, fps: float, prior_bpm: float = 0.0) -> float:
+    """The tempo (MIN_BPM..MAX_BPM) at which a beat activation repeats best: the highest peak of
+    its autocorrelation (FFT) over those lags, refined between lags by a parabola. 0 if flat.
+
+    ``prior_bpm``: weigh the autocorrelation by librosa's tempo prior first (log-normal, one octave
+    wide, centred there), as ``librosa.feature.tempo`` does with its windowed autocorrelation."""
+    x = np.asarray(activation, dtype=float) - float(np.mean(activation))
+    if len(x) < 2 or not np.any(x):
+        return 0.0
+    n = 1 << int(np.ceil(np.log2(2 * len(x))))
+    spec = np.fft.rfft(x, n)
+    ac = np.fft.irfft(spec * np.conj(spec), n)[: len(x)]
+    lo, hi = int(np.floor(fps * 60 / MAX_BPM)), int(np.ceil(fps * 60 / MIN_BPM))
+    hi = min(hi, len(ac) - 2)
+    if hi <= lo or lo < 1:
+        return 0.0
+    lags = np.arange(lo, hi + 1)
+    weight = np.exp(-0.5 * np.log2(60.0 * fps / lags / prior_bpm) ** 2) if prior_bpm > 0 else 1.0
+    k = lo + int(np.argmax(np.maximum(ac[lo : hi + 1], 0.0) * weight))
+    a, b, c = ac[k - 1], ac[k], ac[k + 1]
+    denom = a - 2 * b + c
+    shift = float(np.clip(0.5 * (a - c) / denom, -0.5, 0.5)) if denom < 0 else 0.0
+    return 60.0 * fps / (k + shift)
+
+
+def onset_tempo(features: Features) -> float:
+    """librosa's tempo estimate made cheap: the onset envelope's autocorrelation (one FFT, not
+    librosa's windowed tempogram) under librosa's prior around 120 BPM. A vote on the metrical
+    level (:func:`track_beatnet`) and the tempo of the confidence's reference tracker."""
+    return activation_tempo(features.onset, FRAME_RATE, PRIOR_BPM) if np.any(features.onset > 0) else 0.0
 
 
 def _onset_at_madmom_rate(features: Features, n: int) -> np.ndarray:
@@ -227,6 +300,67 @@ def track_hybrid(features: Features, act: np.ndarray) -> Tracking:
             if len(retimes) >= 4:
                 times, positions = retimes, repositions
     return _from_dbn(times, positions, act)
+
+
+#: the window of the standard beat F-measure (mir_eval, ±70 ms): two beats closer than this are one beat
+AGREEMENT_WINDOW = 0.07
+
+
+def beat_agreement(a: np.ndarray, b: np.ndarray, window: float = AGREEMENT_WINDOW) -> float:
+    """The beat F-measure of two beat sequences scored against each other (mir_eval's: beats
+    matched one to one within ±``window``; symmetric). 0 when either is empty.
+
+    Two-pointer matching: each beat of ``a`` takes the earliest unmatched beat of ``b`` within the
+    window, which is a maximum matching when every beat's window has the same width.
+    """
+    a = np.sort(np.asarray(a, dtype=float))
+    b = np.sort(np.asarray(b, dtype=float))
+    if len(a) == 0 or len(b) == 0:
+        return 0.0
+    i = j = hits = 0
+    while i < len(a) and j < len(b):
+        d = b[j] - a[i]
+        if abs(d) <= window:
+            hits += 1
+            i += 1
+            j += 1
+        elif d < 0:
+            j += 1
+        else:
+            i += 1
+    return 2.0 * hits / (len(a) + len(b))
+
+
+def confidence(times: np.ndarray, references: list[np.ndarray],
+               spans: list[tuple[float, float]] = ()) -> tuple[float, list[float]]:
+    """How much to trust a beat grid: its agreement (:func:`beat_agreement`) with independent
+    estimates of the same song's beats (the best of ``references``), over the song and over each
+    ``(start, end)`` span.
+
+    No constant is fitted: the window is the evaluation standard's. Two trackers that hear the
+    same pulse agree near 1; at double or half the tempo of each other 2/3; with no common pulse
+    (noise, free rhythm, a tracker lost) far less. A span where either has no beat scores 0.
+    """
+    times = np.asarray(times, dtype=float)
+    references = [np.asarray(r, dtype=float) for r in references] or [np.zeros(0)]
+
+    def within(x: np.ndarray, start: float, end: float) -> np.ndarray:
+        return x[(x >= start) & (x < end)]
+
+    per_span = [max(beat_agreement(within(times, s, e), within(r, s, e)) for r in references)
+                for s, e in spans]
+    return max(beat_agreement(times, r) for r in references), per_span
+
+
+def reference_beats(features: Features, tempi: list[float]) -> list[np.ndarray]:
+    """The confidence's independent estimates for a network's beats: librosa's tracker on the onset
+    envelope (no trained model) at each distinct tempo of ``tempi`` (the onset envelope's own and the
+    network's periodicity: the onsets may support the network's grid at either)."""
+    distinct: list[float] = []
+    for t in tempi:
+        if t > 0 and all(abs(t / d - 1.0) > TEMPO_TOLERANCE for d in distinct):
+            distinct.append(t)
+    return [onset_beats(features, t) for t in distinct]
 
 
 def _pulse_clarity(features: Features, times: np.ndarray) -> float:

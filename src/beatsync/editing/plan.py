@@ -6,6 +6,8 @@
 2. Cut candidates are the beats of the sync mode (every beat, every other, strong beats,
    downbeats): every cut is one of them. Only ``section_aware`` (off unless asked) changes
    that: calm sections (energy < 0.5) keep only downbeats, choruses and drops cut every beat.
+   Where the beat map's confidence (the song's or the section's) is below ``LOW_CONFIDENCE`` (0.5),
+   only downbeats stay candidates (warning ``low_beat_confidence``).
 3. A minimum shot length: a candidate closer than ``min_shot_duration`` to the previous cut
    is skipped (no flicker; warning ``beats_skipped``). Cut frames are ``round((t - window_start) * fps)``.
 4. Source shots: each clip's own cuts (``ClipInfo.cuts``, found by ``render/shots.py``) split it
@@ -39,6 +41,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..contracts import Beat, BeatMap, ClipRef, EditConfig, EditDecisionList, EditWarning, Shot, SongWindow, Transition
+from ..contracts.beat_map import LOW_CONFIDENCE
 from ..errors import InvalidRequest
 
 #: seconds per motion score
@@ -207,6 +210,24 @@ def _candidates(beat_map: BeatMap, config: EditConfig, start: float, end: float)
         if keep:
             out.append(b.time)
     return out
+
+
+def _trusted(beat_map: BeatMap, candidates: list[float], start: float, end: float,
+             warn: _Warnings) -> list[float]:
+    """Where the beat grid is not trusted (its confidence below ``LOW_CONFIDENCE``), only the downbeats
+    stay cut candidates: fewer cuts where a cut may land off the beat (warning ``low_beat_confidence``)."""
+    unsure = [b for b in beat_map.beats
+              if start < b.time < end and beat_map.confidence_at(b.time) < LOW_CONFIDENCE]
+    if not unsure:
+        return candidates
+    drop = {b.time for b in unsure if not b.is_downbeat}
+    kept = [t for t in candidates if t not in drop]
+    lowest = min(beat_map.confidence_at(b.time) for b in unsure)
+    dropped = len(candidates) - len(kept)
+    warn.add("low_beat_confidence",
+             f"the beat grid is unsure from {unsure[0].time:.1f} s to {unsure[-1].time:.1f} s (confidence "
+             f"{lowest:.2f}, below {LOW_CONFIDENCE:g}): cuts there on downbeats only, {dropped} beats uncut")
+    return kept
 
 
 def _overlaps(a: float, b: float, used: list[tuple[float, float]]) -> bool:
@@ -411,7 +432,7 @@ def plan(beat_map: BeatMap, clips: list[ClipInfo], config: EditConfig) -> EditDe
 
     cuts = [0]
     skipped = 0
-    candidates = _candidates(beat_map, config, start, end)
+    candidates = _trusted(beat_map, _candidates(beat_map, config, start, end), start, end, warn)
     for t in candidates:
         f = int(round((t - start) * fps))
         if f - cuts[-1] >= min_frames and total_frames - f >= min_frames:
