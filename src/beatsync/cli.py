@@ -581,8 +581,8 @@ def build_parser():
     m.add_argument("--workers", type=int, default=1, metavar="N",
                    help="render N segments in parallel processes and join them (default: 1)")
     m.add_argument("--timeline", action="append", metavar="PATH",
-                   help="also write the cut as a timeline for an editor here (repeatable); the extension decides "
-                        "the format: " + _timeline_help())
+                   help="also write the cut as a timeline for an editor here (repeatable; default: none beyond the "
+                        ".otio beside the video); the extension decides the format: " + _timeline_help())
     m.set_defaults(func=cmd_make)
     _timeline_parser(sub)
     w = sub.add_parser("warmup", help="compile and cache the analysis kernels (for images and CI)")

@@ -39,10 +39,10 @@ def test_make_writes_each_timeline_asked_for(tmp_path):
     proc = beatsync("make", SONG, *CLIPS, "-o", str(out / "v.mp4"), "--transition", "slide", *SMALL,
                     *[a for p in paths for a in ("--timeline", str(p))])
     assert proc.returncode == 0, proc.stderr
-    edl, bm = _edit(out, "v")
+    edl, bm = _edit(out, "v.mp4")
     assert edl.song.start > 0  # a preview window, mid-song
     urls = [(ROOT / "examples" / c.name).as_uri() for c in sorted(edl.clips, key=lambda c: c.index)]
-    for p in [out / "v.otio", *paths]:
+    for p in [out / "v.mp4.otio", *paths]:
         assert f"timeline: {p}" in proc.stdout or p.suffix == ".otio"
         check_round_trip(str(p), edl, bm, urls, (ROOT / "examples" / "lets_go_fishin_excerpt.opus").as_uri(),
                          [c.name for c in sorted(edl.clips, key=lambda c: c.index)], _rates(edl))
@@ -63,12 +63,12 @@ def test_a_timeline_extension_that_is_not_a_format_is_refused_before_anything_ru
 def test_timeline_exports_an_existing_edit_without_rendering(tmp_path):
     out = tmp_path / "out"
     assert beatsync("make", SONG, *CLIPS, "-o", str(out / "v.mp4"), *SMALL).returncode == 0
-    edl, bm = _edit(out, "v")
+    edl, bm = _edit(out, "v.mp4")
     (out / "v.mp4").unlink()  # nothing is rendered again: the video is not needed
     urls = [(ROOT / "examples" / c.name).as_uri() for c in sorted(edl.clips, key=lambda c: c.index)]
     song = (ROOT / "examples" / "lets_go_fishin_excerpt.opus").as_uri()
     for name in ("a.fcpxml", "a.xml", "a.edl", "a.otio"):
-        proc = beatsync("timeline", str(out / "v.edl.json"), "-o", str(tmp_path / name))
+        proc = beatsync("timeline", str(out / "v.mp4.edl.json"), "-o", str(tmp_path / name))
         assert proc.returncode == 0, proc.stderr
         check_round_trip(str(tmp_path / name), edl, bm, urls, song, clip_rates=_rates(edl))
     assert not (out / "v.mp4").exists()
@@ -78,15 +78,15 @@ def test_timeline_exports_an_existing_edit_without_rendering(tmp_path):
     for c in CLIPS + [SONG]:
         shutil.copy(c, moved)
     ordered = [str(moved / c.name) for c in sorted(edl.clips, key=lambda c: c.index)]
-    (out / "v.otio").unlink()
-    refused = beatsync("timeline", str(out / "v.edl.json"), "-o", str(tmp_path / "b.xml"))
+    (out / "v.mp4.otio").unlink()
+    refused = beatsync("timeline", str(out / "v.mp4.edl.json"), "-o", str(tmp_path / "b.xml"))
     assert refused.returncode == 2 and "give --song and --clip" in refused.stderr
-    proc = beatsync("timeline", str(out / "v.edl.json"), "-o", str(tmp_path / "b.xml"), "--song",
+    proc = beatsync("timeline", str(out / "v.mp4.edl.json"), "-o", str(tmp_path / "b.xml"), "--song",
                     str(moved / "lets_go_fishin_excerpt.opus"), *[a for c in ordered for a in ("--clip", c)])
     assert proc.returncode == 0, proc.stderr
     check_round_trip(str(tmp_path / "b.xml"), edl, bm, [f"file://{c}" for c in ordered],
                      (moved / "lets_go_fishin_excerpt.opus").as_uri(), clip_rates=_rates(edl))
-    bad = beatsync("timeline", str(out / "v.edl.json"), "-o", str(tmp_path / "b.mov"))
+    bad = beatsync("timeline", str(out / "v.mp4.edl.json"), "-o", str(tmp_path / "b.mov"))
     assert bad.returncode == 2 and "code: invalid_timeline" in bad.stderr
 
 
