@@ -123,7 +123,7 @@ def test_a_silent_song_is_cut_on_a_steady_grid_with_a_warning(shared_data, tmp_p
     assert "(no_beats)" in proc.stderr and "steady 120 BPM grid instead, every_beat every 0.5 s" in proc.stderr, proc.stderr
     from beatsync.contracts import EditDecisionList
 
-    edl = EditDecisionList.model_validate_json((tmp_path / "silent.edl.json").read_text())
+    edl = EditDecisionList.model_validate_json((tmp_path / "silent.mp4.edl.json").read_text())
     assert "no_beats" in [w.code for w in edl.warnings]
     assert edl.cut_frames == list(range(15, 180, 15))  # every 0.5 s, to the end less min_shot_duration
     # the rendered video cuts there: each planned cut reads as a cut, and the picture jumps nowhere else
