@@ -403,7 +403,10 @@ def _steady_grid(beat_map: BeatMap, config: EditConfig, warn: _Warnings) -> Beat
     beats = [Beat(index=i, time=round(i * period, 4), frame=int(round(i * period * beat_map.fps)),
                   strength=1.0 if i % 4 == 0 else (0.6 if i % 4 == 2 else 0.3), is_downbeat=i % 4 == 0,
                   bar=i // 4, beat_in_bar=i % 4 + 1) for i in range(n) if i * period < beat_map.duration]
-    grid = beat_map.model_copy(update={"beats": beats})
+    # the grid is what it says it is: confident by construction (the low-confidence fallback is for beats
+    # a tracker found; here ``no_beats`` says what happened)
+    grid = beat_map.model_copy(update={"beats": beats, "confidence": 1.0, "sections": [
+        s.model_copy(update={"confidence": 1.0}) for s in beat_map.sections]})
     kept = mode_beats(grid, config)
     every = (kept[1] - kept[0]) if len(kept) > 1 else beat_map.duration
     warn.add("no_beats", f"no beat found in the song (silent, or no steady pulse): cut on a steady "
