@@ -100,22 +100,28 @@ def polls_for(compose_wall_s: float) -> int:
 
 def job_counts(tasks: int, polls: int, inputs: int, clips: int, *, status_calls: int = 1,
                cache_hit: bool = False, task_render_s: list[float] | None = None, analysis_s: float = 0.0,
-               cloud: bool = True, stopped_after_end: bool = False) -> dict[str, dict[str, float]]:
+               cloud: bool = True, stopped_after_end: bool = False,
+               clip_cache_hit: bool = False) -> dict[str, dict[str, float]]:
     """Calls one completed video makes, by component and kind; ``fixed`` terms are exact, ``poll`` terms
     are the most ``polls`` polls make, ``time`` terms are rates over the seconds given (a task's render,
     the analysis). ``cloud``: the one-task compose runs in its own container and fetches the job's inputs
     (a local run shares the analyze step's work folder and does not). ``stopped_after_end``: as in
-    :func:`workflow_steps` (compose/stop reads the job twice and logs that the task is left to finish)."""
+    :func:`workflow_steps` (compose/stop reads the job twice and logs that the task is left to finish).
+    ``clip_cache_hit``: every clip's planning analysis was in the cache (one read each either way; a miss
+    writes it, from the clip's own analysis thread and its own storage client)."""
     t, k, c = tasks, inputs, clips
     miss = 0 if cache_hit else 1
     renders = task_render_s or [0.0] * t
     out = {
-        # submit (quota checks, the job, its execution) and the caller's status reads
-        "api": {"firestore.read": 7 + status_calls, "firestore.write": 4, "gcs.B": status_calls},
+        # submit (the early quota look: unfinished jobs and the last minute's submissions of the owner and of
+        # its caller; the job stored with its quota documents in one transaction; its execution) and the
+        # caller's status reads
+        "api": {"firestore.read": 15 + status_calls, "firestore.write": 6, "gcs.B": status_calls},
     }
+    clip_miss = 0 if clip_cache_hit else c
     if t == 1:
-        out["analyze"] = {"firestore.read": 13, "firestore.write": 11, "gcs.A": k + 2 + miss, "gcs.B": k + 3,
-                          "pubsub.publish": 1}
+        out["analyze"] = {"firestore.read": 14, "firestore.write": 12, "gcs.A": k + 2 + miss + clip_miss,
+                          "gcs.B": k + 3 + c, "pubsub.publish": 1}
         out["compose"] = {"firestore.read": 9, "firestore.write": 13, "gcs.A": 10,
                           "gcs.B": 5 + (2 * k if cloud else 0), "gcs.delete": k + 1,
                           "pubsub.publish": 1, "tasks.create": 1}
@@ -125,8 +131,8 @@ def job_counts(tasks: int, polls: int, inputs: int, clips: int, *, status_calls:
                        + math.ceil(analysis_s / CANCEL_POLL),
                        "firestore.write": math.ceil(render / REPORT_EVERY)}
     else:
-        out["analyze"] = {"firestore.read": 21, "firestore.write": 21, "gcs.A": k + 11 + miss,
-                          "gcs.B": k + 10 + 3 * t, "gcs.delete": k + 1 + 4 * t,
+        out["analyze"] = {"firestore.read": 22, "firestore.write": 22, "gcs.A": k + 11 + miss + clip_miss,
+                          "gcs.B": k + 10 + 3 * t + c, "gcs.delete": k + 1 + 4 * t,
                           "pubsub.publish": 2, "tasks.create": 1}
         out["compose"] = {"firestore.read": 3 * t, "firestore.write": 2 * t, "gcs.A": 4 * t,
                           "gcs.B": t * (2 * c + 2)}  # every task fetches every clip (a cut every beat)
@@ -135,7 +141,7 @@ def job_counts(tasks: int, polls: int, inputs: int, clips: int, *, status_calls:
         out["time"] = {"firestore.read": sum(math.ceil(r / CANCEL_POLL) for r in renders)
                        + math.ceil(analysis_s / CANCEL_POLL),
                        "gcs.A": sum(math.ceil(r / TASK_REPORT_EVERY) for r in renders)}
-    out["client"] = {"gcs.B": t + 1}  # each new container's storage client reads the bucket once
+    out["client"] = {"gcs.B": t + 1 + clip_miss}  # each new container's (and clip thread's) client reads the bucket once
     if stopped_after_end:
         out["analyze"]["firestore.read"] += 2
         out["analyze"]["firestore.write"] += 1

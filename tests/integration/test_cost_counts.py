@@ -211,7 +211,8 @@ def test_a_real_job_makes_the_calls_the_cost_model_prices(stack, case):
                                   cache_hit=bool(job.metrics.beat_map_cached),
                                   task_render_s=[s + 1.0 for s in spans],
                                   analysis_s=(job.metrics.analysis_time_ms + job.metrics.download_time_ms) / 1000
-                                  + 1.0, cloud=False, stopped_after_end=stopped)
+                                  + 1.0, cloud=False, stopped_after_end=stopped,
+                                  clip_cache_hit=job.metrics.clip_analysis_frames == 0)
 
     # the Workflows steps the execution ran: exactly the model's
     assert len(run["steps"]) == cost_model.workflow_steps(tasks, polls, stopped), Counter(run["steps"])
