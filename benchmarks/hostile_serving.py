@@ -75,7 +75,7 @@ def _serve(tmp: Path, **env):
     from tests.servers import Serve
 
     base = {"BEATSYNC_API_KEYS": f"{KEY},{OTHER}", "BEATSYNC_MIN_FREE_BYTES": "0", "BEATSYNC_ANALYSIS_METHOD": "librosa",
-            "BEATSYNC_MAX_SUBMISSIONS_PER_MINUTE": "1000", "BEATSYNC_MAX_ACTIVE_JOBS": "100"}
+            "BEATSYNC_MAX_SUBMISSIONS_PER_MINUTE": "1000", "BEATSYNC_MAX_ACTIVE_JOBS": "100", "BEATSYNC_CALLER_MAX_ACTIVE_JOBS": "100", "BEATSYNC_CALLER_MAX_SUBMISSIONS_PER_MINUTE": "1000"}
     return Serve(Path(tempfile.mkdtemp(dir=tmp)) / "data", {**base, **env})
 
 

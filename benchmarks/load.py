@@ -37,7 +37,9 @@ def run_load(jobs: int = 50, workers: int = 2, concurrency: int = 50, timeout: f
     media = media_server(make_media(tmp / "media"))
     serve = Serve(tmp / "data", {"BEATSYNC_ALLOWED_HOSTS": media.host, "BEATSYNC_ANALYSIS_METHOD": "librosa",
                                  "BEATSYNC_WORKERS": str(workers), "BEATSYNC_MAX_ACTIVE_JOBS": str(jobs * 2),
-                                 "BEATSYNC_MAX_SUBMISSIONS_PER_MINUTE": str(jobs * 2)})
+                                 "BEATSYNC_MAX_SUBMISSIONS_PER_MINUTE": str(jobs * 2),
+                                 "BEATSYNC_CALLER_MAX_ACTIVE_JOBS": str(jobs * 2),
+                                 "BEATSYNC_CALLER_MAX_SUBMISSIONS_PER_MINUTE": str(jobs * 2)})
     body = {"audio_url": f"{media.url}/song.wav", "video_urls": [f"{media.url}/a.mp4", f"{media.url}/b.mp4"],
             "preset": "fast_cuts", "preview_only": True, "preview_duration": 5,
             "config": {"output_resolution": [160, 96]}}

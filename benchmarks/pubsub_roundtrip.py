@@ -77,7 +77,7 @@ def main() -> int:
             "BEATSYNC_PUBSUB_PUSH_AUDIENCE": AUDIENCE, "BEATSYNC_PUBSUB_PUSH_SERVICE_ACCOUNT": PUSHER,
             "BEATSYNC_PUBSUB_DEAD_LETTER_TOPIC": dead, "BEATSYNC_ID_TOKEN_CERTS_URL": certs.url + "/certs",
             "BEATSYNC_ALLOWED_HOSTS": media.host, "BEATSYNC_MAX_SUBMISSIONS_PER_MINUTE": "10000",
-            "BEATSYNC_MAX_ACTIVE_JOBS": "10000"})
+            "BEATSYNC_MAX_ACTIVE_JOBS": "10000", "BEATSYNC_CALLER_MAX_ACTIVE_JOBS": "10000", "BEATSYNC_CALLER_MAX_SUBMISSIONS_PER_MINUTE": "10000"})
         r = relay(serve.url + PUSH_PATH, token)
         t = Topology(r.url + PUSH_PATH, dead)
         rows = []

@@ -13,7 +13,7 @@ MAX_EXAMPLES = 15
 
 
 def test_schemathesis_finds_no_failures(tmp_path):
-    serve = Serve(tmp_path / "data", {"BEATSYNC_FETCH_TIMEOUT": "2", "BEATSYNC_MAX_ACTIVE_JOBS": "100000",
+    serve = Serve(tmp_path / "data", {"BEATSYNC_FETCH_TIMEOUT": "2", "BEATSYNC_MAX_ACTIVE_JOBS": "100000", "BEATSYNC_CALLER_MAX_ACTIVE_JOBS": "100000", "BEATSYNC_CALLER_MAX_SUBMISSIONS_PER_MINUTE": "100000",
                                       "BEATSYNC_MAX_SUBMISSIONS_PER_MINUTE": "100000", "BEATSYNC_SYNC_WAIT": "0.5",
                                       "BEATSYNC_ANALYSIS_METHOD": "librosa"})
     try:

@@ -80,7 +80,7 @@ def corpus(tmp_path_factory):
 def serve(tmp_path_factory, corpus):
     s = Serve(tmp_path_factory.mktemp("serve") / "data", {
         "BEATSYNC_ALLOWED_HOSTS": corpus.host, "BEATSYNC_ANALYSIS_METHOD": "librosa", "BEATSYNC_FETCH_TIMEOUT": "3",
-        "BEATSYNC_MAX_INPUT_BYTES": "5000000", "BEATSYNC_MAX_ACTIVE_JOBS": "100",
+        "BEATSYNC_MAX_INPUT_BYTES": "5000000", "BEATSYNC_MAX_ACTIVE_JOBS": "100", "BEATSYNC_CALLER_MAX_ACTIVE_JOBS": "100", "BEATSYNC_CALLER_MAX_SUBMISSIONS_PER_MINUTE": "100",
         "BEATSYNC_MAX_SUBMISSIONS_PER_MINUTE": "100", "BEATSYNC_WORKERS": "3"})
     yield s
     s.stop()

@@ -48,7 +48,8 @@ def test_soak(tmp_path, media):
     env = {"BEATSYNC_ALLOWED_HOSTS": hosts, "BEATSYNC_ANALYSIS_METHOD": "librosa", "BEATSYNC_FETCH_TIMEOUT": "3",
            "BEATSYNC_WEBHOOK_TIMEOUT": "2", "BEATSYNC_WORKERS": "2", "BEATSYNC_SYNC_WAIT": "0",
            "BEATSYNC_API_KEYS": ",".join(KEYS.values()), "BEATSYNC_MAX_ACTIVE_JOBS": "1000",
-           "BEATSYNC_MAX_SUBMISSIONS_PER_MINUTE": "1000", "BEATSYNC_SWEEP_INTERVAL": "2",
+           "BEATSYNC_MAX_SUBMISSIONS_PER_MINUTE": "1000", "BEATSYNC_CALLER_MAX_ACTIVE_JOBS": "1000",
+           "BEATSYNC_CALLER_MAX_SUBMISSIONS_PER_MINUTE": "1000", "BEATSYNC_SWEEP_INTERVAL": "2",
            "BEATSYNC_MIN_FREE_BYTES": "0"}
     serve = Serve(data, env)
     baseline = _blobs_size(data)

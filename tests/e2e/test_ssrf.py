@@ -33,7 +33,7 @@ def redirector(tmp_path_factory):
 def serve(tmp_path_factory, redirector):
     s = Serve(tmp_path_factory.mktemp("serve") / "data", {
         "BEATSYNC_ALLOWED_HOSTS": redirector.host,  # a "public" host, allowed; the canary is not
-        "BEATSYNC_ANALYSIS_METHOD": "librosa", "BEATSYNC_MAX_ACTIVE_JOBS": "1000",
+        "BEATSYNC_ANALYSIS_METHOD": "librosa", "BEATSYNC_MAX_ACTIVE_JOBS": "1000", "BEATSYNC_CALLER_MAX_ACTIVE_JOBS": "1000", "BEATSYNC_CALLER_MAX_SUBMISSIONS_PER_MINUTE": "1000",
         "BEATSYNC_MAX_SUBMISSIONS_PER_MINUTE": "1000", "BEATSYNC_SYNC_WAIT": "5"})
     yield s
     s.stop()
