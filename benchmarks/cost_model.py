@@ -46,6 +46,8 @@ TASK_VCPU, TASK_GIB = 4, 8            # compose job task (run.tf)
 ANALYZE_VCPU, ANALYZE_GIB = 2, 4      # analyze service (run.tf)
 FUNCTION_VCPU, FUNCTION_GIB = 1, 0.5  # submit and status functions (functions.tf)
 TASK_SECONDS, MAX_TASKS = 30, 8       # BEATSYNC_RENDER_TASK_SECONDS, BEATSYNC_RENDER_MAX_TASKS
+TARGET_SECONDS = 10.0                 # BEATSYNC_RENDER_TARGET_SECONDS
+OUTPUT_PIXELS_PER_S = {"720p": 1280 * 720 * 30, "1080p": 1920 * 1080 * 30}
 POLL_SECONDS = 10                     # BEATSYNC_POLL_SECONDS
 PREVIEW_SECONDS = 30                  # preview_duration's default (schemas/create_request.schema.json)
 CANCEL_POLL, REPORT_EVERY, TASK_REPORT_EVERY = 1.0, 1.0, 2.0  # jobs/lifecycle.py, steps.py, parallel.py
@@ -295,13 +297,17 @@ class Model:
     def analysis_cpu_s(self, song_s: float) -> float:  # scaled with the wall time of the 4-minute song's run
         return figure(self.m, "analysis_cpu_s") * self.analysis_s(song_s) / self.analysis_s(240.0)
 
-    def tasks_for(self, out_s: float, task_seconds: float) -> int:
-        return max(1, min(MAX_TASKS, math.ceil(out_s / task_seconds - 1e-9)))
+    def tasks_for(self, out_s: float, res: str, task_seconds: float, target_seconds: float | None) -> int:
+        """The service's own choice (the analyze step's plan: render/segments.py task_count)."""
+        from beatsync.render.segments import task_count
 
-    def video(self, song_s: float, res: str, preview: bool, task_seconds: float = TASK_SECONDS) -> dict:
+        return task_count(out_s, task_seconds, MAX_TASKS, target_seconds, OUTPUT_PIXELS_PER_S[res])
+
+    def video(self, song_s: float, res: str, preview: bool, task_seconds: float = TASK_SECONDS,
+              target_seconds: float | None = TARGET_SECONDS) -> dict:
         """One video: the work of each component, its time to video, and its price."""
         out_s = min(song_s, PREVIEW_SECONDS) if preview else song_s
-        t = self.tasks_for(out_s, task_seconds)
+        t = self.tasks_for(out_s, res, task_seconds, target_seconds)
         cpu = self.render_cpu_per_s(res) * out_s
         split = figure(self.m, "split_cpu_per_task") * (t - 1)
         seg_cpu = (cpu + split) / t
@@ -505,8 +511,8 @@ def render_tables(model: Model, quotas: dict) -> str:
     add("### Per video")
     add("")
     add("List prices before free tiers. Single task: the whole render in one task of 4 vCPU "
-        "(`BEATSYNC_RENDER_TASK_SECONDS` >= the output); parallel: the default, one task per 30 s of output "
-        "(at most 8). A preview renders 30 s of the song (the whole song when shorter) after analysing all of it.")
+        "(`BEATSYNC_RENDER_TASK_SECONDS` >= the output); parallel: the default, the fewest tasks predicted to "
+        "render within `BEATSYNC_RENDER_TARGET_SECONDS` (10 s), at most one per 30 s of output and at most 8. A preview renders 30 s of the song (the whole song when shorter) after analysing all of it.")
     add("")
     add("| song | output | preview: $/video (s to video) | full, single task: $/video (s) | "
         "full, parallel: $/video (s, tasks) | $/minute of output: preview / single / parallel |")
@@ -556,17 +562,32 @@ def render_tables(model: Model, quotas: dict) -> str:
     add("")
     add("### `BEATSYNC_RENDER_TASK_SECONDS`: faster videos against more task start-ups")
     add("")
-    add("A 3-minute song, 1080p, full video; each task adds its start-up (billed 2 s of 4 vCPU and 8 GiB), "
-        "its clip fetch, the split's extra CPU and its calls:")
+    add("A 3-minute song, 1080p, full video, one task per this many seconds (no target: "
+        "`BEATSYNC_RENDER_TARGET_SECONDS` below what any count meets); each task adds its start-up (billed 2 s "
+        "of 4 vCPU and 8 GiB), its clip fetch, the split's extra CPU and its calls:")
     add("")
     add("| task seconds | tasks | time to video s | $/video | vs 30 s | $/month for the 200 full videos a day |")
     add("|---|---|---|---|---|---|")
-    base = model.video(180, "1080p", False, TASK_SECONDS)
+    base = model.video(180, "1080p", False, TASK_SECONDS, None)
     for ts in (10, 15, 20, 30, 45, 60, 90, 180):
-        w = model.video(180, "1080p", False, ts)
+        w = model.video(180, "1080p", False, ts, None)
         add(f"| {ts} | {w['tasks']} | {w['ttv_s']:.0f} | {money(w['total'])} | "
             f"{w['ttv_s'] - base['ttv_s']:+.0f} s, {signed(w['total'] - base['total'])} | "
             f"{money(w['total'] * 200 * 30)} |")
+    add("")
+    add("### `BEATSYNC_RENDER_TARGET_SECONDS`: the deadline the task count is sized for")
+    add("")
+    add("The fewest tasks predicted to render within the target (at most one per 30 s of output, at most 8); "
+        "a 3-minute and a 1-minute song, full video:")
+    add("")
+    add("| target s | 3:00 1080p: tasks, s to video, $/video | 3:00 720p | 1:00 1080p |")
+    add("|---|---|---|---|")
+    for target in (5, 10, 15, 20, 30, 60):
+        cells = []
+        for song, res in ((180, "1080p"), (180, "720p"), (60, "1080p")):
+            w = model.video(song, res, False, TASK_SECONDS, target)
+            cells.append(f"{w['tasks']}, {w['ttv_s']:.0f}, {money(w['total'])}")
+        add(f"| {target} | " + " | ".join(cells) + " |")
     add("")
     add("### Terms: measured, counted or assumed")
     add("")

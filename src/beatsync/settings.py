@@ -63,10 +63,13 @@ class Settings:
     #: (an execution of the Cloud Run job ``compose_job``) (``BEATSYNC_COMPOSE_RUNNER``, ``BEATSYNC_COMPOSE_JOB``)
     compose_runner: str = "process"
     compose_job: str = "beat-sync-compose"
-    #: the compose step as parallel tasks: one task per ``render_task_seconds`` of output, at most
-    #: ``render_max_tasks`` (``BEATSYNC_RENDER_TASK_SECONDS``, ``BEATSYNC_RENDER_MAX_TASKS``); the process
-    #: runner retries a failed task ``compose_task_retries`` times, as the Cloud Run job's max_retries does
+    #: the compose step as parallel tasks: the fewest tasks whose render is predicted to take at most
+    #: ``render_target_seconds`` (wall s of one 4 vCPU task), at most one task per ``render_task_seconds`` of
+    #: output (the floor of a segment's length) and at most ``render_max_tasks``
+    #: (``BEATSYNC_RENDER_TARGET_SECONDS``, ``BEATSYNC_RENDER_TASK_SECONDS``, ``BEATSYNC_RENDER_MAX_TASKS``);
+    #: the process runner retries a failed task ``compose_task_retries`` times, as the Cloud Run job's max_retries does
     #: (``BEATSYNC_COMPOSE_TASK_RETRIES``), and runs at most as many tasks at once as there are cores
+    render_target_seconds: float = 10.0
     render_task_seconds: float = 30.0
     render_max_tasks: int = 8
     compose_task_retries: int = 2
@@ -257,7 +260,7 @@ class Settings:
                                      f"{getattr(self, name)!r}", code="invalid_setting")
         for name in ("max_input_bytes", "max_clips", "url_ttl", "workers", "fetch_timeout",
                      "max_submissions_per_minute", "max_active_jobs", "caller_max_submissions_per_minute",
-                     "caller_max_active_jobs", "max_clip_pixels", "render_task_seconds",
+                     "caller_max_active_jobs", "max_clip_pixels", "render_task_seconds", "render_target_seconds",
                      "render_max_tasks", "webhook_timeout", "webhook_concurrency", "job_budget_factor",
                      "http_threads", "http_connection_limit", "http_header_timeout", "http_body_timeout",
                      "http_idle_timeout", "clip_analysis_budget"):

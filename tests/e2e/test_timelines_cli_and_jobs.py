@@ -100,7 +100,8 @@ def examples():
 @pytest.mark.parametrize("task_seconds", ["600", "2"], ids=["single-task", "parallel"])
 def test_a_job_publishes_the_timelines_it_asks_for(tmp_path, examples, task_seconds):
     serve = Serve(tmp_path / "data", {"BEATSYNC_ALLOWED_HOSTS": examples.host, "BEATSYNC_ANALYSIS_METHOD": "librosa",
-                                      "BEATSYNC_RENDER_TASK_SECONDS": task_seconds})
+                                      "BEATSYNC_RENDER_TASK_SECONDS": task_seconds,
+                                      "BEATSYNC_RENDER_TARGET_SECONDS": "0.001"})
     try:
         names = ("bottles.mp4", "cars.mp4", "people.mp4")
         body = {"audio_url": f"{examples.url}/lets_go_fishin_excerpt.opus",

@@ -103,7 +103,7 @@ def stack(tmp_path_factory, firestore_emulator, fake_gcs, tasks_emulator):  # no
         "BEATSYNC_ANALYSIS_METHOD": "librosa", "BEATSYNC_COMPOSE_RUNNER": "process",
         "BEATSYNC_DATA_DIR": str(tmp / "data"), "FIRESTORE_EMULATOR_HOST": firestore_emulator,
         # a full 30 s render runs as 3 compose tasks (a parallel render); an 8 s preview as one
-        "BEATSYNC_RENDER_TASK_SECONDS": "12",
+        "BEATSYNC_RENDER_TASK_SECONDS": "12", "BEATSYNC_RENDER_TARGET_SECONDS": "0.001",
     }
     settings = Settings.from_env(env)
     blobs = GcsBlobStore(bucket, project=PROJECT, endpoint=fake_gcs)

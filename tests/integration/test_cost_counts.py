@@ -77,6 +77,7 @@ def stack(tmp_path_factory, firestore_emulator, fake_gcs, tasks_emulator, pubsub
         "BEATSYNC_ANALYSIS_METHOD": "librosa", "BEATSYNC_COMPOSE_RUNNER": "process",
         "BEATSYNC_EVENT_PUBLISHER": "pubsub", "BEATSYNC_DATA_DIR": str(tmp / "data"),
         "FIRESTORE_EMULATOR_HOST": firestore_emulator, "BEATSYNC_RENDER_TASK_SECONDS": str(TASK_SECONDS),
+        "BEATSYNC_RENDER_TARGET_SECONDS": "0.001",  # one task per TASK_SECONDS (the floor), not the deadline's count
         "BEATSYNC_COUNT_DIR": str(counts_dir),
         "PYTHONPATH": os.pathsep.join([str(COUNTSITE), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
     }

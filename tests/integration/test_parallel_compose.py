@@ -37,7 +37,9 @@ def setup(tmp_path, monkeypatch):
     media = media_server(media_dir)
     # the task processes read their settings from the environment, as on Cloud Run
     for key, value in {"BEATSYNC_DATA_DIR": str(tmp_path / "data"), "BEATSYNC_ALLOWED_HOSTS": media.host,
-                       "BEATSYNC_RENDER_TASK_SECONDS": "8", "BEATSYNC_ANALYSIS_METHOD": "librosa"}.items():
+                       "BEATSYNC_RENDER_TASK_SECONDS": "8", "BEATSYNC_ANALYSIS_METHOD": "librosa",
+                       # no deadline to size for: one task per 8 s (the floor), as this test is about
+                       "BEATSYNC_RENDER_TARGET_SECONDS": "0.001"}.items():
         monkeypatch.setenv(key, value)
     c = bootstrap(Settings.from_env(), orchestrator=RecordingOrchestrator())
     yield c, media

@@ -70,6 +70,15 @@ def test_the_workflow_steps_the_model_counts_exist_in_the_yaml():
 
 def test_more_task_seconds_mean_fewer_tasks_a_slower_video_and_a_cheaper_one():
     model = cost_model.Model(json.loads(cost_model.PRICES.read_text()), cost_model.load_measurements())
-    runs = [model.video(180, "1080p", False, ts) for ts in (20, 30, 60, 180)]
+    runs = [model.video(180, "1080p", False, ts, None) for ts in (20, 30, 60, 180)]  # no target: the floor
     assert [r["tasks"] for r in runs] == [8, 6, 3, 1]
     assert all(a["ttv_s"] < b["ttv_s"] and a["total"] > b["total"] for a, b in zip(runs, runs[1:]))
+
+
+def test_a_later_target_means_fewer_tasks_and_a_cheaper_video_within_the_floor():
+    model = cost_model.Model(json.loads(cost_model.PRICES.read_text()), cost_model.load_measurements())
+    runs = [model.video(180, "1080p", False, 30, target) for target in (5, 10, 20, 60)]
+    assert [r["tasks"] for r in runs] == [6, 6, 3, 1]  # 5 s: none meets it, the floor's 6
+    assert all(a["total"] >= b["total"] for a, b in zip(runs, runs[1:]))
+    # the 720p render needs fewer tasks for the same deadline than the 1080p one
+    assert model.video(180, "720p", False)["tasks"] < model.video(180, "1080p", False)["tasks"]

@@ -172,6 +172,29 @@ def test_split_balances_estimated_work_including_decode_from_keyframes(tmp_path)
     assert sg.task_count(240, 30, 8) == 8 and sg.task_count(61, 30, 8) == 3 and sg.task_count(5, 30, 8) == 1
 
 
+def test_the_task_count_is_the_fewest_that_meet_the_target_within_the_floor_and_the_cap():
+    """Pure: the fewest tasks predicted to render within the target, each task's overhead counted; never
+    a segment shorter than the floor (BEATSYNC_RENDER_TASK_SECONDS), never more than the cap."""
+    hd, p720 = 1920 * 1080 * 30, 1280 * 720 * 30
+    # 4 minutes of 1080p30 against 10 s: 30 s segments (9.5 s each), as the prediction's 8 tasks
+    assert sg.task_count(240, 30, 8, 10.0, hd) == 8
+    assert sg.task_render_seconds(240, 8, hd) <= 10.0 < sg.task_render_seconds(240, 7, hd)
+    # a shorter or smaller render needs fewer tasks for the same deadline: each one more costs its overhead
+    assert sg.task_count(31, 30, 8, 10.0, hd) == 1  # the floor alone: 2
+    assert sg.task_count(240, 30, 8, 10.0, p720) == 6
+    assert sg.task_count(240, 30, 8, 20.0, hd) == 4
+    # the floor: a target no count can meet gets one task per floor's seconds, at most the cap
+    assert sg.task_count(60, 30, 8, 0.5, hd) == 2
+    assert sg.task_count(240, 15, 8, 1.0, hd) == 8
+    # a lower floor lets the target choose: 2 minutes at 15 s segments would be 8 tasks, 10 s needs 4
+    assert sg.task_count(120, 15, 8, 10.0, hd) == 4
+    # the overhead is counted: more tasks never bring a task's time below overhead / rate
+    assert sg.task_render_seconds(240, 1000, hd) > sg.TASK_OVERHEAD_CPU / sg.TASK_CPU_RATE
+    assert sg.task_count(3600, 30, 100, sg.TASK_OVERHEAD_CPU / sg.TASK_CPU_RATE, hd) == 100
+    # no target: one per floor's seconds (the count before the target), at least one
+    assert sg.task_count(240, 30, 8) == 8 and sg.task_count(0.1, 30, 8, 10.0, hd) == 1
+
+
 def test_parallel_processes_render_the_same_video_and_cancel_leaves_nothing(media, tmp_path):
     song, _, probes = media
     edl = edl_of(cut_every(9))

@@ -3,8 +3,9 @@
 Blob keys, all under ``temp/{job_id}/`` (the bucket's lifecycle rule deletes what a crash leaves):
 
 - ``plan.json``: the EDL, per-shot work estimates and the segments, made once by the analyze step
-  (so every task renders the same plan) with ``tasks`` = one per ``render_task_seconds`` of output,
-  at most ``render_max_tasks``;
+  (so every task renders the same plan) with ``tasks`` = the fewest whose render is predicted to take
+  at most ``render_target_seconds``, at most one per ``render_task_seconds`` of output and at most
+  ``render_max_tasks`` (:func:`beatsync.render.segments.task_count`);
 - ``seg-{N}-{i}.{mp4|webm}`` (the segment's video), ``seg-{N}-{i}.jpg`` (its best thumbnail
   candidate) and ``seg-{N}-{i}.json`` (written last: the segment's completion marker), for task
   ``i`` of ``N``; ``progress-{N}-{i}.json``: frames rendered so far.
@@ -56,7 +57,8 @@ def make_plan(c: "Container", job: "Job", clips: list[str], beat_map, report=Non
     edl, probes = plan_edit(beat_map, clips, config, max_clip_pixels=c.settings.max_clip_pixels, progress=report,
                             analysed=analysed)
     costs = shot_costs(edl, probes)
-    wanted = task_count(edl.total_frames / edl.fps, c.settings.render_task_seconds, c.settings.render_max_tasks)
+    wanted = task_count(edl.total_frames / edl.fps, c.settings.render_task_seconds, c.settings.render_max_tasks,
+                        c.settings.render_target_seconds, pixels_per_second=edl.width * edl.height * edl.fps)
     segments = split(edl, costs, wanted, probes)
     plan = {"edl": edl.model_dump(mode="json"), "costs": costs, "tasks": len(segments),
             "segments": segments_json(segments), "created": time.time(),

@@ -35,11 +35,6 @@ def rotation_filters(rotation: int) -> list[tuple[str, str | None]]:
     return []
 
 
-def copy_frame(frame: av.VideoFrame) -> av.VideoFrame:
-    """A new yuv420p frame with the same picture (one memcpy per plane)."""
-    return av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
-
-
 class FrameConverter:
     """Source frames -> output frames (size, fit, rotation, range, yuv420p) via a filter graph."""
 
@@ -197,14 +192,15 @@ class ClipReader:
         if self._current is None:
             raise MediaError(f"clip {self.name}: no decodable frame at {t:.2f} s", code="corrupt_media", source=self.name)
         # convert each shown source frame once (it repeats when the clip's rate is below the output's);
-        # the cache holds the (time, frame) pair itself, so identity cannot be recycled
-        # An encoder takes ownership of the frames it is given: a repeat is sent as a copy.
+        # the cache holds the (time, frame) pair itself, so identity cannot be recycled.
+        # A repeat is the same frame object, not a copy: avcodec_send_frame takes a reference to the
+        # frame's buffers and the encoder copies the picture in; only pts and picture type are set on
+        # the frame (per output frame, before each encode), and transitions and punches make new frames.
         if (self._converted is None or self._converted[0] is not self._current
                 or self._converted_at != self.convert.crop_at):
             self._converted_at = self.convert.crop_at
             self._converted = (self._current, self.convert(self._current[1]))
-            return self._converted[1]
-        return copy_frame(self._converted[1])
+        return self._converted[1]
 
 
 class ReaderPool:

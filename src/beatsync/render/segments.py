@@ -147,9 +147,41 @@ def _segments(edl: EditDecisionList, shot_indices: list[int]) -> list[Segment]:
     return [Segment(k, a, b) for k, (a, b) in enumerate(zip(frames, frames[1:])) if b > a]
 
 
-def task_count(output_seconds: float, seconds_per_task: float, max_tasks: int) -> int:
-    """Tasks for ``output_seconds`` of video: one per ``seconds_per_task``, at most ``max_tasks``."""
-    return max(1, min(int(max_tasks), math.ceil(output_seconds / max(1e-6, seconds_per_task) - 1e-9)))
+#: CPU s per second of 1080p30 output, one process (benchmarks/parallel_render.py: 0.81-0.83)
+RENDER_CPU_PER_SECOND = 0.83
+#: CPU s each task adds whatever its length: interpreter and imports, its decoders starting at a
+#: keyframe, x264 filling and draining its lookahead (benchmarks/parallel_render.py: about 1)
+TASK_OVERHEAD_CPU = 1.0
+#: CPU s per second a compose task gives a render: 4 vCPU at 70 % use (assumed, as in the prediction of
+#: docs/parallel-render.md: 3 x264 frame threads and the decoding thread)
+TASK_CPU_RATE = 4 * 0.7
+#: share of the render's CPU that scales with the output's pixels per second (fitted to two measured
+#: points: 720p30 costs 0.729 of 1080p30, benchmarks/measurements.json; the rest is the sources' decoding)
+PIXEL_SHARE = 0.49
+
+
+def task_render_seconds(output_seconds: float, tasks: int, pixels_per_second: float = 1920 * 1080 * 30) -> float:
+    """Predicted wall seconds of the slowest of ``tasks`` equal tasks rendering ``output_seconds`` of
+    output at ``pixels_per_second`` (width x height x fps), each task's overhead counted."""
+    scale = (1 - PIXEL_SHARE) + PIXEL_SHARE * pixels_per_second / (1920 * 1080 * 30)
+    cpu = output_seconds / max(1, tasks) * RENDER_CPU_PER_SECOND * scale + TASK_OVERHEAD_CPU
+    return cpu / TASK_CPU_RATE
+
+
+def task_count(output_seconds: float, seconds_per_task: float, max_tasks: int, target_seconds: float | None = None,
+               pixels_per_second: float = 1920 * 1080 * 30) -> int:
+    """Tasks for ``output_seconds`` of video, sized for the deadline.
+
+    ``seconds_per_task`` is the floor of a segment's length: at most one task per ``seconds_per_task`` of
+    output, at most ``max_tasks``. Within that, the fewest tasks whose render is predicted to take at
+    most ``target_seconds`` (:func:`task_render_seconds`; every task adds its overhead, so a task more
+    than the deadline needs costs CPU for nothing); when no count within the bounds meets the target,
+    the most. ``target_seconds=None``: the most (one task per ``seconds_per_task``)."""
+    most = max(1, min(int(max_tasks), math.ceil(output_seconds / max(1e-6, seconds_per_task) - 1e-9)))
+    if target_seconds is None:
+        return most
+    return next((n for n in range(1, most + 1)
+                 if task_render_seconds(output_seconds, n, pixels_per_second) <= target_seconds), most)
 
 
 def render_segment(edl: EditDecisionList, probes: list[ClipProbe], segment: Segment, out_path: str, *,
@@ -353,4 +385,5 @@ def segments_from_json(data: list[dict]) -> list[Segment]:
 
 
 __all__ = ["MergeResult", "ParallelResult", "Segment", "merge", "render_parallel", "render_segment",
-           "segments_at", "segments_from_json", "segments_json", "shot_costs", "split", "task_count"]
+           "segments_at", "segments_from_json", "segments_json", "shot_costs", "split", "task_count",
+           "task_render_seconds"]
