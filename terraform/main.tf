@@ -27,25 +27,26 @@ locals {
 
   # settings every component reads (src/beatsync/settings.py)
   common_env = {
-    BEATSYNC_BLOB_STORE           = "gcs"
-    BEATSYNC_BUCKET               = google_storage_bucket.media.name
-    BEATSYNC_JOB_STORE            = "firestore"
-    BEATSYNC_FIRESTORE_COLLECTION = var.firestore_collection
-    BEATSYNC_PROJECT              = var.project_id
-    BEATSYNC_REGION               = var.region
-    BEATSYNC_ORCHESTRATOR         = "workflows"
-    BEATSYNC_WORKFLOW             = local.workflow_name
-    BEATSYNC_NOTIFIER             = "cloud_tasks"
-    BEATSYNC_TASKS_QUEUE          = google_cloud_tasks_queue.webhooks.name
-    BEATSYNC_COMPOSE_RUNNER       = "cloud_run_job"
-    BEATSYNC_COMPOSE_JOB          = local.compose_name
-    BEATSYNC_ALLOWED_HOSTS        = join(",", var.allowed_hosts)
-    BEATSYNC_MAX_INPUT_BYTES      = tostring(var.max_input_bytes)
-    BEATSYNC_MAX_AUDIO_DURATION   = tostring(var.max_audio_duration_seconds)
-    BEATSYNC_ANALYSIS_METHOD      = var.analysis_method
-    BEATSYNC_JOB_TTL_DAYS         = tostring(var.job_ttl_days)
-    BEATSYNC_RENDER_TASK_SECONDS  = tostring(var.render_task_seconds)
-    BEATSYNC_RENDER_MAX_TASKS     = tostring(var.render_max_tasks)
+    BEATSYNC_BLOB_STORE            = "gcs"
+    BEATSYNC_BUCKET                = google_storage_bucket.media.name
+    BEATSYNC_JOB_STORE             = "firestore"
+    BEATSYNC_FIRESTORE_COLLECTION  = var.firestore_collection
+    BEATSYNC_PROJECT               = var.project_id
+    BEATSYNC_REGION                = var.region
+    BEATSYNC_ORCHESTRATOR          = "workflows"
+    BEATSYNC_WORKFLOW              = local.workflow_name
+    BEATSYNC_NOTIFIER              = "cloud_tasks"
+    BEATSYNC_TASKS_QUEUE           = google_cloud_tasks_queue.webhooks.name
+    BEATSYNC_COMPOSE_RUNNER        = "cloud_run_job"
+    BEATSYNC_COMPOSE_JOB           = local.compose_name
+    BEATSYNC_ALLOWED_HOSTS         = join(",", var.allowed_hosts)
+    BEATSYNC_MAX_INPUT_BYTES       = tostring(var.max_input_bytes)
+    BEATSYNC_MAX_AUDIO_DURATION    = tostring(var.max_audio_duration_seconds)
+    BEATSYNC_ANALYSIS_METHOD       = var.analysis_method
+    BEATSYNC_JOB_TTL_DAYS          = tostring(var.job_ttl_days)
+    BEATSYNC_RENDER_TASK_SECONDS   = tostring(var.render_task_seconds)
+    BEATSYNC_RENDER_TARGET_SECONDS = tostring(var.render_target_seconds)
+    BEATSYNC_RENDER_MAX_TASKS      = tostring(var.render_max_tasks)
 
     # madmom's models are non-commercial: the madmom/hybrid methods run only when this is "1"
     BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS = var.allow_noncommercial_models ? "1" : "0"

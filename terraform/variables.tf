@@ -106,13 +106,24 @@ variable "compose_timeout_seconds" {
 }
 
 variable "render_task_seconds" {
-  description = "A parallel render gets one compose task (a segment) per this many seconds of output."
+  description = "The shortest segment of a parallel render: at most one compose task per this many seconds of output."
   type        = number
   default     = 30
 
   validation {
     condition     = var.render_task_seconds >= 5
     error_message = "render_task_seconds must be at least 5."
+  }
+}
+
+variable "render_target_seconds" {
+  description = "Seconds a parallel render's slowest task should take: a render gets the fewest compose tasks predicted to meet it (within render_task_seconds and render_max_tasks; each task adds about 1 CPU-s)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.render_target_seconds > 0 && var.render_target_seconds <= 3600
+    error_message = "render_target_seconds must be more than 0 and at most 3600."
   }
 }
 
