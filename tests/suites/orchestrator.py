@@ -36,8 +36,15 @@ def test_start_carries_a_stored_job_through_its_steps_to_completed(engine, media
     done = ended(engine, job.job_id)
     assert done.status == "completed", (done.error, [e["message"] for e in engine.jobs.jobs.logs(job.job_id)])
     assert engine.jobs.blobs.exists(done.result["output_key"])
-    logs = [e["message"] for e in engine.jobs.jobs.logs(job.job_id)]
-    for needle in ("analysed:", "rendered", "job completed"):  # both steps ran, in order
+    # the "job completed" line is the end's follow-up, written just after the terminal status: wait for it
+    needles = ("analysed:", "rendered", "job completed")  # both steps ran, and the end followed
+    deadline = time.monotonic() + 60
+    while True:
+        logs = [e["message"] for e in engine.jobs.jobs.logs(job.job_id)]
+        if all(any(n in m for m in logs) for n in needles) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    for needle in needles:
         assert any(needle in m for m in logs), (needle, logs)
     assert [i for i, m in enumerate(logs) if "analysed:" in m][0] < [i for i, m in enumerate(logs) if "rendered" in m][0]
     wait_for(lambda: engine.finished(job.job_id), timeout=30, interval=0.2)
