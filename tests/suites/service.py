@@ -316,6 +316,19 @@ def test_cancel_during_compose_stops_the_render_and_leaves_no_output(container, 
     assert event["json"]["status"] == "cancelled"
 
 
+def test_stopping_compose_after_a_cancel_removes_what_a_task_wrote_in_between(container, media):
+    """A cancel ends the job at once (its temp/ objects removed); a task still rendering may report
+    progress before the workflow stops the execution: the stop removes what it wrote."""
+    job, _ = service.submit_create(container, create_body(media), "alice")
+    steps.run_analyze(container, job.job_id)
+    service.cancel(container, job.job_id, "alice")
+    assert container.jobs.get(job.job_id).status == "cancelled"
+    late = keys.task_progress(job.job_id, 3, 0)
+    container.blobs.put_bytes(late, b'{"frames": 10, "total": 100}', "application/json")
+    assert steps.compose_stop(container, job.job_id, "recorded/none")["status"] == "cancelled"
+    assert container.blobs.list(keys.temp(job.job_id)) == []
+
+
 def test_bad_media_fails_the_job_with_its_code(container, media, receiver):
     job, _ = service.submit_create(container, create_body(media, receiver, video_urls=[f"{media.url}/bad.mp4"]),
                                    "alice")

@@ -357,6 +357,8 @@ def compose_stop(c: "Container", job_id: str, handle: str | None) -> dict:
         else:
             c.runner.stop(handle)
             c.jobs.add_log(job_id, f"workflow: compose stopped ({handle})")
+            if c.jobs.get(job_id).terminal:  # ended before the stop: a task may have written since
+                lifecycle.remove_temp(c, job_id)
     return state(c, job_id)
 
 
