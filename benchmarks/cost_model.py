@@ -49,8 +49,11 @@ TASK_SECONDS, MAX_TASKS = 30, 8       # BEATSYNC_RENDER_TASK_SECONDS, BEATSYNC_R
 TARGET_SECONDS = 10.0                 # BEATSYNC_RENDER_TARGET_SECONDS
 OUTPUT_PIXELS_PER_S = {"720p": 1280 * 720 * 30, "1080p": 1920 * 1080 * 30}
 POLL_SECONDS = 10                     # BEATSYNC_POLL_SECONDS
+EARLY_START = True                    # BEATSYNC_COMPOSE_EARLY_START
 PREVIEW_SECONDS = 30                  # preview_duration's default (schemas/create_request.schema.json)
-CANCEL_POLL, REPORT_EVERY, TASK_REPORT_EVERY = 1.0, 1.0, 2.0  # jobs/lifecycle.py, steps.py, parallel.py
+from beatsync.jobs.lifecycle import CANCEL_POLL  # noqa: E402
+from beatsync.jobs.parallel import PLAN_POLL, TASK_REPORT_EVERY  # noqa: E402
+from beatsync.jobs.steps import REPORT_EVERY  # noqa: E402
 ARMOR_RULES = 12                      # armor.tf: 2 body-size + 7 WAF + throttle + ban + default
 FORWARDING_RULES = 2                  # lb.tf: HTTPS + the HTTP redirect
 IMAGES_GIB = 3.0                      # assumed: the analyze and compose images in Artifact Registry
@@ -103,14 +106,18 @@ def polls_for(compose_wall_s: float) -> int:
 def job_counts(tasks: int, polls: int, inputs: int, clips: int, *, status_calls: int = 1,
                cache_hit: bool = False, task_render_s: list[float] | None = None, analysis_s: float = 0.0,
                cloud: bool = True, stopped_after_end: bool = False,
-               clip_cache_hit: bool = False) -> dict[str, dict[str, float]]:
+               clip_cache_hit: bool = False, early_start: bool = True,
+               task_wait_s: list[float] | None = None) -> dict[str, dict[str, float]]:
     """Calls one completed video makes, by component and kind; ``fixed`` terms are exact, ``poll`` terms
     are the most ``polls`` polls make, ``time`` terms are rates over the seconds given (a task's render,
     the analysis). ``cloud``: the one-task compose runs in its own container and fetches the job's inputs
     (a local run shares the analyze step's work folder and does not). ``stopped_after_end``: as in
     :func:`workflow_steps` (compose/stop reads the job twice and logs that the task is left to finish).
     ``clip_cache_hit``: every clip's planning analysis was in the cache (one read each either way; a miss
-    writes it, from the clip's own analysis thread and its own storage client)."""
+    writes it, from the clip's own analysis thread and its own storage client). ``early_start``: the
+    analyze step started the compose execution before the plan (``compose_early_start``; it writes, reads
+    and deletes ``execution.json``, logs it and reads the job once more); each task then waits
+    ``task_wait_s`` for the plan, reading it each PLAN_POLL and the job each CANCEL_POLL."""
     t, k, c = tasks, inputs, clips
     miss = 0 if cache_hit else 1
     renders = task_render_s or [0.0] * t
@@ -146,6 +153,17 @@ def job_counts(tasks: int, polls: int, inputs: int, clips: int, *, status_calls:
                        + math.ceil(analysis_s / CANCEL_POLL),
                        # a report each TASK_REPORT_EVERY and one more where a render ends just past one (CI saw it)
                        "gcs.A": sum(math.ceil(r / TASK_REPORT_EVERY) + 1 for r in renders)}
+    if early_start:
+        for kind, n in {"firestore.read": 1, "firestore.write": 1, "gcs.A": 1, "gcs.B": 2}.items():
+            out["analyze"][kind] = out["analyze"].get(kind, 0) + n
+        ends = "compose" if t == 1 else "analyze"  # who ends the job removes temp/, execution.json too
+        out[ends]["gcs.delete"] = out[ends].get("gcs.delete", 0) + 1
+        waits = task_wait_s or [0.0] * t
+        # a task that finds no plan reads execution.json once, then the plan each PLAN_POLL and the job each
+        # CANCEL_POLL until the plan is there; after each look that finds none (a 404), the storage library
+        # reads the bucket once more (its bucket-metadata cache)
+        out["time"]["gcs.B"] = out["time"].get("gcs.B", 0) + sum(2 * math.ceil(w / PLAN_POLL) + 3 for w in waits)
+        out["time"]["firestore.read"] += sum(math.ceil(w / CANCEL_POLL) for w in waits)
     out["client"] = {"gcs.B": t + 1 + clip_miss}  # each new container's (and clip thread's) client reads the bucket once
     if stopped_after_end:
         out["analyze"]["firestore.read"] += 2
@@ -307,8 +325,10 @@ class Model:
         return task_count(out_s, task_seconds, MAX_TASKS, target_seconds, OUTPUT_PIXELS_PER_S[res])
 
     def video(self, song_s: float, res: str, preview: bool, task_seconds: float = TASK_SECONDS,
-              target_seconds: float | None = TARGET_SECONDS) -> dict:
-        """One video: the work of each component, its time to video, and its price."""
+              target_seconds: float | None = TARGET_SECONDS, early: bool = EARLY_START) -> dict:
+        """One video: the work of each component, its time to video, and its price. ``early``: the compose
+        execution starts once the inputs are fetched (``compose_early_start``): its tasks start and fetch
+        the clips while the analysis runs, and are billed while they wait for the plan."""
         out_s = min(song_s, PREVIEW_SECONDS) if preview else song_s
         t = self.tasks_for(out_s, res, task_seconds, target_seconds)
         cpu = self.render_cpu_per_s(res) * out_s
@@ -316,12 +336,18 @@ class Model:
         seg_cpu = (cpu + split) / t
         use = assumed("vcpu_use")
         render_wall = seg_cpu / (TASK_VCPU * use)
-        task_wall = assumed("task_billed_start_s") + assumed("task_fetch_s") + render_wall + assumed("task_upload_s")
         video_bytes = self.video_bytes_per_s(res) * out_s
         merge_cpu = figure(self.m, "merge_cpu_per_s") * out_s if t > 1 else 0.0
         merge_wall = merge_cpu + (2 * video_bytes / 1e6 * assumed("merge_transfer_s_per_mb") if t > 1 else 0.0)
         analysis = self.analysis_s(song_s)
-        compose_wall = assumed("task_start_s") - assumed("task_billed_start_s") + task_wall
+        # a task is ready (started, clips fetched) this long after its execution starts
+        ready = assumed("task_start_s") + assumed("task_fetch_s")
+        # started early: at the analysis's start, so a task waits for the plan (billed) or the plan for it
+        idle = max(0.0, analysis - ready) if early else 0.0
+        task_wall = (assumed("task_billed_start_s") + assumed("task_fetch_s") + idle + render_wall
+                     + assumed("task_upload_s"))
+        # the compose step's wall time after the analysis (the workflow polls it)
+        compose_wall = (max(0.0, ready - analysis) if early else ready) + render_wall + assumed("task_upload_s")
         polls = polls_for(compose_wall)
         ttv = (assumed("caller_fetch_s") + analysis + compose_wall + assumed("poll_wait_s") + merge_wall)
         k, c = 1 + assumed("clips"), assumed("clips")
@@ -329,7 +355,8 @@ class Model:
         input_bytes = assumed("song_mb") * 1e6 + clip_bytes
         counts = job_counts(t, polls, k, c, status_calls=assumed("status_calls"),
                             cache_hit=assumed("analysis_cache_hit"), task_render_s=[render_wall] * t,
-                            analysis_s=analysis)
+                            analysis_s=analysis, early_start=early,
+                            task_wait_s=[idle + assumed("task_fetch_s")] * t)
         tot = {}
         for part in counts.values():
             for kind, n in part.items():
@@ -341,7 +368,7 @@ class Model:
         api_s = assumed("submit_s") + assumed("status_calls") * assumed("status_s")
         work = {
             "tasks": t, "out_s": out_s, "render_cpu_s": cpu + split, "task_wall_s": task_wall, "polls": polls,
-            "ttv_s": ttv, "analysis_s": analysis, "merge_s": merge_wall, "video_bytes": video_bytes,
+            "ttv_s": ttv, "analysis_s": analysis, "merge_s": merge_wall, "video_bytes": video_bytes, "idle_s": idle,
             "compose_vcpu_s": t * task_wall * TASK_VCPU, "compose_gib_s": t * task_wall * TASK_GIB,
             "analyze_vcpu_s": analyze_busy * ANALYZE_VCPU, "analyze_gib_s": analyze_busy * ANALYZE_GIB,
             "analyze_cpu_s": self.analysis_cpu_s(song_s) + merge_cpu, "compose_exec_s": compose_wall,
@@ -577,6 +604,27 @@ def render_tables(model: Model, quotas: dict) -> str:
         add(f"| {ts} | {w['tasks']} | {w['ttv_s']:.0f} | {money(w['total'])} | "
             f"{w['ttv_s'] - base['ttv_s']:+.0f} s, {signed(w['total'] - base['total'])} | "
             f"{money(w['total'] * 200 * 30)} |")
+    add("")
+    add("### `BEATSYNC_COMPOSE_EARLY_START`: tasks that wait for the plan against a later start")
+    add("")
+    add("Started early (the default), the compose execution starts once the inputs are fetched; its tasks "
+        "start and fetch the clips while the song and the clips are analysed, and are billed while they wait "
+        "for the plan. Started after the plan, a task's start-up and fetch follow the analysis. Full videos, "
+        "parallel (the default task count):")
+    add("")
+    add("| song | output | tasks | after the plan: s to video, $/video | early: s to video, $/video | "
+        "early: idle s per task | difference |")
+    add("|---|---|---|---|---|---|---|")
+    for song, res in ((60, "1080p"), (180, "720p"), (180, "1080p"), (240, "1080p"), (300, "1080p")):
+        late = model.video(song, res, False, early=False)
+        early = model.video(song, res, False, early=True)
+        add(f"| {song // 60}:{song % 60:02d} | {res} | {early['tasks']} | {late['ttv_s']:.0f}, {money(late['total'])} | "
+            f"{early['ttv_s']:.0f}, {money(early['total'])} | {early['idle_s']:.1f} | "
+            f"{early['ttv_s'] - late['ttv_s']:+.0f} s, {signed(early['total'] - late['total'])} |")
+    add("")
+    add("A job that fails or is cancelled during its analysis stops the execution at once (its tasks also "
+        "see the end within a second and exit): it costs each task's start-up and the clips fetched, "
+        "about the billed start-up plus the fetch above per task.")
     add("")
     add("### `BEATSYNC_RENDER_TARGET_SECONDS`: the deadline the task count is sized for")
     add("")

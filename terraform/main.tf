@@ -47,6 +47,8 @@ locals {
     BEATSYNC_RENDER_TASK_SECONDS   = tostring(var.render_task_seconds)
     BEATSYNC_RENDER_TARGET_SECONDS = tostring(var.render_target_seconds)
     BEATSYNC_RENDER_MAX_TASKS      = tostring(var.render_max_tasks)
+    # the analyze step starts the compose execution before the plan (docs/parallel-render.md)
+    BEATSYNC_COMPOSE_EARLY_START = var.compose_early_start ? "1" : "0"
 
     # madmom's models are non-commercial: the madmom/hybrid methods run only when this is "1"
     BEATSYNC_ALLOW_NONCOMMERCIAL_MODELS = var.allow_noncommercial_models ? "1" : "0"

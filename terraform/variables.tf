@@ -127,6 +127,12 @@ variable "render_target_seconds" {
   }
 }
 
+variable "compose_early_start" {
+  description = "Start the compose job's execution as soon as a job's inputs are fetched, before the edit is planned: its tasks start and fetch the clips while the analysis runs (time to video against a few seconds of idle tasks per job; docs/parallel-render.md)."
+  type        = bool
+  default     = true
+}
+
 variable "render_max_tasks" {
   description = "Most compose tasks (segments) of one render; also the compose job's parallelism."
   type        = number

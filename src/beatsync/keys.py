@@ -154,6 +154,11 @@ def plan(job_id: str) -> str:
     return temp(job_id) + "plan.json"
 
 
+def compose_execution(job_id: str) -> str:
+    """The compose execution the analyze step started before the plan (its handle and task count)."""
+    return temp(job_id) + "execution.json"
+
+
 def segment(job_id: str, count: int, index: int, extension: str) -> str:
     return temp(job_id) + f"seg-{count:03d}-{index:03d}.{extension}"
 

@@ -70,6 +70,11 @@ class Settings:
     #: the process runner retries a failed task ``compose_task_retries`` times, as the Cloud Run job's max_retries does
     #: (``BEATSYNC_COMPOSE_TASK_RETRIES``), and runs at most as many tasks at once as there are cores
     render_target_seconds: float = 10.0
+    #: the deployed workflow's analyze step starts the compose execution as soon as the inputs are
+    #: fetched, before the plan: its tasks start and fetch the clips while the song and the clips are
+    #: analysed (``BEATSYNC_COMPOSE_EARLY_START``; docs/parallel-render.md). The local orchestrator,
+    #: whose steps share one machine's cores, composes after the analysis either way.
+    compose_early_start: bool = True
     render_task_seconds: float = 30.0
     render_max_tasks: int = 8
     compose_task_retries: int = 2

@@ -220,7 +220,8 @@ def test_happy_path_through_the_orchestrator_adapter(stack):
     event = webhook(stack, job.job_id)
     assert event["event"] == "beat_sync.job.completed" and event["data"]["output_url"]
     logs = [e["message"] for e in stack.container.jobs.logs(job.job_id)]
-    for needle in ("workflow: started", "downloading started", "analysed:", "workflow: compose attempt 1 started",
+    for needle in ("workflow: started", "downloading started", "analysed:", "compose started before the plan",
+                   "workflow: compose attempt 1 is the execution started before the plan",
                    "composing started", "rendered", "job completed"):
         assert any(needle in m for m in logs), (needle, logs)
 
@@ -253,7 +254,9 @@ def test_a_job_of_3_tasks_with_one_task_failing_once_completes_with_one_output(s
     assert videos == [f"outputs/{job_id}/output.mp4"]
     assert stack.container.blobs.list(f"temp/{job_id}/") == []
     logs = [e["message"] for e in stack.container.jobs.logs(job_id)]
-    assert any("compose attempt 1 started" in m and m.endswith("3 tasks") for m in logs)
+    # started by the analyze step before the plan (compose_early_start), adopted by the workflow
+    assert any("compose attempt 1 is the execution started before the plan" in m and m.endswith("3 tasks")
+               for m in logs)
     assert not any("compose attempt 2" in m for m in logs)  # retried by the execution, not the workflow
     assert len(task_pids(stack, job_id, "2/3")) == 2
     assert sum(m.startswith("rendered") for m in logs) == 1

@@ -98,6 +98,17 @@ def _declared_duration(container, stream) -> float | None:
     return None
 
 
+def declared_duration(path: str | os.PathLike) -> float | None:
+    """The length the song's audio stream declares (no decoding); None if it declares none or the
+    file cannot be read (the analysis then says why)."""
+    try:
+        with av.open(os.fspath(path), mode="r", metadata_errors="ignore") as container:
+            seconds = _declared_duration(container, pick_audio_stream(container))
+    except (MediaError, av.error.FFmpegError, OSError):
+        return None
+    return seconds if seconds is not None and seconds > 0 else None
+
+
 def decode_audio(
     source: Source,
     *,

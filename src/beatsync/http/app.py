@@ -477,13 +477,11 @@ def admin_stats(request) -> Reply:
     return Reply(200, service.stats(c, request.args.get("from"), request.args.get("to")))
 
 
-def _step(request, run_name: str) -> Reply:
-    req = service.parse_request("step_request", StepRequest, json_body(request))
-    return Reply(200, dict(getattr(steps, run_name)(get_container(), req.job_id)))
-
-
 def step_analyze(request) -> Reply:
-    return _step(request, "run_analyze")
+    """The workflow's analyze step; with ``compose_early_start`` it also starts the compose execution."""
+    req = service.parse_request("step_request", StepRequest, json_body(request))
+    c = get_container()
+    return Reply(200, dict(steps.run_analyze(c, req.job_id, start_compose=c.settings.compose_early_start)))
 
 
 def _control(request) -> dict:

@@ -58,10 +58,10 @@ CANCELLED = {"code": "cancelled", "message": "cancelled by the caller"}
 #: seconds between cancel-flag reads while a step works
 CANCEL_POLL = 1.0
 
-__all__ = ["CANCELLED", "CANCEL_POLL", "audit", "cancel", "cancelled", "end", "end_job", "fail", "finish_end",
+__all__ = ["ANALYSIS_BUDGET", "CANCELLED", "CANCEL_POLL", "CLIP_UNIT_SECONDS", "analysis_budget", "audit", "cancel", "cancelled", "end", "end_job", "fail", "finish_end",
            "finish_pending_ends", "new_event", "sweep_pending_ends",
            "publish_event", "remove_outputs", "remove_temp", "settle", "start_processing", "state", "step_outcome",
-           "workdir"]
+           "clip_analysis_seconds", "time_budget", "workdir"]
 
 
 # -- work folder and blob clean-up ----------------------------------------------------------------
@@ -357,3 +357,41 @@ def state(c: "Container", job_id: str) -> dict:
     job = c.jobs.get(job_id)
     return {"job_id": job_id, "status": job.status, "cancel_requested": job.cancel_requested,
             "progress": job.progress, "current_step": job.current_step, "error": error_view(job, public=False)}
+
+
+# -- time budgets --------------------------------------------------------------------------------
+
+ANALYSIS_BUDGET = 300.0  # seconds: decode and beat-track the longest accepted song on a busy machine
+#: seconds one unit of a clip's analysis budget (a 1920x1080 frame decoded and scored) may take on a
+#: busy machine: about 4x the 4.5 ms measured on a quiet core (docs/editing.md)
+CLIP_UNIT_SECONDS = 0.02
+
+
+def clip_analysis_seconds(c: "Container") -> float:
+    """The most one clip's planning analysis may take: its budget (``clip_analysis_budget``) in seconds."""
+    return c.settings.clip_analysis_budget * CLIP_UNIT_SECONDS
+
+
+def analysis_budget(c: "Container", job: Job) -> float:
+    """Seconds the analyze step may take on ``job``: every fetch's timeout and the analysis (the
+    song's, and for a create job each clip's :func:`clip_analysis_seconds`)."""
+    clips = len(job.request.get("video_urls") or [])
+    budget = c.settings.fetch_timeout * (1 + clips) + ANALYSIS_BUDGET
+    if job.type == "create":
+        budget += clips * clip_analysis_seconds(c)
+    return budget
+
+
+def time_budget(c: "Container", job: Job) -> float:
+    """Seconds a local worker may spend on ``job``: :func:`analysis_budget`, and for a create job
+    ``job_budget_factor`` seconds per second of output at 1080p30, scaled by pixels and fps (the
+    output's length is the preview's, or at most the longest accepted song)."""
+    s = c.settings
+    budget = analysis_budget(c, job)
+    if job.type == "create":
+        cfg = job.request.get("edit_config") or {}
+        seconds = cfg.get("preview_duration", 30) if cfg.get("preview_only") else s.max_audio_duration
+        w, _, h = str(cfg.get("output_resolution", "1920x1080")).partition("x")
+        scale = max(0.25, int(w) * int(h) / (1920 * 1080)) * max(0.5, cfg.get("output_fps", 30) / 30)
+        budget += s.job_budget_factor * seconds * scale
+    return budget

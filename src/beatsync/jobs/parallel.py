@@ -6,6 +6,11 @@ Blob keys, all under ``temp/{job_id}/`` (the bucket's lifecycle rule deletes wha
   (so every task renders the same plan) with ``tasks`` = the fewest whose render is predicted to take
   at most ``render_target_seconds``, at most one per ``render_task_seconds`` of output and at most
   ``render_max_tasks`` (:func:`beatsync.render.segments.task_count`);
+- ``execution.json``: the compose execution the analyze step started *before* planning (the deployed
+  workflow, ``compose_early_start``): its handle and task count, chosen the same way from the song's
+  declared length. Its tasks start, fetch the clips and wait for ``plan.json`` (:func:`wait_for_plan`)
+  while the song and the clips are analysed; the plan is then split into exactly that many segments,
+  and the workflow's first compose attempt adopts the execution instead of starting one;
 - ``seg-{N}-{i}.{mp4|webm}`` (the segment's video), ``seg-{N}-{i}.jpg`` (its best thumbnail
   candidate) and ``seg-{N}-{i}.json`` (written last: the segment's completion marker), for task
   ``i`` of ``N``; ``progress-{N}-{i}.json``: frames rendered so far.
@@ -19,6 +24,7 @@ present, joins the segments by stream copy, muxes the song's audio, uploads the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -47,9 +53,11 @@ _seg_key = keys.segment
 _progress_key = keys.task_progress
 
 
-def make_plan(c: "Container", job: "Job", clips: list[str], beat_map, report=None, analysed=None) -> dict:
+def make_plan(c: "Container", job: "Job", clips: list[str], beat_map, report=None, analysed=None,
+              tasks: int | None = None) -> dict:
     """Plan the edit once and store it with its segments (the analyze step, create jobs). ``analysed``:
-    the clips' probes and analyses if already made (:func:`beatsync.render.pipeline.analyse_clips`)."""
+    the clips' probes and analyses if already made (:func:`beatsync.render.pipeline.analyse_clips`);
+    ``tasks``: the task count of an execution already started (:func:`start_early`), else chosen here."""
     from ..render.pipeline import plan_edit  # heavy (numpy): the render modules only where a step runs
     from ..render.segments import segments_json, shot_costs, split, task_count
 
@@ -57,14 +65,117 @@ def make_plan(c: "Container", job: "Job", clips: list[str], beat_map, report=Non
     edl, probes = plan_edit(beat_map, clips, config, max_clip_pixels=c.settings.max_clip_pixels, progress=report,
                             analysed=analysed)
     costs = shot_costs(edl, probes)
-    wanted = task_count(edl.total_frames / edl.fps, c.settings.render_task_seconds, c.settings.render_max_tasks,
-                        c.settings.render_target_seconds, pixels_per_second=edl.width * edl.height * edl.fps)
+    wanted = tasks or task_count(edl.total_frames / edl.fps, c.settings.render_task_seconds,
+                                 c.settings.render_max_tasks, c.settings.render_target_seconds,
+                                 pixels_per_second=edl.width * edl.height * edl.fps)
     segments = split(edl, costs, wanted, probes)
     plan = {"edl": edl.model_dump(mode="json"), "costs": costs, "tasks": len(segments),
             "segments": segments_json(segments), "created": time.time(),
             "clip_rates": [p.fps for p in probes]}  # the timelines' in-points (render/timelines.py)
     c.blobs.put_bytes(plan_key(job.job_id), json.dumps(plan).encode(), "application/json")
     return plan
+
+
+def early_tasks(c: "Container", job: "Job", song: str) -> int | None:
+    """The task count :func:`make_plan` would choose, from the song's declared length and the edit
+    config (the output is the whole song, or the preview); None when the song declares no length."""
+    from ..analysis.decode import declared_duration
+    from ..render.segments import task_count
+
+    seconds = declared_duration(song)
+    if seconds is None:
+        return None
+    config = EditConfig.model_validate(job.request["edit_config"])
+    seconds = min(seconds, c.settings.max_audio_duration)
+    if config.preview_only:
+        seconds = min(seconds, config.preview_duration)
+    w, h = config.size
+    return task_count(seconds, c.settings.render_task_seconds, c.settings.render_max_tasks,
+                      c.settings.render_target_seconds, pixels_per_second=w * h * config.output_fps)
+
+
+def early_execution(c: "Container", job_id: str) -> dict | None:
+    """The execution :func:`start_early` started for ``job_id`` (``handle``, ``tasks``), if any."""
+    try:
+        return json.loads(c.blobs.get_bytes(keys.compose_execution(job_id)))
+    except (BlobNotFound, ValueError):
+        return None
+
+
+def start_early(c: "Container", job: "Job", song: str) -> dict | None:
+    """Start the compose execution before the plan exists (once: a retried analyze call finds it)."""
+    started = early_execution(c, job.job_id)
+    if started is not None:
+        return started
+    tasks = early_tasks(c, job, song)
+    if tasks is None:
+        c.jobs.add_log(job.job_id, "compose not started early: the song declares no length")
+        return None
+    handle = c.runner.start(job.job_id, tasks=tasks)
+    started = {"handle": handle, "tasks": tasks, "started": time.time()}
+    c.blobs.put_bytes(keys.compose_execution(job.job_id), json.dumps(started).encode(), "application/json")
+    c.jobs.add_log(job.job_id, f"compose started before the plan ({handle}), {tasks} task{'s' * (tasks > 1)}")
+    return started
+
+
+def stop_early(c: "Container", job_id: str, started: dict) -> None:
+    """Stop the execution :func:`start_early` started (the analysis failed or was cancelled)."""
+    c.runner.stop(started["handle"])
+    c.jobs.add_log(job_id, f"compose stopped before the plan ({started['handle']})")
+
+
+PLAN_POLL = 0.5  # seconds between a waiting task's looks for the plan
+
+
+def plan_wait_seconds(c: "Container", job: "Job") -> float:
+    """How long a task started before the plan waits for it: what the analyze step may take."""
+    return lifecycle.analysis_budget(c, job)
+
+
+def wait_if_started_early(c: "Container", job: "Job",
+                          prefetch: dict[str, str] | None = None) -> tuple[bool, dict | None]:
+    """``(started early, plan)`` for a task that found no plan: if its execution was started before the
+    plan (:func:`start_early`), the plan waited for (None: the job ended meanwhile), with ``prefetch``
+    (blob key -> local path) downloaded while waiting."""
+    if early_execution(c, job.job_id) is None:
+        return False, None
+    return True, wait_for_plan(c, job, prefetch)
+
+
+def wait_for_plan(c: "Container", job: "Job", prefetch: dict[str, str] | None = None) -> dict | None:
+    """Wait for ``plan.json`` (None if the job ends meanwhile), reading the cancel flag every
+    :data:`CANCEL_POLL` seconds, within :func:`plan_wait_seconds` (then :class:`SegmentsMissing`: the
+    task is retried). ``prefetch``: blob key -> local path of inputs to download while waiting."""
+    deadline = time.monotonic() + plan_wait_seconds(c, job)
+    todo = [(key, local) for key, local in (prefetch or {}).items() if not os.path.exists(local)]
+    last_poll = time.monotonic()
+    while True:
+        plan = load_plan(c, job.job_id)
+        if plan is not None:
+            return plan
+        if todo:  # one input per look: the plan and the cancel flag stay watched
+            _prefetch(c, *todo.pop(0))
+        now = time.monotonic()
+        if now - last_poll >= CANCEL_POLL:
+            last_poll = now
+            if _ended_while_waiting(c, job.job_id):
+                return None
+        if now > deadline:
+            raise SegmentsMissing(f"job {job.job_id}: no render plan after {plan_wait_seconds(c, job):.0f} s")
+        if not todo:
+            time.sleep(PLAN_POLL)
+
+
+def _prefetch(c: "Container", key: str, local: str) -> None:
+    """An input the analyze step stored, brought here whole or not at all (a retried task skips it)."""
+    if c.blobs.exists(key):
+        c.blobs.get_file(key, local + ".part")
+        os.replace(local + ".part", local)
+
+
+def _ended_while_waiting(c: "Container", job_id: str) -> bool:
+    job = c.jobs.get(job_id)
+    return job.terminal or job.cancel_requested
 
 
 def load_plan(c: "Container", job_id: str) -> dict | None:
@@ -186,9 +297,17 @@ def run_task(c: "Container", job_id: str, index: int, count: int) -> dict:
         return state(c, job_id)
     work = None
     try:
+        _, clip_keys = input_keys(job)
+        work = os.path.join(lifecycle.workdir(job_id), f"task-{count}-{index}")
+        os.makedirs(work, exist_ok=True)
         plan = load_plan(c, job_id)
         if plan is None:
-            raise SegmentsMissing(f"job {job_id} has no render plan (temp/{job_id}/plan.json)")
+            early, plan = wait_if_started_early(c, job, {k: os.path.join(work, os.path.basename(k))
+                                                         for k in clip_keys})
+            if early and plan is None:  # the job ended (cancelled, failed) while this task waited
+                return state(c, job_id)
+            if plan is None:
+                raise SegmentsMissing(f"job {job_id} has no render plan (temp/{job_id}/plan.json)")
         segments = _segments(plan, count)
         if index >= len(segments):
             return state(c, job_id)
@@ -203,13 +322,12 @@ def run_task(c: "Container", job_id: str, index: int, count: int) -> dict:
         edl = planned_edl(plan)
         # the clips this segment shows (the shot before it too: a transition at its start shows it)
         used = {s.clip for s in edl.shots if s.end_frame >= seg.start and s.start_frame < seg.end}
-        _, clip_keys = input_keys(job)
-        work = os.path.join(lifecycle.workdir(job_id), f"task-{count}-{index}")
-        os.makedirs(work, exist_ok=True)
         probes = []
         for i, (url, key) in enumerate(zip(job.request["video_urls"], clip_keys)):
             if i not in used:
                 probes.append(None)
+                with contextlib.suppress(FileNotFoundError):  # fetched while waiting: not needed here
+                    os.remove(os.path.join(work, os.path.basename(key)))
                 continue
             local = os.path.join(work, os.path.basename(key))
             fetch(c, url, key, local, uploads=job.request.get("upload_keys"))

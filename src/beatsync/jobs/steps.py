@@ -34,8 +34,9 @@ from . import parallel as _parallel
 from . import timelines as _timelines
 from .inputs import local_inputs
 # the job's end and its events live in lifecycle; the names stay importable from here
-from .lifecycle import (CANCEL_POLL, TRANSIENT, StepOutcome, end_job, publish_event,  # noqa: F401
-                        settle as _settle, state, step_outcome as _outcome)
+from .lifecycle import (ANALYSIS_BUDGET, CANCEL_POLL, CLIP_UNIT_SECONDS, TRANSIENT, StepOutcome,  # noqa: F401
+                        clip_analysis_seconds, end_job, publish_event, settle as _settle, state,
+                        step_outcome as _outcome, time_budget)
 from .model import Job
 
 if TYPE_CHECKING:
@@ -89,12 +90,17 @@ def _scaled(report: Callable[[float, str], None], lo: float, hi: float):
     return lambda pct, step: report(lo + (hi - lo) * pct / 100.0, step)
 
 
-def run_analyze(c: "Container", job_id: str) -> StepOutcome:
+def run_analyze(c: "Container", job_id: str, start_compose: bool = False) -> StepOutcome:
+    """The analyze step: the inputs fetched and checked, the song's beat map, and for a create job the
+    clips' analysis and the plan. ``start_compose`` (the deployed workflow, ``compose_early_start``):
+    once the inputs are here, the compose execution is started (:func:`beatsync.jobs.parallel.start_early`),
+    so its tasks start and fetch the clips while the song and the clips are analysed; it is stopped
+    if this step ends the job."""
     job = _begin(c, job_id, "downloading")
     if job.terminal:
         return _outcome(job, "analyze", True)
     report = _Reporter(c, job_id)
-    clip_work = None
+    clip_work = early = None
     try:
         beat_map_key = keys.beat_map(job_id)
         if (job.type == "create" and c.blobs.exists(beat_map_key) and c.blobs.exists(keys.plan(job_id))
@@ -115,6 +121,8 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
             report(10.0, "checking")
             for clip in clips:
                 probe_clip(clip, max_pixels=c.settings.max_clip_pixels)  # no video stream, corrupt, too large...
+            if start_compose:
+                early = _parallel.start_early(c, job, audio)
         report(12.0 if job.type == "create" else 10.0, "analyzing")
         fps = job.request["edit_config"]["output_fps"] if job.type == "create" else job.request["fps"]
         if clips:  # the clips' motion and shots need no beat map: analysed while the song is
@@ -133,7 +141,8 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
             analysed = clip_work.result()
             c.jobs.record_metrics(job_id, {"clip_analysis_time_ms": int(clip_work.seconds * 1000),
                                            "clip_analysis_frames": sum(a.frames for a in analysed[1])})
-            _parallel.make_plan(c, job, clips, beat_map, report=_scaled(report, 20.0, 25.0), analysed=analysed)
+            _parallel.make_plan(c, job, clips, beat_map, report=_scaled(report, 20.0, 25.0), analysed=analysed,
+                                tasks=early["tasks"] if early else None)
         if c.jobs.get(job_id).terminal:  # cancelled (or ended by the orchestrator) meanwhile: leave nothing
             return _outcome(lifecycle.cancelled(c, job_id), "analyze", True)
         c.jobs.add_log(job_id, f"analysed: {beat_map.tempo:.1f} BPM, {len(beat_map.beats)} beats, "
@@ -151,6 +160,18 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
     finally:
         if clip_work is not None:
             clip_work.stop()  # unused after an error or a cancel: its threads stop decoding (a no-op when done)
+        if early is not None:
+            _stop_early_if_ended(c, job_id, early)
+
+
+def _stop_early_if_ended(c: "Container", job_id: str, early: dict) -> None:
+    """The compose execution started before the plan stops when the analyze step ended the job (its
+    tasks would also see the end within a second or so and exit)."""
+    try:
+        if c.jobs.get(job_id).terminal:
+            _parallel.stop_early(c, job_id, early)
+    except Exception as exc:  # noqa: BLE001 - the step's outcome stands; the tasks stop by themselves
+        log.warning("job %s: the early compose execution was not stopped: %s", job_id, exc)
 
 
 def _stopped(exc: BaseException) -> bool:
@@ -201,6 +222,15 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
         from ..render.pipeline import make_video, render_edit  # heavy (av, numpy, opencv)
         from ..render.probe import probe_clip
 
+        plan = _parallel.load_plan(c, job_id)
+        if plan is None and not parallel:
+            # a task started before the plan (the deployed workflow): the inputs come while the analysis runs
+            audio_key, clip_keys = keys.inputs(job_id, job.request)
+            work = lifecycle.workdir(job_id)
+            early, plan = _parallel.wait_if_started_early(c, job, {k: os.path.join(work, os.path.basename(k))
+                                                                   for k in (audio_key, *clip_keys)})
+            if early and plan is None:
+                return _outcome(c.jobs.get(job_id), "compose", True)  # ended while this task waited
         # inputs missing from this worker (a fresh compose container) are fetched again: part of
         # composing, so progress stays where the analysis left it
         audio, clips = local_inputs(c, job, lambda pct, step: report(25.0, "preparing"), with_clips=True,
@@ -209,7 +239,6 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
         work = lifecycle.workdir(job_id)
         name = ("preview" if config.preview_only else "output") + "." + config.output_format
         out = os.path.join(work, "render", name)
-        plan = _parallel.load_plan(c, job_id)
         fmts = _timelines.formats(job.request)
         extra = _timelines.local_paths(os.path.join(work, "render"), fmts)[1:]  # edit.otio: the side file
         urls = {"song_url": job.request["audio_url"], "clip_urls": list(job.request["video_urls"]), "timelines": extra}
@@ -257,35 +286,6 @@ def run_compose(c: "Container", job_id: str, parallel: bool = True) -> StepOutco
         return _settle(c, job, "compose", exc)
 
 
-ANALYSIS_BUDGET = 300.0  # seconds: decode and beat-track the longest accepted song on a busy machine
-#: seconds one unit of a clip's analysis budget (a 1920x1080 frame decoded and scored) may take on a
-#: busy machine: about 4x the 4.5 ms measured on a quiet core (docs/editing.md)
-CLIP_UNIT_SECONDS = 0.02
-
-
-def clip_analysis_seconds(c: "Container") -> float:
-    """The most one clip's planning analysis may take: its budget (``clip_analysis_budget``) in seconds."""
-    return c.settings.clip_analysis_budget * CLIP_UNIT_SECONDS
-
-
-def time_budget(c: "Container", job: Job) -> float:
-    """Seconds a local worker may spend on ``job``: every fetch's timeout, the analysis (the song's,
-    and each clip's :func:`clip_analysis_seconds`), and ``job_budget_factor`` seconds per second of
-    output at 1080p30, scaled by pixels and fps (the output's length is the preview's, or at most
-    the longest accepted song)."""
-    s = c.settings
-    clips = len(job.request.get("video_urls") or [])
-    budget = s.fetch_timeout * (1 + clips) + ANALYSIS_BUDGET
-    if job.type == "create":
-        budget += clips * clip_analysis_seconds(c)
-        cfg = job.request.get("edit_config") or {}
-        seconds = cfg.get("preview_duration", 30) if cfg.get("preview_only") else s.max_audio_duration
-        w, _, h = str(cfg.get("output_resolution", "1920x1080")).partition("x")
-        scale = max(0.25, int(w) * int(h) / (1920 * 1080)) * max(0.5, cfg.get("output_fps", 30) / 30)
-        budget += s.job_budget_factor * seconds * scale
-    return budget
-
-
 def run_job(c: "Container", job_id: str) -> Job:
     """Both steps in order (the local orchestrator; Cloud Workflows calls them one by one)."""
     outcome = run_analyze(c, job_id)
@@ -313,6 +313,11 @@ def compose_start(c: "Container", job_id: str, attempt: int = 1) -> dict:
     if job.terminal:
         return {**state(c, job_id), "handle": None}
     tasks = _parallel.planned_tasks(c, job_id)
+    early = _parallel.early_execution(c, job_id) if attempt == 1 else None
+    if early is not None:  # started by the analyze step (if it has exited unfinished, attempt 2 follows)
+        c.jobs.add_log(job_id, f"workflow: compose attempt 1 is the execution started before the plan "
+                               f"({early['handle']}), {early['tasks']} task{'s' * (early['tasks'] > 1)}")
+        return {**state(c, job_id), "handle": early["handle"], "tasks": early["tasks"]}
     handle = c.runner.start(job_id, tasks=tasks)
     c.jobs.add_log(job_id, f"workflow: compose attempt {attempt} started ({handle})"
                            + (f", {tasks} tasks" if tasks > 1 else ""))
