@@ -3,6 +3,7 @@ clips upscaled to 1080p, x264 veryfast CRF 23, AAC) rendered by 1 process and sp
 segments rendered by N processes, then joined by stream copy (beatsync.render.segments).
 
     nice -n 10 python benchmarks/parallel_render.py [--lengths 30,120,300] [--workers 1,2,4] [--analysis-only]
+    nice -n 10 python benchmarks/parallel_render.py --lengths 60 --workers 1,2  # quicker: the prediction's terms
 
 Each configuration runs in a fresh process. Reported per row: wall s; total CPU s (the process and
 all its workers, from getrusage); split overhead = CPU with N workers / CPU with 1 (target <= 1.10);
@@ -10,8 +11,8 @@ critical path = the slowest segment's CPU s + the merge's CPU s (what a machine 
 segment would wait for); the largest peak RSS of one task (target < 400 MB at 1080p), alone and with
 the Google Cloud client libraries a deployed task also loads. The encoder runs with the threads a
 4 vCPU Cloud Run task uses (``--encoder-threads`` to change).
-Then a prediction of time to video on Cloud Run (8 tasks of 4 vCPU, a 4-minute song) from the
-measured CPU seconds; its derivation is printed with it. On a shared machine, read CPU seconds:
+Then a prediction of time to video on Cloud Run (1, 2, 4 and 8 minutes of 1080p output, tasks of 4 vCPU)
+from the measured CPU seconds, term by term, each marked measured or assumed. On a shared machine, read CPU seconds:
 wall time depends on what else runs.
 """
 
@@ -131,53 +132,55 @@ def measure_analysis(sources: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def predict(rows: list[dict], analysis_s: float | None) -> None:
-    """Time to video for a 4-minute song on 8 tasks of 4 vCPU: measured terms and stated assumptions."""
-    song_s, tasks, per_task = 240.0, 8, 30.0
-    same = [r for r in rows if abs(r["seconds"] / r["workers"] - per_task) < 1e-6 and r["workers"] > 1]
+def predict(rows: list[dict], analysis: dict | None) -> None:
+    """Time to video on Cloud Run for 1, 2, 4 and 8 minutes of 1080p30 output, term by term: measured
+    terms from the rows and the analysis run, the rest marked assumed. The compose execution starts when
+    the inputs are fetched (``BEATSYNC_COMPOSE_EARLY_START``): its start-up and clip fetch overlap the
+    analysis."""
+    from beatsync.render.segments import task_count
+
     one = sorted((r for r in rows if r["workers"] == 1), key=lambda r: r["seconds"])
     merged = sorted((r for r in rows if r["workers"] > 1), key=lambda r: r["seconds"])
     if not one or not merged:
         return
-    if same:  # a row whose segments are 30 s of output each, like a task's: its slowest segment, measured
-        r = max(same, key=lambda r: r["seconds"])
-        task_cpu = max(s["cpu_s"] for s in r["segments"])
-        task_src = f"the slowest 30 s segment of the {r['seconds']:.0f} s x {r['workers']} row"
-    else:
-        r = one[-1]
-        task_cpu = r["cpu"] / r["seconds"] * per_task
-        task_src = f"{r['cpu'] / r['seconds']:.2f} CPU s per output second (1 process, {r['seconds']:.0f} s) x 30 s"
+    if analysis is None:
+        analysis = measure_analysis([str(p) for p in prepare_sources()])
+    base = one[-1]
+    cpu_per_s = base["cpu"] / base["seconds"]  # one process, audio included: an upper bound for video only
+    same = [r for r in merged if r["seconds"] in {o["seconds"] for o in one}]
+    split = (max(0.0, sum((r["cpu"] - next(o["cpu"] for o in one if o["seconds"] == r["seconds"])) / (r["workers"] - 1)
+                          for r in same) / len(same)) if same else 1.0)
     m = merged[-1]
-    merge_cpu = m["merge_cpu"] / m["seconds"] * song_s
-    measured = None
-    if analysis_s is None:
-        measured = measure_analysis([str(p) for p in prepare_sources()])
-        analysis_s = measured["wall_s"]
-    two_core = one[-1]["cpu"] / one[-1]["wall"] / 2  # one render's use of this machine's 2 cores
-    vcpu_eff = 0.7  # assumed for 4 vCPU (3 x264 frame threads + the decoding thread)
-    task_wall = task_cpu / (4 * vcpu_eff)
-    transfer = 2 * 60 / 100  # merge: ~60 MB of segments in and ~60 MB of output out of GCS at ~100 MB/s (assumed)
-    merge_wall = merge_cpu + transfer
-    start, fetch, poll = 8.0, 2.0, 1.5
-    total = analysis_s + start + fetch + task_wall + poll + merge_wall
-    print(f"\nPrediction: a 4-minute song, {tasks} tasks x 4 vCPU")
-    print("| term | s | source |")
-    print("|---|---|---|")
-    src = (f"measured here ({measured['cpu_s']:.1f} CPU s): the song's {measured['method']} analysis "
-           f"{measured['song_s']:.1f} s, with the 4 clips' probing and motion analysis running meanwhile and "
-           f"{measured['clips_extra_s']:.1f} s after it, then the plan {measured['plan_s']:.1f} s; the analyze service "
-           f"has 2 vCPU like this machine" if measured else "--analysis-s")
-    print(f"| analysis + planning (analyze service, warm) | {analysis_s:.1f} | {src} |")
-    print(f"| execution + task container start | {start:.1f} | assumed (cached image); not measurable here |")
-    print(f"| a task fetches its clips from GCS | {fetch:.1f} | assumed: ~200 MB at ~100 MB/s |")
-    print(f"| render one task's 30 s of output | {task_wall:.1f} | {task_cpu:.1f} CPU s measured ({task_src}); on "
-          f"4 vCPU at an assumed {vcpu_eff:.0%} use of the cores (one render uses {two_core:.0%} of this "
-          f"machine's 2) |")
-    print(f"| from the last segment to the merge call | {poll:.1f} | the poll scheduled from the tasks' rates "
-          f"comes 0.5-1.5 s after the predicted end (assumed: the prediction holds within a second) |")
-    print(f"| merge (remux + audio + uploads) | {merge_wall:.1f} | {merge_cpu:.1f} CPU s measured (the "
-          f"{m['seconds']:.0f} s x {m['workers']} row, scaled to 240 s) + {transfer:.1f} s GCS transfers (assumed) |")
-    print(f"| **total** | **{total:.1f}** | target <= 45 s |")
+    merge_cpu_per_s = m["merge_cpu"] / m["seconds"]
+    vcpu_eff, start, fetch, poll = 0.7, 8.0, 2.0, 1.5  # assumed (see the legend)
+    bytes_per_s = 0.25e6  # assumed: 1080p30 at CRF 23 over real footage, ~60 MB per 4 minutes
+    print("\nPrediction: time to video, 1080p30, full video, tasks of 4 vCPU (the default task count)")
+    print("| output | tasks | analysis + planning | task start + clip fetch left after it | render one task's "
+          "segment | last segment to merge | merge | **total** | after the plan (before) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for minutes in (1, 2, 4, 8):
+        out_s = 60.0 * minutes
+        t = task_count(out_s, 30.0, 8, 10.0, pixels_per_second=1920 * 1080 * 30)
+        ana = analysis["song_s"] * out_s / 240.0 + analysis["clips_extra_s"] + analysis["plan_s"]
+        task_wall = (cpu_per_s * out_s / t + (split if t > 1 else 0.0)) / (4 * vcpu_eff)
+        left = max(0.0, start + fetch - ana)
+        merge = (merge_cpu_per_s * out_s + 2 * bytes_per_s * out_s / 100e6) if t > 1 else 0.0
+        total = ana + left + task_wall + poll + merge
+        before = ana + start + fetch + task_wall + poll + merge
+        print(f"| {minutes} min | {t} | {ana:.1f} | {left:.1f} | {task_wall:.1f} | {poll:.1f} | {merge:.1f} | "
+              f"**{total:.1f}** | {before:.1f} |")
+    print(f"\nTerms. Measured here: analysis + planning ({analysis['method']}, a 4-minute song with 4 clips of 40 s "
+          f"1080p30 in {analysis['wall_s']:.1f} s, {analysis['cpu_s']:.1f} CPU s: the song {analysis['song_s']:.1f} s, "
+          f"scaled with the song's length; the clips {analysis['clips_extra_s']:.1f} s after it and the plan "
+          f"{analysis['plan_s']:.1f} s, not scaled; the analyze service has 2 vCPU like this machine); the render: "
+          f"{cpu_per_s:.2f} CPU s per output second (one process, {base['seconds']:.0f} s, audio included) split over "
+          f"the tasks, plus {split:.2f} CPU s per extra task (the split rows' extra CPU); the merge: "
+          f"{merge_cpu_per_s:.3f} CPU s per output second ({m['seconds']:.0f} s x {m['workers']} row). Assumed: "
+          f"execution + task container start {start:.0f} s (cached image) and the clip fetch {fetch:.0f} s, both "
+          f"overlapping the analysis (they start when the inputs are fetched); {vcpu_eff:.0%} use of a task's 4 vCPU; "
+          f"{poll} s from the last segment to the merge call (the poll scheduled from the tasks' rates); the merge's "
+          f"GCS transfers at 100 MB/s for {bytes_per_s / 1e6:.2f} MB per output second, twice (segments in, video out). "
+          f"The caller's own download of the inputs (before the analysis) is not counted.")
 
 
 def run(spec: dict) -> dict:
@@ -213,9 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--encoder-threads", type=int, default=None,
                     help="x264 threads per task (default: what a 4 vCPU Cloud Run task uses, "
                          "min(4, ENCODER_MAX_THREADS))")
-    ap.add_argument("--analysis-s", type=float, default=None,
-                    help="analysis + planning wall s for a 4-minute song on the analyze service (default: measured "
-                         "here, a fresh process; the analyze service has 2 vCPU, like this machine)")
+    ap.add_argument("--analysis", metavar="JSON", default=None,
+                    help="the analysis run's figures (song_s, clips_extra_s, plan_s, wall_s, cpu_s, method) instead "
+                         "of measuring them here (a fresh process; the analyze service has 2 vCPU, like this machine)")
     ap.add_argument("--analysis-only", action="store_true",
                     help="measure and print only the analysis + planning term (no render)")
     ap.add_argument("--save", metavar="FILE", help="write the measured rows to FILE (JSON)")
@@ -255,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nPeak RSS per task: the largest ru_maxrss of one rendering process (with 1 worker: the whole render, "
           f"audio included). Deployed task = that + {cloud_mb:.0f} MB measured for the Google Cloud client "
           f"libraries and clients a deployed compose task also holds (two fresh processes compared).")
-    # -- prediction: a 4-minute song, 8 tasks of 4 vCPU ---------------------------------------------------
-    predict(rows, args.analysis_s)
+    # -- prediction: 1, 2, 4 and 8 minutes of 1080p, tasks of 4 vCPU ----------------------------------------
+    predict(rows, json.loads(args.analysis) if args.analysis else None)
     return 0
 
 

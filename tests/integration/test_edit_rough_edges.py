@@ -13,23 +13,15 @@ import pytest
 
 from benchmarks.edit_quality import grey_frames, jump_cuts, new_pictures_off_beat, sparse_clip, visual_cuts
 from beatsync.analysis.synth import encode_wav
-from beatsync.contracts import Beat, BeatMap, Section
 from beatsync.editing import resolve_config
+from tests.media import steady_beat_map
 from beatsync.render.encode import render
 from beatsync.render.pipeline import analyse_clips, plan_edit
 
 SMALL = {"output_resolution": "160x90"}
 
 
-def beat_map(duration: float, bpm: float, offset: float = 0.3) -> BeatMap:
-    period = 60.0 / bpm
-    beats = [Beat(index=i, time=round(offset + i * period, 4), frame=round((offset + i * period) * 30),
-                  strength=1.0 if i % 4 == 0 else 0.4, is_downbeat=i % 4 == 0, bar=i // 4, beat_in_bar=i % 4 + 1)
-             for i in range(int((duration - offset) / period))]
-    return BeatMap(tempo=bpm, duration=duration, fps=30, total_beats=len(beats), beats_per_bar=4, time_signature="4/4",
-                   confidence=0.9, beats=beats, bars=[],
-                   sections=[Section(name="verse", start_time=0, end_time=duration, energy=0.6, label="A")],
-                   detection_method="librosa", processing_time_ms=1, audio_hash="0" * 64, analyzer="test")
+beat_map = steady_beat_map
 
 
 @pytest.fixture(scope="module")

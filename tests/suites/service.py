@@ -184,12 +184,9 @@ def test_a_compose_attempt_that_dies_after_uploading_is_finished_without_a_secon
     assert len([k for k in container.blobs.list(f"outputs/{job.job_id}/") if k.endswith(".mp4")]) == 1
 
 
-def test_an_end_cut_short_by_a_crash_is_finished_at_start_up(container, media, receiver, caplog):
-    """The process dies between the terminal write and what follows it (audit line, webhook): the job
-    stays flagged, and the next start-up finishes it: one job.end line, one webhook event (its id is
-    the job's and status's, so a re-sent event is the same event)."""
-    import logging
-
+def _an_end_cut_short(container, media, receiver):
+    """A job whose end was cut short (the process killed after the terminal status, before what follows
+    it): the job is ended with ``end_pending`` set."""
     from beatsync.jobs import lifecycle
 
     job, _ = service.submit_create(container, create_body(media, receiver), "alice")
@@ -204,11 +201,28 @@ def test_an_end_cut_short_by_a_crash_is_finished_at_start_up(container, media, r
             lifecycle.end_job(container, job.job_id, "failed", error={"code": "internal_error", "message": "x"})
     finally:
         lifecycle._clean_up = real
+    return job
+
+
+def test_an_end_cut_short_by_a_crash_is_finished_at_start_up(container, media, receiver, caplog):
+    """The process dies between the terminal write and what follows it (audit line, webhook): the job
+    stays flagged, and the next start-up finishes it: one job.end line, one webhook event (its id is
+    the job's and status's, so a re-sent event is the same event)."""
+    import logging
+
+    from beatsync.jobs import lifecycle
+
+    job = _an_end_cut_short(container, media, receiver)
     ended = container.jobs.get(job.job_id)
     assert ended.status == "failed" and ended.end_pending
     assert job.job_id in {j.job_id for j in container.jobs.pending_ends()}
     caplog.set_level(logging.INFO)
-    assert lifecycle.finish_pending_ends(container) >= 1
+    audit_log = logging.getLogger("beatsync.audit")  # its own stderr handler, not propagated: watched here
+    audit_log.addHandler(caplog.handler)
+    try:
+        assert lifecycle.finish_pending_ends(container) >= 1
+    finally:
+        audit_log.removeHandler(caplog.handler)
     assert not container.jobs.get(job.job_id).end_pending
     assert job.job_id not in {j.job_id for j in container.jobs.pending_ends()}  # a second start-up: nothing again
     ends = [r for r in caplog.records if '"job.end"' in r.getMessage() and job.job_id in r.getMessage()]
@@ -228,18 +242,7 @@ def test_the_scheduled_sweep_finishes_ends_left_pending_through_its_route(contai
     from beatsync.jobs import lifecycle
     from tests.conftest import ROOT
 
-    job, _ = service.submit_create(container, create_body(media, receiver), "alice")
-    real = lifecycle._clean_up
-
-    def die(c, j):
-        raise Killed()
-
-    lifecycle._clean_up = die
-    try:
-        with pytest.raises(Killed):
-            lifecycle.end_job(container, job.job_id, "failed", error={"code": "internal_error", "message": "x"})
-    finally:
-        lifecycle._clean_up = real
+    job = _an_end_cut_short(container, media, receiver)
     assert container.jobs.get(job.job_id).end_pending
     analyze = functions_framework.create_app(target="analyze", source=str(ROOT / "functions" / "analyze" / "main.py"))
     client = analyze.test_client()

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.conftest import ROOT
-from tests.deploy import TF, blocks, parsed, resources  # the one HCL reader
+from tests.deploy import TF, blocks, grants, parsed, resources  # the one HCL reader
 
 
 def test_module_layout_follows_the_conventions():
@@ -75,10 +75,8 @@ def test_least_privilege():
     (components,) = [b["components"] for b in blocks("locals") if "components" in b]
     assert set(components) == {"submit", "status", "analyze", "compose", "flow", "tasks", "sweeper"}
     # only the workflow's account and the sweep's invoke the analyze service
-    invoke = resources("google_cloud_run_v2_service_iam_member")
-    assert [s["member"] for s in invoke.values() if s["role"] == "roles/run.invoker"] == [
-        'serviceAccount:${google_service_account.this["flow"].email}',
-        'serviceAccount:${google_service_account.this["sweeper"].email}']
+    assert sorted(g["account"] for g in grants()
+                  if g["on"] == "service:analyze" and g["role"] == "roles/run.invoker") == ["flow", "sweeper"]
 
 
 def test_a_scheduled_sweep_finishes_the_ends_a_killed_instance_left_pending():
