@@ -22,14 +22,30 @@ from urllib.parse import parse_qs, unquote, urlsplit
 class _MediaHandler(BaseHTTPRequestHandler):
     root: Path
     hits: list
+    together: dict  # /together/NAME?n=N: the requests in flight at once, at most (see do_GET)
+    trickled: list  # bytes /slow sent before it finished or its client went away, one entry per request
 
     def log_message(self, *args):
         pass
+
+    def _wait_together(self, n: int) -> None:
+        """Hold the request until ``n`` requests to /together/ are in flight (at most 10 s)."""
+        t = self.together
+        with t["cond"]:
+            t["in_flight"] += 1
+            t["arrived"] += 1
+            t["max"] = max(t["max"], t["in_flight"])
+            t["cond"].notify_all()
+            t["cond"].wait_for(lambda: t["arrived"] >= n, timeout=10)
+            t["in_flight"] -= 1
 
     def do_GET(self):  # noqa: N802
         parts = urlsplit(self.path)
         self.hits.append(parts.path)
         q = parse_qs(parts.query)
+        if parts.path.startswith("/together/"):  # served as the file it names, once n requests are in flight
+            self._wait_together(int(q.get("n", ["1"])[0]))
+            parts = parts._replace(path=parts.path.removeprefix("/together"))
         if parts.path == "/redirect":
             self.send_response(302)
             self.send_header("Location", q["to"][0])
@@ -40,13 +56,16 @@ class _MediaHandler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Connection", "close")
             self.end_headers()
+            sent = 0
             try:
                 for _ in range(600):
                     self.wfile.write(b"x")
                     self.wfile.flush()
+                    sent += 1
                     time.sleep(0.1)
             except OSError:
                 pass
+            self.trickled.append(sent)
             return
         if parts.path == "/slow-headers":  # a status line, then one header byte every 0.3 s, for minutes
             try:
@@ -108,9 +127,11 @@ class Server:
 
 
 def media_server(root: str | os.PathLike) -> Server:
-    handler = type("H", (_MediaHandler,), {"root": Path(root), "hits": []})
+    handler = type("H", (_MediaHandler,), {"root": Path(root), "hits": [], "trickled": [],
+                                           "together": {"cond": threading.Condition(), "in_flight": 0, "arrived": 0,
+                                                        "max": 0}})
     server = Server(handler)
-    server.hits = handler.hits
+    server.hits, server.together, server.trickled = handler.hits, handler.together, handler.trickled
     return server
 
 

@@ -10,6 +10,7 @@ from beatsync.signing import check_link
 
 from tests.suites.service import *  # noqa: F401,F403 - the suite's tests run here
 from tests.suites.service import RecordingOrchestrator
+from tests.servers import wait_for
 
 
 @pytest.fixture
@@ -137,3 +138,31 @@ def test_noncommercial_methods_run_when_the_operator_allows_them(tmp_path, media
     c = bootstrap(settings, orchestrator=RecordingOrchestrator())
     job, _ = service.submit_analyze(c, {"audio_url": f"{media.url}/song.wav", "method": "madmom"}, "bob")
     assert job.request["method"] == "madmom"
+
+
+def test_a_jobs_inputs_are_fetched_at_once(container, media):
+    """The song and both clips are in flight together (each answer waits until all three have
+    arrived: fetched one after another, each would wait its 10 s out alone)."""
+    from beatsync.jobs import service, steps
+    from tests.suites.service import create_body
+
+    t = f"{media.url}/together"
+    body = create_body(media, audio_url=f"{t}/song.wav?n=3", video_urls=[f"{t}/a.mp4?n=3", f"{t}/b.mp4?n=3"])
+    job, _ = service.submit_create(container, body, "alice")
+    assert steps.run_analyze(container, job.job_id)["status"] == "processing"
+    assert media.together["max"] == 3
+
+
+def test_the_first_input_that_fails_stops_the_other_fetches(container, media):
+    """A clip that is not there fails the job at once; the song still trickling in (600 bytes over a
+    minute) is abandoned, not waited for."""
+    from beatsync.jobs import service, steps
+    from tests.suites.service import create_body
+
+    body = create_body(media, audio_url=f"{media.url}/slow", video_urls=[f"{media.url}/a.mp4", f"{media.url}/gone.mp4"])
+    job, _ = service.submit_create(container, body, "alice")
+    out = steps.run_analyze(container, job.job_id)
+    assert out["status"] == "failed" and out["error"]["code"] == "source_not_found", out
+    assert "gone.mp4" in out["error"]["message"]
+    sent = wait_for(lambda: media.trickled[:1], timeout=60)  # the trickle's request ended (its client went away)
+    assert sent[0] < 600
