@@ -133,7 +133,11 @@ def run_analyze(c: "Container", job_id: str) -> StepOutcome:
             analysed = clip_work.result()
             c.jobs.record_metrics(job_id, {"clip_analysis_time_ms": int(clip_work.seconds * 1000),
                                            "clip_analysis_frames": sum(a.frames for a in analysed[1])})
-            _parallel.make_plan(c, job, clips, beat_map, report=_scaled(report, 20.0, 25.0), analysed=analysed)
+            plan = _parallel.make_plan(c, job, clips, beat_map, report=_scaled(report, 20.0, 25.0),
+                                       analysed=analysed)
+            # the song's window encoded once for the merge, while the tasks render (off its critical path)
+            if not _parallel.encode_audio(c, job_id, audio, plan, should_stop=report.should_stop):
+                return _outcome(lifecycle.cancelled(c, job_id), "analyze", True)
         if c.jobs.get(job_id).terminal:  # cancelled (or ended by the orchestrator) meanwhile: leave nothing
             return _outcome(lifecycle.cancelled(c, job_id), "analyze", True)
         c.jobs.add_log(job_id, f"analysed: {beat_map.tempo:.1f} BPM, {len(beat_map.beats)} beats, "
