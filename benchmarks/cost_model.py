@@ -135,8 +135,10 @@ def job_counts(tasks: int, polls: int, inputs: int, clips: int, *, status_calls:
                        + math.ceil(analysis_s / CANCEL_POLL),
                        "firestore.write": math.ceil(render / REPORT_EVERY)}
     else:
-        out["analyze"] = {"firestore.read": 22, "firestore.write": 22, "gcs.A": k + 11 + miss + clip_miss,
-                          "gcs.B": k + 10 + 3 * t + c, "gcs.delete": k + 1 + 4 * t,
+        # the song's window encoded once (temp/{id}/audio.m4a): written by the analyze step, read by the merge,
+        # deleted with temp/
+        out["analyze"] = {"firestore.read": 22, "firestore.write": 22, "gcs.A": k + 12 + miss + clip_miss,
+                          "gcs.B": k + 11 + 3 * t + c, "gcs.delete": k + 2 + 4 * t,
                           "pubsub.publish": 2, "tasks.create": 1}
         out["compose"] = {"firestore.read": 3 * t, "firestore.write": 2 * t, "gcs.A": 4 * t,
                           "gcs.B": t * (2 * c + 2)}  # every task fetches every clip (a cut every beat)
@@ -154,19 +156,20 @@ def job_counts(tasks: int, polls: int, inputs: int, clips: int, *, status_calls:
     return out
 
 
-AUDIO_BYTES_PER_S = 192000 / 8  # the AAC track (render/encode.py): encoded once, in the merge
+AUDIO_BYTES_PER_S = 192000 / 8  # the AAC track (render/encode.py AUDIO_BIT_RATE)
 
 
 def blob_bytes(tasks: int, input_bytes: int, clip_bytes: int, video_bytes: int, out_s: float, *,
                cloud: bool = True) -> dict:
     """Bytes written to and read from Cloud Storage for one video, leaving out the small JSON objects
     (plan, beat map, EDL, markers, progress: tens of KB) and thumbnails. Up: the inputs once and the video;
-    a parallel render also writes its segments (the video without its audio). Down: every task reads every
-    clip and the merge reads the segments; a one-task compose in the cloud reads the inputs."""
+    a parallel render also writes its segments (the video without its audio) and the song's window encoded
+    by the analyze step (``temp/{id}/audio.m4a``): the video's bytes again. Down: every task reads every clip
+    and the merge reads the segments and the encoded audio; a one-task compose in the cloud reads the inputs."""
     if tasks == 1:
         return {"up": input_bytes + video_bytes, "down": input_bytes if cloud else 0}
-    segments = video_bytes - AUDIO_BYTES_PER_S * out_s
-    return {"up": input_bytes + video_bytes + segments, "down": tasks * clip_bytes + segments}
+    segments, audio = video_bytes - AUDIO_BYTES_PER_S * out_s, AUDIO_BYTES_PER_S * out_s
+    return {"up": input_bytes + video_bytes + segments + audio, "down": tasks * clip_bytes + segments + audio}
 
 
 SMALL_BYTES = 400_000  # the JSON objects and thumbnails left out of blob_bytes, at most (checked by the test)

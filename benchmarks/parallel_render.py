@@ -7,7 +7,8 @@ segments rendered by N processes, then joined by stream copy (beatsync.render.se
 Each configuration runs in a fresh process. Reported per row: wall s; total CPU s (the process and
 all its workers, from getrusage); split overhead = CPU with N workers / CPU with 1 (target <= 1.10);
 critical path = the slowest segment's CPU s + the merge's CPU s (what a machine with a core per
-segment would wait for); the largest peak RSS of one task (target < 400 MB at 1080p), alone and with
+segment would wait for; the song's audio is encoded while the segments render, as the analyze step
+encodes it while the tasks render: its CPU s is the table's audio column); the largest peak RSS of one task (target < 400 MB at 1080p), alone and with
 the Google Cloud client libraries a deployed task also loads. The encoder runs with the threads a
 4 vCPU Cloud Run task uses (``--encoder-threads`` to change).
 Then a prediction of time to video on Cloud Run (8 tasks of 4 vCPU, a 4-minute song) from the
@@ -53,15 +54,15 @@ if w == 1:
     r = render(edl, probes, spec["song"], spec["out"], preset="veryfast", crf=23, threads=spec["threads"])
     segments = [{"frames": r.frames, "cpu_s": time.process_time() - c0,
                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}]
-    merge_cpu = 0.0
+    merge_cpu = audio_cpu = 0.0
 else:
     r = render_parallel(edl, probes, spec["song"], spec["out"], workers=w, tasks=w, preset="veryfast",
                         threads=spec["threads"])
-    segments, merge_cpu = list(r.segments), r.merge_cpu_s
+    segments, merge_cpu, audio_cpu = list(r.segments), r.merge_cpu_s, r.audio_cpu_s
 wall = time.perf_counter() - t0
 me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"wall": wall, "cpu": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
-                  "segments": segments, "merge_cpu": merge_cpu, "frames": r.frames,
+                  "segments": segments, "merge_cpu": merge_cpu, "audio_cpu": audio_cpu, "frames": r.frames,
                   "parent_rss_mb": me.ru_maxrss / 1024}))
 """
 
@@ -158,8 +159,9 @@ def predict(rows: list[dict], analysis_s: float | None) -> None:
     task_wall = task_cpu / (4 * vcpu_eff)
     transfer = 2 * 60 / 100  # merge: ~60 MB of segments in and ~60 MB of output out of GCS at ~100 MB/s (assumed)
     merge_wall = merge_cpu + transfer
+    audio_s = m.get("audio_cpu", 0.0) / m["seconds"] * song_s  # rows saved before it: 0 (encoded in the merge)
     start, fetch, poll = 8.0, 2.0, 1.5
-    total = analysis_s + start + fetch + task_wall + poll + merge_wall
+    total = analysis_s + audio_s + start + fetch + task_wall + poll + merge_wall
     print(f"\nPrediction: a 4-minute song, {tasks} tasks x 4 vCPU")
     print("| term | s | source |")
     print("|---|---|---|")
@@ -168,6 +170,9 @@ def predict(rows: list[dict], analysis_s: float | None) -> None:
            f"{measured['clips_extra_s']:.1f} s after it, then the plan {measured['plan_s']:.1f} s; the analyze service "
            f"has 2 vCPU like this machine" if measured else "--analysis-s")
     print(f"| analysis + planning (analyze service, warm) | {analysis_s:.1f} | {src} |")
+    print(f"| the song's audio encoded once (analyze step, after the plan) | {audio_s:.1f} | {audio_s:.1f} CPU s "
+          f"measured (the {m['seconds']:.0f} s x {m['workers']} row, scaled to 240 s); on the critical path while the "
+          f"compose execution starts after the analyze step returns |")
     print(f"| execution + task container start | {start:.1f} | assumed (cached image); not measurable here |")
     print(f"| a task fetches its clips from GCS | {fetch:.1f} | assumed: ~200 MB at ~100 MB/s |")
     print(f"| render one task's 30 s of output | {task_wall:.1f} | {task_cpu:.1f} CPU s measured ({task_src}); on "
@@ -175,7 +180,7 @@ def predict(rows: list[dict], analysis_s: float | None) -> None:
           f"machine's 2) |")
     print(f"| from the last segment to the merge call | {poll:.1f} | the poll scheduled from the tasks' rates "
           f"comes 0.5-1.5 s after the predicted end (assumed: the prediction holds within a second) |")
-    print(f"| merge (remux + audio + uploads) | {merge_wall:.1f} | {merge_cpu:.1f} CPU s measured (the "
+    print(f"| merge (remux + uploads) | {merge_wall:.1f} | {merge_cpu:.1f} CPU s measured (the "
           f"{m['seconds']:.0f} s x {m['workers']} row, scaled to 240 s) + {transfer:.1f} s GCS transfers (assumed) |")
     print(f"| **total** | **{total:.1f}** | target <= 45 s |")
 
@@ -244,14 +249,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n1920x1080@30 output, a cut every 0.5 s, x264 veryfast CRF 23, {threads} encoder threads per task; "
           f"one run each\n")
     print("| output | workers | wall s | total CPU s | split overhead | critical path CPU s | slowest segment CPU s "
-          "| merge CPU s | peak RSS per task MB | deployed task MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| merge CPU s | audio CPU s | peak RSS per task MB | deployed task MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         slow = max(s["cpu_s"] for s in r["segments"])
         over = f"{r['cpu'] / base[r['seconds']]:.3f}" if r["seconds"] in base else "-"
         rss = max(s["peak_rss_mb"] for s in r["segments"])
         print(f"| {r['seconds']:.0f} s | {r['workers']} | {r['wall']:.1f} | {r['cpu']:.1f} | {over} | "
-              f"{slow + r['merge_cpu']:.1f} | {slow:.1f} | {r['merge_cpu']:.2f} | {rss:.0f} | {rss + cloud_mb:.0f} |")
+              f"{slow + r['merge_cpu']:.1f} | {slow:.1f} | {r['merge_cpu']:.2f} | {r.get('audio_cpu', 0.0):.2f} | "
+              f"{rss:.0f} | {rss + cloud_mb:.0f} |")
     print(f"\nPeak RSS per task: the largest ru_maxrss of one rendering process (with 1 worker: the whole render, "
           f"audio included). Deployed task = that + {cloud_mb:.0f} MB measured for the Google Cloud client "
           f"libraries and clients a deployed compose task also holds (two fresh processes compared).")

@@ -145,6 +145,19 @@ def test_the_merge_copying_the_audio_encoded_beforehand_equals_encoding_it_in_pl
         assert samples <= pcm.shape[1] < samples + 1024
 
 
+def test_the_audio_encoding_stops_when_asked_and_leaves_no_file(media, tmp_path):
+    song, _, _ = media
+    asked = []
+
+    def should_stop():
+        asked.append(1)
+        return len(asked) > 1  # after the first second of audio or so
+
+    with pytest.raises(RenderCancelled):
+        enc.encode_audio(edl_of(cut_every(30)), song, str(tmp_path / "audio.m4a"), should_stop=should_stop)
+    assert len(asked) == 2 and list(tmp_path.iterdir()) == []
+
+
 def _onsets(samples: np.ndarray, sr: int) -> np.ndarray:
     env = np.abs(samples)
     above = np.flatnonzero(env > 0.15 * env.max())
