@@ -323,10 +323,13 @@ class Model:
         video_bytes = self.video_bytes_per_s(res) * out_s
         merge_cpu = figure(self.m, "merge_cpu_per_s") * out_s if t > 1 else 0.0
         merge_wall = merge_cpu + (2 * video_bytes / 1e6 * assumed("merge_transfer_s_per_mb") if t > 1 else 0.0)
+        # the song's window encoded once by the analyze step after the plan (a one-task render encodes it as it
+        # renders): the step returns after it, and the compose execution starts after the step returns
+        audio_cpu = figure(self.m, "audio_cpu_per_s") * out_s if t > 1 else 0.0
         analysis = self.analysis_s(song_s)
         compose_wall = assumed("task_start_s") - assumed("task_billed_start_s") + task_wall
         polls = polls_for(compose_wall)
-        ttv = (assumed("caller_fetch_s") + analysis + compose_wall + assumed("poll_wait_s") + merge_wall)
+        ttv = (assumed("caller_fetch_s") + analysis + audio_cpu + compose_wall + assumed("poll_wait_s") + merge_wall)
         k, c = 1 + assumed("clips"), assumed("clips")
         clip_bytes = c * assumed("clip_mb") * 1e6
         input_bytes = assumed("song_mb") * 1e6 + clip_bytes
@@ -339,7 +342,7 @@ class Model:
                 tot[kind] = tot.get(kind, 0) + n
         blob = blob_bytes(t, input_bytes, clip_bytes, video_bytes, out_s)
         controls = 4 + polls if t > 1 else 3 + polls  # begin, analyze, compose/start, polls (, merge)
-        analyze_busy = (assumed("caller_fetch_s") + analysis + merge_wall
+        analyze_busy = (assumed("caller_fetch_s") + analysis + audio_cpu + merge_wall
                         + (controls - 2) * assumed("control_call_s"))
         api_s = assumed("submit_s") + assumed("status_calls") * assumed("status_s")
         work = {
@@ -347,7 +350,7 @@ class Model:
             "ttv_s": ttv, "analysis_s": analysis, "merge_s": merge_wall, "video_bytes": video_bytes,
             "compose_vcpu_s": t * task_wall * TASK_VCPU, "compose_gib_s": t * task_wall * TASK_GIB,
             "analyze_vcpu_s": analyze_busy * ANALYZE_VCPU, "analyze_gib_s": analyze_busy * ANALYZE_GIB,
-            "analyze_cpu_s": self.analysis_cpu_s(song_s) + merge_cpu, "compose_exec_s": compose_wall,
+            "analyze_cpu_s": self.analysis_cpu_s(song_s) + audio_cpu + merge_cpu, "compose_exec_s": compose_wall,
             "api_vcpu_s": api_s * FUNCTION_VCPU, "api_gib_s": api_s * FUNCTION_GIB,
             "run_requests": controls + 1 + assumed("status_calls"),
             "lb_requests": 1 + assumed("status_calls"),

@@ -3,6 +3,7 @@ clips upscaled to 1080p, x264 veryfast CRF 23, AAC) rendered by 1 process and sp
 segments rendered by N processes, then joined by stream copy (beatsync.render.segments).
 
     nice -n 10 python benchmarks/parallel_render.py [--lengths 30,120,300] [--workers 1,2,4] [--analysis-only]
+                                                    [--audio-only]
 
 Each configuration runs in a fresh process. Reported per row: wall s; total CPU s (the process and
 all its workers, from getrusage); split overhead = CPU with N workers / CPU with 1 (target <= 1.10);
@@ -132,6 +133,39 @@ def measure_analysis(sources: list[str]) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+AUDIO = r"""
+import json, sys, time
+from beatsync.contracts import ClipRef, EditDecisionList, Shot, SongWindow, Transition
+from beatsync.render.encode import encode_audio
+spec = json.loads(sys.argv[1])
+out = {}
+for fmt in ("mp4", "webm"):
+    edl = EditDecisionList(fps=30, width=1920, height=1080, fit="fill", output_format=fmt,
+                           song=SongWindow(start=0.0, end=spec["seconds"], audio_hash="-"),
+                           total_frames=int(spec["seconds"] * 30), clips=[ClipRef(index=0, name="-", duration=1.0)],
+                           shots=[Shot(index=0, clip=0, source_in=0, start_frame=0, end_frame=int(spec["seconds"] * 30),
+                                       transition=Transition(style="cut", duration=0), section="verse", motion=0.5)])
+    runs = []
+    for _ in range(2):
+        c0 = time.process_time()
+        encode_audio(edl, spec["song"], spec["out"] + "." + fmt)
+        runs.append(time.process_time() - c0)
+    out[fmt] = min(runs)
+print(json.dumps(out))
+"""
+
+
+def measure_audio(seconds: float = 240.0) -> dict:
+    """The song's window encoded alone, as the analyze step encodes it for a parallel render's merge
+    (AAC 192k for mp4, Opus 160k for webm): the fewer CPU s of 2 runs, in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = {"song": str(long_song(seconds)), "seconds": seconds, "out": os.path.join(tmp, "audio")}
+        proc = subprocess.run([sys.executable, "-c", AUDIO, json.dumps(spec)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def predict(rows: list[dict], analysis_s: float | None) -> None:
     """Time to video for a 4-minute song on 8 tasks of 4 vCPU: measured terms and stated assumptions."""
     song_s, tasks, per_task = 240.0, 8, 30.0
@@ -223,12 +257,21 @@ def main(argv: list[str] | None = None) -> int:
                          "here, a fresh process; the analyze service has 2 vCPU, like this machine)")
     ap.add_argument("--analysis-only", action="store_true",
                     help="measure and print only the analysis + planning term (no render)")
+    ap.add_argument("--audio-only", action="store_true",
+                    help="measure and print only the song's audio encoding (the analyze step's, for the merge)")
     ap.add_argument("--save", metavar="FILE", help="write the measured rows to FILE (JSON)")
     ap.add_argument("--load", metavar="FILE", help="print the tables and the prediction from rows saved earlier")
     args = ap.parse_args(argv)
     lengths = [float(x) for x in args.lengths.split(",")]
     workers = [int(x) for x in args.workers.split(",")]
     threads = args.encoder_threads or min(4, ENCODER_MAX_THREADS)
+    if args.audio_only:
+        a = measure_audio()
+        print("\n| the song's window encoded once (240 s, one process) | CPU s | CPU s per output second |")
+        print("|---|---|---|")
+        for fmt, codec in (("mp4", "AAC 192k"), ("webm", "Opus 160k")):
+            print(f"| {fmt}: {codec} | {a[fmt]:.2f} | {a[fmt] / 240:.4f} |")
+        return 0
     if args.analysis_only:
         m = measure_analysis([str(p) for p in prepare_sources()])
         print("\n| term | wall s | CPU s | song analysis s | clips' analysis s (frames decoded, budget) | clips after "
