@@ -4,7 +4,9 @@ Streaming end to end: one output frame at a time, the song's audio encoded along
 memory does not grow with the song's length. H.264 (libx264) + AAC in mp4, VP9 + Opus in webm.
 The first audio sample plays with the first video frame: audio is cut from the song by
 timestamps (``atrim``) and starts at pts 0; the encoder's priming samples are signalled by the
-container (mp4 edit list, Opus pre-skip), which players and FFmpeg honour.
+container (mp4 edit list, Opus pre-skip), which players and FFmpeg honour. The last audio frame is
+as short as the window leaves it (not padded), so the audio ends at the window's end.
+:func:`encode_audio` encodes the window alone, as a render does, for a parallel render's merge.
 """
 
 from __future__ import annotations
