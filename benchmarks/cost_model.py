@@ -142,8 +142,10 @@ def job_counts(tasks: int, polls: int, inputs: int, clips: int, *, status_calls:
                        + math.ceil(analysis_s / CANCEL_POLL),
                        "firestore.write": math.ceil(render / REPORT_EVERY)}
     else:
-        out["analyze"] = {"firestore.read": 22, "firestore.write": 22, "gcs.A": k + 11 + miss + clip_miss,
-                          "gcs.B": k + 10 + 3 * t + c, "gcs.delete": k + 1 + 4 * t,
+        # the song's window encoded once (temp/{id}/audio.m4a): written by the analyze step, read by the merge,
+        # deleted with temp/
+        out["analyze"] = {"firestore.read": 22, "firestore.write": 22, "gcs.A": k + 12 + miss + clip_miss,
+                          "gcs.B": k + 11 + 3 * t + c, "gcs.delete": k + 2 + 4 * t,
                           "pubsub.publish": 2, "tasks.create": 1}
         out["compose"] = {"firestore.read": 3 * t, "firestore.write": 2 * t, "gcs.A": 4 * t,
                           "gcs.B": t * (2 * c + 2)}  # every task fetches every clip (a cut every beat)
@@ -164,6 +166,9 @@ def job_counts(tasks: int, polls: int, inputs: int, clips: int, *, status_calls:
         # reads the bucket once more (its bucket-metadata cache)
         out["time"]["gcs.B"] = out["time"].get("gcs.B", 0) + sum(2 * math.ceil(w / PLAN_POLL) + 3 for w in waits)
         out["time"]["firestore.read"] += sum(math.ceil(w / CANCEL_POLL) for w in waits)
+        # compose/start adopts the execution and reads the tasks' rates for the first wait, as a poll does
+        for kind, n in ({"gcs.B": 1} if t == 1 else {"gcs.A": 1, "gcs.B": 1 + t}).items():
+            out["poll"][kind] = out["poll"].get(kind, 0) + n
     out["client"] = {"gcs.B": t + 1 + clip_miss}  # each new container's (and clip thread's) client reads the bucket once
     if stopped_after_end:
         out["analyze"]["firestore.read"] += 2
@@ -172,19 +177,20 @@ def job_counts(tasks: int, polls: int, inputs: int, clips: int, *, status_calls:
     return out
 
 
-AUDIO_BYTES_PER_S = 192000 / 8  # the AAC track (render/encode.py): encoded once, in the merge
+AUDIO_BYTES_PER_S = 192000 / 8  # the AAC track (render/encode.py AUDIO_BIT_RATE)
 
 
 def blob_bytes(tasks: int, input_bytes: int, clip_bytes: int, video_bytes: int, out_s: float, *,
                cloud: bool = True) -> dict:
     """Bytes written to and read from Cloud Storage for one video, leaving out the small JSON objects
     (plan, beat map, EDL, markers, progress: tens of KB) and thumbnails. Up: the inputs once and the video;
-    a parallel render also writes its segments (the video without its audio). Down: every task reads every
-    clip and the merge reads the segments; a one-task compose in the cloud reads the inputs."""
+    a parallel render also writes its segments (the video without its audio) and the song's window encoded
+    by the analyze step (``temp/{id}/audio.m4a``): the video's bytes again. Down: every task reads every clip
+    and the merge reads the segments and the encoded audio; a one-task compose in the cloud reads the inputs."""
     if tasks == 1:
         return {"up": input_bytes + video_bytes, "down": input_bytes if cloud else 0}
-    segments = video_bytes - AUDIO_BYTES_PER_S * out_s
-    return {"up": input_bytes + video_bytes + segments, "down": tasks * clip_bytes + segments}
+    segments, audio = video_bytes - AUDIO_BYTES_PER_S * out_s, AUDIO_BYTES_PER_S * out_s
+    return {"up": input_bytes + video_bytes + segments + audio, "down": tasks * clip_bytes + segments + audio}
 
 
 SMALL_BYTES = 400_000  # the JSON objects and thumbnails left out of blob_bytes, at most (checked by the test)
@@ -339,6 +345,9 @@ class Model:
         video_bytes = self.video_bytes_per_s(res) * out_s
         merge_cpu = figure(self.m, "merge_cpu_per_s") * out_s if t > 1 else 0.0
         merge_wall = merge_cpu + (2 * video_bytes / 1e6 * assumed("merge_transfer_s_per_mb") if t > 1 else 0.0)
+        # the song's window encoded once by the analyze step after the plan (a one-task render encodes it as it
+        # renders): the step returns after it
+        audio_cpu = figure(self.m, "audio_cpu_per_s") * out_s if t > 1 else 0.0
         analysis = self.analysis_s(song_s)
         # a task is ready (started, clips fetched) this long after its execution starts
         ready = assumed("task_start_s") + assumed("task_fetch_s")
@@ -349,7 +358,10 @@ class Model:
         # the compose step's wall time after the analysis (the workflow polls it)
         compose_wall = (max(0.0, ready - analysis) if early else ready) + render_wall + assumed("task_upload_s")
         polls = polls_for(compose_wall)
-        ttv = (assumed("caller_fetch_s") + analysis + compose_wall + assumed("poll_wait_s") + merge_wall)
+        # the analyze step encodes the song's audio right after the plan: while the tasks render when they
+        # were started early, before the compose execution starts otherwise
+        after_plan = max(compose_wall, audio_cpu) if early else audio_cpu + compose_wall
+        ttv = assumed("caller_fetch_s") + analysis + after_plan + assumed("poll_wait_s") + merge_wall
         k, c = 1 + assumed("clips"), assumed("clips")
         clip_bytes = c * assumed("clip_mb") * 1e6
         input_bytes = assumed("song_mb") * 1e6 + clip_bytes
@@ -363,7 +375,7 @@ class Model:
                 tot[kind] = tot.get(kind, 0) + n
         blob = blob_bytes(t, input_bytes, clip_bytes, video_bytes, out_s)
         controls = 4 + polls if t > 1 else 3 + polls  # begin, analyze, compose/start, polls (, merge)
-        analyze_busy = (assumed("caller_fetch_s") + analysis + merge_wall
+        analyze_busy = (assumed("caller_fetch_s") + analysis + audio_cpu + merge_wall
                         + (controls - 2) * assumed("control_call_s"))
         api_s = assumed("submit_s") + assumed("status_calls") * assumed("status_s")
         work = {
@@ -371,7 +383,7 @@ class Model:
             "ttv_s": ttv, "analysis_s": analysis, "merge_s": merge_wall, "video_bytes": video_bytes, "idle_s": idle,
             "compose_vcpu_s": t * task_wall * TASK_VCPU, "compose_gib_s": t * task_wall * TASK_GIB,
             "analyze_vcpu_s": analyze_busy * ANALYZE_VCPU, "analyze_gib_s": analyze_busy * ANALYZE_GIB,
-            "analyze_cpu_s": self.analysis_cpu_s(song_s) + merge_cpu, "compose_exec_s": compose_wall,
+            "analyze_cpu_s": self.analysis_cpu_s(song_s) + audio_cpu + merge_cpu, "compose_exec_s": compose_wall,
             "api_vcpu_s": api_s * FUNCTION_VCPU, "api_gib_s": api_s * FUNCTION_GIB,
             "run_requests": controls + 1 + assumed("status_calls"),
             "lb_requests": 1 + assumed("status_calls"),

@@ -7,7 +7,7 @@
   ``upload://{sha256}{ext}`` by the caller that uploaded it (``caller``: a digest of the caller's identity)
 - ``outputs/{job_id}/...``: the results (``output|preview.{fmt}``, ``thumbnail.jpg``, ``edl.json``,
   ``edit.otio``, ``edit.xml|fcpxml|edl`` when asked, ``beat_map.json``; ``result.json`` last, the completion marker)
-- ``temp/{job_id}/...``: a parallel render's plan, segments and task progress
+- ``temp/{job_id}/...``: a parallel render's plan, the song's encoded audio, segments and task progress
 - ``cache/beat_maps/{audio_hash}/{variant}.json``: analysed songs
 - ``cache/clip_analysis/{clip_hash}/{variant}.json``: the clips' planning analysis (motion, own shots)
 
@@ -157,6 +157,11 @@ def plan(job_id: str) -> str:
 def compose_execution(job_id: str) -> str:
     """The compose execution the analyze step started before the plan (its handle and task count)."""
     return temp(job_id) + "execution.json"
+
+
+def song_audio(job_id: str, extension: str) -> str:
+    """The song's window encoded once for a parallel render's merge (``audio.m4a`` / ``audio.webm``)."""
+    return temp(job_id) + f"audio.{extension}"
 
 
 def segment(job_id: str, count: int, index: int, extension: str) -> str:

@@ -157,7 +157,7 @@ def part(line: dict) -> str:
     names = [w.split(":")[1] for w in line["where"]]
     if not names:
         return "client"  # the storage client's own bucket read in a new process
-    if "compose_poll" in names:
+    if "compose_poll" in names or "_next_poll" in names:  # compose/start's look at the tasks' rates too
         return "poll"
     if "wait_if_started_early" in names and "_prefetch" not in names:
         return "time"  # a task started before the plan, waiting for it (the inputs it fetches meanwhile are fixed)

@@ -63,8 +63,9 @@ def test_the_tasks_start_before_the_plan_render_it_and_the_first_attempt_adopts_
     logs = messages(c, job_id)
     started = next(i for i, m in enumerate(logs) if m.startswith("compose started before the plan"))
     assert started < next(i for i, m in enumerate(logs) if m.startswith("analysed:"))
-    run = steps.compose_start(c, job_id, 1)  # the workflow's first attempt: no second execution
+    run = steps.compose_start(c, job_id, 1, poll_seconds=10)  # the workflow's first attempt: no second execution
     assert run["handle"] == early["handle"] and run["tasks"] == 3
+    assert 1 <= run["next_poll_seconds"] <= 10  # from the tasks' rates once each has reported, else the interval
     wait_for(lambda: steps.compose_poll(c, job_id, run["handle"])["segments_ready"], timeout=300, interval=0.2)
     assert steps.compose_merge(c, job_id)["status"] == "completed"
     logs = messages(c, job_id)

@@ -1,7 +1,8 @@
 """A create job rendered as parallel compose tasks on one machine (SQLite + a local folder, the
 process runner: what `beatsync serve` does), on real footage: a task killed mid-segment is
-retried and the merged video cuts on the same frames as a one-process render of the same plan;
-a cancel during the parallel render stops every task and leaves nothing behind."""
+retried and the merged video cuts on the same frames as a one-process render of the same plan (its
+audio, encoded once by the analyze step and copied by the merge, the same samples); a cancel during the
+parallel render stops every task, and a task that fails ends the job; either leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import av
 import numpy as np
 import pytest
 
+from beatsync import keys
 from beatsync.bootstrap import bootstrap
 from beatsync.contracts import EditDecisionList
-from beatsync.jobs import service, steps
+from beatsync.jobs import parallel, service, steps
 from beatsync.render.encode import render
 from beatsync.render.probe import probe_clip
 from beatsync.settings import Settings
@@ -77,6 +79,14 @@ def in_background(fn, *args):
     return t, out
 
 
+def audio_of(path) -> tuple[list, np.ndarray]:
+    """The audio packets as stored (pts, duration, bytes) and the decoded samples."""
+    with av.open(str(path)) as c:
+        packets = [(p.pts, p.duration, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]
+    with av.open(str(path)) as c:
+        return packets, np.concatenate([f.to_ndarray() for f in c.decode(c.streams.audio[0])], axis=1)
+
+
 def frames(path) -> np.ndarray:
     with av.open(str(path)) as c:
         return np.array([f.to_ndarray(format="rgb24")[::4, ::4].astype(np.float32) for f in c.decode(c.streams.video[0])])
@@ -119,11 +129,16 @@ def test_a_task_killed_mid_segment_is_retried_and_the_merge_matches_one_render(s
             assert np.abs(merged[k - 1] - one[k - 1]).mean() < np.abs(merged[k - 1] - one[k]).mean()
     with av.open(str(tmp_path / "merged.mp4")) as m:
         assert m.duration / 1e6 == pytest.approx(edl.total_frames / edl.fps, abs=0.05)
+    # the audio, encoded once by the analyze step and copied by the merge: what the render encoded in place
+    (packets, pcm), (want_packets, want_pcm) = audio_of(tmp_path / "merged.mp4"), audio_of(tmp_path / "one.mp4")
+    assert packets == want_packets and pcm.shape == want_pcm.shape and np.array_equal(pcm, want_pcm)
+    assert not any("no encoded audio" in m for m in logs)
 
 
 def test_cancel_during_a_parallel_render_stops_every_task_and_leaves_nothing(setup):
     c, media = setup
     job_id = submit(c, media)
+    assert c.blobs.exists(keys.song_audio(job_id, "m4a"))  # the song's window, encoded by the analyze step
     t, out = in_background(steps.run_compose, c, job_id)
     wait_for(lambda: len(c.blobs.list(f"temp/{job_id}/progress-")) >= 1, timeout=120, interval=0.05)
     service.cancel(c, job_id, "alice")
@@ -133,6 +148,19 @@ def test_cancel_during_a_parallel_render_stops_every_task_and_leaves_nothing(set
     for pid in task_pids(c, job_id):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_parallel_job_failed_by_a_task_leaves_nothing(setup):
+    c, media = setup
+    job_id = submit(c, media)
+    plan = json.loads(c.blobs.get_bytes(keys.plan(job_id)))
+    assert plan["tasks"] == 4 and c.blobs.exists(keys.song_audio(job_id, "m4a"))
+    _, clip_keys = keys.inputs(job_id, c.jobs.get(job_id).request)
+    for key in clip_keys:  # the stored clips damaged after the analysis: a task cannot open its clip
+        c.blobs.put_bytes(key, b"not a video" * 100)
+    out = parallel.run_task(c, job_id, 0, plan["tasks"])
+    assert out["status"] == "failed" and out["error"]["code"] == "unsupported_media", out
+    assert c.blobs.list(keys.temp(job_id)) == [] and c.blobs.list(f"outputs/{job_id}/") == []
 
 
 def test_a_segment_still_missing_after_its_retries_is_the_only_one_rendered_again(setup, monkeypatch):
@@ -149,8 +177,10 @@ def test_a_segment_still_missing_after_its_retries_is_the_only_one_rendered_agai
     markers = [k for k in c.blobs.list(f"temp/{job_id}/seg-") if k.endswith(".json")]
     assert [k.rsplit("-", 1)[1] for k in markers] == ["000.json", "001.json", "003.json"]
     assert any("merge: segments [2] of 4 missing" in e["message"] for e in c.jobs.logs(job_id))
+    c.blobs.delete(keys.song_audio(job_id, "m4a"))  # as for a plan made before the audio was encoded with it
     assert steps.run_compose(c, job_id)["status"] == "completed"  # the retry
     logs = [e["message"] for e in c.jobs.logs(job_id)]
     assert sum("segment already rendered" in m for m in logs) == 3
     assert len(task_pids(c, job_id, "3/4")) == 2 and len(task_pids(c, job_id)) == 5
     assert sum(m.startswith("rendered") for m in logs) == 1 and c.blobs.list(f"temp/{job_id}/") == []
+    assert sum("merge: no encoded audio" in m for m in logs) == 1  # encoded in the merge instead, and said so

@@ -10,6 +10,7 @@ import av
 
 from beatsync.analysis.synth import click_track, encode_wav
 from beatsync.contracts import ClipRef, EditDecisionList, Shot, SongWindow, Transition
+from beatsync.render import encode as enc
 from beatsync.render import segments as sg
 from beatsync.render.encode import RenderCancelled, render
 from beatsync.render.probe import probe_clip
@@ -59,14 +60,21 @@ def planned_names(edl) -> list[int]:
     return out
 
 
-def join(edl, probes, song, segs, out):
+def render_parts(edl, probes, segs, folder):
     parts = []
     for s in segs:
-        path = str(out.parent / f"seg-{s.index}.{edl.output_format}")
+        path = str(folder / f"seg-{s.index}.{edl.output_format}")
         r = sg.render_segment(edl, probes, s, path)
         assert r.frames == s.frames
         parts.append((s, path))
-    return sg.merge(edl, song, parts, str(out))
+    return parts
+
+
+def join(edl, probes, song, segs, out):
+    """The segments joined as a parallel render joins them: with the song's window encoded beforehand."""
+    parts = render_parts(edl, probes, segs, out.parent)
+    audio = enc.encode_audio(edl, song, str(out.parent / f"audio.{enc.AUDIO_FILE_EXT[edl.output_format]}"))
+    return sg.merge(edl, None, parts, str(out), audio=audio)
 
 
 def video_packets(path):
@@ -98,6 +106,56 @@ def test_every_frame_across_every_seam_is_the_planned_one(media, tmp_path, fmt):
         c.seek(int(4.0 / s.time_base), stream=s, backward=True)
         f = next(c.decode(s))
         assert 3.0 <= f.time <= 4.0 + 1e-6 and abs(f.time * FPS - round(f.time * FPS)) < 0.02  # webm: ms
+
+
+def audio_of(path):
+    """The decoded samples (channels x samples), the packets as stored and the container's duration (s)."""
+    with av.open(str(path)) as c:
+        a = c.streams.audio[0]
+        packets, tb = [(p.pts, p.dts, p.duration, bytes(p)) for p in c.demux(a) if p.size], a.time_base
+    with av.open(str(path)) as c:
+        pcm = np.concatenate([f.to_ndarray() for f in c.decode(c.streams.audio[0])], axis=1)
+        return pcm, packets, tb, c.duration / 1e6
+
+
+@pytest.mark.parametrize("fmt", ["mp4", "webm"])
+def test_the_merge_copying_the_audio_encoded_beforehand_equals_encoding_it_in_place(media, tmp_path, fmt):
+    song, _, probes = media
+    total = 173  # the window (5.767 s) ends inside an AAC and an Opus frame
+    edl = edl_of(cut_every(7, total=total), fmt, total=total)
+    parts = render_parts(edl, probes, sg.split(edl, sg.shot_costs(edl, probes), 3, probes), tmp_path)
+    in_place = sg.merge(edl, song, parts, str(tmp_path / f"in_place.{fmt}"))
+    audio = enc.encode_audio(edl, song, str(tmp_path / f"audio.{enc.AUDIO_FILE_EXT[fmt]}"))
+    copied = sg.merge(edl, None, parts, str(tmp_path / f"copied.{fmt}"), audio=audio)
+    assert copied.frames == in_place.frames == total
+    assert video_packets(copied.path) == video_packets(in_place.path)  # the video: the same packets
+    assert colour_names(copied.path) == planned_names(edl)
+    pcm, packets, tb, duration = audio_of(copied.path)
+    want_pcm, want_packets, want_tb, want_duration = audio_of(in_place.path)
+    assert tb == want_tb and packets == want_packets  # the same packets, priming / pre-skip included
+    assert pcm.shape == want_pcm.shape and np.array_equal(pcm, want_pcm)  # so the same samples
+    samples = round(total / FPS * enc.AUDIO_RATE)
+    # the audio ends at the window's end: the last packet's duration is the samples left, not a whole frame
+    pts, _, length, _ = packets[-1]
+    assert abs(float((pts + length) * tb) - total / FPS) <= float(tb)
+    if fmt == "webm":  # Opus: pre-skip and the end's discard padding honoured by the decoder
+        assert pcm.shape[1] == samples
+    else:  # AAC decodes whole frames; the file's duration (edit list) ends at the window's end
+        assert duration == pytest.approx(total / FPS, abs=0.002)
+        assert samples <= pcm.shape[1] < samples + 1024
+
+
+def test_the_audio_encoding_stops_when_asked_and_leaves_no_file(media, tmp_path):
+    song, _, _ = media
+    asked = []
+
+    def should_stop():
+        asked.append(1)
+        return len(asked) > 1  # after the first second of audio or so
+
+    with pytest.raises(RenderCancelled):
+        enc.encode_audio(edl_of(cut_every(30)), song, str(tmp_path / "audio.m4a"), should_stop=should_stop)
+    assert len(asked) == 2 and list(tmp_path.iterdir()) == []
 
 
 def _onsets(samples: np.ndarray, sr: int) -> np.ndarray:

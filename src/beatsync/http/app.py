@@ -500,19 +500,23 @@ def control_state(request) -> Reply:
     return Reply(200, steps.state(get_container(), _control(request)["job_id"]))
 
 
+def _poll_seconds(body: dict) -> float | None:
+    """The workflow's poll interval (an execution argument may set it), kept to 1..300."""
+    poll = body.get("poll_seconds")
+    return None if isinstance(poll, bool) or not isinstance(poll, (int, float)) else min(max(float(poll), 1.0), 300.0)
+
+
 def control_compose_start(request) -> Reply:
     body = _control(request)
     attempt = body.get("attempt", 1)
     if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= 100:
         raise InvalidRequest("attempt: expected an integer from 1 to 100", code="invalid_request")
-    return Reply(200, steps.compose_start(get_container(), body["job_id"], attempt))
+    return Reply(200, steps.compose_start(get_container(), body["job_id"], attempt, _poll_seconds(body)))
 
 
 def control_compose_poll(request) -> Reply:
     body = _control(request)
-    poll = body.get("poll_seconds")  # the workflow's interval (an execution argument may set it): kept to 1..300
-    poll = None if isinstance(poll, bool) or not isinstance(poll, (int, float)) else min(max(float(poll), 1.0), 300.0)
-    return Reply(200, steps.compose_poll(get_container(), body["job_id"], body.get("handle"), poll))
+    return Reply(200, steps.compose_poll(get_container(), body["job_id"], body.get("handle"), _poll_seconds(body)))
 
 
 def control_compose_stop(request) -> Reply:

@@ -11,13 +11,15 @@ Blob keys, all under ``temp/{job_id}/`` (the bucket's lifecycle rule deletes wha
   declared length. Its tasks start, fetch the clips and wait for ``plan.json`` (:func:`wait_for_plan`)
   while the song and the clips are analysed; the plan is then split into exactly that many segments,
   and the workflow's first compose attempt adopts the execution instead of starting one;
+- ``audio.{m4a|webm}``: the song's window, encoded once by the analyze step right after the plan
+  (:func:`encode_audio`; a plan of several tasks only) for the merge to copy;
 - ``seg-{N}-{i}.{mp4|webm}`` (the segment's video), ``seg-{N}-{i}.jpg`` (its best thumbnail
   candidate) and ``seg-{N}-{i}.json`` (written last: the segment's completion marker), for task
   ``i`` of ``N``; ``progress-{N}-{i}.json``: frames rendered so far.
 
 A task (:func:`run_task`) renders its segment and exits; one whose marker exists returns at once, so a
 retried execution renders only the missing segments. :func:`run_merge` runs only when every marker is
-present, joins the segments by stream copy, muxes the song's audio, uploads the outputs and
+present, joins the segments and the song's audio by stream copy, uploads the outputs and
 ``result.json`` last, completes the job and deletes ``temp/{job_id}/``; called again after that it finds
 ``result.json`` and renders nothing. The job's progress is the sum over the tasks (:func:`progress`).
 """
@@ -29,7 +31,7 @@ import json
 import os
 import shutil
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .. import keys
 from ..contracts import BeatMap, EditConfig, EditDecisionList
@@ -176,6 +178,28 @@ def _prefetch(c: "Container", key: str, local: str) -> None:
 def _ended_while_waiting(c: "Container", job_id: str) -> bool:
     job = c.jobs.get(job_id)
     return job.terminal or job.cancel_requested
+def encode_audio(c: "Container", job_id: str, song: str, plan: dict,
+                 should_stop: Callable[[], bool] | None = None) -> bool:
+    """The song's window encoded once, right after the plan (the analyze step), into
+    ``temp/{job_id}/audio.{m4a|webm}``: the merge copies its packets instead of encoding them on the
+    critical path (:func:`run_merge`). Only for a plan of several tasks (a one-task render encodes its
+    audio as it renders). False if ``should_stop()`` turned true meanwhile (nothing written)."""
+    if plan["tasks"] <= 1:
+        return True
+    from ..render.encode import AUDIO_FILE_EXT, encode_audio as encode  # heavy (av)
+
+    edl = planned_edl(plan)
+    ext = AUDIO_FILE_EXT[edl.output_format]
+    local = os.path.join(lifecycle.workdir(job_id), f"encoded-audio.{ext}")
+    try:
+        encode(edl, song, local, should_stop=should_stop)
+    except RenderCancelled:
+        return False
+    try:
+        c.blobs.put_file(keys.song_audio(job_id, ext), local, f"audio/{'mp4' if ext == 'm4a' else ext}")
+    finally:
+        os.unlink(local)
+    return True
 
 
 def load_plan(c: "Container", job_id: str) -> dict | None:
@@ -394,10 +418,20 @@ def run_merge(c: "Container", job_id: str) -> dict:
 
         c.jobs.report(job_id, 97.0, "merging")
         started = time.monotonic()
+        from ..render.encode import AUDIO_FILE_EXT
+
         edl = planned_edl(plan)
-        audio, _ = local_inputs(c, job, lambda pct, step: None, with_clips=False)
         work = os.path.join(lifecycle.workdir(job_id), "merge")
         os.makedirs(work, exist_ok=True)
+        ext = AUDIO_FILE_EXT[edl.output_format]
+        song, encoded = None, os.path.join(work, f"audio.{ext}")
+        try:  # the song's window, encoded by the analyze step (encode_audio): copied, not encoded again
+            c.blobs.get_file(keys.song_audio(job_id, ext), encoded)
+        except BlobNotFound:
+            encoded = None
+            c.jobs.add_log(job_id, f"merge: no encoded audio ({keys.song_audio(job_id, ext)}: a plan made before "
+                                   "it was stored); encoding the song's window here", "warning")
+            song, _ = local_inputs(c, job, lambda pct, step: None, with_clips=False)
         parts, manifests = [], []
         for s in segments:
             local = os.path.join(work, f"seg-{s.index:03d}.{edl.output_format}")
@@ -407,7 +441,7 @@ def run_merge(c: "Container", job_id: str) -> dict:
         config = EditConfig.model_validate(job.request["edit_config"])
         name = ("preview" if config.preview_only else "output") + "." + config.output_format
         out = os.path.join(work, name)
-        merged = merge(edl, audio, parts, out)
+        merged = merge(edl, song, parts, out, audio=encoded)
         best = max(manifests, key=lambda m: m["thumbnail_score"])
         thumb = os.path.join(work, "thumbnail.jpg")
         c.blobs.get_file(_seg_key(job_id, count, best["index"], "jpg"), thumb)

@@ -141,8 +141,11 @@ def run_analyze(c: "Container", job_id: str, start_compose: bool = False) -> Ste
             analysed = clip_work.result()
             c.jobs.record_metrics(job_id, {"clip_analysis_time_ms": int(clip_work.seconds * 1000),
                                            "clip_analysis_frames": sum(a.frames for a in analysed[1])})
-            _parallel.make_plan(c, job, clips, beat_map, report=_scaled(report, 20.0, 25.0), analysed=analysed,
-                                tasks=early["tasks"] if early else None)
+            plan = _parallel.make_plan(c, job, clips, beat_map, report=_scaled(report, 20.0, 25.0),
+                                       analysed=analysed, tasks=early["tasks"] if early else None)
+            # the song's window encoded once for the merge, while the tasks render (off its critical path)
+            if not _parallel.encode_audio(c, job_id, audio, plan, should_stop=report.should_stop):
+                return _outcome(lifecycle.cancelled(c, job_id), "analyze", True)
         if c.jobs.get(job_id).terminal:  # cancelled (or ended by the orchestrator) meanwhile: leave nothing
             return _outcome(lifecycle.cancelled(c, job_id), "analyze", True)
         c.jobs.add_log(job_id, f"analysed: {beat_map.tempo:.1f} BPM, {len(beat_map.beats)} beats, "
@@ -308,7 +311,10 @@ def begin(c: "Container", job_id: str) -> dict:
     return state(c, job_id)
 
 
-def compose_start(c: "Container", job_id: str, attempt: int = 1) -> dict:
+def compose_start(c: "Container", job_id: str, attempt: int = 1, poll_seconds: float | None = None) -> dict:
+    """Start compose attempt ``attempt``; the first adopts an execution the analyze step started before
+    the plan, whose tasks are already rendering: then ``next_poll_seconds`` (with ``poll_seconds``) says
+    when the slowest should be done, as :func:`compose_poll` does."""
     job = c.jobs.get(job_id)
     if job.terminal:
         return {**state(c, job_id), "handle": None}
@@ -317,7 +323,10 @@ def compose_start(c: "Container", job_id: str, attempt: int = 1) -> dict:
     if early is not None:  # started by the analyze step (if it has exited unfinished, attempt 2 follows)
         c.jobs.add_log(job_id, f"workflow: compose attempt 1 is the execution started before the plan "
                                f"({early['handle']}), {early['tasks']} task{'s' * (early['tasks'] > 1)}")
-        return {**state(c, job_id), "handle": early["handle"], "tasks": early["tasks"]}
+        out = {**state(c, job_id), "handle": early["handle"], "tasks": early["tasks"]}
+        if poll_seconds is not None:
+            out["next_poll_seconds"] = _next_poll(c, job_id, None, poll_seconds)
+        return out
     handle = c.runner.start(job_id, tasks=tasks)
     c.jobs.add_log(job_id, f"workflow: compose attempt {attempt} started ({handle})"
                            + (f", {tasks} tasks" if tasks > 1 else ""))
@@ -340,10 +349,17 @@ def compose_poll(c: "Container", job_id: str, handle: str | None, poll_seconds: 
     ready = _parallel.segments_ready(c, job_id, plan)
     out = {**state(c, job_id), "runner": runner, "segments_ready": ready}
     if poll_seconds is not None:
-        left = None if ready else _parallel.remaining_seconds(c, job_id, plan)
-        wait = poll_seconds if left is None else min(poll_seconds, max(MIN_POLL_SECONDS, left + 0.5))
-        out["next_poll_seconds"] = max(MIN_POLL_SECONDS, math.ceil(wait))
+        out["next_poll_seconds"] = (max(MIN_POLL_SECONDS, math.ceil(poll_seconds)) if ready
+                                    else _next_poll(c, job_id, plan, poll_seconds))
     return out
+
+
+def _next_poll(c: "Container", job_id: str, plan: dict | None, poll_seconds: float) -> int:
+    """Seconds until the slowest task should be done (its rate so far), at least MIN_POLL_SECONDS, at
+    most ``poll_seconds``; ``poll_seconds`` while any task has given no estimate."""
+    left = _parallel.remaining_seconds(c, job_id, plan)
+    wait = poll_seconds if left is None else min(poll_seconds, max(MIN_POLL_SECONDS, left + 0.5))
+    return max(MIN_POLL_SECONDS, math.ceil(wait))
 
 
 def compose_merge(c: "Container", job_id: str) -> dict:

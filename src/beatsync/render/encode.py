@@ -4,7 +4,9 @@ Streaming end to end: one output frame at a time, the song's audio encoded along
 memory does not grow with the song's length. H.264 (libx264) + AAC in mp4, VP9 + Opus in webm.
 The first audio sample plays with the first video frame: audio is cut from the song by
 timestamps (``atrim``) and starts at pts 0; the encoder's priming samples are signalled by the
-container (mp4 edit list, Opus pre-skip), which players and FFmpeg honour.
+container (mp4 edit list, Opus pre-skip), which players and FFmpeg honour. The last audio frame is
+as short as the window leaves it (not padded), so the audio ends at the window's end.
+:func:`encode_audio` encodes the window alone, as a render does, for a parallel render's merge.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from .probe import ClipProbe
 
 Progress = Callable[[float, str], None]
 AUDIO_RATE = 48000
+#: the audio's bit rate by output format: AAC in mp4, Opus in webm
+AUDIO_BIT_RATE = {"mp4": 192000, "webm": 160000}
 #: Most encoder threads of one render. x264 picks 1.5 x the cores by default (6 on a 4 vCPU Cloud
 #: Run task) and holds about 20 MB per frame thread at 1080p; 3 frame threads leave a 4 vCPU task's
 #: fourth core to decoding (benchmarks/parallel_render.py; docs/parallel-render.md#memory).
@@ -102,7 +106,7 @@ def _audio_frames(song: str, start: float, end: float, frame_size: int):
                  g.add("asetpts", "PTS-STARTPTS"),
                  g.add("aresample", f"{AUDIO_RATE}"),
                  g.add("aformat", f"sample_fmts=fltp:sample_rates={AUDIO_RATE}:channel_layouts=stereo"),
-                 g.add("asetnsamples", f"n={frame_size}:p=1"),
+                 g.add("asetnsamples", f"n={frame_size}:p=0"),
                  g.add("abuffersink")]
         g.link_nodes(*chain).configure()
         if start > 1.0:
@@ -138,15 +142,45 @@ def _audio_frames(song: str, start: float, end: float, frame_size: int):
 
 def _audio_stream(out, edl: EditDecisionList, song: str):
     """Add the song's audio stream to ``out``; return it and the window's frames to encode."""
-    if edl.output_format == "mp4":
-        a = out.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
-        a.bit_rate = 192000
-    else:
-        a = out.add_stream("libopus", rate=AUDIO_RATE, layout="stereo")
-        a.bit_rate = 160000
+    a = out.add_stream("aac" if edl.output_format == "mp4" else "libopus", rate=AUDIO_RATE, layout="stereo")
+    a.bit_rate = AUDIO_BIT_RATE[edl.output_format]
     a.time_base = Fraction(1, AUDIO_RATE)
     frame_size = 1024 if edl.output_format == "mp4" else 960  # AAC / Opus (20 ms) frame sizes
     return a, _audio_frames(song, edl.song.start, edl.song.end, frame_size)
+
+
+#: the extension of the song's window encoded alone (:func:`encode_audio`): an mp4 render's AAC in an
+#: mp4 file, a webm render's Opus in webm (each the output's own container, so the merge copies its packets)
+AUDIO_FILE_EXT = {"mp4": "m4a", "webm": "webm"}
+
+
+def encode_audio(edl: EditDecisionList, song: str, out_path: str, *,
+                 should_stop: Callable[[], bool] | None = None) -> str:
+    """The song's window of ``edl`` encoded alone, by the encoder a render uses with the same settings
+    and frames (:func:`_audio_stream`), into ``out_path`` (the output's container, audio only, written
+    atomically). A parallel render's merge copies these packets (:func:`beatsync.render.segments.merge`)
+    instead of encoding: the same packets, so the same samples, as a render that encodes in place.
+    ``should_stop`` is asked every second of audio or so (:class:`RenderCancelled`)."""
+    folder = os.path.dirname(os.path.abspath(out_path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".audio-", suffix="." + AUDIO_FILE_EXT[edl.output_format])
+    os.close(fd)
+    try:
+        with av.open(tmp, "w", format=edl.output_format) as out:
+            a, frames = _audio_stream(out, edl, song)
+            for i, af in enumerate(frames):
+                if should_stop is not None and i % 50 == 0 and should_stop():
+                    raise RenderCancelled("render cancelled")
+                for p in a.encode(af):
+                    out.mux(p)
+            for p in a.encode(None):
+                out.mux(p)
+        os.replace(tmp, out_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return out_path
 
 
 def _luma_spread(frame: av.VideoFrame) -> float:

@@ -11,8 +11,9 @@ video alone, join them by stream copy and add the song's audio once.
   single render shows at the same frame numbers.
 - :func:`merge` remuxes the segments' packets (no re-encode) with their timestamps moved by the
   segment's first frame number (B-frame reordering delay included: each segment's dts starts at
-  minus the same delay, so dts stay strictly increasing across seams), encodes the song's window
-  once alongside, and writes the file atomically. Frame count, cut frames and audio timing are
+  minus the same delay, so dts stay strictly increasing across seams), copies the song's window
+  encoded once beforehand (:func:`beatsync.render.encode.encode_audio`; encoded here if it was not),
+  and writes the file atomically. Frame count, cut frames and audio timing are
   those of a single render; it checks every segment (frame count, codec parameters) and refuses a
   mismatch rather than write a broken file.
 - :func:`render_parallel` runs the segments as local processes (bounded) and merges them:
@@ -36,7 +37,8 @@ import av
 from ..contracts import EditDecisionList
 from ..errors import RenderFailed
 from . import transitions
-from .encode import RenderCancelled, RenderResult, _audio_stream, render
+from .encode import (AUDIO_BIT_RATE, AUDIO_FILE_EXT, RenderCancelled, RenderResult, _audio_stream, encode_audio,
+                     render)
 from .probe import ClipProbe
 
 Progress = Callable[[float, str], None]
@@ -206,9 +208,19 @@ def _frame_number(ts: int, time_base: Fraction, fps: int) -> int:
     return int(round(Fraction(ts) * time_base * fps))
 
 
-def merge(edl: EditDecisionList, song: str, parts: list[tuple[Segment, str]], out_path: str) -> MergeResult:
-    """Join the segment files (in order, covering every frame) by stream copy and mux the song's
-    window, encoded once; ``out_path`` is written atomically."""
+def _encoded_packets(a, frames):
+    """The packets of ``frames`` encoded by ``a`` (flushed at the end)."""
+    for af in frames:
+        yield from a.encode(af)
+    yield from a.encode(None)
+
+
+def merge(edl: EditDecisionList, song: str | None, parts: list[tuple[Segment, str]], out_path: str, *,
+          audio: str | None = None) -> MergeResult:
+    """Join the segment files (in order, covering every frame) by stream copy with the song's window
+    and write ``out_path`` atomically. ``audio``: that window already encoded
+    (:func:`beatsync.render.encode.encode_audio`), whose packets are copied; else (``None``) the
+    window is encoded here from ``song``, as a single render encodes it."""
     fps = edl.fps
     parts = sorted(parts, key=lambda p: p[0].start)
     covered = [0] + [s.end for s, _ in parts]
@@ -220,13 +232,32 @@ def merge(edl: EditDecisionList, song: str, parts: list[tuple[Segment, str]], ou
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".merge-", suffix="." + edl.output_format)
     os.close(fd)
     tb = Fraction(1, fps)
+    encoded = None
     try:
         options = {"movflags": "+faststart"} if edl.output_format == "mp4" else {}
+        if audio is not None:
+            encoded = av.open(audio)
+            if not encoded.streams.audio:
+                raise RenderFailed("the encoded audio has no audio stream")
         with av.open(tmp, "w", format=edl.output_format, options=options) as out:
             v = params = None
             a = None
-            audio = iter(())
+            packets = iter(())
             audio_time, audio_done = 0.0, False
+
+            def audio_until(t: float) -> None:
+                """Mux audio packets until they reach ``t`` s (interleaving, flat memory)."""
+                nonlocal audio_time, audio_done
+                while not audio_done and audio_time <= t:
+                    q = next(packets, None)
+                    if q is None:
+                        audio_done = True
+                        break
+                    if q.pts is not None:
+                        audio_time = float((q.pts + (q.duration or 0)) * q.time_base)
+                    q.stream = a
+                    out.mux(q)
+
             last_dts = None
             for seg, path in parts:
                 with av.open(path) as src:
@@ -235,7 +266,13 @@ def merge(edl: EditDecisionList, song: str, parts: list[tuple[Segment, str]], ou
                             bytes(s.codec_context.extradata or b""))
                     if v is None:
                         v, params = out.add_stream_from_template(s), here
-                        a, audio = _audio_stream(out, edl, song)
+                        if encoded is not None:  # copied: the packets as encoded, priming and end trim included
+                            a = out.add_stream_from_template(encoded.streams.audio[0])
+                            a.bit_rate = AUDIO_BIT_RATE[edl.output_format]  # the encoder's, not the copy's average
+                            packets = (q for q in encoded.demux(encoded.streams.audio[0]) if q.size)
+                        else:
+                            a, frames = _audio_stream(out, edl, song)
+                            packets = _encoded_packets(a, frames)
                     elif here != params:
                         raise RenderFailed(f"segment {seg.index}: codec parameters differ from "
                                            "segment 0; they cannot be joined by stream copy")
@@ -255,23 +292,11 @@ def merge(edl: EditDecisionList, song: str, parts: list[tuple[Segment, str]], ou
                         p.pts, p.dts, p.duration = pts, dts, 1
                         out.mux(p)
                         count += 1
-                        # keep the audio just ahead of the video (interleaving, flat memory)
-                        while not audio_done and audio_time <= (dts + 2) / fps:
-                            af = next(audio, None)
-                            if af is None:
-                                audio_done = True
-                                break
-                            audio_time = (af.pts + af.samples) / af.sample_rate
-                            for q in a.encode(af):
-                                out.mux(q)
+                        audio_until((dts + 2) / fps)  # the audio just ahead of the video
                     if count != seg.frames:
                         raise RenderFailed(f"segment {seg.index}: {count} frames, "
                                            f"{seg.frames} planned")
-            for af in audio:
-                for q in a.encode(af):
-                    out.mux(q)
-            for q in a.encode(None):
-                out.mux(q)
+            audio_until(math.inf)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
@@ -280,6 +305,9 @@ def merge(edl: EditDecisionList, song: str, parts: list[tuple[Segment, str]], ou
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    finally:
+        if encoded is not None:
+            encoded.close()
     return MergeResult(path=out_path, frames=edl.total_frames, duration=edl.total_frames / fps,
                        file_size=os.path.getsize(out_path))
 
@@ -315,6 +343,7 @@ def _segment_worker(edl_json: str, probes: list[ClipProbe], segment: Segment, pa
 class ParallelResult(RenderResult):
     segments: tuple = ()  # per segment: asdict(Segment) + the worker's report
     merge_cpu_s: float = 0.0
+    audio_cpu_s: float = 0.0  # the song's window encoded while the segments render (off the merge)
 
 
 def render_parallel(edl: EditDecisionList, probes: list[ClipProbe], song: str, out_path: str, *, workers: int,
@@ -322,9 +351,11 @@ def render_parallel(edl: EditDecisionList, probes: list[ClipProbe], song: str, o
                     thumbnail_path: str | None = None, progress: Progress | None = None,
                     should_stop: Callable[[], bool] | None = None, preset: str = "veryfast",
                     threads: int | None = None) -> ParallelResult:
-    """Render ``edl`` as segments in up to ``workers`` local processes, then merge them (``threads``:
-    each segment's encoder threads, default :func:`beatsync.render.encode.encoder_threads`)."""
+    """Render ``edl`` as segments in up to ``workers`` local processes, the song's window encoded
+    meanwhile (a thread of this process: :func:`beatsync.render.encode.encode_audio`), then merge them
+    (``threads``: each segment's encoder threads, default :func:`beatsync.render.encode.encoder_threads`)."""
     import multiprocessing
+    import threading
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     segs = segments or split(edl, shot_costs(edl, probes), tasks or workers, probes)
@@ -334,7 +365,20 @@ def render_parallel(edl: EditDecisionList, probes: list[ClipProbe], song: str, o
     done, stop = ctx.Array("d", len(segs), lock=False), ctx.Value("b", 0, lock=False)
     edl_json = edl.to_json(indent=None)
     reports: dict[int, dict] = {}
+    audio_path = os.path.join(folder, f"audio.{AUDIO_FILE_EXT[edl.output_format]}")
+    audio: dict = {}
+
+    def encode_song() -> None:
+        t0 = time.thread_time()
+        try:
+            encode_audio(edl, song, audio_path, should_stop=lambda: bool(stop.value))
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+            audio["error"] = exc
+        audio["cpu_s"] = time.thread_time() - t0
+
+    encoder = threading.Thread(target=encode_song, name="encode-audio", daemon=True)
     try:
+        encoder.start()
         paths = {s.index: os.path.join(folder, f"seg-{s.index:03d}.{edl.output_format}") for s in segs}
         thumbs = {s.index: os.path.join(folder, f"thumb-{s.index:03d}.jpg") for s in segs}
         with ProcessPoolExecutor(max_workers=max(1, min(workers, len(segs))), mp_context=ctx,
@@ -358,9 +402,12 @@ def render_parallel(edl: EditDecisionList, probes: list[ClipProbe], song: str, o
                 raise
         if stop.value:
             raise RenderCancelled("render cancelled")
+        encoder.join()
+        if "error" in audio:
+            raise audio["error"]
         report(97.0, "merge")
         t0 = time.process_time()
-        merged = merge(edl, song, [(s, paths[s.index]) for s in segs], out_path)
+        merged = merge(edl, None, [(s, paths[s.index]) for s in segs], out_path, audio=audio_path)
         merge_cpu = time.process_time() - t0
         best = max(segs, key=lambda s: reports[s.index]["thumbnail_score"])
         if thumbnail_path is not None and reports[best.index]["thumbnail_score"] >= 0:
@@ -371,8 +418,11 @@ def render_parallel(edl: EditDecisionList, probes: list[ClipProbe], song: str, o
                               decoded_frames=sum(r["decoded_frames"] for r in reports.values()),
                               thumbnail_score=reports[best.index]["thumbnail_score"],
                               segments=tuple({**asdict(s), **reports[s.index]} for s in segs),
-                              merge_cpu_s=merge_cpu)
+                              merge_cpu_s=merge_cpu, audio_cpu_s=audio["cpu_s"])
     finally:
+        if encoder.is_alive():
+            stop.value = 1  # the encoder stops within a second of audio
+            encoder.join()
         shutil.rmtree(folder, ignore_errors=True)
 
 
