@@ -1,5 +1,7 @@
 """Render speed: the same 30 s, 1080p30 edit (a cut every 0.5 s over real footage) by
-beatsync, by moviepy 2.x, by one ffmpeg filter_complex command, and the x264 ceiling.
+beatsync, by moviepy 2.x, by one ffmpeg filter_complex command, the x264 ceiling (encoding frames already
+decoded, in RAM) and decode+encode (the shots' source frames decoded and encoded, no audio: the least any
+frame-exact renderer of these sources does; ``--tools beatsync,ceiling,decode+encode``).
 
     python benchmarks/render_speed.py [--repeat 3] [--seconds 30]
 
@@ -175,6 +177,43 @@ print(json.dumps({"wall": time.perf_counter() - t0, "cpu": time.process_time() -
 """
 
 
+# The floor of any frame-exact cut renderer of these sources: each shot's source frames decoded (from the
+# keyframe before its in-point, slice threads as beatsync's readers) and encoded at the same settings as the
+# ceiling; no audio, no conversion (the sources are already 1080p yuv420p). Only the loop counts.
+DECODE_ENCODE = r"""
+import json, sys, time
+from fractions import Fraction
+import av
+spec = json.loads(sys.argv[1])
+t0 = time.perf_counter(); c0 = time.process_time()
+sources = [av.open(p) for p in spec["sources"]]
+for c in sources:
+    c.streams.video[0].thread_type = "SLICE"
+with av.open(spec["out"], "w") as out:
+    v = out.add_stream("libx264", rate=30, options={"crf": "23", "preset": "veryfast"})
+    v.width, v.height, v.pix_fmt = 1920, 1080, "yuv420p"
+    v.thread_type = "FRAME"
+    n = 0
+    for s in spec["shots"]:
+        c = sources[s["clip"]]
+        st = c.streams.video[0]
+        c.seek(int(s["source_in"] / st.time_base), stream=st, backward=True)
+        want = s["end"] - s["start"]
+        for f in c.decode(st):
+            if f.time < s["source_in"] - 1e-3:
+                continue
+            f.pts = n; f.time_base = Fraction(1, 30); f.pict_type = av.video.frame.PictureType.NONE
+            for p in v.encode(f):
+                out.mux(p)
+            n += 1; want -= 1
+            if want == 0:
+                break
+    for p in v.encode(None):
+        out.mux(p)
+print(json.dumps({"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0, "frames": n}))
+"""
+
+
 def measure(cmd: list[str]) -> dict:
     import psutil
 
@@ -248,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             for fade in (0.0, 0.1):
                 variant = "hard cuts" if not fade else "0.1 s crossfades"
                 for tool in tools:
-                    if tool == "ceiling" and fade:
+                    if tool in ("ceiling", "decode+encode") and fade:
                         continue
                     out = os.path.join(tmp, f"{tool}_{int(fade * 10)}.mp4")
                     spec = {"sources": sources, "shots": shots(args.seconds), "fade": fade, "song": str(SONG),
@@ -260,10 +299,12 @@ def main(argv: list[str] | None = None) -> int:
                         cmd = [sys.executable, "-c", MOVIEPY, json.dumps(spec)]
                     elif tool == "ffmpeg":
                         cmd = ffmpeg_cmd(spec)
+                    elif tool == "decode+encode":
+                        cmd = [sys.executable, "-c", DECODE_ENCODE, json.dumps(spec)]
                     else:
                         cmd = [sys.executable, "-c", CEILING, json.dumps(spec)]
                     r = measure(cmd)
-                    if tool == "ceiling":  # only the encode loop counts
+                    if tool in ("ceiling", "decode+encode"):  # only the loop counts
                         inner = json.loads(r["stdout"].strip().splitlines()[-1])
                         r["wall"], r["cpu"] = inner["wall"], inner["cpu"]
                     results.setdefault((tool, variant), []).append(r)
@@ -283,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         rss = statistics.median(r["rss"] for r in rs) / 1e6
         rss_s = f"{rss:.0f}" if tool != "ceiling" else "(frames in RAM)"
         print(f"| {tool} | {variant} | {wall:.1f} | {cpu:.1f} | {rss_s} | {args.seconds / wall:.2f}x |")
+    cpu_of = {t: statistics.median(r["cpu"] for r in rs) for (t, v), rs in results.items() if v == "hard cuts"}
+    if "beatsync" in cpu_of:
+        for floor, what in (("ceiling", "the x264 ceiling (frames already decoded, in RAM)"),
+                            ("decode+encode", "decoding the shots' source frames and encoding them (no audio)")):
+            if floor in cpu_of:
+                print(f"\nbeatsync's CPU s / {what}: {cpu_of['beatsync'] / cpu_of[floor]:.2f}x")
     if flat is not None:
         short = statistics.median(r["rss"] for r in results[("beatsync", "hard cuts")]) / 1e6
         print(f"\nbeatsync peak RSS: {short:.0f} MB for {args.seconds:.0f} s, {flat['rss'] / 1e6:.0f} MB for "
