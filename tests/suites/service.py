@@ -465,3 +465,17 @@ def test_metrics_are_recorded_shown_and_counted_once_in_the_daily_analytics(cont
     assert today["cache_hits"] == 1 and doc["totals"]["total_jobs"] == 3
     assert today["total_output_bytes"] == m["bytes_out"] + container.jobs.get(again.job_id).metrics.bytes_out
     assert today["total_processing_seconds"] >= m["processing_time_ms"] / 1000
+
+
+def test_a_second_job_over_the_same_clips_reuses_their_analysis(container, media):
+    """The clips' planning analysis is cached by content in the blob store (cache/clip_analysis/): a later
+    job, another caller's included, decodes none of them again and plans the same edit."""
+    first, _ = service.submit_create(container, create_body(media), "alice")
+    steps.run_analyze(container, first.job_id)
+    assert container.jobs.get(first.job_id).metrics.clip_analysis_frames > 0
+    assert any(k.startswith("cache/clip_analysis/") for k in container.blobs.list("cache/"))
+    second, _ = service.submit_create(container, create_body(media), "bob")
+    steps.run_analyze(container, second.job_id)
+    assert container.jobs.get(second.job_id).metrics.clip_analysis_frames == 0
+    plans = [json.loads(container.blobs.get_bytes(keys.plan(j.job_id)))["edl"]["shots"] for j in (first, second)]
+    assert plans[0] == plans[1]
