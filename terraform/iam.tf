@@ -140,6 +140,18 @@ resource "google_cloud_run_v2_service_iam_member" "invokes_analyze" {
   member   = "serviceAccount:${google_service_account.this[each.value].email}"
 }
 
+# the grants' earlier addresses (one resource each): moved, so that an apply renames them in place
+# instead of destroying and creating the same binding in no fixed order
+moved {
+  from = google_cloud_run_v2_service_iam_member.flow_invokes_analyze
+  to   = google_cloud_run_v2_service_iam_member.invokes_analyze["flow"]
+}
+
+moved {
+  from = google_cloud_run_v2_service_iam_member.sweeper_invokes_analyze
+  to   = google_cloud_run_v2_service_iam_member.invokes_analyze["sweeper"]
+}
+
 # the analyze service starts, inspects and cancels compose executions (with the job id as argument)
 resource "google_cloud_run_v2_job_iam_member" "analyze_runs_compose" {
   project  = var.project_id

@@ -13,6 +13,7 @@ import pytest
 
 from beatsync import keys
 from beatsync.bootstrap import bootstrap
+from beatsync.contracts import BeatMap
 from beatsync.errors import MediaError
 from beatsync.jobs import service, steps
 from beatsync.settings import Settings
@@ -113,3 +114,78 @@ def test_a_failed_analysis_stops_the_waiting_tasks_and_leaves_nothing(setup, mon
     assert out["status"] == "failed" and out["error"]["code"] == "corrupt_media"
     assert c.runner.state(seen["early"]["handle"]) != "running"
     assert c.blobs.list(keys.temp(job_id)) == [] and c.blobs.list(keys.outputs(job_id)) == []
+
+
+def test_an_execution_that_cannot_be_started_early_is_started_after_the_plan(setup, monkeypatch):
+    """The runner refusing (the Cloud Run Admin API answering 429, say) is not the job's failure: the
+    analysis goes on, and the workflow's first attempt starts the execution."""
+    c, media = setup
+    job_id = submit(c, media)
+
+    def refused(job_id, tasks=1):
+        raise ConnectionError("the Cloud Run Admin API is unreachable")
+
+    monkeypatch.setattr(c.runner, "start", refused)
+    assert steps.run_analyze(c, job_id, start_compose=True)["status"] == "processing"
+    assert not c.blobs.exists(keys.compose_execution(job_id)) and c.blobs.exists(keys.plan(job_id))
+    assert any(m.startswith("compose not started early (ConnectionError)") for m in messages(c, job_id))
+
+
+def test_an_execution_started_but_not_recorded_is_stopped(setup, monkeypatch):
+    """The store refusing the record of a started execution: the execution is stopped (nothing could
+    adopt or stop it later), and the job goes on without it."""
+    from beatsync.errors import StoreUnavailable
+
+    c, media = setup
+    job_id = submit(c, media)
+    started, put = [], c.blobs.put_bytes
+    start = c.runner.start
+
+    def recorded_start(job_id, tasks=1):
+        started.append(start(job_id, tasks=tasks))
+        return started[-1]
+
+    def put_bytes(key, data, content_type="application/octet-stream"):
+        if key == keys.compose_execution(job_id):
+            raise StoreUnavailable("blob store unavailable: 503")
+        return put(key, data, content_type)
+
+    monkeypatch.setattr(c.runner, "start", recorded_start)
+    monkeypatch.setattr(c.blobs, "put_bytes", put_bytes)
+    assert steps.run_analyze(c, job_id, start_compose=True)["status"] == "processing"
+    assert len(started) == 1 and c.runner.state(started[0]) != "running"
+    assert not c.blobs.exists(keys.compose_execution(job_id))
+
+
+def test_the_first_attempt_starts_another_execution_when_the_early_one_ended_unfinished(setup):
+    c, media = setup
+    job_id = submit(c, media)
+    assert steps.run_analyze(c, job_id, start_compose=True)["status"] == "processing"
+    early = json.loads(c.blobs.get_bytes(keys.compose_execution(job_id)))
+    c.runner.stop(early["handle"])  # its tasks died (or gave up waiting) before rendering anything
+    run = steps.compose_start(c, job_id, 1)
+    assert run["handle"] != early["handle"]
+    assert any("ended unfinished: compose attempt 1 starts another" in m for m in messages(c, job_id))
+    wait_for(lambda: steps.compose_poll(c, job_id, run["handle"])["segments_ready"], timeout=300, interval=0.2)
+    assert steps.compose_merge(c, job_id)["status"] == "completed"
+
+
+def test_an_execution_with_more_tasks_than_the_edit_has_shots_renders_and_merges(setup):
+    """The count fixed before the plan can exceed the shots: the plan keeps the execution's count, the
+    tasks past the last segment do nothing, and the segments present are the whole render."""
+    from beatsync.jobs import parallel
+    from beatsync.jobs.inputs import local_inputs
+
+    c, media = setup
+    job_id = submit(c, media)
+    assert steps.run_analyze(c, job_id)["status"] == "processing"
+    job = c.jobs.get(job_id)
+    shots = len(json.loads(c.blobs.get_bytes(keys.plan(job_id)))["edl"]["shots"])
+    _, clips = local_inputs(c, job, lambda pct, step: None, with_clips=True)
+    beat_map = BeatMap.model_validate_json(c.blobs.get_bytes(keys.beat_map(job_id)))
+    plan = parallel.make_plan(c, job, clips, beat_map, tasks=shots + 2)
+    assert plan["tasks"] == shots + 2 and len(plan["segments"]) <= shots
+    for index in range(plan["tasks"]):  # each task in turn, in this process
+        parallel.run_task(c, job_id, index, plan["tasks"])
+    assert parallel.segments_ready(c, job_id)
+    assert parallel.run_merge(c, job_id)["status"] == "completed"

@@ -71,7 +71,8 @@ def make_plan(c: "Container", job: "Job", clips: list[str], beat_map, report=Non
                                  c.settings.render_max_tasks, c.settings.render_target_seconds,
                                  pixels_per_second=edl.width * edl.height * edl.fps)
     segments = split(edl, costs, wanted, probes)
-    plan = {"edl": edl.model_dump(mode="json"), "costs": costs, "tasks": len(segments),
+    # an execution already started keeps its count (a task past the last segment has nothing to do)
+    plan = {"edl": edl.model_dump(mode="json"), "costs": costs, "tasks": tasks or len(segments),
             "segments": segments_json(segments), "created": time.time(),
             "clip_rates": [p.fps for p in probes]}  # the timelines' in-points (render/timelines.py)
     c.blobs.put_bytes(plan_key(job.job_id), json.dumps(plan).encode(), "application/json")
@@ -115,8 +116,12 @@ def start_early(c: "Container", job: "Job", song: str) -> dict | None:
         return None
     handle = c.runner.start(job.job_id, tasks=tasks)
     started = {"handle": handle, "tasks": tasks, "started": time.time()}
-    c.blobs.put_bytes(keys.compose_execution(job.job_id), json.dumps(started).encode(), "application/json")
-    c.jobs.add_log(job.job_id, f"compose started before the plan ({handle}), {tasks} task{'s' * (tasks > 1)}")
+    try:
+        c.blobs.put_bytes(keys.compose_execution(job.job_id), json.dumps(started).encode(), "application/json")
+        c.jobs.add_log(job.job_id, f"compose started before the plan ({handle}), {tasks} task{'s' * (tasks > 1)}")
+    except BaseException:
+        c.runner.stop(handle)  # not recorded: nothing could adopt or stop it later
+        raise
     return started
 
 
@@ -257,7 +262,7 @@ def remaining_seconds(c: "Container", job_id: str, plan: dict | None = None,
     if not plan or plan["tasks"] <= 1:
         return None
     reports = [r for r in _task_reports(c, job_id, plan) if "started" in r and "at" in r and "total" in r]
-    if len(reports) < plan["tasks"]:
+    if len(reports) < len(plan["segments"]):  # every task with a segment has reported
         return None
     now = time.time() if now is None else now
     if any(now - float(r["at"]) > STALE_REPORT for r in reports if float(r["frames"]) < float(r["total"])):

@@ -122,7 +122,7 @@ def run_analyze(c: "Container", job_id: str, start_compose: bool = False) -> Ste
             for clip in clips:
                 probe_clip(clip, max_pixels=c.settings.max_clip_pixels)  # no video stream, corrupt, too large...
             if start_compose:
-                early = _parallel.start_early(c, job, audio)
+                early = _start_early(c, job, audio)
         report(12.0 if job.type == "create" else 10.0, "analyzing")
         fps = job.request["edit_config"]["output_fps"] if job.type == "create" else job.request["fps"]
         if clips:  # the clips' motion and shots need no beat map: analysed while the song is
@@ -167,14 +167,44 @@ def run_analyze(c: "Container", job_id: str, start_compose: bool = False) -> Ste
             _stop_early_if_ended(c, job_id, early)
 
 
-def _stop_early_if_ended(c: "Container", job_id: str, early: dict) -> None:
-    """The compose execution started before the plan stops when the analyze step ended the job (its
-    tasks would also see the end within a second or so and exit)."""
+def _start_early(c: "Container", job: Job, song: str) -> dict | None:
+    """The compose execution started before the plan; a failure to start it (the Cloud Run Admin API
+    refusing or unreachable) is logged, not the job's: the workflow's first attempt starts it instead."""
     try:
-        if c.jobs.get(job_id).terminal:
+        return _parallel.start_early(c, job, song)
+    except Exception as exc:  # noqa: BLE001 - an optimisation must not fail the job
+        log.warning("job %s: compose not started early: %s", job.job_id, exc)
+        c.jobs.add_log(job.job_id, f"compose not started early ({type(exc).__name__}): started after the plan",
+                       "warning")
+        return None
+
+
+def _stop_early_if_ended(c: "Container", job_id: str, early: dict) -> None:
+    """The compose execution started before the plan stops when the analyze step ended the job without
+    completing it (its tasks would also see the end within a second or so and exit); what a task wrote
+    meanwhile goes."""
+    try:
+        job = c.jobs.get(job_id)
+        if job.terminal and job.status != "completed":
             _parallel.stop_early(c, job_id, early)
+            _clear_after_stop(c, job_id, early["handle"])
     except Exception as exc:  # noqa: BLE001 - the step's outcome stands; the tasks stop by themselves
         log.warning("job %s: the early compose execution was not stopped: %s", job_id, exc)
+
+
+STOP_WAIT = 15.0  # seconds a stop waits for the execution's tasks to exit before clearing temp/
+
+
+def _clear_after_stop(c: "Container", job_id: str, handle: str) -> None:
+    """After a stop: once the execution has exited (a Cloud Run cancel is asynchronous; at most
+    STOP_WAIT s), the ``temp/`` objects of a job that ended without completing go, a task's last
+    progress write included (the bucket's lifecycle rule removes anything later)."""
+    deadline = time.monotonic() + STOP_WAIT
+    while c.runner.state(handle) == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    job = c.jobs.get(job_id)
+    if job.terminal and job.status != "completed":
+        lifecycle.remove_temp(c, job_id)
 
 
 def _stopped(exc: BaseException) -> bool:
@@ -320,7 +350,11 @@ def compose_start(c: "Container", job_id: str, attempt: int = 1, poll_seconds: f
         return {**state(c, job_id), "handle": None}
     tasks = _parallel.planned_tasks(c, job_id)
     early = _parallel.early_execution(c, job_id) if attempt == 1 else None
-    if early is not None:  # started by the analyze step (if it has exited unfinished, attempt 2 follows)
+    if early is not None and c.runner.state(early["handle"]) != "running" and not _parallel.segments_ready(c, job_id):
+        c.jobs.add_log(job_id, f"workflow: the execution started before the plan ({early['handle']}) ended "
+                               "unfinished: compose attempt 1 starts another", "warning")
+        early = None
+    if early is not None:  # started by the analyze step, still rendering (or done: the merge follows)
         c.jobs.add_log(job_id, f"workflow: compose attempt 1 is the execution started before the plan "
                                f"({early['handle']}), {early['tasks']} task{'s' * (early['tasks'] > 1)}")
         out = {**state(c, job_id), "handle": early["handle"], "tasks": early["tasks"]}
@@ -378,8 +412,7 @@ def compose_stop(c: "Container", job_id: str, handle: str | None) -> dict:
         else:
             c.runner.stop(handle)
             c.jobs.add_log(job_id, f"workflow: compose stopped ({handle})")
-            if c.jobs.get(job_id).terminal:  # ended before the stop: a task may have written since
-                lifecycle.remove_temp(c, job_id)
+            _clear_after_stop(c, job_id, handle)  # ended before the stop: a task may have written since
     return state(c, job_id)
 
 
