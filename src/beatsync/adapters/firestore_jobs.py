@@ -15,6 +15,10 @@ from ..ports import JobNotFound, JobStore
 
 #: Firestore retries a contended transaction this many times before giving up
 MAX_ATTEMPTS = 10
+#: then the store tries again after a random pause (growing, at most 0.5 s), so that a burst of
+#: transactions on one document (a caller's quota) spreads out instead of aborting one another in
+#: lockstep; within this many seconds in all, then StoreUnavailable ("busy": the caller retries)
+CONTENTION_SECONDS = 5.0
 
 
 #: a quota document outlives its scope's last create by this much (longer than any job's time budget)
@@ -105,18 +109,27 @@ class FirestoreJobStore(JobStore):
         return self._run(run)
 
     def _run(self, fn):
+        import random
+
         from google.api_core.exceptions import Aborted, ServiceUnavailable
 
-        try:
-            return fn(self.client.transaction(max_attempts=MAX_ATTEMPTS))
-        except (Aborted, ServiceUnavailable) as exc:
-            raise StoreUnavailable(f"job store busy, try again ({exc.message})") from None
-        except ValueError as exc:
-            # the client reports "Failed to commit transaction in N attempts" as a ValueError
-            # caused by the last Aborted; other ValueErrors (bad job data) propagate
-            if isinstance(exc.__cause__, (Aborted, ServiceUnavailable)):
-                raise StoreUnavailable(f"job store busy, try again ({exc})") from None
-            raise
+        deadline = time.monotonic() + CONTENTION_SECONDS
+        for round_ in range(1000):
+            try:
+                return fn(self.client.transaction(max_attempts=MAX_ATTEMPTS))
+            except (Aborted, ServiceUnavailable) as exc:
+                busy = f"job store busy, try again ({exc.message})"
+            except ValueError as exc:
+                # the client reports "Failed to commit transaction in N attempts" as a ValueError
+                # caused by the last Aborted; other ValueErrors (bad job data) propagate
+                if not isinstance(exc.__cause__, (Aborted, ServiceUnavailable)):
+                    raise
+                busy = f"job store busy, try again ({exc})"
+            pause = random.uniform(0.0, min(0.5, 0.02 * 2 ** round_))
+            if time.monotonic() + pause > deadline:
+                raise StoreUnavailable(busy) from None
+            time.sleep(pause)
+        raise StoreUnavailable("job store busy, try again")
 
     def find_idempotent(self, owner: str, idempotency_key: str) -> Job | None:
         key_ref = self.client.collection(self.collection_name + "_idempotency").document(
