@@ -1,5 +1,9 @@
-"""What the SQLite adapters share: creating a database file with its schema, and a write transaction
-(WAL, BEGIN IMMEDIATE, rolled back on any error, the connection always closed)."""
+"""What the SQLite adapters share: creating a database file with its schema in WAL mode, and a write
+transaction (BEGIN IMMEDIATE, rolled back on any error, the connection always closed).
+
+WAL is set once, when the file is created: the mode is stored in the database. Setting it again on
+every connection asks for a lock that SQLite does not wait for ("database is locked" at once while
+another connection writes: CI saw it as a 500 under 50 concurrent creates)."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ def create(path: str | os.PathLike, schema: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=30)
     try:
+        db.execute("PRAGMA journal_mode=WAL")
         db.executescript(schema)  # executescript manages its own transaction
     finally:
         db.close()
@@ -30,7 +35,6 @@ def transaction(path: Path, busy: str | None = None) -> Iterator[sqlite3.Connect
     raises :class:`StoreUnavailable` with that message (retry later)."""
     db = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
-        db.execute("PRAGMA journal_mode=WAL")
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db

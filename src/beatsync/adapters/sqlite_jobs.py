@@ -41,7 +41,7 @@ class SqliteJobStore(JobStore):
         self.path = _sqlite.create(path, SCHEMA)
 
     def _tx(self):
-        return _sqlite.transaction(self.path)
+        return _sqlite.transaction(self.path, busy="job store busy, try again")
 
     @staticmethod
     def _load(row) -> Job:

@@ -86,6 +86,7 @@ class LocalWebhookNotifier(Notifier):
         self.concurrency, self.timeout, self.on_outcome = max(1, concurrency), timeout, on_outcome
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # once: the mode is stored in the file
             db.executescript(SCHEMA)
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -99,7 +100,6 @@ class LocalWebhookNotifier(Notifier):
         manager commits but leaves the connection open)."""
         db = sqlite3.connect(self.path, timeout=30)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
             with db:
                 yield db
         finally:
