@@ -22,8 +22,7 @@ def test_the_database_is_in_wal_mode_from_creation_and_a_lock_timeout_is_a_503(t
     assert sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     holder = sqlite3.connect(store.path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
-    real = sqlite3.connect
-    monkeypatch.setattr(_sqlite.sqlite3, "connect", lambda *a, **k: real(*a, **{**k, "timeout": 0.2}))
+    monkeypatch.setattr(_sqlite, "LOCK_TIMEOUT", 0.2)
     try:
         with pytest.raises(StoreUnavailable):
             store.list("someone")

@@ -15,12 +15,14 @@ from typing import Iterator
 
 from ..errors import StoreUnavailable
 
+LOCK_TIMEOUT = 30.0  # seconds a connection waits for another's lock
+
 
 def create(path: str | os.PathLike, schema: str) -> Path:
     """The database at ``path`` with ``schema`` applied (its parent folder made)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30)
+    db = sqlite3.connect(path, timeout=LOCK_TIMEOUT)
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(schema)  # executescript manages its own transaction
@@ -31,9 +33,9 @@ def create(path: str | os.PathLike, schema: str) -> Path:
 
 @contextmanager
 def transaction(path: Path, busy: str | None = None) -> Iterator[sqlite3.Connection]:
-    """A write transaction on ``path``. With ``busy``, a database still locked after the 30 s timeout
+    """A write transaction on ``path``. With ``busy``, a database still locked after ``LOCK_TIMEOUT``
     raises :class:`StoreUnavailable` with that message (retry later)."""
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    db = sqlite3.connect(path, timeout=LOCK_TIMEOUT, isolation_level=None)
     try:
         db.execute("BEGIN IMMEDIATE")
         try:

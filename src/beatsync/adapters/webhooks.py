@@ -21,11 +21,11 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
 from ..ports import Notifier
+from . import _sqlite
 from ..signing import EVENT_HEADER, SIGNATURE_HEADER, sign_event
 
 log = logging.getLogger("beatsync.webhooks")
@@ -81,13 +81,9 @@ class LocalWebhookNotifier(Notifier):
     def __init__(self, path: str | os.PathLike, secret: bytes, policy, *, max_attempts: int = 8,
                  base_delay: float = 1.0, max_delay: float = 300.0, poll: float = 0.5, concurrency: int = 4,
                  timeout: float = 10.0, on_outcome: Callable[[str, str, int, str], object] | None = None):
-        self.path, self.secret, self.policy = Path(path), secret, policy
+        self.path, self.secret, self.policy = _sqlite.create(path, SCHEMA), secret, policy
         self.max_attempts, self.base_delay, self.max_delay, self.poll = max_attempts, base_delay, max_delay, poll
         self.concurrency, self.timeout, self.on_outcome = max(1, concurrency), timeout, on_outcome
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")  # once: the mode is stored in the file
-            db.executescript(SCHEMA)
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -98,7 +94,7 @@ class LocalWebhookNotifier(Notifier):
     def _db(self):
         """One transaction on a connection that is closed afterwards (sqlite3's own context
         manager commits but leaves the connection open)."""
-        db = sqlite3.connect(self.path, timeout=30)
+        db = sqlite3.connect(self.path, timeout=_sqlite.LOCK_TIMEOUT)
         try:
             with db:
                 yield db
