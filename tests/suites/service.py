@@ -184,23 +184,23 @@ def test_a_compose_attempt_that_dies_after_uploading_is_finished_without_a_secon
     assert len([k for k in container.blobs.list(f"outputs/{job.job_id}/") if k.endswith(".mp4")]) == 1
 
 
-def _an_end_cut_short(container, media, receiver):
-    """A job whose end was cut short (the process killed after the terminal status, before what follows
-    it): the job is ended with ``end_pending`` set."""
+def _an_end_cut_short(container, media, receiver, at="_clean_up"):
+    """A job whose end was cut short (the process killed after the terminal status, in the step of
+    :mod:`beatsync.jobs.lifecycle` named ``at``): the job is ended with ``end_pending`` set."""
     from beatsync.jobs import lifecycle
 
     job, _ = service.submit_create(container, create_body(media, receiver), "alice")
-    real = lifecycle._clean_up
+    real = getattr(lifecycle, at)
 
     def die(c, j):
         raise Killed()
 
-    lifecycle._clean_up = die
+    setattr(lifecycle, at, die)
     try:
         with pytest.raises(Killed):
             lifecycle.end_job(container, job.job_id, "failed", error={"code": "internal_error", "message": "x"})
     finally:
-        lifecycle._clean_up = real
+        setattr(lifecycle, at, real)
     return job
 
 
@@ -230,6 +230,28 @@ def test_an_end_cut_short_by_a_crash_is_finished_at_start_up(container, media, r
     (event,) = _deliver(container, receiver, 1)
     assert event["json"]["job_id"] == job.job_id and event["json"]["status"] == "failed"
     assert lifecycle.new_event(container, ended)["id"] == event["json"]["id"]  # the same event if re-sent
+
+
+def test_an_end_killed_after_its_last_effect_writes_one_job_end_line(container, media, receiver, caplog):
+    """The soak test's SIGKILL fell after the job.end line and before the end was recorded done, and
+    the restart wrote a second line (the log-based metrics count them). The line is written after the
+    flag is cleared: one line across the crashed end and the one finished at start-up."""
+    import logging
+
+    from beatsync.jobs import lifecycle
+
+    caplog.set_level(logging.INFO)
+    audit_log = logging.getLogger("beatsync.audit")
+    audit_log.addHandler(caplog.handler)
+    try:
+        job = _an_end_cut_short(container, media, receiver, at="_notify")
+        assert container.jobs.get(job.job_id).end_pending
+        assert lifecycle.finish_pending_ends(container) >= 1
+    finally:
+        audit_log.removeHandler(caplog.handler)
+    assert not container.jobs.get(job.job_id).end_pending
+    ends = [r for r in caplog.records if '"job.end"' in r.getMessage() and job.job_id in r.getMessage()]
+    assert len(ends) == 1
 
 
 def test_the_scheduled_sweep_finishes_ends_left_pending_through_its_route(container, media, receiver):

@@ -4,7 +4,9 @@ subcollection. The client is built on first use, never at import."""
 from __future__ import annotations
 
 import functools
+import threading
 import time
+import weakref
 from datetime import timedelta
 
 from ..jobs.model import (Job, Quota, caller_of, check_quota, now, stored, transitioned, user_of,
@@ -19,6 +21,38 @@ MAX_ATTEMPTS = 10
 #: transactions on one document (a caller's quota) spreads out instead of aborting one another in
 #: lockstep; within this many seconds in all, then StoreUnavailable ("busy": the caller retries)
 CONTENTION_SECONDS = 5.0
+
+
+
+
+class _Gate:
+    """A lock that a weak dictionary can hold (``threading.Lock`` takes no weak reference)."""
+
+    __slots__ = ("lock", "__weakref__")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+
+
+class _CallerGates:
+    """One lock per caller with creates in flight in this process (gone with its last holder).
+
+    A caller's creates all write its quota documents; Firestore settles concurrent transactions on
+    one document by aborting them, and a burst of 50 from one process could abort one another until
+    every one gave up (CI saw 50 of 50 refused busy on the emulator). Queued here instead, they run
+    one after another; bursts from several instances still meet in Firestore and are retried. Other
+    callers never wait on this lock."""
+
+    def __init__(self):
+        self._gates: weakref.WeakValueDictionary[str, _Gate] = weakref.WeakValueDictionary()
+        self._guard = threading.Lock()
+
+    def get(self, caller: str) -> _Gate:
+        with self._guard:
+            gate = self._gates.get(caller)
+            if gate is None:
+                gate = self._gates[caller] = _Gate()
+            return gate
 
 
 #: a quota document outlives its scope's last create by this much (longer than any job's time budget)
@@ -63,6 +97,7 @@ class FirestoreJobStore(JobStore):
         """``ttl_days``: each document carries ``expire_at`` = creation + ttl_days, the field of the
         collection's TTL policy (terraform/firestore.tf), so old jobs are deleted by Firestore."""
         self.project, self.collection_name, self.database, self.ttl_days = project, collection, database, ttl_days
+        self._gates = _CallerGates()
 
     @functools.cached_property
     def client(self):
@@ -196,7 +231,15 @@ class FirestoreJobStore(JobStore):
                 tx.set(ref, data)
             return job, True
 
-        return self._run(run)
+        if quota is None:
+            return self._run(run)
+        gate = self._gates.get(caller_of(job.owner))  # held by this reference until the create returns
+        if not gate.lock.acquire(timeout=CONTENTION_SECONDS):
+            raise StoreUnavailable("job store busy, try again (this caller's creates are queued)")
+        try:
+            return self._run(run)
+        finally:
+            gate.lock.release()
 
     def get(self, job_id: str) -> Job:
         snap = self.jobs.document(job_id).get()

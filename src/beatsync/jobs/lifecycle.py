@@ -16,10 +16,13 @@ Ending a job, :func:`end_job`, in this order:
    caller lost the race: what it uploaded for nothing), the ``temp/`` objects of any ended job. A
    worker that uploads after this finds the job ended when it tries to end it, and this step runs
    again for it; the bucket's lifecycle rules and the local sweep catch a worker that died.
-4. metrics, inputs and work folder removed, the job's log, the ``job.end`` audit line, the daily
-   analytics count (once per job), the webhook queued, the event published. None of these can
-   change the outcome; a failure is logged on the job.
-5. the job's ``end_pending`` flag, set by the transition in the same write, is cleared. A process
+4. metrics, inputs and work folder removed, the job's log, the daily analytics count (once per
+   job), the webhook queued, the event published. None of these can change the outcome; a failure
+   is logged on the job.
+5. the job's ``end_pending`` flag, set by the transition in the same write, is cleared, and then the
+   ``job.end`` audit line is written (the log-based metrics count it): after the flag, so that an
+   end finished again after a crash writes the line once, not once per attempt (a SIGKILL between
+   a line and the flag gave two in the soak test). A process
    that dies between 2 and 5 leaves the flag: :func:`finish_end` does steps 3-4 again, at start-up
    of a local service for every such job (:func:`finish_pending_ends`), and in the cloud from a
    scheduled sweep (:func:`sweep_pending_ends`: Cloud Scheduler calls ``POST /internal/sweep``) for
@@ -200,12 +203,13 @@ def _after_end(c: "Container", job: Job) -> Job:
     c.jobs.add_log(job_id, f"job {status}" + (f": [{error.code}] {error.message}" if error else ""),
                    "error" if status == "failed" else "info")
     c.jobs.add_log(job_id, "metrics: " + ", ".join(f"{k}={v}" for k, v in metrics.items() if v is not None))
+    _count(c, job)
+    _notify(c, job)
+    done = c.jobs.end_done(job_id)
     audit("job.end", job_id=job_id, owner=job.owner, type=job.type, job_type=job.type, status=status,
           code=error.code if error else None,
           processing_time_seconds=round(metrics["processing_time_ms"] / 1000.0, 3), metrics=metrics)
-    _count(c, job)
-    _notify(c, job)
-    return c.jobs.end_done(job_id)
+    return done
 
 
 def finish_end(c: "Container", job: Job) -> Job:
